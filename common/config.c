@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/crypto.h>
+#include "common/base64.h"
 #include "common/mem.h"
 #include "common/redact.h"
 #include "common/strbuf.h"
@@ -14,6 +16,7 @@ struct optval {
     const ek_opt_def_t *def;
     json_object *value; /* typed: string, int, boolean, array of strings, object of strings */
     bool set;
+    int line; /* where the file set it */
     ek_strlist_t list;
     ek_strmap_t map;
 };
@@ -345,6 +348,64 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* Checks that need more than one value's type: formats of URLs and keys,
+ * options that only make sense together. */
+static void check(ek_strbuf_t *errors, const char *file, const struct optval *ov, const char *what)
+{
+    if (ov->set)
+        ek_strbuf_addf(errors, "%s:%d: [%s] %s: %s\n", file, ov->line, ov->def->section,
+                       ov->def->name, what);
+    else
+        ek_strbuf_addf(errors, "%s: [%s] %s: %s\n", file, ov->def->section, ov->def->name, what);
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+    return strncmp(s, p, strlen(p)) == 0;
+}
+
+static ek_err_t *validate(const ek_config_t *cfg, const char *file)
+{
+    ek_strbuf_t errors = EK_STRBUF_INIT;
+    const struct optval *ov;
+
+    ov = find_val(cfg, "database", "connection");
+    const char *db = json_object_get_string(ov->value);
+    if (!has_prefix(db, "postgresql://") && !has_prefix(db, "postgres://"))
+        check(&errors, file, ov, "must be a postgresql:// URI");
+    ov = find_val(cfg, "messaging", "transport_url");
+    const char *mq = json_object_get_string(ov->value);
+    if (!has_prefix(mq, "amqp://") && !has_prefix(mq, "amqps://"))
+        check(&errors, file, ov, "must be an amqp:// or amqps:// URL");
+    ov = find_val(cfg, "DEFAULT", "encryption_key");
+    const char *key = json_object_get_string(ov->value);
+    if (*key) {
+        unsigned char *raw = NULL;
+        size_t len = 0;
+        ek_err_t *err = ek_base64_decode(key, &raw, &len);
+        if (err || len != 32)
+            check(&errors, file, ov,
+                  "must be the base64 encoding of exactly 32 bytes (generate one with "
+                  "'openssl rand -base64 32')");
+        ek_err_free(err);
+        if (raw)
+            OPENSSL_cleanse(raw, len);
+        free(raw);
+    }
+    const struct optval *cert = find_val(cfg, "api", "tls_cert_file");
+    const struct optval *tkey = find_val(cfg, "api", "tls_key_file");
+    if (!*json_object_get_string(cert->value) != !*json_object_get_string(tkey->value))
+        check(&errors, file, *json_object_get_string(cert->value) ? tkey : cert,
+              "tls_cert_file and tls_key_file must be set together");
+
+    if (!errors.len)
+        return NULL;
+    errors.buf[--errors.len] = '\0';
+    ek_err_t *err = ek_err_new(EK_E_INVALID, "%s", errors.buf);
+    ek_strbuf_release(&errors);
+    return err;
+}
+
 ek_err_t *ek_config_load_string(ek_config_t *cfg, const char *text, const char *name)
 {
     ek_strbuf_t errors = EK_STRBUF_INIT;
@@ -445,8 +506,10 @@ ek_err_t *ek_config_load_string(ek_config_t *cfg, const char *text, const char *
         for (size_t i = 0; i < n_pend; i++) {
             optval_assign(pend[i].ov, pend[i].value);
             pend[i].ov->set = true;
+            pend[i].ov->line = pend[i].line;
             register_secrets(pend[i].ov);
         }
+        result = validate(cfg, name);
     }
     free(pend);
     ek_strbuf_release(&errors);

@@ -66,8 +66,9 @@ typedef struct ek_config ek_config_t;
 /* A configuration holding every option at its default. */
 ek_config_t *ek_config_new(void);
 void ek_config_free(ek_config_t *cfg);
-/* Reads a file over the current values. On error nothing of the file is kept
- * and the message lists every problem, one "file:line: ..." per line. */
+/* Reads a file over the current values. On error the message lists every
+ * problem, one "file:line: ..." per line; a line that failed to parse changes
+ * nothing, but a configuration whose load failed must not be used. */
 EK_ERR_CHECK ek_config_load_file(ek_config_t *cfg, const char *path);
 /* The same for text already in memory; name is used in messages. */
 EK_ERR_CHECK ek_config_load_string(ek_config_t *cfg, const char *text, const char *name);
