@@ -10,6 +10,7 @@
 
 static const ek_program_info_t info = {
     .name = "ekman",
+    .config_optional = true,
     .summary = "Command-line client of the Ekman REST API.",
     .usage = "Client options:\n"
              "  --url URL         API address (default: $EKMAN_URL, else http://127.0.0.1:7667)\n"

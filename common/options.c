@@ -37,6 +37,7 @@ const ek_opt_def_t ek_options[] = {
     /* [messaging]: RabbitMQ */
     URL("messaging", "transport_url", "amqp://guest@127.0.0.1:5672/", "AMQP 0-9-1 broker URL (vhost as path)."),
     I("messaging", "heartbeat", 30, 0, 3600, "AMQP heartbeat in seconds (0 disables)."),
+    I("messaging", "connect_timeout", 30, 1, 3600, "Seconds to wait for the broker at start-up."),
     B("messaging", "quorum_queues", "false", "Declare quorum queues (for a RabbitMQ cluster)."),
     I("messaging", "rpc_timeout", 60, 1, 86400, "Seconds to wait for a worker to answer an endpoint query."),
 

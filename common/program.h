@@ -19,6 +19,7 @@ typedef struct ek_program_info {
     const char *name;    /* "ekman-conductor" */
     const char *summary; /* one line for --help */
     const char *usage;   /* the binary's own flags for --help, or NULL */
+    bool config_optional; /* no warning when no configuration file exists */
 } ek_program_info_t;
 
 /* Parses the common flags, loads the configuration and sets up logging.

@@ -1,6 +1,9 @@
 /* main.c - ekman-conductor: the REST API and owner of all state. */
 #include <stdio.h>
+#include "common/amqp.h"
+#include "common/db.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "common/program.h"
 #include "conductor/api.h"
 
@@ -22,22 +25,33 @@ int main(int argc, char **argv)
     }
     ek_signals_install();
 
+    PGconn *db = NULL;
+    ek_amqp_t *mq = NULL;
     ek_api_t *api = NULL;
-    ek_err_t *err = ek_api_start(cfg, &api);
-    if (err) {
-        ek_log_err(err, "cannot start the API");
-        ek_err_free(err);
-        ek_config_free(cfg);
-        return 1;
+    ek_err_t *err = NULL;
+    if ((err = ek_db_connect_config(cfg, &db)) || (err = ek_amqp_connect_config(cfg, &mq)) ||
+        (err = ek_amqp_declare_queue(mq, "ekman.conductor",
+                                     ek_config_get_bool(cfg, "messaging", "quorum_queues"))) ||
+        (err = ek_api_start(cfg, &api))) {
+        code = ek_stop_requested() ? 0 : 1;
+        if (code)
+            ek_log_err(err, "cannot start");
+        goto out;
     }
-    ek_log_kv(EK_LOG_INFO, "conductor started", "api", ek_api_address(api), "version",
-              EKMAN_VERSION, NULL);
+    char *pgver = ek_db_server_version(db);
+    ek_log_kv(EK_LOG_INFO, "conductor started", "api", ek_api_address(api), "database", pgver,
+              "broker", ek_amqp_peer(mq), "version", EKMAN_VERSION, NULL);
+    free(pgver);
     while (!ek_stop_wait(60 * 1000))
         ;
     ek_info("stopping on signal %d", ek_stop_signal());
+out:
+    ek_err_free(err);
     ek_api_stop(api);
+    ek_amqp_close(mq);
+    PQfinish(db);
     ek_config_free(cfg);
     ek_info("conductor stopped");
     ek_log_shutdown();
-    return 0;
+    return code;
 }

@@ -68,14 +68,14 @@ now_ms() { local t=${EPOCHREALTIME//[.,]/}; printf '%s\n' $((t / 1000)); }
 # pid_alive PID [COMM]: the process exists, is not a zombie, and (if given)
 # its /proc/PID/comm is COMM (guards against reused PIDs).
 pid_alive() {
-    local pid=${1:-} comm=${2:-} stat state c
+    local pid=${1:-} comm=${2:-} stat='' state c=''
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    { read -r stat <"/proc/$pid/stat"; } 2>/dev/null || return 1
     state=${stat##*) }
     state=${state:0:1}
     [[ $state != Z && $state != X ]] || return 1
     [[ -z $comm ]] && return 0
-    c=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    { read -r c <"/proc/$pid/comm"; } 2>/dev/null || return 1
     [[ $c == "$comm" ]]
 }
 
@@ -194,6 +194,7 @@ set_dir() { # set_dir DIR: resolve the state directory and its paths
     PG_DATA=$DIR/pg/data
     PG_LOG=$DIR/pg/server.log
     RMQ_DIR=$DIR/rabbitmq
+    RMQ_CTL=$DIR/rabbitmq/rabbitmqctl
     RMQ_LOG=$DIR/rabbitmq/log/rabbit.log
     RMQ_STDOUT=$DIR/rabbitmq/log/stdout.log
     LV_DIR=$DIR/libvirt
@@ -209,8 +210,12 @@ set_dir() { # set_dir DIR: resolve the state directory and its paths
 
 # kv_get FILE KEY: value of KEY=VALUE in FILE (no shell evaluation).
 kv_get() {
+    local k v out=
     [[ -r $1 ]] || return 0
-    sed -n "s/^$2=//p" "$1" | tail -n 1
+    while IFS='=' read -r k v; do
+        [[ $k == "$2" ]] && out=$v
+    done <"$1"
+    printf '%s\n' "$out"
 }
 
 valid_port() { [[ $1 =~ ^[0-9]+$ ]] && (($1 >= 1 && $1 <= 65535)); }
@@ -441,7 +446,24 @@ rmq_env() { # the environment shared by the server and rabbitmqctl
     )
 }
 
-rmqctl() { env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmqctl" "$@" 9>&-; }
+# DIR/rabbitmq/rabbitmqctl: rabbitmqctl bound to this stack's node (same
+# HOME/cookie, node name, epmd port; its own dist listener on loopback).
+# Exported as EKMAN_RABBITMQCTL.
+rmq_write_ctl() {
+    mkdir -p "$RMQ_DIR"
+    write_if_changed "$RMQ_CTL" 0755 <<EOF || true
+#!/bin/sh
+# written by deploy/stack.sh: rabbitmqctl for the node of the stack in $DIR
+export HOME='$RMQ_DIR' RABBITMQ_NODENAME='$RMQ_NODE'
+export RABBITMQ_CONF_ENV_FILE='$RMQ_DIR/rabbitmq-env.conf' RABBITMQ_CONFIG_FILE='$RMQ_DIR/rabbitmq.conf'
+export RABBITMQ_MNESIA_BASE='$RMQ_DIR/mnesia' RABBITMQ_LOG_BASE='$RMQ_DIR/log'
+export ERL_EPMD_PORT='$EPMD_PORT' ERL_EPMD_ADDRESS=127.0.0.1
+export RABBITMQ_CTL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'
+exec '$RMQ_BIN/rabbitmqctl' "\$@"
+EOF
+}
+
+rmqctl() { "$RMQ_CTL" "$@" 9>&-; }
 
 rmq_pid() {
     local pid
@@ -499,7 +521,7 @@ rmq_start() {
 # written by deploy/stack.sh at every 'up'
 listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
 log.console = false
-log.file.level = info
+log.file.level = ${EKMAN_RABBITMQ_LOG_LEVEL:-info}
 EOF
     epmd_up
     rm -f "$RMQ_DIR/rabbit.pid"
@@ -874,9 +896,17 @@ cmd_up() {
     gen_secret "$SECRETS/pg_password" password
     gen_secret "$SECRETS/amqp_password" password
     gen_secret "$SECRETS/encryption_key" key
+    rmq_env
+    rmq_write_ctl
+    # Fast path: everything already runs (and was provisioned) -> report.
+    if [[ -s $CONF && -s $RMQ_DIR/provisioned ]] && status_lines >"$DIR/status.txt" && [[ -n $STATUS_ALL_RUNNING ]]; then
+        write_conf
+        log "already up, nothing to start; stack dir $DIR"
+        cat "$DIR/status.txt"
+        return 0
+    fi
     check_traversable
     ensure_ssh_account
-    rmq_env
     STARTED=()
 
     # Slow starters first, in the background: libvirtd, RabbitMQ.
@@ -987,7 +1017,7 @@ cmd_status() {
 }
 
 cmd_env() {
-    local pw_pg pw_amqp ctl v
+    local pw_pg pw_amqp
     [[ -s $PORTS_ENV ]] || die "no stack in $DIR: run '$0 up${DIR:+ $DIR}' first"
     load_ports
     local f
@@ -996,10 +1026,7 @@ cmd_env() {
     done
     pw_pg=$(secret pg_password)
     pw_amqp=$(secret amqp_password)
-    rmq_env
-    ctl='env'
-    for v in "${RMQ_ENV[@]}"; do ctl+=" $(printf '%q' "$v")"; done
-    ctl+=" $(printf '%q' "$RMQ_BIN/rabbitmqctl")"
+    rmq_write_ctl
     write_conf
     ex() { printf 'export %s=%q\n' "$1" "$2"; }
     ex EKMAN_STACK_DIR "$DIR"
@@ -1010,7 +1037,7 @@ cmd_env() {
     ex EKMAN_AMQP_PORT "$AMQP_PORT"
     ex EKMAN_AMQP_URL "amqp://ekman:$pw_amqp@127.0.0.1:$AMQP_PORT/ekman"
     ex EKMAN_RABBITMQ_NODENAME "$RMQ_NODE"
-    ex EKMAN_RABBITMQCTL "$ctl"
+    ex EKMAN_RABBITMQCTL "$RMQ_CTL"
     ex EKMAN_SSH_HOST 127.0.0.1
     ex EKMAN_SSH_PORT "$SSH_PORT"
     ex EKMAN_SSH_USER "$(ssh_user)"

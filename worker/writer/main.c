@@ -7,6 +7,7 @@
 
 static const ek_program_info_t info = {
     .name = "ekman-writer",
+    .config_optional = true,
     .summary = "Ekman's disk writer agent for the temporary disk-copy VM.",
 };
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test_daemons.sh - every binary starts against the real local stack, reads its
+# configuration, logs (without secrets), answers where it should, and exits 0 on
+# SIGTERM. Usage: test_daemons.sh BUILD_DIR SOURCE_DIR STACK_DIR
+set -u
+. "$(dirname "$0")/lib.sh"
+BUILD=$1 SRC=$2 STACK=$3
+eval "$("$SRC/deploy/stack.sh" env "$STACK")"
+TMP=$(mktemp -d /tmp/ekman-daemons.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+start() { # start NAME BINARY [ARGS...]: runs in the background, log in $TMP/NAME.log
+  local name=$1; shift
+  "$@" > "$TMP/$name.log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_$name=$!"
+}
+stop_and_check() { # stop_and_check NAME: SIGTERM, exit 0 within 15 s, "stopped" logged
+  local name=$1 pid
+  eval "pid=\$PID_$name"
+  kill -TERM "$pid"
+  local end=$((SECONDS + 15))
+  while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then not_ok "$name exits within 15 s of SIGTERM"; return; fi
+  wait "$pid"; local rc=$?
+  check "$name exits 0 on SIGTERM (got $rc)" test $rc -eq 0
+  check "$name logs that it stopped" grep -q "stopped" "$TMP/$name.log"
+}
+
+start conductor "$BUILD/conductor/ekman-conductor" --config "$EKMAN_CONFIG"
+start scheduler "$BUILD/scheduler/ekman-scheduler" --config "$EKMAN_CONFIG"
+start worker "$BUILD/worker/ekman-worker" --config "$EKMAN_CONFIG"
+start writer "$BUILD/worker/ekman-writer"
+
+check "the API answers /healthz" wait_for 30 "$BUILD/client/ekman" status --url "$EKMAN_URL"
+out=$("$BUILD/client/ekman" status --url "$EKMAN_URL")
+check "ekman status reports ok" grep -q ": ok" <<<"$out"
+code=$(curl -s -o "$TMP/404.json" -w '%{http_code}' "$EKMAN_URL/v1/nope")
+check "unknown route is 404" test "$code" = 404
+check "404 body is a JSON error naming the route" \
+  test "$(jq -r .error.message "$TMP/404.json")" = "no route for GET /v1/nope"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$EKMAN_URL/healthz")
+check "wrong method is 405" test "$code" = 405
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @<(head -c 2000000 /dev/zero | tr '\0' a) "$EKMAN_URL/healthz")
+check "an oversized body is 413" test "$code" = 413
+
+check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
+check "scheduler logged its start" wait_for 10 grep -q "scheduler started" "$TMP/scheduler.log"
+check "worker logged its start" wait_for 10 grep -q "worker started host=" "$TMP/worker.log"
+check "writer logged its start" wait_for 10 grep -q "writer started" "$TMP/writer.log"
+queues=$(eval "$EKMAN_RABBITMQCTL -q list_queues -p ekman name durable" 2>/dev/null)
+check "queue ekman.conductor declared durable" grep -Eq '^ekman\.conductor\s+true' <<<"$queues"
+check "queue ekman.scheduler declared durable" grep -Eq '^ekman\.scheduler\s+true' <<<"$queues"
+check "queue ekman.worker declared durable" grep -Eq '^ekman\.worker\s+true' <<<"$queues"
+check "the worker's own queue declared" grep -Eq "^ekman\.worker\.$(hostname)\s+true" <<<"$queues"
+
+for name in conductor scheduler worker writer; do stop_and_check "$name"; done
+
+# a wrong database password: exit 1, a message naming the database, no secret
+sed "s#postgresql://ekman:[^@]*@#postgresql://ekman:Wrong-Pass-42@#" "$EKMAN_CONFIG" > "$TMP/wrong.conf"
+"$BUILD/conductor/ekman-conductor" --config "$TMP/wrong.conf" > "$TMP/wrong.log" 2>&1
+rc=$?
+check "wrong database password exits 1 (got $rc)" test $rc -eq 1
+check "the error names the database and the problem" grep -q "could not connect to the database postgresql://ekman:\*\*\*@127.0.0.1:$EKMAN_PG_PORT/ekman: .*password authentication failed" "$TMP/wrong.log"
+# a wrong broker password
+sed "s#amqp://ekman:[^@]*@#amqp://ekman:Wrong-Pass-43@#" "$EKMAN_CONFIG" > "$TMP/wrong-mq.conf"
+"$BUILD/worker/ekman-worker" --config "$TMP/wrong-mq.conf" > "$TMP/wrong-mq.log" 2>&1
+rc=$?
+check "wrong broker password exits 1 (got $rc)" test $rc -eq 1
+check "the error says the login failed" grep -q "broker login" "$TMP/wrong-mq.log"
+# the API port taken: a clear message
+start conductor2 "$BUILD/conductor/ekman-conductor" --config "$EKMAN_CONFIG"
+wait_for 30 "$BUILD/client/ekman" status --url "$EKMAN_URL" >/dev/null
+"$BUILD/conductor/ekman-conductor" --config "$EKMAN_CONFIG" > "$TMP/busy.log" 2>&1
+check "a second conductor on the same port fails clearly" grep -q "could not listen on 127.0.0.1:$EKMAN_API_PORT" "$TMP/busy.log"
+stop_and_check conductor2
+
+# no log line of any process holds a password of the stack
+for secret in "$STACK/secrets/pg_password" "$STACK/secrets/amqp_password"; do
+  check "no log contains $(basename "$secret")" bash -c "! grep -rqF -- \"\$(cat '$secret')\" '$TMP'"
+done
+finish
