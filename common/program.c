@@ -120,10 +120,21 @@ static void print_options(void)
             printf("\n## [%s]\n\n| option | type | default | meaning |\n|---|---|---|---|\n",
                    section);
         }
-        printf("| `%s` | %s%s | `%s` | %s", d->name, type_name(d->type),
-               d->flags ? ", secret" : "", d->def, d->help);
-        if (d->choices)
-            printf(" One of: %s.", d->choices);
+        if (*d->def)
+            printf("| `%s` | %s%s | `%s` | %s", d->name, type_name(d->type),
+                   d->flags ? ", secret" : "", d->def, d->help);
+        else
+            printf("| `%s` | %s%s | (empty) | %s", d->name, type_name(d->type),
+                   d->flags ? ", secret" : "", d->help);
+        if (d->choices) {
+            printf(" One of:");
+            for (const char *c = d->choices; *c;) {
+                size_t n = strcspn(c, "|");
+                printf(" `%.*s`", (int)n, c);
+                c += n + (c[n] == '|');
+            }
+            printf(".");
+        }
         if (d->type == EK_OPT_INT && d->min < d->max)
             printf(" Range %lld to %lld.", (long long)d->min, (long long)d->max);
         printf(" |\n");
