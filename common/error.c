@@ -62,6 +62,7 @@ const char *ek_err_code_name(ek_errcode_t code)
     case EK_E_UNAVAILABLE: return "unavailable";
     case EK_E_CANCELED: return "canceled";
     case EK_E_PROTOCOL: return "protocol";
+    case EK_E_RETRY: return "retry";
     }
     return "unknown";
 }

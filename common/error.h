@@ -24,6 +24,7 @@ typedef enum ek_errcode {
     EK_E_UNAVAILABLE,  /* a service (database, broker, host) cannot be reached */
     EK_E_CANCELED,     /* the operation was cancelled */
     EK_E_PROTOCOL,     /* a peer sent something malformed */
+    EK_E_RETRY,        /* transient (deadlock, serialization): run it again */
 } ek_errcode_t;
 
 typedef struct ek_err {

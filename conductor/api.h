@@ -1,18 +1,71 @@
-/* api.h - the conductor's HTTP server (libmicrohttpd): listening, request
- * bodies, JSON responses and the route table. */
+/* api.h - the conductor's HTTP server (libmicrohttpd) and what route handlers
+ * share: the request (method, path arguments, parsed JSON body, the caller's
+ * identity, a database connection) and the response (status + JSON body).
+ *
+ * Errors map to HTTP statuses by code: invalid 400, unauthorized 401,
+ * forbidden 403, not found 404, conflict 409, timeout 504, unavailable 503,
+ * anything else 500 (whose details go to the log, not to the client). */
 #ifndef EK_CONDUCTOR_API_H
 #define EK_CONDUCTOR_API_H
 
-#include "common/config.h"
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
 #include "common/error.h"
+#include "common/uuid.h"
+#include "conductor/app.h"
 
 typedef struct ek_api ek_api_t;
 
+typedef struct ek_req {
+    ek_app_t *app;
+    void *conn; /* struct MHD_Connection */
+    const char *method;
+    const char *url;
+    const char *arg[4]; /* path arguments after the project id, in order */
+    int nargs;
+    json_object *body; /* NULL without a body */
+    /* the caller */
+    char user_id[EK_UUID_STRLEN + 1];
+    char project_id[EK_UUID_STRLEN + 1]; /* the URL's project (the token's when absent) */
+    bool is_admin;
+    PGconn *db;
+} ek_req_t;
+
+typedef struct ek_resp {
+    unsigned status;
+    json_object *body;
+    char *text; /* instead of body: plain text (metrics) */
+} ek_resp_t;
+
+typedef void (*ek_route_fn)(ek_req_t *req, ek_resp_t *resp);
+
 /* Starts serving on [api] listen_address:port. */
-EK_ERR_CHECK ek_api_start(const ek_config_t *cfg, ek_api_t **out);
-/* The address the server actually listens on, "host:port". */
+EK_ERR_CHECK ek_api_start(ek_app_t *app, ek_api_t **out);
 const char *ek_api_address(const ek_api_t *api);
-/* Stops accepting, finishes the requests in flight, frees. NULL is fine. */
 void ek_api_stop(ek_api_t *api);
+
+/* Sets the response; takes ownership of body. */
+void ek_resp_json(ek_resp_t *resp, unsigned status, json_object *body);
+/* {"<key>": obj} with status */
+void ek_resp_wrap(ek_resp_t *resp, unsigned status, const char *key, json_object *obj);
+/* Consumes err and sets an error response. */
+void ek_resp_error(ek_resp_t *resp, ek_err_t *err);
+void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...) EK_PRINTF(3, 4);
+/* Sets an error response and returns from the (void) handler. */
+#define EK_RESP_RETURN_ERR(resp, e)                                                                \
+    do {                                                                                           \
+        ek_resp_error((resp), (e));                                                                \
+        return;                                                                                    \
+    } while (0)
+
+/* A query-string argument, or NULL. */
+const char *ek_req_query(const ek_req_t *req, const char *key);
+/* The request body's object under key ({"transfer": {...}}), or a 400. */
+EK_ERR_CHECK ek_req_body_object(const ek_req_t *req, const char *key, json_object **out);
+/* The project filter for queries: NULL for an admin (sees every project). */
+const char *ek_req_scope(const ek_req_t *req);
+/* Wraps a 404 for an object that does not exist or is not the caller's. */
+ek_err_t *ek_err_not_found(const char *what, const char *id);
 
 #endif

@@ -79,6 +79,13 @@ pid_alive() {
     [[ $c == "$comm" ]]
 }
 
+pid_zombie() { # pid_zombie PID: exists as a zombie (not reaped yet)
+    local stat=''
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) }
+    [[ ${stat:0:1} == Z ]]
+}
+
 read_pid() { # read_pid FILE: first line if it is a number, else nothing
     local line=
     if [[ -r $1 ]]; then IFS= read -r line <"$1" 2>/dev/null || true; fi
@@ -186,6 +193,8 @@ set_dir() { # set_dir DIR: resolve the state directory and its paths
     [[ $DIR =~ ^/[A-Za-z0-9._/+@-]*$ ]] ||
         die "state directory '$DIR' contains characters this script does not quote (use [A-Za-z0-9._/+@-])"
     [[ $DIR != / ]] || die "refusing to use / as the state directory"
+    # PostgreSQL's socket DIR/pg/.s.PGSQL.NNNNN must fit in sun_path (107).
+    ((${#DIR} <= 80)) || die "state directory path too long for a unix socket (${#DIR} > 80 characters): $DIR"
     PORTS_ENV=$DIR/ports.env
     STATE_ENV=$DIR/state.env
     SECRETS=$DIR/secrets
@@ -363,6 +372,12 @@ pg_up() {
     bin=$(pg_bin)
     if [[ -z $(pg_pid) ]]; then
         check_port_free postgresql "$PG_PORT"
+        # A killed postmaster stays a zombie until PID 1 reaps it (~1 s
+        # here), and until then PostgreSQL takes postmaster.pid as live.
+        pid=$(read_pid "$PG_DATA/postmaster.pid")
+        if [[ -n $pid ]] && pid_zombie "$pid"; then
+            wait_for 20 not pid_zombie "$pid" || warn "postmaster $pid is still a zombie: pg_ctl may refuse to start"
+        fi
         mkdir -p "$PG_DIR"
         chown postgres:postgres "$PG_DIR"
         chmod 0755 "$PG_DIR"
@@ -465,10 +480,24 @@ EOF
 
 rmqctl() { "$RMQ_CTL" "$@" 9>&-; }
 
+# rmq_pid: the beam of this stack's node. rabbit.pid appears only some
+# seconds into the boot, so also look for a beam.smp whose arguments carry
+# "-home DIR/rabbitmq" (HOME of the node).
 rmq_pid() {
-    local pid
+    local pid f args
     pid=$(read_pid "$RMQ_DIR/rabbit.pid")
-    if pid_alive "$pid" beam.smp; then printf '%s\n' "$pid"; fi
+    if pid_alive "$pid" beam.smp; then printf '%s\n' "$pid"; return 0; fi
+    while read -r f; do
+        pid=${f#/proc/}
+        pid=${pid%/cmdline}
+        pid_alive "$pid" beam.smp || continue
+        args=$(tr '\0' '\n' <"$f" 2>/dev/null) || continue
+        if grep -qxF -- "$RMQ_DIR" <<<"$args" && grep -qx -- -home <<<"$args"; then
+            printf '%s\n' "$pid"
+            return 0
+        fi
+    done < <(grep -lsF -- "$RMQ_DIR" /proc/[0-9]*/cmdline)
+    return 0
 }
 
 rmq_running() { [[ -n $(rmq_pid) ]] && port_listening "$AMQP_PORT"; }
@@ -510,11 +539,13 @@ epmd_up() {
 
 # rmq_start: launch the node in the background (no wait: see rmq_wait).
 rmq_start() {
-    RMQ_LAUNCHED=
+    RMQ_LAUNCHED='' RMQ_FRESH=''
     [[ -n $(rmq_pid) ]] && return 0
     check_port_free rabbitmq "$AMQP_PORT"
     check_port_free "rabbitmq (Erlang distribution)" "$DIST_PORT"
+    [[ -d $RMQ_DIR/mnesia/$RMQ_NODE ]] || RMQ_FRESH=1
     mkdir -p "$RMQ_DIR/log" "$RMQ_DIR/mnesia"
+    RMQ_LOG_OFFSET=$(stat -c %s "$RMQ_LOG" 2>/dev/null || echo 0)
     : >"$RMQ_DIR/rabbitmq-env.conf"
     echo '[].' >"$RMQ_DIR/enabled_plugins"
     cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
@@ -539,18 +570,25 @@ rmq_ready() {
         RMQ_DIED=1
         return 0
     fi
-    rmq_running
+    rmq_running || return 1
+    # Launched now: also wait for the end of the boot in the log (cheaper
+    # than a `rabbitmqctl await_startup`, which costs ~0.6 s of CLI start).
+    [[ -z $RMQ_LAUNCHED ]] || tail -c +$((RMQ_LOG_OFFSET + 1)) "$RMQ_LOG" 2>/dev/null | grep -q 'Server startup complete'
 }
 
 rmq_wait() {
     local pid
     RMQ_DIED=
-    if [[ -n $RMQ_LAUNCHED ]] || ! rmq_running; then
+    if [[ -n $RMQ_LAUNCHED ]]; then
         wait_for "$RMQ_TIMEOUT" rmq_ready ||
             { rmq_kill_failed; service_failed rabbitmq "$RMQ_LOG" "not ready within ${RMQ_TIMEOUT}s (also see $RMQ_STDOUT)"; }
         [[ -z $RMQ_DIED ]] || service_failed rabbitmq "$RMQ_LOG" "the node exited (also see $RMQ_STDOUT)"
-        rmqctl -q await_startup --timeout "$RMQ_TIMEOUT" >>"$RMQ_STDOUT" 2>&1 ||
-            { rmq_kill_failed; service_failed rabbitmq "$RMQ_LOG" "rabbitmqctl await_startup failed (also see $RMQ_STDOUT)"; }
+    elif ! rmq_running; then
+        # A node of ours from before that is not listening (yet).
+        if ! rmqctl -q await_startup --timeout "$RMQ_TIMEOUT" >>"$RMQ_STDOUT" 2>&1 || ! rmq_running; then
+            rmq_kill_failed
+            service_failed rabbitmq "$RMQ_LOG" "node $RMQ_NODE does not come up (also see $RMQ_STDOUT)"
+        fi
     fi
     pid=$(rmq_pid)
     echo "$pid" >"$PIDS/rabbitmq.pid"
@@ -564,10 +602,11 @@ rmq_provision() {
     marker=$(secret amqp_password | sha256sum | cut -c1-16)
     [[ $(cat "$RMQ_DIR/provisioned" 2>/dev/null) == "$marker" ]] && return 0
     log "rabbitmq: creating vhost ekman and user ekman" >&3
-    if ! rmqctl -q list_vhosts name | grep -qx ekman; then
+    # (each rabbitmqctl call costs ~0.6 s: on a fresh node skip the lookups)
+    if [[ -n $RMQ_FRESH ]] || ! rmqctl -q list_vhosts name | grep -qx ekman; then
         rmqctl -q add_vhost ekman || return 1
     fi
-    if rmqctl -q list_users | cut -f1 | grep -qx ekman; then
+    if [[ -z $RMQ_FRESH ]] && rmqctl -q list_users | cut -f1 | grep -qx ekman; then
         secret amqp_password | rmqctl -q change_password ekman || return 1
     else
         secret amqp_password | rmqctl -q add_user ekman || return 1
@@ -905,6 +944,14 @@ cmd_up() {
         cat "$DIR/status.txt"
         return 0
     fi
+    # Preflight: the ports of what is about to start must be free.
+    [[ -n $(pg_pid) ]] || check_port_free postgresql "$PG_PORT"
+    if [[ -z $(rmq_pid) ]]; then
+        check_port_free rabbitmq "$AMQP_PORT"
+        check_port_free "rabbitmq (Erlang distribution)" "$DIST_PORT"
+    fi
+    [[ -n $(epmd_pid) ]] || check_port_free epmd "$EPMD_PORT"
+    [[ -n $(sshd_pid) ]] || check_port_free sshd "$SSH_PORT"
     check_traversable
     ensure_ssh_account
     STARTED=()

@@ -78,6 +78,8 @@ libvirtd_running() {
     pid_alive "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == libvirtd ]]
 }
 
+not() { ! "$@"; }
+
 port_closed() { [[ -z $(ss -Hltn "sport = :$1") ]]; }
 
 ports_closed() {
@@ -104,13 +106,13 @@ ports_loopback_only() { # every listener on our ports is 127.0.0.1 or ::1
 # libvirtd -f ...), other than grep itself.
 procs_in_dir() {
     local f pid
-    for f in $(grep -lsF -- "$DIR" /proc/[0-9]*/cmdline); do
+    while read -r f; do
         pid=${f#/proc/}
         pid=${pid%/cmdline}
         [[ $pid != "$$" ]] || continue
         [[ $(cat "/proc/$pid/comm" 2>/dev/null) != grep ]] || continue
         pid_alive "$pid" && echo "$pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
-    done
+    done < <(grep -lsF -- "$DIR" /proc/[0-9]*/cmdline)
     return 0
 }
 
@@ -194,11 +196,21 @@ amqp_banner() { # the port answers the AMQP 0-9-1 header with connection.start
 ssh_id() {
     ssh -F /dev/null -p "$EKMAN_SSH_PORT" -i "$EKMAN_SSH_KEY" -o IdentitiesOnly=yes -o BatchMode=yes \
         -o UserKnownHostsFile="$EKMAN_SSH_KNOWN_HOSTS" -o GlobalKnownHostsFile=/dev/null \
-        -o StrictHostKeyChecking=yes "$EKMAN_SSH_USER@$EKMAN_SSH_HOST" id
+        -o StrictHostKeyChecking=yes "$EKMAN_SSH_USER@${EKMAN_SSH_HOST:?}" id
+}
+
+rabbitmqctl_vhost() { "$EKMAN_RABBITMQCTL" -q list_vhosts name | grep -qx ekman; }
+
+ssh_id_user() { ssh_id | tee /dev/stderr | grep -q "uid=[0-9]*($EKMAN_SSH_USER)"; }
+
+status_is_3() {
+    local rc=0
+    "$STACK" status "$DIR" || rc=$?
+    [[ $rc -eq 3 ]] || { echo "status exit code $rc"; return 1; }
 }
 
 virsh_libssh2_pool() {
-    virsh -q -c "$EKMAN_LIBVIRT_URI" pool-list --all --name | tee /dev/stderr | grep -qx "$EKMAN_POOL" &&
+    virsh -q -c "$EKMAN_LIBVIRT_URI" pool-list --all --name | tee /dev/stderr | awk '{print $1}' | grep -qx "$EKMAN_POOL" &&
         virsh -q -c "$EKMAN_LIBVIRT_URI" pool-dumpxml "$EKMAN_POOL" | grep -q "<path>$EKMAN_POOL_DIR</path>"
 }
 
@@ -250,8 +262,8 @@ check "wrong PostgreSQL password refused" not psql -X "postgresql://ekman:wrong@
 check "AMQP port answers the protocol header" amqp_banner
 check "AMQP login + vhost open (EKMAN_AMQP_URL)" amqp_login "$EKMAN_AMQP_URL"
 check "AMQP wrong password refused" not amqp_login "amqp://ekman:wrong@127.0.0.1:$EKMAN_AMQP_PORT/ekman"
-check "rabbitmqctl (EKMAN_RABBITMQCTL) sees vhost ekman" eval '$EKMAN_RABBITMQCTL -q list_vhosts name | grep -qx ekman'
-check "ssh with the key runs id" eval 'ssh_id | tee /dev/stderr | grep -q "uid=[0-9]*($EKMAN_SSH_USER)"'
+check "rabbitmqctl (EKMAN_RABBITMQCTL) sees vhost ekman" rabbitmqctl_vhost
+check "ssh with the key runs id" ssh_id_user
 check "virsh over qemu+libssh2 lists the pool" virsh_libssh2_pool
 check "virsh over qemu+ssh (no_verify) list --all" virsh_ssh_list
 check "nothing written to ~/.ssh/known_hosts" not grep -qs "127.0.0.1\]:$EKMAN_SSH_PORT" ~/.ssh/known_hosts
@@ -269,7 +281,7 @@ T_DOWN=$(($(now_ms) - t0))
 check "down: recorded pids (${#PIDS[@]}) gone" pids_gone "${PIDS[@]}"
 check "down: ports closed" ports_closed
 check "down: no process runs from DIR" no_procs_in_dir
-check "status exits 3 after down" eval '"$STACK" status "$DIR"; test $? -eq 3'
+check "status exits 3 after down" status_is_3
 if [[ $LIBVIRTD_BEFORE == yes ]]; then
     check "libvirtd (not started by the stack) still running" libvirtd_running
 else

@@ -1,0 +1,32 @@
+/* secret.h - secrets at rest and in transit inside Ekman (OpenSSL):
+ *  - sealing: AES-256-GCM with a random 96-bit nonce and caller-chosen
+ *    associated data (e.g. the endpoint id, so that a sealed value cannot be
+ *    moved to another row), as "v1:" + base64(nonce | ciphertext | tag);
+ *  - passwords: scrypt (N=2^15, r=8, p=1) with a 16-byte salt;
+ *  - API tokens: 32 random bytes, base64url; only their SHA-256 is stored. */
+#ifndef EK_SECRET_H
+#define EK_SECRET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "common/config.h"
+#include "common/error.h"
+
+#define EK_SECRET_KEY_LEN 32
+
+/* Reads [DEFAULT] encryption_key, else the file named by encryption_key_file. */
+EK_ERR_CHECK ek_secret_key_load(const ek_config_t *cfg, unsigned char key[EK_SECRET_KEY_LEN]);
+char *ek_secret_seal(const unsigned char key[EK_SECRET_KEY_LEN], const char *aad,
+                     const char *plaintext);
+EK_ERR_CHECK ek_secret_open(const unsigned char key[EK_SECRET_KEY_LEN], const char *aad,
+                            const char *sealed, char **plaintext);
+
+char *ek_password_hash(const char *password);
+bool ek_password_verify(const char *password, const char *hash);
+
+/* A new random token (base64url, 43 characters). */
+char *ek_token_new(void);
+/* SHA-256 of the token, as 64 lowercase hex digits (what the database keeps). */
+void ek_token_digest(const char *token, char out[65]);
+
+#endif

@@ -1,0 +1,116 @@
+/* accounts.c - projects, users and tokens in PostgreSQL. */
+#include "conductor/accounts.h"
+
+#include <stdio.h>
+#include <string.h>
+#include "common/db.h"
+#include "common/mem.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+
+ek_err_t *ek_project_ensure(PGconn *db, const char *name_or_id, bool create, char *out)
+{
+    PGresult *res;
+    bool is_id = ek_uuid_is_valid(name_or_id);
+    ek_err_t *err = ek_db_query(db, &res,
+                                is_id ? "SELECT id FROM projects WHERE id = $1"
+                                      : "SELECT id FROM projects WHERE name = $1",
+                                1, (const char *[]){name_or_id});
+    if (err)
+        return err;
+    if (PQntuples(res) == 1) {
+        snprintf(out, EK_UUID_STRLEN + 1, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return NULL;
+    }
+    PQclear(res);
+    if (!create || is_id)
+        return ek_err_new(EK_E_NOTFOUND, "project %s not found", name_or_id);
+    char id[EK_UUID_STRLEN + 1];
+    ek_uuid_generate(id);
+    err = ek_db_query(db, NULL,
+                      "INSERT INTO projects (id, name) VALUES ($1, $2) "
+                      "ON CONFLICT (name) DO NOTHING",
+                      2, (const char *[]){id, name_or_id});
+    if (err)
+        return err;
+    return ek_project_ensure(db, name_or_id, false, out); /* whoever won the race */
+}
+
+ek_err_t *ek_user_create(PGconn *db, const char *name, const char *password, const char *project,
+                         const char *role, char *out_id)
+{
+    if (!*name || strlen(name) > 255)
+        return ek_err_new(EK_E_INVALID, "the user name must have 1 to 255 characters");
+    if (strlen(password) < 8)
+        return ek_err_new(EK_E_INVALID, "the password must have at least 8 characters");
+    if (strcmp(role, "admin") && strcmp(role, "member"))
+        return ek_err_new(EK_E_INVALID, "role must be admin or member, not '%s'", role);
+    char project_id[EK_UUID_STRLEN + 1];
+    ek_err_t *err = ek_project_ensure(db, project, true, project_id);
+    if (err)
+        return err;
+    ek_uuid_generate(out_id);
+    char *hash = ek_password_hash(password);
+    err = ek_db_query(db, NULL,
+                      "INSERT INTO users (id, name, password_hash, project_id, role) "
+                      "VALUES ($1, $2, $3, $4, $5)",
+                      5, (const char *[]){out_id, name, hash, project_id, role});
+    free(hash);
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        return ek_err_new(EK_E_CONFLICT, "a user named '%s' already exists", name);
+    }
+    return err;
+}
+
+ek_err_t *ek_token_issue(PGconn *db, const char *username, const char *password, int lifetime_s,
+                         json_object **token_doc, char **token)
+{
+    PGresult *res;
+    *token = NULL;
+    *token_doc = NULL;
+    ek_err_t *err = ek_db_query(db, &res,
+                                "SELECT u.id, u.password_hash, u.project_id, u.role, p.name "
+                                "FROM users u JOIN projects p ON p.id = u.project_id "
+                                "WHERE u.name = $1 AND u.enabled",
+                                1, (const char *[]){username});
+    if (err)
+        return err;
+    /* the same answer for an unknown user and a wrong password */
+    bool ok = PQntuples(res) == 1 && ek_password_verify(password, PQgetvalue(res, 0, 1));
+    if (!ok) {
+        PQclear(res);
+        return ek_err_new(EK_E_AUTH, "wrong user name or password");
+    }
+    char *tok = ek_token_new();
+    char digest[65], lifetime[32];
+    ek_token_digest(tok, digest);
+    snprintf(lifetime, sizeof(lifetime), "%d", lifetime_s);
+    bool admin = strcmp(PQgetvalue(res, 0, 3), "admin") == 0;
+    json_object *doc = NULL;
+    err = ek_db_query_json(
+        db, &doc,
+        "INSERT INTO tokens (token_hash, user_id, project_id, is_admin, expires_at) "
+        "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int)) "
+        "RETURNING jsonb_build_object('expires_at', expires_at, 'issued_at', created_at, "
+        "'user', jsonb_build_object('id', user_id, 'name', $6::text), "
+        "'project', jsonb_build_object('id', project_id, 'name', $7::text), "
+        "'roles', jsonb_build_array($8::text))",
+        8,
+        (const char *[]){digest, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+                         admin ? "true" : "false", lifetime, username, PQgetvalue(res, 0, 4),
+                         PQgetvalue(res, 0, 3)});
+    PQclear(res);
+    /* expired tokens are swept now and then */
+    if (!err)
+        ek_err_free(ek_db_exec(db, "DELETE FROM tokens WHERE expires_at < now() - interval '1 day'"));
+    if (err) {
+        ek_free_secret(tok);
+        return err;
+    }
+    json_object_object_add(doc, "id", json_object_new_string(tok));
+    *token_doc = doc;
+    *token = tok;
+    return NULL;
+}

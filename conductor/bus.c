@@ -1,0 +1,343 @@
+/* bus.c - the dispatcher and listener threads of the conductor. */
+#include "conductor/bus.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "common/amqp.h"
+#include "common/db.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/program.h"
+#include "conductor/engine.h"
+#include "proto/envelope.h"
+#include "proto/messages.h"
+
+struct ek_bus {
+    ek_app_t *app;
+    pthread_t dispatcher, listener;
+    atomic_bool stop;
+};
+
+void ek_app_wake(ek_app_t *app)
+{
+    pthread_mutex_lock(&app->wake_lock);
+    app->wake_pending = true;
+    pthread_cond_signal(&app->wake);
+    pthread_mutex_unlock(&app->wake_lock);
+}
+
+void ek_app_wait(ek_app_t *app, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&app->wake_lock);
+    if (!app->wake_pending)
+        pthread_cond_timedwait(&app->wake, &app->wake_lock, &ts);
+    app->wake_pending = false;
+    pthread_mutex_unlock(&app->wake_lock);
+}
+
+/* Keeps a connection to the database and one to the broker, re-opening
+ * whichever broke. Returns false when stopping. */
+static bool ensure_connections(ek_bus_t *bus, PGconn **db, ek_amqp_t **mq, const char *what)
+{
+    while (!atomic_load(&bus->stop)) {
+        ek_err_t *err = NULL;
+        if (*db && PQstatus(*db) != CONNECTION_OK) {
+            PQfinish(*db);
+            *db = NULL;
+        }
+        if (!*db)
+            err = ek_db_connect_config(bus->app->cfg, db);
+        if (!err && !*mq)
+            err = ek_amqp_connect(ek_config_get_string(bus->app->cfg, "messaging",
+                                                       "transport_url"),
+                                  (int)ek_config_get_int(bus->app->cfg, "messaging", "heartbeat"),
+                                  mq);
+        if (!err)
+            return true;
+        ek_log_kv(EK_LOG_WARNING, "reconnecting", "loop", what, "error", err->message, NULL);
+        ek_err_free(err);
+        for (int i = 0; i < 10 && !atomic_load(&bus->stop); i++)
+            ek_stop_wait(100);
+    }
+    return false;
+}
+
+/* ---- dispatcher ---------------------------------------------------------------- */
+
+#define DISPATCH_BATCH "20"
+
+static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *sent)
+{
+    PGresult *res;
+    *sent = 0;
+    ek_err_t *err = ek_db_exec(db, "BEGIN");
+    if (err)
+        return err;
+    err = ek_db_query(
+        db, &res,
+        "SELECT t.id, jsonb_build_object('task_id', t.id, 'execution_id', e.id, 'task_type', "
+        "t.task_type, 'instance', t.instance, 'params', t.params, "
+        "'action', jsonb_build_object('id', a.id, 'type', a.action_type), "
+        "'origin', jsonb_build_object('id', oe.id, 'name', oe.name, 'type', oe.type, "
+        "'connection_info_sealed', oe.connection_info, 'environment', a.source_environment), "
+        "'destination', jsonb_build_object('id', de.id, 'name', de.name, 'type', de.type, "
+        "'connection_info_sealed', de.connection_info, 'environment', "
+        "a.destination_environment, 'network_map', a.network_map, 'storage_mappings', "
+        "a.storage_mappings), 'user_scripts', a.user_scripts, 'clone_disks', a.clone_disks, "
+        "'skip_os_morphing', a.skip_os_morphing, "
+        "'task_info', coalesce(a.info->t.instance, '{}'))::text, e.project_id, a.user_id "
+        "FROM tasks t JOIN executions e ON e.id = t.execution_id "
+        "JOIN actions a ON a.id = e.action_id "
+        "JOIN endpoints oe ON oe.id = a.origin_endpoint_id "
+        "JOIN endpoints de ON de.id = a.destination_endpoint_id "
+        "WHERE t.status = 'PENDING' AND t.dispatched_at IS NULL "
+        "ORDER BY t.created_at, t.index LIMIT " DISPATCH_BATCH " FOR UPDATE OF t SKIP LOCKED",
+        0, NULL);
+    int n = err ? 0 : PQntuples(res);
+    for (int i = 0; i < n && !err; i++) {
+        json_object *body = NULL;
+        const char *text = PQgetvalue(res, i, 1);
+        if ((err = ek_json_parse(text, strlen(text), &body)))
+            break;
+        char attempt[EK_UUID_STRLEN + 1];
+        ek_uuid_generate(attempt);
+        json_object_object_add(body, "attempt_id", json_object_new_string(attempt));
+        ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_DISPATCH, body);
+        env->project_id = ek_xstrdup(PQgetvalue(res, i, 2));
+        env->user_id = ek_xstrdup(PQgetvalue(res, i, 3));
+        char *wire = ek_envelope_encode(env);
+        /* marked first, published second, committed last: a crash in between
+         * re-sends the task with a new attempt id, and the first one's claim
+         * is refused */
+        err = ek_db_query(db, NULL,
+                          "UPDATE tasks SET attempt_id = $2, dispatched_at = now(), "
+                          "attempts = attempts + 1, updated_at = now() WHERE id = $1",
+                          2, (const char *[]){PQgetvalue(res, i, 0), attempt});
+        if (!err)
+            err = ek_amqp_publish(mq, EK_QUEUE_WORKER, wire, NULL, NULL);
+        if (!err) {
+            ek_log_kv(EK_LOG_DEBUG, "task dispatched", "task_id", PQgetvalue(res, i, 0),
+                      "attempt_id", attempt, NULL);
+            (*sent)++;
+            atomic_fetch_add(&app->tasks_dispatched, 1);
+        }
+        free(wire);
+        ek_envelope_free(env);
+    }
+    PQclear(res);
+
+    /* cancels to send to the workers running the tasks */
+    if (!err)
+        err = ek_db_query(db, &res,
+                          "SELECT id, attempt_id, host, cancel_force FROM tasks "
+                          "WHERE cancel_pending LIMIT " DISPATCH_BATCH " FOR UPDATE SKIP LOCKED",
+                          0, NULL);
+    n = err ? 0 : PQntuples(res);
+    for (int i = 0; i < n && !err; i++) {
+        const char *task = PQgetvalue(res, i, 0), *host = PQgetvalue(res, i, 2);
+        if (*host) {
+            json_object *body = json_object_new_object();
+            json_object_object_add(body, "task_id", json_object_new_string(task));
+            json_object_object_add(body, "attempt_id",
+                                   json_object_new_string(PQgetvalue(res, i, 1)));
+            json_object_object_add(body, "force",
+                                   json_object_new_boolean(PQgetvalue(res, i, 3)[0] == 't'));
+            ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_CANCEL, body);
+            char *wire = ek_envelope_encode(env);
+            char *queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host);
+            err = ek_amqp_publish(mq, queue, wire, NULL, NULL);
+            if (err && err->code == EK_E_NOTFOUND) {
+                ek_log_kv(EK_LOG_WARNING, "cannot cancel: the worker's queue is gone", "task_id",
+                          task, "host", host, NULL);
+                ek_err_free(err);
+                err = NULL;
+            }
+            free(queue);
+            free(wire);
+            ek_envelope_free(env);
+        }
+        if (!err)
+            err = ek_db_query(db, NULL, "UPDATE tasks SET cancel_pending = false WHERE id = $1", 1,
+                              (const char *[]){task});
+        if (!err)
+            (*sent)++;
+    }
+    PQclear(res);
+    if (!err)
+        err = ek_db_exec(db, "COMMIT");
+    if (err)
+        ek_err_free(ek_db_exec(db, "ROLLBACK"));
+    return err;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    ek_bus_t *bus = arg;
+    PGconn *db = NULL;
+    ek_amqp_t *mq = NULL;
+    ek_log_context_set("loop", "dispatcher");
+    while (ensure_connections(bus, &db, &mq, "dispatcher")) {
+        int sent = 0;
+        ek_err_t *err = dispatch_batch(bus->app, db, mq, &sent);
+        if (err) {
+            ek_log_kv(EK_LOG_WARNING, "dispatch failed, will retry", "error", err->message, NULL);
+            if (err->code == EK_E_UNAVAILABLE || err->code == EK_E_PROTOCOL ||
+                err->code == EK_E_NOTFOUND) {
+                ek_amqp_close(mq); /* the database side is checked by ensure_connections */
+                mq = NULL;
+            }
+            ek_err_free(err);
+            ek_app_wait(bus->app, 500);
+        } else if (sent == 0) {
+            ek_app_wait(bus->app, 500);
+        }
+    }
+    ek_amqp_close(mq);
+    PQfinish(db);
+    ek_log_context_clear();
+    return NULL;
+}
+
+/* ---- listener ------------------------------------------------------------------- */
+
+/* Handles one message; *requeue set when it should come back later. */
+static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_amqp_msg_t *msg,
+                           bool *requeue)
+{
+    ek_envelope_t *env = NULL;
+    ek_task_report_t r;
+    *requeue = false;
+    ek_err_t *err = ek_envelope_decode(msg->body, msg->len, ek_conductor_message_types, &env);
+    if (!err)
+        err = ek_task_report_read(env, &r);
+    if (err) {
+        ek_log_kv(EK_LOG_WARNING, "dead-lettering a malformed message", "queue",
+                  EK_QUEUE_CONDUCTOR, "error", err->message, NULL);
+        atomic_fetch_add(&bus->app->messages_dead_lettered, 1);
+        ek_err_free(err);
+        ek_envelope_free(env);
+        return false;
+    }
+    bool granted = false;
+    err = ek_engine_report(db, &r, env->id, &granted);
+    if (err) {
+        bool transient = err->code == EK_E_UNAVAILABLE || err->code == EK_E_RETRY ||
+                         PQstatus(db) != CONNECTION_OK;
+        ek_log_kv(transient ? EK_LOG_WARNING : EK_LOG_ERROR,
+                  transient ? "report not applied, will retry" : "report rejected", "type",
+                  env->type, "task_id", r.task_id, "error", err->message, NULL);
+        ek_err_free(err);
+        ek_envelope_free(env);
+        *requeue = transient;
+        return false;
+    }
+    atomic_fetch_add(&bus->app->reports_handled, 1);
+    if (strcmp(env->type, EK_MSG_TASK_CLAIM) == 0 && msg->reply_to) {
+        json_object *body = json_object_new_object();
+        json_object_object_add(body, "granted", json_object_new_boolean(granted));
+        ek_envelope_t *reply = ek_envelope_new(EK_MSG_REPLY, body);
+        reply->correlation_id = ek_xstrdup(env->id);
+        char *wire = ek_envelope_encode(reply);
+        err = ek_amqp_publish(pub, msg->reply_to, wire, NULL, env->id);
+        free(wire);
+        ek_envelope_free(reply);
+        if (err) {
+            /* the claim is committed: the worker asks again and is granted again */
+            ek_log_kv(EK_LOG_WARNING, "could not answer a claim", "task_id", r.task_id, "error",
+                      err->message, NULL);
+            ek_err_free(err);
+        }
+    }
+    if (strcmp(env->type, EK_MSG_TASK_EVENT) && strcmp(env->type, EK_MSG_TASK_PROGRESS))
+        ek_app_wake(bus->app);
+    ek_envelope_free(env);
+    return true;
+}
+
+static void *listener_main(void *arg)
+{
+    ek_bus_t *bus = arg;
+    PGconn *db = NULL;
+    ek_amqp_t *mq = NULL, *pub = NULL;
+    ek_log_context_set("loop", "listener");
+    while (ensure_connections(bus, &db, &mq, "listener")) {
+        ek_err_t *err = NULL;
+        if (!pub)
+            err = ek_amqp_connect(ek_config_get_string(bus->app->cfg, "messaging",
+                                                       "transport_url"),
+                                  0, &pub);
+        if (!err)
+            err = ek_amqp_declare_queue(mq, EK_QUEUE_CONDUCTOR, bus->app->quorum);
+        if (!err)
+            err = ek_amqp_consume(mq, EK_QUEUE_CONDUCTOR, 32);
+        while (!err && !atomic_load(&bus->stop)) {
+            ek_amqp_msg_t msg;
+            bool got;
+            if ((err = ek_amqp_receive(mq, 500, &msg, &got)) || !got)
+                continue;
+            bool requeue;
+            if (handle_message(bus, db, pub, &msg, &requeue))
+                err = ek_amqp_ack(mq, msg.delivery_tag);
+            else
+                err = ek_amqp_reject(mq, msg.delivery_tag, requeue);
+            ek_amqp_msg_clear(&msg);
+            if (!err && requeue)
+                ek_stop_wait(500); /* the database is in trouble: do not spin */
+            if (!err && requeue && PQstatus(db) != CONNECTION_OK)
+                break;
+        }
+        if (err) {
+            ek_log_kv(EK_LOG_WARNING, "lost the broker, reconnecting", "error", err->message,
+                      NULL);
+            ek_err_free(err);
+        }
+        ek_amqp_close(mq);
+        ek_amqp_close(pub);
+        mq = pub = NULL;
+    }
+    ek_amqp_close(mq);
+    ek_amqp_close(pub);
+    PQfinish(db);
+    ek_log_context_clear();
+    return NULL;
+}
+
+ek_err_t *ek_bus_start(ek_app_t *app, ek_bus_t **out)
+{
+    ek_bus_t *bus = ek_xcalloc(1, sizeof(*bus));
+    bus->app = app;
+    atomic_init(&bus->stop, false);
+    if (pthread_create(&bus->dispatcher, NULL, dispatcher_main, bus) != 0) {
+        free(bus);
+        return ek_err_new(EK_E_INTERNAL, "could not start the dispatcher thread");
+    }
+    if (pthread_create(&bus->listener, NULL, listener_main, bus) != 0) {
+        atomic_store(&bus->stop, true);
+        pthread_join(bus->dispatcher, NULL);
+        free(bus);
+        return ek_err_new(EK_E_INTERNAL, "could not start the listener thread");
+    }
+    *out = bus;
+    return NULL;
+}
+
+void ek_bus_stop(ek_bus_t *bus)
+{
+    if (!bus)
+        return;
+    atomic_store(&bus->stop, true);
+    ek_app_wake(bus->app);
+    pthread_join(bus->dispatcher, NULL);
+    pthread_join(bus->listener, NULL);
+    free(bus);
+}

@@ -1,0 +1,418 @@
+/* r_endpoints.c - endpoints: CRUD with connection info sealed at rest
+ * (AES-256-GCM, the endpoint id as associated data) and masked on the way out;
+ * validate-connection and the listing calls go to a worker. */
+#include <string.h>
+#include "common/base64.h"
+#include "common/db.h"
+#include "common/json.h"
+#include "common/jsonschema.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/redact.h"
+#include "common/secret.h"
+#include "common/strbuf.h"
+#include "conductor/routes.h"
+#include "conductor/rpc.h"
+#include "proto/providers.h"
+
+#define ENDPOINT_JSON                                                                              \
+    "jsonb_build_object('id', e.id, 'name', e.name, 'description', e.description, 'type', "      \
+    "e.type, 'project_id', e.project_id, 'user_id', e.user_id, 'created_at', e.created_at, "     \
+    "'updated_at', e.updated_at, 'mapped_regions', coalesce((SELECT jsonb_agg(r.region_id) "     \
+    "FROM endpoint_regions r WHERE r.endpoint_id = e.id), '[]'))"
+
+/* Loads an endpoint of the caller's scope: its public JSON and sealed info. */
+static ek_err_t *load(ek_req_t *req, const char *id, json_object **doc, char **sealed)
+{
+    *doc = NULL;
+    if (sealed)
+        *sealed = NULL;
+    if (!ek_uuid_is_valid(id))
+        return ek_err_not_found("endpoint", id);
+    PGresult *res;
+    ek_err_t *err = ek_db_query(req->db, &res,
+                                "SELECT " ENDPOINT_JSON ", e.connection_info FROM endpoints e "
+                                "WHERE e.id = $1 AND e.deleted_at IS NULL "
+                                "AND ($2::uuid IS NULL OR e.project_id = $2)",
+                                2, (const char *[]){id, ek_req_scope(req)});
+    if (err)
+        return err;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ek_err_not_found("endpoint", id);
+    }
+    const char *text = PQgetvalue(res, 0, 0);
+    err = ek_json_parse(text, strlen(text), doc);
+    if (!err && sealed)
+        *sealed = ek_xstrdup(PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return err;
+}
+
+/* Adds the masked connection info to an endpoint document. */
+static ek_err_t *add_masked_info(ek_req_t *req, json_object *doc, const char *sealed)
+{
+    char *plain = NULL;
+    const char *id = json_object_get_string(json_object_object_get(doc, "id"));
+    ek_err_t *err = ek_secret_open(req->app->key, id, sealed, &plain);
+    if (err)
+        return ek_err_prefix(err, "endpoint %s: connection_info", id);
+    json_object *info = NULL;
+    err = ek_json_parse(plain, strlen(plain), &info);
+    ek_free_secret(plain);
+    if (err)
+        return err;
+    json_object_object_add(doc, "connection_info", ek_redact_json(info));
+    json_object_put(info);
+    return NULL;
+}
+
+static ek_err_t *check_regions(ek_req_t *req, json_object *regions)
+{
+    size_t n = regions ? json_object_array_length(regions) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *r = json_object_array_get_idx(regions, i);
+        const char *rid = json_object_get_string(r);
+        if (!json_object_is_type(r, json_type_string) || !ek_uuid_is_valid(rid))
+            return ek_err_new(EK_E_INVALID, "endpoint.mapped_regions[%zu] must be a region id", i);
+        PGresult *res;
+        ek_err_t *err = ek_db_query(req->db, &res,
+                                    "SELECT 1 FROM regions WHERE id = $1 AND deleted_at IS NULL",
+                                    1, (const char *[]){rid});
+        if (err)
+            return err;
+        int found = PQntuples(res);
+        PQclear(res);
+        if (!found)
+            return ek_err_new(EK_E_INVALID, "endpoint.mapped_regions[%zu]: region %s not found",
+                              i, rid);
+    }
+    return NULL;
+}
+
+static ek_err_t *set_regions(ek_req_t *req, const char *id, json_object *regions)
+{
+    ek_err_t *err = ek_db_query(req->db, NULL, "DELETE FROM endpoint_regions WHERE endpoint_id = $1",
+                                1, (const char *[]){id});
+    size_t n = regions ? json_object_array_length(regions) : 0;
+    for (size_t i = 0; !err && i < n; i++)
+        err = ek_db_query(req->db, NULL,
+                          "INSERT INTO endpoint_regions (endpoint_id, region_id) VALUES ($1, $2)",
+                          2,
+                          (const char *[]){id, json_object_get_string(
+                                                   json_object_array_get_idx(regions, i))});
+    return err;
+}
+
+static ek_err_t *check_connection_info(const char *type, json_object *info)
+{
+    return ek_jsonschema_validate(ek_provider_schema(type, EK_SCHEMA_CONNECTION), info,
+                                  "endpoint.connection_info");
+}
+
+void r_endpoints_list(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *list;
+    ek_err_t *err = ek_db_query_json(req->db, &list,
+                                     "SELECT coalesce(jsonb_agg(" ENDPOINT_JSON
+                                     " ORDER BY e.created_at), '[]') FROM endpoints e "
+                                     "WHERE e.deleted_at IS NULL "
+                                     "AND ($1::uuid IS NULL OR e.project_id = $1)",
+                                     1, (const char *[]){ek_req_scope(req)});
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_resp_wrap(resp, 200, "endpoints", list);
+}
+
+void r_endpoints_create(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *e, *info, *regions;
+    const char *name, *type, *description;
+    ek_err_t *err;
+    if ((err = ek_req_body_object(req, "endpoint", &e)) ||
+        (err = ek_json_req_string(e, "endpoint", "name", &name)) ||
+        (err = ek_json_req_string(e, "endpoint", "type", &type)) ||
+        (err = ek_json_opt_string(e, "endpoint", "description", "", &description)) ||
+        (err = ek_json_req_object(e, "endpoint", "connection_info", &info)) ||
+        (err = ek_json_opt_array(e, "endpoint", "mapped_regions", &regions)))
+        EK_RESP_RETURN_ERR(resp, err);
+    if (!ek_provider_find(type))
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
+                                            "endpoint.type '%s' is not a provider (GET "
+                                            "/v1/{project_id}/providers lists them)",
+                                            type));
+    if ((err = check_connection_info(type, info)) || (err = check_regions(req, regions)))
+        EK_RESP_RETURN_ERR(resp, err);
+
+    char id[EK_UUID_STRLEN + 1];
+    ek_uuid_generate(id);
+    char *sealed = ek_secret_seal(req->app->key, id, json_object_to_json_string(info));
+    if (!(err = ek_db_exec(req->db, "BEGIN")))
+        err = ek_db_query(req->db, NULL,
+                          "INSERT INTO endpoints (id, project_id, user_id, name, description, "
+                          "type, connection_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                          7,
+                          (const char *[]){id, req->project_id, req->user_id, name, description,
+                                           type, sealed});
+    free(sealed);
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        err = ek_err_new(EK_E_CONFLICT, "an endpoint named '%s' already exists", name);
+    }
+    if (!err)
+        err = set_regions(req, id, regions);
+    if (!err)
+        err = ek_db_exec(req->db, "COMMIT");
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_log_kv(EK_LOG_INFO, "endpoint created", "endpoint_id", id, "name", name, "type", type,
+              "project_id", req->project_id, NULL);
+    r_endpoints_show_id(req, resp, id, 201);
+}
+
+void r_endpoints_show_id(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
+{
+    json_object *doc;
+    char *sealed;
+    ek_err_t *err = load(req, id, &doc, &sealed);
+    if (!err)
+        err = add_masked_info(req, doc, sealed);
+    free(sealed);
+    if (err) {
+        json_object_put(doc);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    ek_resp_wrap(resp, status, "endpoint", doc);
+}
+
+void r_endpoints_show(ek_req_t *req, ek_resp_t *resp)
+{
+    r_endpoints_show_id(req, resp, req->arg[0], 200);
+}
+
+void r_endpoints_update(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *doc, *e, *info = NULL, *regions = NULL, *has_regions = NULL;
+    const char *name = NULL, *description = NULL;
+    ek_err_t *err;
+    if ((err = load(req, req->arg[0], &doc, NULL)))
+        EK_RESP_RETURN_ERR(resp, err);
+    const char *id = req->arg[0];
+    char *type = ek_xstrdup(json_object_get_string(json_object_object_get(doc, "type")));
+    json_object_put(doc);
+    if ((err = ek_req_body_object(req, "endpoint", &e)) ||
+        (err = ek_json_opt_string(e, "endpoint", "name", NULL, &name)) ||
+        (err = ek_json_opt_string(e, "endpoint", "description", NULL, &description)) ||
+        (err = ek_json_opt_object(e, "endpoint", "connection_info", &info)) ||
+        (err = ek_json_opt_array(e, "endpoint", "mapped_regions", &regions)) ||
+        (info && (err = check_connection_info(type, info))) ||
+        (err = check_regions(req, regions))) {
+        free(type);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    free(type);
+    json_object_object_get_ex(e, "mapped_regions", &has_regions);
+    if (name && !*name)
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "endpoint.name must not be empty"));
+    char *sealed = info ? ek_secret_seal(req->app->key, id, json_object_to_json_string(info)) : NULL;
+    if (!(err = ek_db_exec(req->db, "BEGIN")))
+        err = ek_db_query(req->db, NULL,
+                          "UPDATE endpoints SET name = coalesce($2, name), "
+                          "description = coalesce($3, description), "
+                          "connection_info = coalesce($4, connection_info), updated_at = now() "
+                          "WHERE id = $1",
+                          4, (const char *[]){id, name, description, sealed});
+    free(sealed);
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        err = ek_err_new(EK_E_CONFLICT, "an endpoint named '%s' already exists", name);
+    }
+    if (!err && has_regions)
+        err = set_regions(req, id, regions);
+    if (!err)
+        err = ek_db_exec(req->db, "COMMIT");
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    r_endpoints_show_id(req, resp, id, 200);
+}
+
+void r_endpoints_delete(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *doc;
+    ek_err_t *err = load(req, req->arg[0], &doc, NULL);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    json_object_put(doc);
+    PGresult *res;
+    err = ek_db_query(req->db, &res,
+                      "SELECT id FROM transfers WHERE deleted_at IS NULL AND "
+                      "(origin_endpoint_id = $1 OR destination_endpoint_id = $1) LIMIT 1",
+                      1, (const char *[]){req->arg[0]});
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    if (PQntuples(res)) {
+        err = ek_err_new(EK_E_CONFLICT, "endpoint %s is used by transfer %s: delete the transfer "
+                                        "first",
+                         req->arg[0], PQgetvalue(res, 0, 0));
+        PQclear(res);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    PQclear(res);
+    err = ek_db_query(req->db, NULL,
+                      "UPDATE endpoints SET deleted_at = now(), name = name || '#' || id "
+                      "WHERE id = $1",
+                      1, (const char *[]){req->arg[0]});
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_resp_json(resp, 204, NULL);
+}
+
+/* Runs a query against the endpoint on a worker; wraps the answer in key. */
+static void query(ek_req_t *req, ek_resp_t *resp, const char *what, json_object *args,
+                  const char *key)
+{
+    json_object *doc;
+    char *sealed;
+    ek_err_t *err = load(req, req->arg[0], &doc, &sealed);
+    if (err) {
+        json_object_put(args);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    json_object *endpoint = json_object_new_object();
+    json_object_object_add(endpoint, "id", json_object_get(json_object_object_get(doc, "id")));
+    json_object_object_add(endpoint, "name", json_object_get(json_object_object_get(doc, "name")));
+    json_object_object_add(endpoint, "type", json_object_get(json_object_object_get(doc, "type")));
+    json_object_object_add(endpoint, "connection_info_sealed", json_object_new_string(sealed));
+    free(sealed);
+    json_object_put(doc);
+    json_object *result = NULL;
+    err = ek_rpc_endpoint_query(req->app, endpoint, what, args, &result);
+    json_object_put(endpoint);
+    json_object_put(args);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_resp_wrap(resp, 200, key, result);
+}
+
+/* env= is base64url JSON in Coriolis's API; plain JSON is accepted too. */
+static ek_err_t *env_arg(ek_req_t *req, json_object *args)
+{
+    const char *env = ek_req_query(req, "env");
+    if (!env || !*env)
+        return NULL;
+    json_object *parsed = NULL;
+    ek_err_t *err = ek_json_parse(env, strlen(env), &parsed);
+    if (err) {
+        ek_err_free(err);
+        unsigned char *raw = NULL;
+        size_t len = 0;
+        if ((err = ek_base64_decode(env, &raw, &len)))
+            return err;
+        err = ek_json_parse((const char *)raw, len, &parsed);
+        free(raw);
+        if (err)
+            return ek_err_prefix(err, "query argument env");
+    }
+    json_object_object_add(args, "env", parsed);
+    return NULL;
+}
+
+static void list_query(ek_req_t *req, ek_resp_t *resp, const char *what, const char *key)
+{
+    json_object *args = json_object_new_object();
+    ek_err_t *err = env_arg(req, args);
+    if (err) {
+        json_object_put(args);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    static const char *const passthrough[] = {"marker", "limit", "name", "refresh", "options"};
+    for (size_t i = 0; i < EK_ARRAY_SIZE(passthrough); i++) {
+        const char *v = ek_req_query(req, passthrough[i]);
+        if (v)
+            json_object_object_add(args, passthrough[i], json_object_new_string(v));
+    }
+    query(req, resp, what, args, key);
+}
+
+void r_endpoints_action(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *v = NULL;
+    if (!req->body || !json_object_is_type(req->body, json_type_object) ||
+        !json_object_object_get_ex(req->body, "validate-connection", &v))
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
+                                            "unknown action: the body must be "
+                                            "{\"validate-connection\": null}"));
+    json_object *doc;
+    char *sealed;
+    ek_err_t *err = load(req, req->arg[0], &doc, &sealed);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    json_object *endpoint = json_object_new_object();
+    json_object_object_add(endpoint, "id", json_object_get(json_object_object_get(doc, "id")));
+    json_object_object_add(endpoint, "name", json_object_get(json_object_object_get(doc, "name")));
+    json_object_object_add(endpoint, "type", json_object_get(json_object_object_get(doc, "type")));
+    json_object_object_add(endpoint, "connection_info_sealed", json_object_new_string(sealed));
+    free(sealed);
+    json_object_put(doc);
+    json_object *result = NULL;
+    err = ek_rpc_endpoint_query(req->app, endpoint, "validate_connection", NULL, &result);
+    json_object_put(endpoint);
+    json_object *out = json_object_new_object();
+    if (err && err->code == EK_E_UNAVAILABLE && !strstr(err->message, "no worker answered")) {
+        /* the provider answered: the connection is not valid, and why */
+        json_object_object_add(out, "valid", json_object_new_boolean(false));
+        json_object_object_add(out, "message", json_object_new_string(err->message));
+        ek_err_free(err);
+    } else if (err) {
+        json_object_put(out);
+        EK_RESP_RETURN_ERR(resp, err);
+    } else {
+        json_object_object_add(out, "valid", json_object_new_boolean(true));
+        json_object_object_add(out, "message", json_object_new_string(""));
+        json_object_put(result);
+    }
+    ek_resp_wrap(resp, 200, "validate-connection", out);
+}
+
+void r_endpoints_instances(ek_req_t *req, ek_resp_t *resp)
+{
+    list_query(req, resp, "instances", "instances");
+}
+
+void r_endpoints_instance(ek_req_t *req, ek_resp_t *resp)
+{
+    /* the name is base64url-encoded in the path (names may hold '/') */
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    ek_err_t *err = ek_base64_decode(req->arg[1], &raw, &len);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, ek_err_prefix(err, "instance name in the path (base64url)"));
+    json_object *args = json_object_new_object();
+    json_object_object_add(args, "name", json_object_new_string_len((const char *)raw, (int)len));
+    free(raw);
+    if ((err = env_arg(req, args))) {
+        json_object_put(args);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
+    query(req, resp, "instance", args, "instance");
+}
+
+void r_endpoints_networks(ek_req_t *req, ek_resp_t *resp)
+{
+    list_query(req, resp, "networks", "networks");
+}
+
+void r_endpoints_storage(ek_req_t *req, ek_resp_t *resp)
+{
+    list_query(req, resp, "storage", "storage");
+}
+
+void r_endpoints_dest_options(ek_req_t *req, ek_resp_t *resp)
+{
+    list_query(req, resp, "destination_options", "destination_options");
+}
+
+void r_endpoints_source_options(ek_req_t *req, ek_resp_t *resp)
+{
+    list_query(req, resp, "source_options", "source_options");
+}

@@ -1,0 +1,59 @@
+/* messages.c - strict reading of the task reports workers send. */
+#include "proto/messages.h"
+
+#include <string.h>
+#include "common/json.h"
+#include "common/uuid.h"
+
+const char *const ek_conductor_message_types[] = {
+    EK_MSG_TASK_CLAIM,  EK_MSG_TASK_COMPLETED, EK_MSG_TASK_ERROR, EK_MSG_TASK_CANCELED,
+    EK_MSG_TASK_EVENT,  EK_MSG_TASK_PROGRESS,  NULL,
+};
+
+ek_err_t *ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out)
+{
+    json_object *b = env->body;
+    ek_err_t *err;
+    memset(out, 0, sizeof(*out));
+    out->type = env->type;
+    if ((err = ek_json_req_string(b, "body", "task_id", &out->task_id)) ||
+        (err = ek_json_req_string(b, "body", "attempt_id", &out->attempt_id)))
+        goto bad;
+    if (!ek_uuid_is_valid(out->task_id) || !ek_uuid_is_valid(out->attempt_id)) {
+        err = ek_err_new(EK_E_PROTOCOL, "body.task_id and body.attempt_id must be UUIDs");
+        goto bad;
+    }
+    if (strcmp(env->type, EK_MSG_TASK_CLAIM) == 0) {
+        if ((err = ek_json_req_string(b, "body", "host", &out->host)) ||
+            (err = ek_json_opt_int(b, "body", "process_id", 0, &out->process_id)))
+            goto bad;
+    } else if (strcmp(env->type, EK_MSG_TASK_COMPLETED) == 0) {
+        if ((err = ek_json_req_object(b, "body", "result", &out->result)))
+            goto bad;
+    } else if (strcmp(env->type, EK_MSG_TASK_ERROR) == 0) {
+        if ((err = ek_json_req_string(b, "body", "message", &out->message)) ||
+            (err = ek_json_opt_string(b, "body", "details", NULL, &out->details)))
+            goto bad;
+    } else if (strcmp(env->type, EK_MSG_TASK_EVENT) == 0) {
+        if ((err = ek_json_req_string(b, "body", "message", &out->message)) ||
+            (err = ek_json_opt_string(b, "body", "level", "INFO", &out->level)))
+            goto bad;
+        if (strcmp(out->level, "INFO") && strcmp(out->level, "WARNING") &&
+            strcmp(out->level, "ERROR") && strcmp(out->level, "DEBUG")) {
+            err = ek_err_new(EK_E_PROTOCOL, "body.level must be INFO, WARNING, ERROR or DEBUG");
+            goto bad;
+        }
+    } else if (strcmp(env->type, EK_MSG_TASK_PROGRESS) == 0) {
+        if ((err = ek_json_opt_int(b, "body", "index", 0, &out->index)) ||
+            (err = ek_json_opt_int(b, "body", "current_step", 0, &out->current_step)) ||
+            (err = ek_json_opt_int(b, "body", "total_steps", 0, &out->total_steps)) ||
+            (err = ek_json_opt_string(b, "body", "message", "", &out->message)))
+            goto bad;
+    } else if (strcmp(env->type, EK_MSG_TASK_CANCELED) != 0) {
+        return ek_err_new(EK_E_PROTOCOL, "'%s' is not a task report", env->type);
+    }
+    return NULL;
+bad:
+    err->code = EK_E_PROTOCOL;
+    return ek_err_prefix(err, "%s message", env->type);
+}
