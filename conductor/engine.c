@@ -746,8 +746,10 @@ static ek_err_t *report_tx(PGconn *db, void *arg)
     struct execution e;
     if ((err = load_execution(db, exec_id, &e)))
         return err;
+    /* FOR UPDATE waits for a dispatcher still committing this task's attempt */
     err = query1(db, &res,
-                 "SELECT status, attempt_id, host, task_type, instance FROM tasks WHERE id = $1",
+                 "SELECT status, attempt_id, host, task_type, instance FROM tasks WHERE id = $1 "
+                 "FOR UPDATE",
                  1, (const char *[]){r->task_id});
     if (err) {
         execution_free(&e);
