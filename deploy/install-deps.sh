@@ -23,6 +23,8 @@ readonly PACKAGES=(
     # tools used by scripts and tests
     netcat-openbsd socat nbdkit libnbd-bin cloud-image-utils genisoimage xorriso
     cpio busybox-static curl jq iproute2 procps psmisc openssl python3
+    # benchmarks (tests/bench/): HTTP load
+    wrk bc
 )
 
 # Service account for libvirt over SSH (see deploy/stack.sh).

@@ -80,13 +80,16 @@ static bool claim(const struct opts *o, const char *task_id, const char *attempt
     ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_CLAIM, b);
     char *wire = ek_envelope_encode(env);
     bool granted = false;
+    static ek_amqp_t *rpc; /* kept open: one connection for every claim */
     for (int attempt = 0; attempt < 60 && !ek_stop_requested(); attempt++) {
-        ek_amqp_t *rpc = NULL;
         char *reply = NULL;
-        ek_err_t *err = ek_amqp_connect_config(config, &rpc);
+        ek_err_t *err = rpc ? NULL : ek_amqp_connect_config(config, &rpc);
         if (!err)
             err = ek_amqp_call(rpc, EK_QUEUE_CONDUCTOR, wire, env->id, 10000, &reply);
-        ek_amqp_close(rpc);
+        if (err) {
+            ek_amqp_close(rpc);
+            rpc = NULL;
+        }
         if (!err) {
             ek_envelope_t *ans = NULL;
             err = ek_envelope_decode(reply, strlen(reply), NULL, &ans);
