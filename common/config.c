@@ -173,7 +173,7 @@ ek_err_t *ek_config_parse_value(const ek_opt_def_t *def, const char *text, json_
         break;
     }
     case EK_OPT_BOOL: {
-        bool b;
+        bool b = false;
         err = parse_bool(s, &b);
         if (!err)
             *out = json_object_new_boolean(b);

@@ -13,6 +13,8 @@
 #include "conductor/engine.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
+#include "proto/providers.h"
+#include "proto/tasks.h"
 
 struct ek_bus {
     ek_app_t *app;
@@ -76,6 +78,66 @@ static bool ensure_connections(ek_bus_t *bus, PGconn **db, ek_amqp_t **mq, const
 
 #define DISPATCH_BATCH "20"
 
+/* Chooses the worker for a task: one that is UP, has the provider of the
+ * endpoint the task runs against with the capability it needs, serves that
+ * endpoint's region (when it has any), least loaded first. *host stays NULL
+ * for the shared queue when no worker has registered at all (any consumer of
+ * ekman.worker may take it); *wait is set when workers exist but none can run
+ * the task now: it stays PENDING until one can. */
+static ek_err_t *place(PGconn *db, const char *task_type, const char *origin_id,
+                       const char *origin_type, const char *dest_id, const char *dest_type,
+                       char **host, bool *wait)
+{
+    const ek_task_type_t *t = ek_task_type_find(task_type);
+    bool source = t && (t->platform == EK_TASK_SOURCE ||
+                        (t->platform == EK_TASK_BILATERAL && !strcmp(task_type, "REPLICATE_DISKS")));
+    unsigned cap = !strcmp(task_type, "OS_MORPHING") ? EK_CAP_OS_MORPHING
+                   : source                          ? EK_CAP_TRANSFER_EXPORT
+                                                     : EK_CAP_TRANSFER_IMPORT;
+    char capstr[32];
+    snprintf(capstr, sizeof(capstr), "[%u]", cap);
+    const char *provider = source ? origin_type : dest_type;
+    const char *endpoint = source ? origin_id : dest_id;
+    PGresult *res;
+    *host = NULL;
+    *wait = false;
+    ek_err_t *err = ek_db_query(
+        db, &res,
+        "SELECT s.host, (SELECT count(*) FROM services x WHERE x.binary_name = 'ekman-worker' "
+        "AND x.status = 'UP' AND x.deleted_at IS NULL) FROM services s "
+        "WHERE s.binary_name = 'ekman-worker' AND s.status = 'UP' AND s.enabled "
+        "AND s.deleted_at IS NULL AND s.providers ? $1 "
+        "AND (s.providers->$1->'types') @> $2::jsonb "
+        "AND (NOT EXISTS (SELECT 1 FROM endpoint_regions er WHERE er.endpoint_id = $3) "
+        "     OR EXISTS (SELECT 1 FROM endpoint_regions er JOIN service_regions sr "
+        "                ON sr.region_id = er.region_id "
+        "                WHERE er.endpoint_id = $3 AND sr.service_id = s.id)) "
+        "ORDER BY ((SELECT count(*) FROM tasks k WHERE (k.host = s.host AND k.status IN "
+        "('STARTING', 'RUNNING')) OR (k.dispatched_to = s.host AND k.status = 'PENDING'))::float "
+        "/ greatest(s.capacity, 1)), random() LIMIT 1",
+        3, (const char *[]){provider, capstr, endpoint});
+    if (err)
+        return err;
+    if (PQntuples(res) == 1) {
+        *host = ek_xstrdup(PQgetvalue(res, 0, 0));
+    } else {
+        PGresult *any;
+        err = ek_db_query(db, &any,
+                          "SELECT 1 FROM services WHERE binary_name = 'ekman-worker' AND "
+                          "status = 'UP' AND deleted_at IS NULL LIMIT 1",
+                          0, NULL);
+        if (!err) {
+            *wait = PQntuples(any) > 0;
+            PQclear(any);
+        }
+        if (*wait)
+            ek_log_kv(EK_LOG_DEBUG, "no worker can run the task now", "task_type", task_type,
+                      "provider", provider, NULL);
+    }
+    PQclear(res);
+    return err;
+}
+
 static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *sent)
 {
     PGresult *res;
@@ -95,12 +157,14 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         "a.destination_environment, 'network_map', a.network_map, 'storage_mappings', "
         "a.storage_mappings), 'user_scripts', a.user_scripts, 'clone_disks', a.clone_disks, "
         "'skip_os_morphing', a.skip_os_morphing, "
-        "'task_info', coalesce(a.info->t.instance, '{}'))::text, e.project_id, a.user_id "
+        "'task_info', coalesce(a.info->t.instance, '{}'), 'state', t.state)::text, "
+        "e.project_id, a.user_id, t.task_type, oe.id, oe.type, de.id, de.type "
         "FROM tasks t JOIN executions e ON e.id = t.execution_id "
         "JOIN actions a ON a.id = e.action_id "
         "JOIN endpoints oe ON oe.id = a.origin_endpoint_id "
         "JOIN endpoints de ON de.id = a.destination_endpoint_id "
         "WHERE t.status = 'PENDING' AND t.dispatched_at IS NULL "
+        "AND (t.dispatch_not_before IS NULL OR t.dispatch_not_before <= now()) "
         "ORDER BY t.created_at, t.index LIMIT " DISPATCH_BATCH " FOR UPDATE OF t SKIP LOCKED",
         0, NULL);
     int n = err ? 0 : PQntuples(res);
@@ -116,15 +180,35 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         env->project_id = ek_xstrdup(PQgetvalue(res, i, 2));
         env->user_id = ek_xstrdup(PQgetvalue(res, i, 3));
         char *wire = ek_envelope_encode(env);
+        char *host = NULL;
+        bool wait = false;
+        err = place(db, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+                    PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host, &wait);
+        char *queue = host ? ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host)
+                           : ek_xstrdup(EK_QUEUE_WORKER);
         /* marked first, published second, committed last: a crash in between
          * re-sends the task with a new attempt id, and the first one's claim
          * is refused */
-        err = ek_db_query(db, NULL,
-                          "UPDATE tasks SET attempt_id = $2, dispatched_at = now(), "
-                          "attempts = attempts + 1, updated_at = now() WHERE id = $1",
-                          2, (const char *[]){PQgetvalue(res, i, 0), attempt});
-        if (!err)
-            err = ek_amqp_publish(mq, EK_QUEUE_WORKER, wire, NULL, NULL);
+        if (!err && !wait)
+            err = ek_db_query(db, NULL,
+                              "UPDATE tasks SET attempt_id = $2, dispatched_at = now(), "
+                              "dispatched_to = $3, attempts = attempts + 1, updated_at = now() "
+                              "WHERE id = $1",
+                              3, (const char *[]){PQgetvalue(res, i, 0), attempt, host});
+        if (!err && !wait)
+            err = ek_amqp_publish(mq, queue, wire, NULL, NULL);
+        free(queue);
+        free(host);
+        if (!err && wait)
+            err = ek_db_query(db, NULL,
+                              "UPDATE tasks SET dispatch_not_before = now() + interval '2 s' "
+                              "WHERE id = $1",
+                              1, (const char *[]){PQgetvalue(res, i, 0)});
+        if (wait) {
+            free(wire);
+            ek_envelope_free(env);
+            continue;
+        }
         if (!err) {
             ek_log_kv(EK_LOG_DEBUG, "task dispatched", "task_id", PQgetvalue(res, i, 0),
                       "attempt_id", attempt, NULL);

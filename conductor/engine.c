@@ -852,6 +852,10 @@ static ek_err_t *report_tx(PGconn *db, void *arg)
                               "index) VALUES ($1, $2, $3, $4, (SELECT count(*) FROM task_events "
                               "WHERE task_id = $1)) ON CONFLICT (message_id) DO NOTHING",
                               4, (const char *[]){r->task_id, a->message_id, r->level, r->message});
+    } else if (is(r->type, EK_MSG_TASK_STATE)) {
+        if (running || is(status, EK_TS_CANCELLING))
+            err = ek_db_query(db, NULL, "UPDATE tasks SET state = $2 WHERE id = $1", 2,
+                              (const char *[]){r->task_id, json_object_to_json_string(r->state)});
     } else if (is(r->type, EK_MSG_TASK_PROGRESS)) {
         if (running || is(status, EK_TS_CANCELLING)) {
             char idx[32], cur[32], tot[32];
@@ -881,6 +885,102 @@ ek_err_t *ek_engine_report(PGconn *db, const ek_task_report_t *r, const char *me
     bool ignored;
     struct report_args a = {r, message_id, granted ? granted : &ignored};
     return in_tx(db, report_tx, &a);
+}
+
+/* ---- lost workers ---------------------------------------------------------------------------- */
+
+struct lost_args {
+    const char *host;
+    const char *exec_id;
+    int affected;
+};
+
+static ek_err_t *lost_tx(PGconn *db, void *arg)
+{
+    struct lost_args *a = arg;
+    struct execution e;
+    ek_err_t *err = load_execution(db, a->exec_id, &e);
+    if (err)
+        return err;
+    PGresult *res;
+    err = query1(db, &res,
+                 "SELECT id FROM tasks WHERE execution_id = $1 AND host = $2 AND status IN "
+                 "('STARTING', 'RUNNING', 'CANCELLING') FOR UPDATE",
+                 2, (const char *[]){a->exec_id, a->host});
+    bool changed = false;
+    for (int i = 0; !err && i < PQntuples(res); i++) {
+        struct task *t = NULL;
+        for (size_t k = 0; k < e.n; k++)
+            if (is(e.tasks[k].id, PQgetvalue(res, i, 0)))
+                t = &e.tasks[k];
+        if (!t)
+            continue;
+        a->affected++;
+        changed = true;
+        if (is(t->status, EK_TS_CANCELLING)) {
+            set_status(t, EK_TS_CANCELED);
+        } else if (t->type && t->type->rerunnable && !e.failed && !e.cancel_requested) {
+            /* back to the queue: the next dispatch is a new attempt elsewhere */
+            err = ek_db_query(db, NULL,
+                              "UPDATE tasks SET status = 'PENDING', host = NULL, process_id = "
+                              "NULL, dispatched_at = NULL, dispatched_to = NULL, attempt_id = "
+                              "NULL, updated_at = now() WHERE id = $1",
+                              1, (const char *[]){t->id});
+            if (!err)
+                err = ek_db_query(db, NULL,
+                                  "INSERT INTO task_events (task_id, level, message) VALUES ($1, "
+                                  "'WARNING', 'worker ' || $2 || ' stopped answering: the task "
+                                  "runs again on another worker')",
+                                  2, (const char *[]){t->id, a->host});
+            set_status(t, EK_TS_PENDING);
+            snprintf(t->old_status, sizeof(t->old_status), "%s", EK_TS_PENDING);
+        } else {
+            char *why = ek_xasprintf("worker %s stopped answering while it ran this task (%s "
+                                     "cannot safely run twice)",
+                                     a->host, t->type ? t->type->name : "?");
+            err = ek_db_query(db, NULL, "UPDATE tasks SET exception_details = $2 WHERE id = $1", 2,
+                              (const char *[]){t->id, why});
+            free(why);
+            set_status(t, EK_TS_ERROR);
+            if (!e.failed && !err) {
+                e.failed = true;
+                err = ek_db_query(db, NULL, "UPDATE executions SET failed = true WHERE id = $1", 1,
+                                  (const char *[]){e.id});
+                abort_tasks(&e, false);
+            }
+        }
+    }
+    PQclear(res);
+    if (!err && changed)
+        err = advance(db, &e);
+    execution_free(&e);
+    return err;
+}
+
+ek_err_t *ek_engine_worker_lost(PGconn *db, const char *host, int *affected)
+{
+    PGresult *res;
+    *affected = 0;
+    /* attempts sent to its queue but never taken: sent again */
+    ek_err_t *err = query1(db, &res,
+                           "UPDATE tasks SET dispatched_at = NULL, dispatched_to = NULL, "
+                           "attempt_id = NULL WHERE status = 'PENDING' AND dispatched_to = $1",
+                           1, (const char *[]){host});
+    if (err)
+        return err;
+    *affected += atoi(PQcmdTuples(res));
+    PQclear(res);
+    err = query1(db, &res,
+                 "SELECT DISTINCT execution_id FROM tasks WHERE host = $1 AND status IN "
+                 "('STARTING', 'RUNNING', 'CANCELLING')",
+                 1, (const char *[]){host});
+    for (int i = 0; !err && i < PQntuples(res); i++) {
+        struct lost_args a = {host, PQgetvalue(res, i, 0), 0};
+        err = in_tx(db, lost_tx, &a);
+        *affected += a.affected;
+    }
+    PQclear(res);
+    return err;
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */

@@ -42,6 +42,11 @@ EK_ERR_CHECK ek_engine_cancel(PGconn *db, const char *exec_id, const char *scope
  * may run. A stale or duplicate report changes nothing and is no error. */
 EK_ERR_CHECK ek_engine_report(PGconn *db, const ek_task_report_t *r, const char *message_id,
                               bool *granted);
+/* A worker stopped answering: its running tasks that are safe to re-run go back
+ * to PENDING (a new attempt, on another worker), the others fail and their
+ * execution cleans up; tasks sent to its queue but not taken are sent again.
+ * *affected counts the tasks touched. */
+EK_ERR_CHECK ek_engine_worker_lost(PGconn *db, const char *host, int *affected);
 /* {"id", "status", ..., "tasks": [...with events and progress_updates]} */
 EK_ERR_CHECK ek_engine_execution_json(PGconn *db, const char *exec_id, bool with_tasks,
                                       json_object **out);

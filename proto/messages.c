@@ -7,7 +7,7 @@
 
 const char *const ek_conductor_message_types[] = {
     EK_MSG_TASK_CLAIM,  EK_MSG_TASK_COMPLETED, EK_MSG_TASK_ERROR, EK_MSG_TASK_CANCELED,
-    EK_MSG_TASK_EVENT,  EK_MSG_TASK_PROGRESS,  NULL,
+    EK_MSG_TASK_EVENT,  EK_MSG_TASK_PROGRESS,  EK_MSG_TASK_STATE,  NULL,
 };
 
 ek_err_t *ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out)
@@ -48,6 +48,9 @@ ek_err_t *ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out)
             (err = ek_json_opt_int(b, "body", "current_step", 0, &out->current_step)) ||
             (err = ek_json_opt_int(b, "body", "total_steps", 0, &out->total_steps)) ||
             (err = ek_json_opt_string(b, "body", "message", "", &out->message)))
+            goto bad;
+    } else if (strcmp(env->type, EK_MSG_TASK_STATE) == 0) {
+        if ((err = ek_json_req_object(b, "body", "state", &out->state)))
             goto bad;
     } else if (strcmp(env->type, EK_MSG_TASK_CANCELED) != 0) {
         return ek_err_new(EK_E_PROTOCOL, "'%s' is not a task report", env->type);

@@ -27,6 +27,10 @@
 #define EK_MSG_TASK_CANCELED  "task.canceled"
 #define EK_MSG_TASK_EVENT     "task.event"
 #define EK_MSG_TASK_PROGRESS  "task.progress"
+#define EK_MSG_TASK_STATE     "task.state" /* what a re-run needs to resume */
+/* worker -> scheduler */
+#define EK_MSG_SERVICE_HEARTBEAT "service.heartbeat" /* registers on the first one */
+#define EK_MSG_SERVICE_STOPPING  "service.stopping"
 /* replies */
 #define EK_MSG_REPLY          "reply"
 
@@ -48,6 +52,7 @@ typedef struct ek_task_report {
     int64_t index;           /* progress: step index */
     int64_t current_step;    /* progress */
     int64_t total_steps;     /* progress */
+    json_object *state;      /* state */
 } ek_task_report_t;
 
 EK_ERR_CHECK ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out);

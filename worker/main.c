@@ -1,16 +1,255 @@
-/* main.c - ekman-worker: runs tasks in child processes with the provider plugins. */
+/* main.c - ekman-worker: takes tasks from ekman.worker and ekman.worker.<host>,
+ * claims each attempt from the conductor, runs it in a task process with the
+ * provider plugins, answers endpoint queries, and heartbeats to the scheduler.
+ * SIGTERM stops taking work, lets running tasks finish for up to [worker]
+ * task_stop_timeout seconds, then exits. */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 #include "common/amqp.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/program.h"
 #include "common/strbuf.h"
+#include "proto/envelope.h"
+#include "proto/messages.h"
+#include "proto/providers.h"
+#include "worker/child.h"
+#include "worker/provider.h"
+#include "worker/supervisor.h"
 
 static const ek_program_info_t info = {
     .name = "ekman-worker",
     .summary = "Ekman's worker: runs migration tasks with the provider plugins.",
 };
+
+struct worker {
+    const ek_config_t *cfg;
+    char host[256];
+    char *own_queue;
+    int capacity;
+    ek_supervisor_t *sup;
+    ek_amqp_t *rpc; /* claims */
+    atomic_bool stop_heartbeat;
+};
+
+static const char *const worker_types[] = {EK_MSG_TASK_DISPATCH, EK_MSG_TASK_CANCEL,
+                                           EK_MSG_ENDPOINT_QUERY, NULL};
+
+/* What this worker announces: its providers and their capability bits. */
+static json_object *service_body(struct worker *w)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "host", json_object_new_string(w->host));
+    json_object_object_add(b, "binary", json_object_new_string("ekman-worker"));
+    json_object_object_add(b, "topic", json_object_new_string(w->own_queue));
+    json_object_object_add(b, "region",
+                           json_object_new_string(ek_config_get_string(w->cfg, "worker", "region")));
+    json_object *providers = json_object_new_object();
+    const ek_strlist_t *wanted = ek_config_get_list(w->cfg, "worker", "providers");
+    for (const ek_provider_t *const *p = ek_worker_providers; *p; p++) {
+        if (!ek_strlist_contains(wanted, (*p)->name))
+            continue;
+        json_object *types = json_object_new_array();
+        for (unsigned bit = 1; bit; bit <<= 1)
+            if ((*p)->capabilities & bit)
+                json_object_array_add(types, json_object_new_int((int)bit));
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "types", types);
+        json_object_object_add(providers, (*p)->name, o);
+    }
+    json_object_object_add(b, "providers", providers);
+    json_object_object_add(b, "capacity", json_object_new_int(w->capacity));
+    json_object_object_add(b, "running_tasks",
+                           json_object_new_int(ek_supervisor_running(w->sup)));
+    json_object_object_add(b, "pid", json_object_new_int((int)getpid()));
+    return b;
+}
+
+static void *heartbeat_main(void *arg)
+{
+    struct worker *w = arg;
+    ek_amqp_t *mq = NULL;
+    int interval_ms = (int)ek_config_get_int(w->cfg, "scheduler", "heartbeat_interval") * 1000;
+    ek_log_context_set("loop", "heartbeat");
+    while (!atomic_load(&w->stop_heartbeat)) {
+        ek_envelope_t *env = ek_envelope_new(EK_MSG_SERVICE_HEARTBEAT, service_body(w));
+        char *wire = ek_envelope_encode(env);
+        ek_err_t *err = mq ? NULL : ek_amqp_connect_config(w->cfg, &mq);
+        if (!err)
+            err = ek_amqp_declare_queue(mq, EK_QUEUE_SCHEDULER,
+                                        ek_config_get_bool(w->cfg, "messaging", "quorum_queues"));
+        if (!err)
+            err = ek_amqp_publish(mq, EK_QUEUE_SCHEDULER, wire, NULL, NULL);
+        if (err) {
+            ek_log_kv(EK_LOG_WARNING, "heartbeat not sent", "error", err->message, NULL);
+            ek_err_free(err);
+            ek_amqp_close(mq);
+            mq = NULL;
+        }
+        free(wire);
+        ek_envelope_free(env);
+        for (int waited = 0; waited < interval_ms && !atomic_load(&w->stop_heartbeat);
+             waited += 100)
+            usleep(100 * 1000);
+    }
+    /* tell the scheduler now rather than after three missed heartbeats */
+    ek_envelope_t *env = ek_envelope_new(EK_MSG_SERVICE_STOPPING, service_body(w));
+    char *wire = ek_envelope_encode(env);
+    if (mq)
+        ek_err_free(ek_amqp_publish(mq, EK_QUEUE_SCHEDULER, wire, NULL, NULL));
+    free(wire);
+    ek_envelope_free(env);
+    ek_amqp_close(mq);
+    ek_log_context_clear();
+    return NULL;
+}
+
+/* Asks the conductor whether this attempt may run here. */
+static ek_err_t *claim(struct worker *w, const char *task_id, const char *attempt_id,
+                       bool *granted)
+{
+    json_object *b = json_object_new_object();
+    json_object_object_add(b, "task_id", json_object_new_string(task_id));
+    json_object_object_add(b, "attempt_id", json_object_new_string(attempt_id));
+    json_object_object_add(b, "host", json_object_new_string(w->host));
+    json_object_object_add(b, "process_id", json_object_new_int((int)getpid()));
+    ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_CLAIM, b);
+    char *wire = ek_envelope_encode(env);
+    ek_err_t *err = NULL;
+    *granted = false;
+    for (int attempt = 0; attempt < 10; attempt++) {
+        char *reply = NULL;
+        err = w->rpc ? NULL : ek_amqp_connect_config(w->cfg, &w->rpc);
+        if (!err)
+            err = ek_amqp_call(w->rpc, EK_QUEUE_CONDUCTOR, wire, env->id, 30000, &reply);
+        if (!err) {
+            ek_envelope_t *ans = NULL;
+            err = ek_envelope_decode(reply, strlen(reply), (const char *[]){EK_MSG_REPLY, NULL},
+                                     &ans);
+            if (!err)
+                err = ek_json_opt_bool(ans->body, "reply", "granted", false, granted);
+            ek_envelope_free(ans);
+            free(reply);
+            if (!err)
+                break;
+        }
+        ek_log_kv(EK_LOG_WARNING, "claim not answered, asking again", "task_id", task_id,
+                  "error", err->message, NULL);
+        ek_amqp_close(w->rpc);
+        w->rpc = NULL;
+        if (ek_stop_requested())
+            break;
+        ek_err_free(err);
+        err = NULL;
+        ek_stop_wait(1000);
+    }
+    free(wire);
+    ek_envelope_free(env);
+    return err;
+}
+
+/* Handles one delivery; returns false when it should be dead-lettered. */
+static bool handle(struct worker *w, const ek_amqp_msg_t *msg)
+{
+    ek_envelope_t *env = NULL;
+    ek_err_t *err = ek_envelope_decode(msg->body, msg->len, worker_types, &env);
+    const char *task_id = NULL, *attempt_id = NULL;
+    if (!err && strcmp(env->type, EK_MSG_ENDPOINT_QUERY) != 0 &&
+        (!(err = ek_json_req_string(env->body, "body", "task_id", &task_id))))
+        err = ek_json_req_string(env->body, "body", "attempt_id", &attempt_id);
+    if (err) {
+        ek_log_kv(EK_LOG_WARNING, "dead-lettering a malformed message", "error", err->message,
+                  NULL);
+        ek_err_free(err);
+        ek_envelope_free(env);
+        return false;
+    }
+    if (!strcmp(env->type, EK_MSG_TASK_CANCEL)) {
+        bool force = false;
+        ek_err_free(ek_json_opt_bool(env->body, "body", "force", false, &force));
+        if (!ek_supervisor_cancel(w->sup, task_id, attempt_id, force))
+            ek_log_kv(EK_LOG_INFO, "cancel for a task not running here", "task_id", task_id, NULL);
+    } else if (!strcmp(env->type, EK_MSG_ENDPOINT_QUERY)) {
+        json_object_object_add(env->body, "kind", json_object_new_string("query"));
+        if (msg->reply_to)
+            err = ek_supervisor_start_query(
+                w->sup, msg->reply_to, msg->correlation_id ? msg->correlation_id : env->id,
+                json_object_to_json_string(env->body),
+                (int)ek_config_get_int(w->cfg, "messaging", "rpc_timeout"));
+    } else {
+        bool granted = false;
+        err = claim(w, task_id, attempt_id, &granted);
+        if (!err && granted) {
+            json_object_object_add(env->body, "kind", json_object_new_string("task"));
+            err = ek_supervisor_start_task(w->sup, task_id, attempt_id,
+                                           json_object_to_json_string(env->body));
+            if (!err)
+                ek_log_kv(EK_LOG_INFO, "task started", "task_id", task_id, "task_type",
+                          json_object_get_string(json_object_object_get(env->body, "task_type")),
+                          NULL);
+        } else if (!err) {
+            ek_log_kv(EK_LOG_INFO, "claim refused: the attempt runs elsewhere or is stale",
+                      "task_id", task_id, NULL);
+        }
+    }
+    if (err) {
+        ek_log_err(err, "%s not handled", env->type);
+        ek_err_free(err);
+    }
+    ek_envelope_free(env);
+    return true;
+}
+
+static void consume(struct worker *w)
+{
+    bool quorum = ek_config_get_bool(w->cfg, "messaging", "quorum_queues");
+    bool announced = false;
+    while (!ek_stop_requested()) {
+        ek_amqp_t *mq = NULL;
+        ek_err_t *err = ek_amqp_connect_config(w->cfg, &mq);
+        if (!err)
+            err = ek_amqp_declare_queue(mq, EK_QUEUE_WORKER, quorum);
+        if (!err)
+            err = ek_amqp_declare_queue(mq, w->own_queue, quorum);
+        if (!err)
+            err = ek_amqp_consume(mq, w->own_queue, w->capacity);
+        if (!err)
+            err = ek_amqp_consume(mq, EK_QUEUE_WORKER, w->capacity);
+        if (!err && !announced) {
+            ek_log_kv(EK_LOG_INFO, "worker started", "host", w->host, "queue", w->own_queue,
+                      "broker", ek_amqp_peer(mq), NULL);
+            announced = true;
+        }
+        while (!err && !ek_stop_requested()) {
+            if (ek_supervisor_running(w->sup) >= w->capacity) {
+                ek_stop_wait(200); /* full: what the broker sent waits in the prefetch */
+                continue;
+            }
+            ek_amqp_msg_t msg;
+            bool got;
+            if ((err = ek_amqp_receive(mq, 500, &msg, &got)) || !got)
+                continue;
+            if (handle(w, &msg))
+                err = ek_amqp_ack(mq, msg.delivery_tag);
+            else
+                err = ek_amqp_reject(mq, msg.delivery_tag, false);
+            ek_amqp_msg_clear(&msg);
+        }
+        if (err) {
+            if (err->code != EK_E_CANCELED)
+                ek_log_kv(EK_LOG_WARNING, "broker connection lost, reconnecting", "error",
+                          err->message, NULL);
+            ek_err_free(err);
+            ek_stop_wait(1000);
+        }
+        ek_amqp_close(mq); /* unacked deliveries go back to the queue */
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -18,53 +257,60 @@ int main(int argc, char **argv)
     int code;
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
-    if (argc > 1) {
+    bool child = argc == 2 && strcmp(argv[1], "--task-child") == 0;
+    if (argc > 1 && !child) {
         fprintf(stderr, "%s: unknown argument '%s' (see --help)\n", info.name, argv[1]);
         ek_config_free(cfg);
         return 2;
     }
+    if (child) {
+        code = ek_worker_child_main(cfg);
+        ek_config_free(cfg);
+        ek_log_shutdown();
+        return code;
+    }
     ek_signals_install();
 
-    char host[256];
+    struct worker w = {.cfg = cfg};
     const char *configured = ek_config_get_string(cfg, "worker", "host");
     if (*configured)
-        snprintf(host, sizeof(host), "%s", configured);
-    else if (gethostname(host, sizeof(host)) != 0)
-        snprintf(host, sizeof(host), "localhost");
-    bool quorum = ek_config_get_bool(cfg, "messaging", "quorum_queues");
-    char *own_queue = ek_xasprintf("ekman.worker.%s", host);
-    ek_amqp_t *mq = NULL;
-    ek_err_t *err = NULL;
-    if ((err = ek_amqp_connect_config(cfg, &mq)) ||
-        (err = ek_amqp_declare_queue(mq, "ekman.worker", quorum)) ||
-        (err = ek_amqp_declare_queue(mq, own_queue, quorum))) {
-        code = ek_stop_requested() ? 0 : 1;
-        if (code)
-            ek_log_err(err, "cannot start");
-        goto out;
+        snprintf(w.host, sizeof(w.host), "%s", configured);
+    else if (gethostname(w.host, sizeof(w.host) - 1) != 0)
+        snprintf(w.host, sizeof(w.host), "localhost");
+    w.own_queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, w.host);
+    w.capacity = (int)ek_config_get_int(cfg, "worker", "capacity");
+    atomic_init(&w.stop_heartbeat, false);
+
+    /* task processes are this very binary, exec'ed afresh */
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    self[n > 0 ? n : 0] = '\0';
+    const char *path = ek_config_path(cfg);
+    char *child_argv[] = {self, "--config", (char *)(path ? path : "/dev/null"), "--task-child",
+                          NULL};
+    pthread_t hb;
+    ek_err_t *err = ek_supervisor_new(cfg, child_argv, &w.sup);
+    if (err) {
+        ek_log_err(err, "cannot start");
+        ek_err_free(err);
+        free(w.own_queue);
+        ek_config_free(cfg);
+        return 1;
     }
+    pthread_create(&hb, NULL, heartbeat_main, &w);
+    consume(&w);
 
-    ek_strbuf_t providers = EK_STRBUF_INIT;
-    const ek_strlist_t *list = ek_config_get_list(cfg, "worker", "providers");
-    for (size_t i = 0; i < list->n; i++)
-        ek_strbuf_addf(&providers, "%s%s", i ? "," : "", list->items[i]);
-    char capacity[32];
-    snprintf(capacity, sizeof(capacity), "%lld",
-             (long long)ek_config_get_int(cfg, "worker", "capacity"));
-    ek_log_kv(EK_LOG_INFO, "worker started", "host", host, "region",
-              ek_config_get_string(cfg, "worker", "region"), "providers", providers.buf,
-              "capacity", capacity, "broker", ek_amqp_peer(mq), NULL);
-    ek_strbuf_release(&providers);
-
-    while (!ek_stop_wait(60 * 1000))
-        ;
-    ek_info("stopping on signal %d", ek_stop_signal());
-out:
-    ek_err_free(err);
-    ek_amqp_close(mq);
-    free(own_queue);
+    int grace = (int)ek_config_get_int(cfg, "worker", "task_stop_timeout");
+    ek_log_kv(EK_LOG_INFO, "stopping: no new tasks, waiting for the running ones", "running",
+              ek_supervisor_running(w.sup) ? "yes" : "no", NULL);
+    ek_supervisor_drain(w.sup, grace); /* still heartbeating: the tasks are ours */
+    atomic_store(&w.stop_heartbeat, true);
+    pthread_join(hb, NULL);
+    ek_supervisor_free(w.sup);
+    ek_amqp_close(w.rpc);
+    free(w.own_queue);
     ek_config_free(cfg);
     ek_info("worker stopped");
     ek_log_shutdown();
-    return code;
+    return 0;
 }

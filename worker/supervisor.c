@@ -1,0 +1,476 @@
+/* supervisor.c - task processes of the worker and their reports. */
+#include "worker/supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "common/amqp.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/strbuf.h"
+#include "common/uuid.h"
+#include "proto/envelope.h"
+#include "proto/messages.h"
+
+#define MAX_JOBS 1024
+
+struct job {
+    bool query;
+    char task_id[EK_UUID_STRLEN + 1];
+    char attempt_id[EK_UUID_STRLEN + 1];
+    char *reply_to, *correlation_id; /* queries */
+    time_t deadline;                 /* queries: killed after it */
+    pid_t pid;
+    int fd;              /* its standard output, -1 once at EOF */
+    ek_strbuf_t buf;     /* a partial line */
+    json_object *outcome; /* the "result" or "error" line */
+    bool cancel, force;
+};
+
+struct ek_supervisor {
+    const ek_config_t *cfg;
+    char **argv;
+    pthread_mutex_t lock;
+    struct job *jobs[MAX_JOBS];
+    int n_jobs;
+    int wake[2];
+    bool stopping;
+    pthread_t reporter;
+    ek_amqp_t *pub;
+};
+
+static void wake(ek_supervisor_t *s)
+{
+    ssize_t EK_UNUSED n = write(s->wake[1], "x", 1);
+}
+
+/* ---- sending, with reconnects: a report is never dropped while the worker lives ---- */
+
+static void publish(ek_supervisor_t *s, const char *queue, ek_envelope_t *env)
+{
+    char *wire = ek_envelope_encode(env);
+    for (int attempt = 0;; attempt++) {
+        ek_err_t *err = s->pub ? NULL : ek_amqp_connect_config(s->cfg, &s->pub);
+        if (!err)
+            err = ek_amqp_publish(s->pub, queue, wire, NULL, env->correlation_id);
+        if (!err)
+            break;
+        bool gone_queue = err->code == EK_E_NOTFOUND;
+        ek_log_kv(EK_LOG_WARNING, "report not sent, retrying", "type", env->type, "error",
+                  err->message, NULL);
+        ek_err_free(err);
+        ek_amqp_close(s->pub);
+        s->pub = NULL;
+        if (gone_queue || attempt > 600)
+            break; /* a reply queue that vanished will not come back */
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    free(wire);
+}
+
+static void report(ek_supervisor_t *s, const struct job *j, const char *type, json_object *body)
+{
+    json_object_object_add(body, "task_id", json_object_new_string(j->task_id));
+    json_object_object_add(body, "attempt_id", json_object_new_string(j->attempt_id));
+    ek_envelope_t *env = ek_envelope_new(type, body);
+    publish(s, EK_QUEUE_CONDUCTOR, env);
+    ek_envelope_free(env);
+}
+
+static void reply(ek_supervisor_t *s, const struct job *j, json_object *body)
+{
+    ek_envelope_t *env = ek_envelope_new(EK_MSG_REPLY, body);
+    env->correlation_id = ek_xstrdup(j->correlation_id);
+    publish(s, j->reply_to, env);
+    ek_envelope_free(env);
+}
+
+/* ---- lines from a task process -------------------------------------------------------- */
+
+static void handle_line(ek_supervisor_t *s, struct job *j, const char *line)
+{
+    json_object *m = NULL;
+    const char *kind = NULL;
+    ek_err_t *err = ek_json_parse(line, strlen(line), &m);
+    if (!err)
+        err = ek_json_req_string(m, "line", "kind", &kind);
+    if (err) {
+        ek_log_kv(EK_LOG_WARNING, "task process wrote a bad line", "error", err->message, NULL);
+        ek_err_free(err);
+        json_object_put(m);
+        return;
+    }
+    if (!strcmp(kind, "result") || !strcmp(kind, "error")) {
+        json_object_put(j->outcome);
+        j->outcome = m; /* sent once the process has ended */
+        return;
+    }
+    if (!j->query) {
+        json_object *body = json_object_new_object();
+        json_object_object_foreach(m, k, v)
+        {
+            if (strcmp(k, "kind"))
+                json_object_object_add(body, k, json_object_get(v));
+        }
+        report(s, j,
+               !strcmp(kind, "progress") ? EK_MSG_TASK_PROGRESS
+               : !strcmp(kind, "event")  ? EK_MSG_TASK_EVENT
+                                         : EK_MSG_TASK_STATE,
+               body);
+    }
+    json_object_put(m);
+}
+
+static void read_job(ek_supervisor_t *s, struct job *j)
+{
+    char buf[65536];
+    ssize_t n = read(j->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        close(j->fd);
+        j->fd = -1;
+        return;
+    }
+    ek_strbuf_add(&j->buf, buf, (size_t)n);
+    char *nl;
+    while ((nl = memchr(j->buf.buf, '\n', j->buf.len))) {
+        *nl = '\0';
+        handle_line(s, j, j->buf.buf);
+        size_t used = (size_t)(nl - j->buf.buf) + 1;
+        memmove(j->buf.buf, nl + 1, j->buf.len - used);
+        ek_strbuf_setlen(&j->buf, j->buf.len - used);
+    }
+}
+
+static const char *signal_name(int sig)
+{
+    static char other[32];
+    switch (sig) {
+    case SIGKILL: return "SIGKILL";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    }
+    snprintf(other, sizeof(other), "signal %d", sig);
+    return other;
+}
+
+/* The process has ended: send its outcome. */
+static void finish(ek_supervisor_t *s, struct job *j, int status)
+{
+    const char *kind = j->outcome ? json_object_get_string(json_object_object_get(j->outcome,
+                                                                                  "kind"))
+                                  : NULL;
+    if (j->query) {
+        json_object *body = json_object_new_object();
+        if (kind && !strcmp(kind, "result")) {
+            json_object *r = json_object_object_get(j->outcome, "result");
+            json_object_object_add(body, "ok", json_object_new_boolean(1));
+            json_object_object_add(body, "result",
+                                   json_object_get(json_object_object_get(r, "answer")));
+        } else {
+            json_object_object_add(body, "ok", json_object_new_boolean(0));
+            json_object_object_add(
+                body, "error",
+                json_object_new_string(
+                    kind ? json_object_get_string(json_object_object_get(j->outcome, "message"))
+                         : "the worker's query process died"));
+        }
+        reply(s, j, body);
+        return;
+    }
+    json_object *body = json_object_new_object();
+    if (kind && !strcmp(kind, "result")) {
+        json_object_object_add(body, "result",
+                               json_object_get(json_object_object_get(j->outcome, "result")));
+        report(s, j, EK_MSG_TASK_COMPLETED, body);
+        ek_log_kv(EK_LOG_INFO, "task completed", "task_id", j->task_id, NULL);
+        return;
+    }
+    bool canceled = j->cancel ||
+                    (kind && json_object_get_boolean(json_object_object_get(j->outcome,
+                                                                            "canceled")));
+    if (canceled) {
+        report(s, j, EK_MSG_TASK_CANCELED, body);
+        ek_log_kv(EK_LOG_INFO, "task cancelled", "task_id", j->task_id, NULL);
+        return;
+    }
+    char *msg;
+    if (kind)
+        msg = ek_xstrdup(json_object_get_string(json_object_object_get(j->outcome, "message")));
+    else if (WIFSIGNALED(status))
+        msg = ek_xasprintf("the task process was killed by %s", signal_name(WTERMSIG(status)));
+    else
+        msg = ek_xasprintf("the task process exited with status %d without a result",
+                           WEXITSTATUS(status));
+    json_object_object_add(body, "message", json_object_new_string(msg));
+    report(s, j, EK_MSG_TASK_ERROR, body);
+    ek_log_kv(EK_LOG_WARNING, "task failed", "task_id", j->task_id, "error", msg, NULL);
+    free(msg);
+}
+
+static void job_free(struct job *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    ek_strbuf_release(&j->buf);
+    json_object_put(j->outcome);
+    free(j->reply_to);
+    free(j->correlation_id);
+    free(j);
+}
+
+static void *reporter_main(void *arg)
+{
+    ek_supervisor_t *s = arg;
+    ek_log_context_set("loop", "reporter");
+    for (;;) {
+        struct pollfd pfd[MAX_JOBS + 1];
+        struct job *owner[MAX_JOBS + 1];
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
+        pthread_mutex_lock(&s->lock);
+        bool stop = s->stopping && s->n_jobs == 0;
+        for (int i = 0; i < s->n_jobs; i++) {
+            if (s->jobs[i]->fd >= 0) {
+                owner[n] = s->jobs[i];
+                pfd[n++] = (struct pollfd){.fd = s->jobs[i]->fd, .events = POLLIN};
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            break;
+        poll(pfd, (nfds_t)n, 250);
+        if (pfd[0].revents) {
+            char buf[64];
+            while (read(s->wake[0], buf, sizeof(buf)) > 0)
+                ;
+        }
+        for (int i = 1; i < n; i++)
+            if (pfd[i].revents)
+                read_job(s, owner[i]);
+        /* reap ended processes: their outcome goes out after all they wrote */
+        time_t now = time(NULL);
+        for (int i = 0;; i++) {
+            pthread_mutex_lock(&s->lock);
+            if (i >= s->n_jobs) {
+                pthread_mutex_unlock(&s->lock);
+                break;
+            }
+            struct job *j = s->jobs[i];
+            if (j->query && now > j->deadline)
+                kill(j->pid, SIGKILL);
+            int status = 0;
+            bool ended = j->fd < 0 && waitpid(j->pid, &status, WNOHANG) == j->pid;
+            if (ended) {
+                s->jobs[i] = s->jobs[--s->n_jobs];
+                i--;
+            }
+            pthread_mutex_unlock(&s->lock);
+            if (ended) {
+                finish(s, j, status);
+                job_free(j);
+            }
+        }
+    }
+    ek_amqp_close(s->pub);
+    s->pub = NULL;
+    ek_log_context_clear();
+    return NULL;
+}
+
+/* ---- starting processes ------------------------------------------------------------------ */
+
+static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
+{
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0)
+        return ek_err_errno(errno, "creating a pipe for a task process");
+    if (pipe2(out, O_CLOEXEC) != 0) {
+        close(in[0]);
+        close(in[1]);
+        return ek_err_errno(errno, "creating a pipe for a task process");
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(in[0]);
+        close(in[1]);
+        close(out[0]);
+        close(out[1]);
+        return ek_err_errno(e, "starting a task process");
+    }
+    if (pid == 0) {
+        /* only async-signal-safe calls until exec */
+        dup2(in[0], STDIN_FILENO);
+        dup2(out[1], STDOUT_FILENO);
+        execv(s->argv[0], s->argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    j->pid = pid;
+    j->fd = out[0];
+    /* the job is small (task info and sealed credentials): write it whole */
+    size_t len = strlen(input);
+    const char *p = input;
+    while (len) {
+        ssize_t n = write(in[1], p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the process died: its exit is reported */
+        p += n;
+        len -= (size_t)n;
+    }
+    close(in[1]);
+    return NULL;
+}
+
+static ek_err_t *add_job(ek_supervisor_t *s, struct job *j, const char *input)
+{
+    ek_strbuf_init(&j->buf, 0);
+    j->fd = -1;
+    pthread_mutex_lock(&s->lock);
+    ek_err_t *err = s->n_jobs == MAX_JOBS
+                        ? ek_err_new(EK_E_UNAVAILABLE, "too many task processes")
+                        : spawn(s, j, input);
+    if (!err)
+        s->jobs[s->n_jobs++] = j;
+    pthread_mutex_unlock(&s->lock);
+    if (err)
+        job_free(j);
+    else
+        wake(s);
+    return err;
+}
+
+ek_err_t *ek_supervisor_start_task(ek_supervisor_t *s, const char *task_id,
+                                   const char *attempt_id, const char *job)
+{
+    struct job *j = ek_xcalloc(1, sizeof(*j));
+    snprintf(j->task_id, sizeof(j->task_id), "%s", task_id);
+    snprintf(j->attempt_id, sizeof(j->attempt_id), "%s", attempt_id);
+    return add_job(s, j, job);
+}
+
+ek_err_t *ek_supervisor_start_query(ek_supervisor_t *s, const char *reply_to,
+                                    const char *correlation_id, const char *job, int timeout_s)
+{
+    struct job *j = ek_xcalloc(1, sizeof(*j));
+    j->query = true;
+    j->reply_to = ek_xstrdup(reply_to);
+    j->correlation_id = ek_xstrdup(correlation_id ? correlation_id : "");
+    j->deadline = time(NULL) + timeout_s;
+    return add_job(s, j, job);
+}
+
+bool ek_supervisor_cancel(ek_supervisor_t *s, const char *task_id, const char *attempt_id,
+                          bool force)
+{
+    bool found = false;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_jobs; i++) {
+        struct job *j = s->jobs[i];
+        if (j->query || strcmp(j->task_id, task_id) || strcmp(j->attempt_id, attempt_id))
+            continue;
+        j->cancel = true;
+        j->force = j->force || force;
+        kill(j->pid, force ? SIGKILL : SIGINT);
+        found = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+int ek_supervisor_running(ek_supervisor_t *s)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_jobs; i++)
+        n += !s->jobs[i]->query;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+ek_err_t *ek_supervisor_new(const ek_config_t *cfg, char *const *child_argv,
+                            ek_supervisor_t **out)
+{
+    ek_supervisor_t *s = ek_xcalloc(1, sizeof(*s));
+    s->cfg = cfg;
+    int n = 0;
+    while (child_argv[n])
+        n++;
+    s->argv = ek_xcalloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++)
+        s->argv[i] = ek_xstrdup(child_argv[i]);
+    pthread_mutex_init(&s->lock, NULL);
+    if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+        pthread_create(&s->reporter, NULL, reporter_main, s) != 0) {
+        for (int i = 0; i < n; i++)
+            free(s->argv[i]);
+        free(s->argv);
+        free(s);
+        return ek_err_new(EK_E_INTERNAL, "could not start the task reporter");
+    }
+    *out = s;
+    return NULL;
+}
+
+void ek_supervisor_drain(ek_supervisor_t *s, int timeout_s)
+{
+    time_t end = time(NULL) + timeout_s;
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    while (ek_supervisor_running(s) > 0 && time(NULL) < end)
+        nanosleep(&ts, NULL);
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_jobs; i++) {
+        if (!s->jobs[i]->query)
+            ek_log_kv(EK_LOG_WARNING, "killing a task that did not finish in time", "task_id",
+                      s->jobs[i]->task_id, NULL);
+        kill(s->jobs[i]->pid, SIGKILL);
+    }
+    pthread_mutex_unlock(&s->lock);
+    /* the reporter reaps them and sends their outcome */
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        int n = s->n_jobs;
+        pthread_mutex_unlock(&s->lock);
+        if (!n)
+            break;
+        nanosleep(&ts, NULL);
+    }
+}
+
+void ek_supervisor_free(ek_supervisor_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->lock);
+    wake(s);
+    pthread_join(s->reporter, NULL);
+    close(s->wake[0]);
+    close(s->wake[1]);
+    pthread_mutex_destroy(&s->lock);
+    for (int i = 0; s->argv[i]; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    free(s);
+}
