@@ -27,8 +27,14 @@ ek_require_pkg(pq           libpq         libpq-dev)
 ek_require_pkg(openssl      openssl       libssl-dev)
 ek_require_pkg(zstd         libzstd       libzstd-dev)
 ek_require_pkg(microhttpd   libmicrohttpd libmicrohttpd-dev)
+ek_require_pkg(xml2         libxml-2.0    libxml2-dev)
 if(EKMAN_BUILD_TESTS)
   ek_require_pkg(cmocka     cmocka        libcmocka-dev)
 endif()
 
 find_package(Threads REQUIRED)
+
+# Data plane (issue #5): XXH3 checksums (used header-only, so the writer stays
+# statically linkable) and libnbd for the NBD source reader.
+ek_require_pkg(xxhash       libxxhash     libxxhash-dev)
+ek_require_pkg(nbd          libnbd        libnbd-dev)

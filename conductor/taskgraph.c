@@ -24,8 +24,8 @@ void ek_taskgraph_free(ek_taskgraph_t *g)
     ek_taskgraph_init(g);
 }
 
-int ek_taskgraph_add(ek_taskgraph_t *g, const char *instance, const char *type, bool on_error,
-                     bool on_error_only, ...)
+int ek_taskgraph_add(ek_taskgraph_t *g, const char *instance, const char *type, int on_error,
+                     int on_error_only, ...)
 {
     const ek_task_type_t *t = ek_task_type_find(type);
     if (!t) {

@@ -43,8 +43,8 @@ typedef struct ek_deployment_opts {
 void ek_taskgraph_init(ek_taskgraph_t *g);
 void ek_taskgraph_free(ek_taskgraph_t *g);
 /* Adds a task; deps are indexes of earlier tasks, ending with -1. Returns its index. */
-int ek_taskgraph_add(ek_taskgraph_t *g, const char *instance, const char *type, bool on_error,
-                     bool on_error_only, ...);
+int ek_taskgraph_add(ek_taskgraph_t *g, const char *instance, const char *type, int on_error,
+                     int on_error_only, ...);
 
 void ek_taskgraph_transfer(ek_taskgraph_t *g, const char *instance, const ek_transfer_opts_t *o);
 void ek_taskgraph_deployment(ek_taskgraph_t *g, const char *instance,

@@ -15,7 +15,7 @@ readonly PACKAGES=(
     build-essential pkg-config cmake clang libclang-rt-14-dev
     # libraries linked by Ekman (headers + pkg-config files)
     librabbitmq-dev libcurl4-openssl-dev libvirt-dev libssh2-1-dev libjson-c-dev
-    libpq-dev libssl-dev libzstd-dev libcmocka-dev libmicrohttpd-dev libnbd-dev
+    libpq-dev libssl-dev libzstd-dev libcmocka-dev libmicrohttpd-dev libnbd-dev libxml2-dev
     # services of the local stack (postgresql-contrib: pgbench)
     postgresql postgresql-contrib rabbitmq-server
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu

@@ -32,7 +32,15 @@ stop_and_check() { # stop_and_check NAME: SIGTERM, exit 0 within 15 s, "stopped"
 start conductor "$BUILD/conductor/ekman-conductor" --config "$EKMAN_CONFIG"
 start scheduler "$BUILD/scheduler/ekman-scheduler" --config "$EKMAN_CONFIG"
 start worker "$BUILD/worker/ekman-worker" --config "$EKMAN_CONFIG"
-start writer "$BUILD/worker/ekman-writer"
+# the writer serves HTTPS with mutual TLS: a throwaway CA and server certificate
+( cd "$TMP" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout ca.key -out ca.pem -subj /CN=test-ca -days 1 &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout w.key -out w.csr \
+    -subj /CN=writer &&
+  openssl x509 -req -in w.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out w.pem -days 1 ) \
+  > "$TMP/openssl.log" 2>&1
+start writer "$BUILD/worker/ekman-writer" --listen 127.0.0.1:0 --cert "$TMP/w.pem" \
+  --key "$TMP/w.key" --ca "$TMP/ca.pem" --allow-path "$TMP" --port-file "$TMP/writer.port"
 
 check "the API answers /healthz" wait_for 30 "$BUILD/client/ekman" status --url "$EKMAN_URL"
 out=$("$BUILD/client/ekman" status --url "$EKMAN_URL")
@@ -49,7 +57,7 @@ check "an oversized body is 413" test "$code" = 413
 check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
 check "scheduler logged its start" wait_for 10 grep -q "scheduler started" "$TMP/scheduler.log"
 check "worker logged its start" wait_for 10 grep -q "worker started host=" "$TMP/worker.log"
-check "writer logged its start" wait_for 10 grep -q "writer started" "$TMP/writer.log"
+check "writer logged where it listens" wait_for 10 grep -q "writer listening" "$TMP/writer.log"
 queues=$(eval "$EKMAN_RABBITMQCTL -q list_queues -p ekman name durable" 2>/dev/null)
 check "queue ekman.conductor declared durable" grep -Eq '^ekman\.conductor\s+true' <<<"$queues"
 check "queue ekman.scheduler declared durable" grep -Eq '^ekman\.scheduler\s+true' <<<"$queues"

@@ -73,7 +73,7 @@ create_user "sch-$R" "sch-$R" member "Sch-pass-$R"
 read -r TOK P < <(login "sch-$R" "Sch-pass-$R")
 EP=$(api "$TOK" POST "/v1/$P/endpoints" '{"endpoint":{"name":"dir","type":"local","connection_info":{"path":"/var/tmp"}}}' | jq -r .endpoint.id)
 T=$(api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$EP\",\"destination_endpoint_id\":\"$EP\",\"instances\":[\"vm1\"]}}" | jq -r .transfer.id)
-# a disabled and an expired-soon schedule must never fire
+# a disabled schedule must never fire
 api "$TOK" POST "/v1/$P/transfers/$T/schedules" '{"schedule": {"minute": "*"}, "enabled": false}' > /dev/null
 S=$(api "$TOK" POST "/v1/$P/transfers/$T/schedules" '{"schedule": {"minute": "*"}, "enabled": true}' | jq -r .schedule.id)
 check "the every-minute schedule is created" test "$(code)" = 201

@@ -1,0 +1,487 @@
+/* run.c - ek-local-run: runs whole executions of the `local` provider
+ * through its task functions, without the services: the task graph the
+ * conductor would build (conductor/taskgraph.c), scheduled with the
+ * conductor's rules (a task runs when its parents ended; cleanups when one
+ * of their parents completed; rollbacks only when the execution failed),
+ * each result checked to hold exactly the keys its type declares and merged
+ * into the instance's task info, and the conductor's post-task hooks of
+ * deployments applied to the transfer's task info.
+ *
+ *   ek-local-run --src DIR --dst DIR --instance NAME --info FILE
+ *                [--network-map JSON] [--report FILE] [--config FILE]
+ *                transfer [--shutdown] [--interrupt-replicate N | --cancel-replicate N]
+ *              | deploy [--no-clone-disks] [--os-morphing]
+ *              | delete-disks
+ *
+ * FILE (--info) keeps what the database would between runs:
+ *   {"transfer": {NAME: task info}, "completed_executions": N}
+ * The report is {"status": ..., "tasks": [{type, status, error, events,
+ * steps}]}. Exit status: 0 when the execution completed, 1 when it failed,
+ * 2 on bad usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "common/config.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "common/strbuf.h"
+#include "conductor/taskgraph.h"
+#include "proto/tasks.h"
+#include "tests/integration/local/task_ctx.h"
+#include "worker/provider.h"
+
+extern const ek_provider_t ek_provider_local;
+
+typedef struct run {
+    const char *instance;
+    ek_endpoint_t origin, destination;
+    const ek_config_t *cfg;
+    bool clone_disks, skip_os_morphing, deployment;
+    json_object *info;     /* this execution's task info: {NAME: {...}} */
+    json_object *transfer; /* the transfer's (same object for a transfer execution) */
+    json_object *report_tasks;
+    int interrupt_replicate;
+    long cancel_replicate;
+} run_t;
+
+static bool is(const char *a, const char *b)
+{
+    return strcmp(a, b) == 0;
+}
+
+static ek_task_fn task_fn(const char *type)
+{
+    for (const ek_task_impl_t *t = ek_provider_local.tasks; t->task_type; t++)
+        if (is(t->task_type, type))
+            return t->run;
+    return NULL;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    ek_strbuf_t sb = EK_STRBUF_INIT;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        ek_strbuf_add(&sb, buf, n);
+    fclose(f);
+    return ek_strbuf_detach(&sb);
+}
+
+static bool write_json(const char *path, json_object *o)
+{
+    char *s = ek_json_dump(o, true);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(s, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0)
+        ok = false;
+    free(s);
+    return ok;
+}
+
+/* The conductor's check: exactly the declared keys. */
+static ek_err_t *check_result(const ek_task_type_t *type, json_object *result)
+{
+    json_object_object_foreach(result, key, val)
+    {
+        (void)val;
+        bool declared = false;
+        for (const char *const *k = type->provides; *k && !declared; k++)
+            declared = is(*k, key);
+        if (!declared)
+            return ek_err_new(EK_E_PROTOCOL, "%s returned '%s', which it does not declare",
+                              type->name, key);
+    }
+    for (const char *const *k = type->provides; *k; k++)
+        if (!json_object_object_get_ex(result, *k, NULL))
+            return ek_err_new(EK_E_PROTOCOL, "%s did not return '%s'", type->name, *k);
+    return NULL;
+}
+
+static json_object *instance_info(json_object *info, const char *instance)
+{
+    json_object *ii;
+    if (!json_object_object_get_ex(info, instance, &ii)) {
+        ii = json_object_new_object();
+        json_object_object_add(info, instance, ii);
+    }
+    return ii;
+}
+
+/* One attempt of a task: its report entry is added; the error returned. */
+static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, int cancel_after,
+                         long cancel_after_checks, json_object **saved)
+{
+    const ek_task_type_t *type = t->type;
+    ek_task_fn fn = task_fn(type->name);
+    ek_task_ctx_t *ctx = ek_test_ctx_new(r->cfg, stdout, type->name);
+    if (cancel_after > 0)
+        ek_test_ctx_cancel_after_saves(ctx, cancel_after);
+    if (cancel_after_checks > 0)
+        ek_test_ctx_cancel_after_checks(ctx, cancel_after_checks);
+    json_object *ti = NULL, *result = json_object_new_object();
+    json_object_deep_copy(instance_info(r->info, r->instance), &ti, NULL);
+    ek_task_input_t in = {
+        .task_id = "task",
+        .execution_id = "execution",
+        .task_type = type->name,
+        .instance = r->instance,
+        .params = t->params,
+        .task_info = ti,
+        .state = state,
+        .user_scripts = NULL,
+        .clone_disks = r->clone_disks,
+        .skip_os_morphing = r->skip_os_morphing,
+        .origin = &r->origin,
+        .destination = &r->destination,
+    };
+    printf("[%s] started%s\n", type->name, state ? " (resuming from the saved state)" : "");
+    fflush(stdout);
+    ek_err_t *err = fn ? fn(ctx, &in, result)
+                       : ek_err_new(EK_E_INVALID, "provider 'local' cannot run %s", type->name);
+    if (!err && ek_task_cancelled(ctx))
+        err = ek_err_new(EK_E_CANCELED, "cancelled"); /* as worker/child.c does */
+    if (!err)
+        err = check_result(type, result);
+    json_object *rep = json_object_new_object();
+    json_object_object_add(rep, "type", json_object_new_string(type->name));
+    json_object_object_add(rep, "status", json_object_new_string(err ? "ERROR" : "COMPLETED"));
+    json_object_object_add(rep, "resumed", json_object_new_boolean(state != NULL));
+    json_object_object_add(rep, "state_saves", json_object_new_int(ek_test_ctx_saves(ctx)));
+    if (err) {
+        json_object_object_add(rep, "error", json_object_new_string(err->message));
+        printf("[%s] ERROR: %s\n", type->name, err->message);
+    } else {
+        /* the conductor's merge: a shallow || of the result */
+        json_object *ii = instance_info(r->info, r->instance);
+        json_object_object_foreach(result, key, val)
+            json_object_object_add(ii, key, json_object_get(val));
+        /* its post-task hooks of deployments (conductor/engine.c) */
+        json_object *vols = json_object_object_get(result, "volumes_info");
+        if (r->deployment && is(type->name, "RESTORE_TRANSFER_DISK_SNAPSHOTS"))
+            json_object_object_add(instance_info(r->transfer, r->instance), "volumes_info",
+                                   json_object_get(vols));
+        if (r->deployment && is(type->name, "DELETE_TRANSFER_TARGET_DISK_SNAPSHOTS") &&
+            !r->clone_disks)
+            json_object_object_add(instance_info(r->transfer, r->instance), "volumes_info",
+                                   json_object_new_array());
+        printf("[%s] completed\n", type->name);
+    }
+    json_object_object_add(rep, "events", json_object_get(ek_test_ctx_events(ctx)));
+    json_object_object_add(rep, "steps", json_object_get(ek_test_ctx_steps(ctx)));
+    json_object_array_add(r->report_tasks, rep);
+    fflush(stdout);
+    *saved = json_object_get(ek_test_ctx_state(ctx));
+    json_object_put(result);
+    json_object_put(ti);
+    ek_test_ctx_free(ctx);
+    return err;
+}
+
+/* Runs one task; true when it completed. With --interrupt-replicate N,
+ * REPLICATE_DISKS is stopped after its Nth state save and run again from
+ * that state, as the conductor re-dispatches a task whose worker died.
+ * With --cancel-replicate N, it is cancelled after N reads (and the
+ * execution fails). */
+static bool run_task(run_t *r, const ek_tg_task_t *t)
+{
+    bool repl = is(t->type->name, "REPLICATE_DISKS");
+    int interrupt = repl ? r->interrupt_replicate : 0;
+    json_object *saved = NULL;
+    ek_err_t *err = attempt(r, t, NULL, interrupt, repl ? r->cancel_replicate : 0, &saved);
+    if (err && interrupt && err->code == EK_E_CANCELED) {
+        ek_err_free(err);
+        json_object *state = saved;
+        saved = NULL;
+        err = attempt(r, t, state, 0, 0, &saved);
+        json_object_put(state);
+    }
+    json_object_put(saved);
+    bool ok = err == NULL;
+    ek_err_free(err);
+    return ok;
+}
+
+/* ---- the conductor's scheduling rules (conductor/engine.c), in memory ---- */
+
+enum { SCHEDULED, ON_ERROR_ONLY, PENDING, COMPLETED, ERROR, CANCELED, UNSCHEDULED };
+
+static const char *const status_names[] = {
+    "SCHEDULED",  "EXECUTE_ON_ERROR_ONLY", "PENDING", "COMPLETED", "ERROR", "CANCELED",
+    "UNSCHEDULED"};
+
+static bool is_final(int s)
+{
+    return s == COMPLETED || s == ERROR || s == CANCELED || s == UNSCHEDULED;
+}
+
+static void schedule_ready(const ek_taskgraph_t *g, int *st, bool failed)
+{
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < g->n; i++) {
+            const ek_tg_task_t *t = &g->tasks[i];
+            if (st[i] != SCHEDULED)
+                continue;
+            bool parents_final = true, all_completed = true, some = false;
+            for (int d = 0; d < t->n_deps; d++) {
+                int ps = st[t->deps[d]];
+                parents_final = parents_final && is_final(ps);
+                all_completed = all_completed && ps == COMPLETED;
+                some = some || ps == COMPLETED;
+            }
+            if (!parents_final)
+                continue;
+            if (t->on_error || t->on_error_only)
+                st[i] = some ? PENDING : UNSCHEDULED;
+            else
+                st[i] = all_completed && !failed ? PENDING : UNSCHEDULED;
+            changed = true;
+        }
+    }
+}
+
+static bool run_graph(run_t *r, const ek_taskgraph_t *g)
+{
+    int *st = ek_xcalloc(g->n, sizeof(int));
+    for (size_t i = 0; i < g->n; i++)
+        st[i] = g->tasks[i].on_error_only ? ON_ERROR_ONLY
+                : g->tasks[i].n_deps == 0 ? PENDING
+                                          : SCHEDULED;
+    bool failed = false;
+    for (;;) {
+        size_t next = g->n;
+        for (size_t i = 0; i < g->n && next == g->n; i++)
+            if (st[i] == PENDING)
+                next = i;
+        if (next == g->n)
+            break;
+        st[next] = run_task(r, &g->tasks[next]) ? COMPLETED : ERROR;
+        if (st[next] == ERROR && !failed) {
+            failed = true;
+            for (size_t i = 0; i < g->n; i++) {
+                bool cleanup = g->tasks[i].on_error || g->tasks[i].on_error_only;
+                if (st[i] == ON_ERROR_ONLY)
+                    st[i] = SCHEDULED; /* rollbacks now run */
+                else if (st[i] == PENDING && !cleanup)
+                    st[i] = CANCELED;
+            }
+        }
+        schedule_ready(g, st, failed);
+    }
+    bool deadlock = false;
+    for (size_t i = 0; i < g->n; i++) {
+        if (st[i] == ON_ERROR_ONLY)
+            st[i] = UNSCHEDULED;
+        deadlock = deadlock || st[i] == SCHEDULED;
+        printf("  %-40s %s\n", g->tasks[i].type->name, status_names[st[i]]);
+    }
+    free(st);
+    return !failed && !deadlock;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: ek-local-run --src DIR --dst DIR --instance NAME --info FILE\n"
+            "                    [--network-map JSON] [--report FILE] [--config FILE]\n"
+            "       transfer [--shutdown] [--interrupt-replicate N | --cancel-replicate N]\n"
+            "     | deploy [--no-clone-disks] [--os-morphing]\n"
+            "     | delete-disks\n");
+}
+
+static json_object *endpoint_conn(const char *path)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "path", json_object_new_string(path));
+    return o;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"src", 1, NULL, 's'},
+        {"dst", 1, NULL, 'd'},
+        {"instance", 1, NULL, 'i'},
+        {"info", 1, NULL, 'f'},
+        {"network-map", 1, NULL, 'n'},
+        {"report", 1, NULL, 'r'},
+        {"config", 1, NULL, 'c'},
+        {"shutdown", 0, NULL, 'S'},
+        {"no-clone-disks", 0, NULL, 'C'},
+        {"os-morphing", 0, NULL, 'O'},
+        {"interrupt-replicate", 1, NULL, 'I'},
+        {"cancel-replicate", 1, NULL, 'X'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *src = NULL, *dst = NULL, *instance = NULL, *info_path = NULL, *netmap = "{}";
+    const char *report_path = NULL, *config_path = NULL;
+    bool shutdown = false, clone = true, morph = false;
+    int interrupt = 0;
+    long cancel = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            src = optarg;
+            break;
+        case 'd':
+            dst = optarg;
+            break;
+        case 'i':
+            instance = optarg;
+            break;
+        case 'f':
+            info_path = optarg;
+            break;
+        case 'n':
+            netmap = optarg;
+            break;
+        case 'r':
+            report_path = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'S':
+            shutdown = true;
+            break;
+        case 'C':
+            clone = false;
+            break;
+        case 'O':
+            morph = true;
+            break;
+        case 'I':
+            interrupt = atoi(optarg);
+            break;
+        case 'X':
+            cancel = atol(optarg);
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    if (!src || !dst || !instance || !info_path || optind != argc - 1) {
+        usage();
+        return 2;
+    }
+    const char *command = argv[optind];
+    ek_log_init("ek-local-run");
+    ek_config_t *cfg = ek_config_new();
+    ek_err_t *err = config_path ? ek_config_load_file(cfg, config_path) : NULL;
+    json_object *netmap_j = NULL, *state = NULL;
+    if (!err)
+        err = ek_json_parse(netmap, strlen(netmap), &netmap_j);
+    char *text = err ? NULL : read_file(info_path);
+    if (!err && text)
+        err = ek_json_parse(text, strlen(text), &state);
+    free(text);
+    if (err) {
+        fprintf(stderr, "ek-local-run: %s\n", err->message);
+        ek_err_free(err);
+        json_object_put(netmap_j);
+        ek_config_free(cfg);
+        return 2;
+    }
+    if (!state)
+        state = json_object_new_object();
+    json_object *transfer, *v;
+    if (!json_object_object_get_ex(state, "transfer", &transfer)) {
+        transfer = json_object_new_object();
+        json_object_object_add(state, "transfer", transfer);
+    }
+    int64_t completed =
+        json_object_object_get_ex(state, "completed_executions", &v) ? json_object_get_int64(v) : 0;
+
+    run_t r = {.instance = instance, .cfg = cfg, .clone_disks = clone, .skip_os_morphing = !morph};
+    r.origin = (ek_endpoint_t){"src-id",
+                               "src",
+                               "local",
+                               endpoint_conn(src),
+                               json_object_new_object(),
+                               json_object_new_object(),
+                               json_object_new_object()};
+    r.destination = (ek_endpoint_t){"dst-id",
+                                    "dst",
+                                    "local",
+                                    endpoint_conn(dst),
+                                    json_object_new_object(),
+                                    json_object_get(netmap_j),
+                                    json_object_new_object()};
+    r.transfer = transfer;
+    r.report_tasks = json_object_new_array();
+    r.interrupt_replicate = interrupt;
+    r.cancel_replicate = cancel;
+    ek_taskgraph_t g;
+    ek_taskgraph_init(&g);
+    int code = 2;
+    if (is(command, "transfer")) {
+        ek_transfer_opts_t o = {shutdown, completed > 0};
+        ek_taskgraph_transfer(&g, instance, &o);
+        r.info = json_object_get(transfer);
+    } else if (is(command, "deploy")) {
+        ek_deployment_opts_t o = {clone, !morph};
+        ek_taskgraph_deployment(&g, instance, &o);
+        r.deployment = true;
+        json_object_deep_copy(transfer, &r.info, NULL); /* a deployment copies the info */
+    } else if (is(command, "delete-disks")) {
+        ek_taskgraph_delete_disks(&g, instance);
+        r.info = json_object_get(transfer);
+    } else {
+        usage();
+        goto out;
+    }
+    if ((err = ek_taskgraph_check(&g, r.info))) {
+        fprintf(stderr, "ek-local-run: %s\n", err->message);
+        ek_err_free(err);
+        goto out;
+    }
+    bool ok = run_graph(&r, &g);
+    if (ok && is(command, "transfer"))
+        json_object_object_add(state, "completed_executions", json_object_new_int64(completed + 1));
+    if (r.deployment) {
+        json_object *ii = NULL;
+        json_object_object_get_ex(r.info, instance, &ii);
+        json_object_object_add(state, "deployment", json_object_get(ii));
+    }
+    printf("%s: %s\n", command, ok ? "COMPLETED" : "ERROR");
+    code = ok ? 0 : 1;
+    if (!write_json(info_path, state)) {
+        fprintf(stderr, "ek-local-run: could not write %s: %s\n", info_path, strerror(errno));
+        code = 2;
+    }
+    if (report_path) {
+        json_object *rep = json_object_new_object();
+        json_object_object_add(rep, "status", json_object_new_string(ok ? "COMPLETED" : "ERROR"));
+        json_object_object_add(rep, "tasks", json_object_get(r.report_tasks));
+        if (!write_json(report_path, rep))
+            code = 2;
+        json_object_put(rep);
+    }
+out:
+    ek_taskgraph_free(&g);
+    json_object_put(r.info);
+    json_object_put(r.report_tasks);
+    json_object_put(state);
+    json_object_put(netmap_j);
+    json_object_put(r.origin.connection_info);
+    json_object_put(r.origin.environment);
+    json_object_put(r.origin.network_map);
+    json_object_put(r.origin.storage_mappings);
+    json_object_put(r.destination.connection_info);
+    json_object_put(r.destination.environment);
+    json_object_put(r.destination.network_map);
+    json_object_put(r.destination.storage_mappings);
+    ek_config_free(cfg);
+    ek_log_shutdown();
+    return code;
+}

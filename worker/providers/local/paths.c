@@ -1,0 +1,148 @@
+/* paths.c - where the local provider's files are: the endpoints'
+ * directories (checked before use), names that become path components,
+ * the destination layout of local.h, the ekman-writer binary to run, and
+ * small file-system helpers. */
+#include "worker/providers/local/local.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include "common/json.h"
+#include "common/mem.h"
+#include "common/strbuf.h"
+
+ek_err_t *ek_local_endpoint_dir(const ek_endpoint_t *ep, bool writable, const char **dir)
+{
+    const char *name = ep && ep->name ? ep->name : "?";
+    const char *path;
+    ek_err_t *err;
+    if (!ep || !ep->connection_info || !json_object_is_type(ep->connection_info, json_type_object))
+        return ek_err_new(EK_E_INVALID, "endpoint '%s': connection_info.path is missing", name);
+    if ((err = ek_json_req_string(ep->connection_info, "connection_info", "path", &path)))
+        return ek_err_prefix(err, "endpoint '%s'", name);
+    if (path[0] != '/')
+        return ek_err_new(EK_E_INVALID,
+                          "endpoint '%s': connection_info.path \"%s\" must be an absolute path",
+                          name, path);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ek_err_prefix(ek_err_errno(errno, "cannot use \"%s\"", path), "endpoint '%s'", name);
+    if (!S_ISDIR(st.st_mode))
+        return ek_err_new(EK_E_INVALID, "endpoint '%s': \"%s\" is not a directory", name, path);
+    if (access(path, R_OK | X_OK) != 0)
+        return ek_err_prefix(ek_err_errno(errno, "cannot read the directory \"%s\"", path),
+                             "endpoint '%s'", name);
+    if (writable && access(path, W_OK) != 0)
+        return ek_err_prefix(ek_err_errno(errno, "cannot write into the directory \"%s\"", path),
+                             "endpoint '%s'", name);
+    *dir = path;
+    return NULL;
+}
+
+ek_err_t *ek_local_task_dirs(const ek_task_input_t *in, const char **src, const char **dst)
+{
+    ek_err_t *err = NULL;
+    if (src && (err = ek_local_endpoint_dir(in->origin, false, src)))
+        return err;
+    if (dst && (err = ek_local_endpoint_dir(in->destination, true, dst)))
+        return err;
+    return NULL;
+}
+
+ek_err_t *ek_local_name_check(const char *name, const char *what)
+{
+    if (!name || !*name)
+        return ek_err_new(EK_E_INVALID, "the %s is empty", what);
+    if (strlen(name) > 200)
+        return ek_err_new(EK_E_INVALID, "the %s '%.40s...' is longer than 200 bytes", what, name);
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || name[0] == '.')
+        return ek_err_new(EK_E_INVALID, "the %s '%s' cannot start with a dot", what, name);
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p == '/' || *p < 0x20 || *p == 0x7f)
+            return ek_err_new(EK_E_INVALID,
+                              "the %s '%s' cannot be used as a file name (no '/' or control "
+                              "characters)",
+                              what, name);
+    return NULL;
+}
+
+char *ek_local_instance_dir(const char *dest_dir, const char *instance)
+{
+    return ek_xasprintf("%s/%s", dest_dir, instance);
+}
+
+char *ek_local_replica_path(const char *inst_dir, const char *disk_id, const char *suffix)
+{
+    return ek_xasprintf("%s/disk-%s%s", inst_dir, disk_id, suffix);
+}
+
+char *ek_local_shell_quote(const char *s)
+{
+    ek_strbuf_t sb = EK_STRBUF_INIT;
+    ek_strbuf_addch(&sb, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            ek_strbuf_adds(&sb, "'\\''");
+        else
+            ek_strbuf_addch(&sb, *s);
+    }
+    ek_strbuf_addch(&sb, '\'');
+    return ek_strbuf_detach(&sb);
+}
+
+ek_err_t *ek_local_writer_binary(char **out)
+{
+    const char *env = getenv("EKMAN_WRITER");
+    if (env && *env) {
+        if (access(env, X_OK) != 0)
+            return ek_err_errno(errno, "EKMAN_WRITER \"%s\" cannot be run", env);
+        *out = ek_xstrdup(env);
+        return NULL;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = 0;
+        char *path = ek_xasprintf("%s/ekman-writer", dirname(self));
+        if (access(path, X_OK) == 0) {
+            *out = path;
+            return NULL;
+        }
+        free(path);
+    }
+    const char *p = getenv("PATH");
+    _cleanup_free_ char *copy = ek_xstrdup(p && *p ? p : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *path = ek_xasprintf("%s/ekman-writer", *d ? d : ".");
+        if (access(path, X_OK) == 0) {
+            *out = path;
+            return NULL;
+        }
+        free(path);
+    }
+    return ek_err_new(EK_E_UNAVAILABLE,
+                      "cannot find ekman-writer next to this program nor in PATH: install it, or "
+                      "set EKMAN_WRITER to its path");
+}
+
+ek_err_t *ek_local_unlink(const char *path)
+{
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ek_err_errno(errno, "could not remove \"%s\"", path);
+    return NULL;
+}
+
+ek_err_t *ek_local_fs_space(const char *path, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    struct statvfs vfs;
+    if (statvfs(path, &vfs) != 0)
+        return ek_err_errno(errno, "could not read the free space of \"%s\"", path);
+    *free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    *total_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    return NULL;
+}

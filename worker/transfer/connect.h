@@ -1,0 +1,43 @@
+/* connect.h - the ways the transfer engine reaches an ekman-writer. Each is
+ * a function that opens one more connection (the engine opens several) and
+ * returns it as an ek_stream_t on which frames can flow:
+ *   https  TCP + TLS 1.3 with client certificate + HTTP/1.1 upgrade of
+ *          POST /v1/stream (the writer listens with --listen)
+ *   ssh    an SSH session (libssh2) that runs `ekman-writer --stdio`
+ *   exec   a local command speaking the frames on stdin/stdout (tests,
+ *          local copies): `ekman-writer --stdio --allow-path ...` */
+#ifndef EK_TRANSFER_CONNECT_H
+#define EK_TRANSFER_CONNECT_H
+
+#include <openssl/ssl.h>
+#include "common/error.h"
+#include "worker/transfer/stream.h"
+
+typedef ek_err_t *(*ek_connect_fn)(void *target, ek_stream_t **out);
+
+/* Connected TCP socket to host:port (any address family), within timeout. */
+EK_ERR_CHECK ek_tcp_connect(const char *host, const char *port, int timeout_ms, int *fd);
+
+typedef struct ek_https_target {
+    const char *host, *port;
+    SSL_CTX *ctx;            /* ek_tls_client_ctx_new() */
+    const char *server_name; /* checked against the writer's certificate; NULL: chain only */
+    int timeout_ms;
+} ek_https_target_t;
+EK_ERR_CHECK ek_https_connect(void *target, ek_stream_t **out);
+
+typedef struct ek_ssh_target {
+    const char *host, *port, *user;
+    const char *key_file;    /* private key (ed25519 or ecdsa) */
+    const char *known_hosts; /* OpenSSH known_hosts with the host's key: required */
+    const char *command;     /* run on the host, e.g. "ekman-writer --stdio --allow-path /dev" */
+    int timeout_ms;
+} ek_ssh_target_t;
+EK_ERR_CHECK ek_ssh_connect(void *target, ek_stream_t **out);
+
+typedef struct ek_exec_target {
+    const char *command; /* run with /bin/sh -c */
+} ek_exec_target_t;
+EK_ERR_CHECK ek_exec_connect(void *target, ek_stream_t **out);
+
+#endif

@@ -1,0 +1,300 @@
+/* ssh.c - the SSH transport: one libssh2 session per connection whose exec
+ * channel runs `ekman-writer --stdio` on the host, as an ek_stream_t.
+ *
+ * The host key must be in the given known_hosts file; the user logs in with
+ * a key. libssh2 sessions are not thread-safe, so every call on one is made
+ * under the stream's mutex in non-blocking mode, and waits happen outside
+ * it; the writer's stderr is drained into our log so that it never blocks. */
+#include "worker/transfer/connect.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <libssh2.h>
+#include "common/log.h"
+#include "common/mem.h"
+
+typedef struct ssh_stream {
+    ek_stream_t base;
+    int fd;
+    LIBSSH2_SESSION *session;
+    LIBSSH2_CHANNEL *channel;
+    pthread_mutex_t lock;
+    volatile bool shut;
+    volatile unsigned gen; /* bumped by every libssh2 call: another thread moved */
+    char errline[256];
+    size_t errlen;
+} ssh_stream_t;
+
+static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
+
+static void ssh_global_init(void)
+{
+    libssh2_init(0);
+}
+
+static const char *ssh_errmsg(LIBSSH2_SESSION *session)
+{
+    char *msg = NULL;
+    libssh2_session_last_error(session, &msg, NULL, 0);
+    return msg && *msg ? msg : "unknown libssh2 error";
+}
+
+/* Forwards what the remote writer prints on stderr, line by line (lock held). */
+static void drain_stderr(ssh_stream_t *t)
+{
+    char buf[1024];
+    ssize_t n;
+    while ((n = libssh2_channel_read_stderr(t->channel, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n' || t->errlen == sizeof(t->errline) - 1) {
+                t->errline[t->errlen] = 0;
+                if (t->errlen)
+                    ek_log_kv(EK_LOG_INFO, "remote writer", "line", t->errline, NULL);
+                t->errlen = 0;
+            } else {
+                t->errline[t->errlen++] = buf[i];
+            }
+        }
+    }
+}
+
+/* Waits for the socket in the direction libssh2 needs, or for another
+ * thread's call to have moved the session along. */
+static int ssh_wait(ssh_stream_t *t, unsigned gen0, int *waited)
+{
+    pthread_mutex_lock(&t->lock);
+    int dir = libssh2_session_block_directions(t->session);
+    pthread_mutex_unlock(&t->lock);
+    short ev = (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND ? POLLOUT : 0) |
+               (dir & LIBSSH2_SESSION_BLOCK_INBOUND ? POLLIN : 0);
+    for (;;) {
+        if (t->shut) {
+            ek_stream_set_error(&t->base, "shut down");
+            return -1;
+        }
+        struct pollfd pfd = {.fd = t->fd, .events = ev ? ev : POLLIN};
+        int r = poll(&pfd, 1, 2);
+        if (r > 0 || t->gen != gen0)
+            return 0;
+        if (r < 0 && errno != EINTR) {
+            ek_stream_set_error(&t->base, "%s", strerror(errno));
+            return -1;
+        }
+        *waited += 2;
+        if (*waited >= t->base.timeout_ms) {
+            ek_stream_set_error(&t->base, "timed out");
+            return -1;
+        }
+    }
+}
+
+static ssize_t ssh_read(ek_stream_t *s, void *buf, size_t len)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    int waited = 0;
+    for (;;) {
+        if (t->shut) {
+            ek_stream_set_error(s, "shut down");
+            return -1;
+        }
+        pthread_mutex_lock(&t->lock);
+        unsigned gen0 = ++t->gen;
+        ssize_t n = libssh2_channel_read(t->channel, buf, len);
+        drain_stderr(t);
+        bool eof = n == 0 && libssh2_channel_eof(t->channel);
+        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
+            ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+        pthread_mutex_unlock(&t->lock);
+        if (n > 0 || eof)
+            return n;
+        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
+            return -1;
+        if (ssh_wait(t, gen0, &waited) != 0)
+            return -1;
+    }
+}
+
+static ssize_t ssh_write(ek_stream_t *s, const void *buf, size_t len)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    int waited = 0;
+    for (;;) {
+        if (t->shut) {
+            ek_stream_set_error(s, "shut down");
+            return -1;
+        }
+        pthread_mutex_lock(&t->lock);
+        unsigned gen0 = ++t->gen;
+        ssize_t n = libssh2_channel_write(t->channel, buf, len);
+        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
+            ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+        pthread_mutex_unlock(&t->lock);
+        if (n > 0)
+            return n;
+        if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
+            return -1;
+        uint64_t t0 = ek_stream_now_ns();
+        if (ssh_wait(t, gen0, &waited) != 0)
+            return -1;
+        __atomic_add_fetch(&s->write_wait_ns, ek_stream_now_ns() - t0, __ATOMIC_RELAXED);
+    }
+}
+
+static void ssh_shutdown(ek_stream_t *s)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    t->shut = true;
+    shutdown(t->fd, SHUT_RDWR);
+}
+
+static void ssh_finish(ek_stream_t *s)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&t->lock);
+        t->gen++;
+        int rc = libssh2_channel_send_eof(t->channel);
+        pthread_mutex_unlock(&t->lock);
+        if (rc != LIBSSH2_ERROR_EAGAIN)
+            break;
+        usleep(5000);
+    }
+}
+
+static void ssh_wire_bytes(ek_stream_t *s, uint64_t *out, uint64_t *in)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    if (!ek_stream_tcp_bytes(t->fd, out, in)) {
+        *out = s->bytes_out;
+        *in = s->bytes_in;
+    }
+}
+
+static void ssh_free_session(ssh_stream_t *t, bool polite)
+{
+    if (t->session) {
+        libssh2_session_set_blocking(t->session, 1);
+        libssh2_session_set_timeout(t->session, 2000);
+        if (t->channel) {
+            if (polite) {
+                libssh2_channel_send_eof(t->channel);
+                libssh2_channel_close(t->channel);
+            }
+            libssh2_channel_free(t->channel);
+        }
+        if (polite)
+            libssh2_session_disconnect(t->session, "transfer done");
+        libssh2_session_free(t->session);
+    }
+    if (t->fd >= 0)
+        close(t->fd);
+    pthread_mutex_destroy(&t->lock);
+}
+
+static void ssh_destroy(ek_stream_t *s)
+{
+    ssh_stream_t *t = (ssh_stream_t *)s;
+    ssh_free_session(t, !t->shut);
+    free(t);
+}
+
+static const ek_stream_ops_t ssh_ops = {
+    .name = "ssh",
+    .read = ssh_read,
+    .write = ssh_write,
+    .shutdown = ssh_shutdown,
+    .finish = ssh_finish,
+    .wire_bytes = ssh_wire_bytes,
+    .destroy = ssh_destroy,
+};
+
+static ek_err_t *check_host_key(ssh_stream_t *t, const ek_ssh_target_t *tg)
+{
+    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(t->session);
+    if (!kh)
+        return ek_err_new(EK_E_INTERNAL, "ssh: cannot set up the known hosts check");
+    ek_err_t *err = NULL;
+    if (libssh2_knownhost_readfile(kh, tg->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
+        err = ek_err_new(EK_E_INVALID, "ssh: cannot read known hosts file \"%s\"",
+                         tg->known_hosts);
+    } else {
+        size_t klen;
+        int ktype;
+        const char *key = libssh2_session_hostkey(t->session, &klen, &ktype);
+        struct libssh2_knownhost *host;
+        int rc = key ? libssh2_knownhost_checkp(kh, tg->host, atoi(tg->port), key, klen,
+                                                LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+                                                    LIBSSH2_KNOWNHOST_KEYENC_RAW,
+                                                &host)
+                     : LIBSSH2_KNOWNHOST_CHECK_FAILURE;
+        if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
+            err = ek_err_new(EK_E_AUTH, "ssh: the host key of %s:%s does NOT match \"%s\"",
+                             tg->host, tg->port, tg->known_hosts);
+        else if (rc != LIBSSH2_KNOWNHOST_CHECK_MATCH)
+            err = ek_err_new(EK_E_AUTH, "ssh: host %s:%s is not in \"%s\"", tg->host, tg->port,
+                             tg->known_hosts);
+    }
+    libssh2_knownhost_free(kh);
+    return err;
+}
+
+ek_err_t *ek_ssh_connect(void *target, ek_stream_t **out)
+{
+    const ek_ssh_target_t *tg = target;
+    pthread_once(&ssh_once, ssh_global_init);
+    int fd;
+    ek_err_t *err = ek_tcp_connect(tg->host, tg->port, tg->timeout_ms, &fd);
+    if (err)
+        return err;
+    ssh_stream_t *t = ek_xcalloc(1, sizeof(*t));
+    ek_stream_init(&t->base, &ssh_ops);
+    ek_stream_set_timeout(&t->base, tg->timeout_ms);
+    pthread_mutex_init(&t->lock, NULL);
+    t->fd = fd;
+    t->session = libssh2_session_init();
+    if (!t->session) {
+        err = ek_err_new(EK_E_INTERNAL, "ssh: cannot create a session");
+        goto fail;
+    }
+    libssh2_session_set_blocking(t->session, 1);
+    libssh2_session_set_timeout(t->session, tg->timeout_ms);
+    /* The fastest of what libssh2 1.10 and OpenSSH share, on AES-NI CPUs. */
+    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_CRYPT_CS, "aes128-ctr,aes256-ctr");
+    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_CRYPT_SC, "aes128-ctr,aes256-ctr");
+    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_MAC_CS, "hmac-sha1,hmac-sha2-256");
+    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_MAC_SC, "hmac-sha1,hmac-sha2-256");
+    if (libssh2_session_handshake(t->session, fd) != 0) {
+        err = ek_err_new(EK_E_UNAVAILABLE, "ssh: handshake with %s:%s failed: %s", tg->host,
+                         tg->port, ssh_errmsg(t->session));
+        goto fail;
+    }
+    if ((err = check_host_key(t, tg)))
+        goto fail;
+    if (libssh2_userauth_publickey_fromfile(t->session, tg->user, NULL, tg->key_file, NULL) != 0) {
+        err = ek_err_new(EK_E_AUTH, "ssh: %s@%s:%s refused key \"%s\": %s", tg->user, tg->host,
+                         tg->port, tg->key_file, ssh_errmsg(t->session));
+        goto fail;
+    }
+    t->channel = libssh2_channel_open_ex(t->session, "session", sizeof("session") - 1,
+                                         8 * 1024 * 1024, LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL, 0);
+    if (!t->channel || libssh2_channel_exec(t->channel, tg->command) != 0) {
+        err = ek_err_new(EK_E_UNAVAILABLE, "ssh: cannot run \"%s\" on %s: %s", tg->command,
+                         tg->host, ssh_errmsg(t->session));
+        goto fail;
+    }
+    libssh2_session_set_blocking(t->session, 0);
+    *out = &t->base;
+    return NULL;
+fail:
+    ssh_free_session(t, false);
+    pthread_mutex_destroy(&t->base.wlock);
+    pthread_mutex_destroy(&t->base.elock);
+    free(t);
+    return err;
+}

@@ -1,0 +1,36 @@
+/* tls.h - TLS 1.3 with mutual authentication for the data plane (OpenSSL).
+ *
+ * Each transfer has its own CA (see pki.h): the writer accepts only clients
+ * whose certificate that CA signed, and the engine accepts only a writer
+ * whose certificate it signed, so a certificate of another transfer opens
+ * nothing. Both ends refuse anything older than TLS 1.3. The streams these
+ * functions return are ek_stream_t (stream.h) and own the socket. */
+#ifndef EK_TRANSFER_TLS_H
+#define EK_TRANSFER_TLS_H
+
+#include <openssl/ssl.h>
+#include "common/error.h"
+#include "worker/transfer/stream.h"
+
+/* The writer's context: its certificate and key, and the CA that signs the
+ * clients it accepts (a client without such a certificate is refused). */
+EK_ERR_CHECK ek_tls_server_ctx_new(const char *cert, const char *key, const char *ca,
+                                   SSL_CTX **out);
+/* The engine's context: its client certificate and key, and the CA that
+ * must have signed the writer's certificate. */
+EK_ERR_CHECK ek_tls_client_ctx_new(const char *cert, const char *key, const char *ca,
+                                   SSL_CTX **out);
+
+/* Runs the server side of the handshake on a connected socket (which the
+ * stream then owns; on error it is closed). *peer gets the client's
+ * certificate subject (caller frees) when peer is not NULL. */
+EK_ERR_CHECK ek_tls_accept(SSL_CTX *ctx, int fd, int timeout_ms, ek_stream_t **out, char **peer);
+/* Client side; when server_name is not NULL the writer's certificate must
+ * carry it (DNS or IP subjectAltName). */
+EK_ERR_CHECK ek_tls_connect(SSL_CTX *ctx, int fd, const char *server_name, int timeout_ms,
+                            ek_stream_t **out);
+
+/* The negotiated cipher suite of a TLS stream (for logs), or "". */
+const char *ek_tls_cipher(ek_stream_t *s);
+
+#endif

@@ -1,0 +1,360 @@
+/* disk.c - the target disks of ekman-writer: opening only what --allow-path
+ * permits, writing at offsets, zeroing (punch hole, zero range or plain
+ * zeros, whichever the file or device supports), flushing and hashing. */
+#include "worker/writer/writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "common/mem.h"
+
+#define ZERO_BUF (1u << 20)
+static const uint8_t zeros[ZERO_BUF]; /* .bss: the zero page, no memory */
+
+/* Writes to one file are serialised by the kernel (the inode lock), and
+ * threads that wait for it there spin: four writers burn six times the CPU
+ * of one. One mutex per inode, shared by the sessions of this process, makes
+ * them sleep instead. */
+typedef struct ek_disk_lock {
+    dev_t dev;
+    ino_t ino;
+    unsigned refs;
+    pthread_mutex_t mutex;
+    struct ek_disk_lock *next;
+} ek_disk_lock_t;
+
+static pthread_mutex_t locks_lock = PTHREAD_MUTEX_INITIALIZER;
+static ek_disk_lock_t *locks;
+
+static ek_disk_lock_t *disk_lock_get(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&locks_lock);
+    ek_disk_lock_t *l = locks;
+    while (l && !(l->dev == dev && l->ino == ino))
+        l = l->next;
+    if (!l) {
+        l = ek_xcalloc(1, sizeof(*l));
+        l->dev = dev;
+        l->ino = ino;
+        pthread_mutex_init(&l->mutex, NULL);
+        l->next = locks;
+        locks = l;
+    }
+    l->refs++;
+    pthread_mutex_unlock(&locks_lock);
+    return l;
+}
+
+static void disk_lock_put(ek_disk_lock_t *l)
+{
+    pthread_mutex_lock(&locks_lock);
+    if (--l->refs == 0) {
+        for (ek_disk_lock_t **pp = &locks; *pp; pp = &(*pp)->next) {
+            if (*pp == l) {
+                *pp = l->next;
+                break;
+            }
+        }
+        pthread_mutex_destroy(&l->mutex);
+        free(l);
+    }
+    pthread_mutex_unlock(&locks_lock);
+}
+
+char *ek_writer_allow_canonical(const char *prefix)
+{
+    char buf[PATH_MAX];
+    if (realpath(prefix, buf))
+        return ek_xstrdup(buf);
+    size_t n = strlen(prefix);
+    while (n > 1 && prefix[n - 1] == '/')
+        n--;
+    return ek_xstrndup(prefix, n);
+}
+
+static bool under_prefix(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (strcmp(prefix, "/") == 0)
+        return true;
+    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+/* The canonical path of an existing file, or of a file to create in an
+ * existing directory. */
+static bool canonical(const char *path, bool create, char out[PATH_MAX])
+{
+    if (realpath(path, out))
+        return true;
+    if (errno != ENOENT || !create)
+        return false;
+    _cleanup_free_ char *d = ek_xstrdup(path), *b = ek_xstrdup(path);
+    const char *base = basename(b);
+    char dir[PATH_MAX];
+    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 ||
+        !realpath(dirname(d), dir))
+        return false;
+    if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "", base) >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return false;
+    }
+    errno = ENOENT;
+    return true;
+}
+
+ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path,
+                                    uint64_t size, uint32_t flags, ek_writer_disk_t **out,
+                                    char *msg, size_t msglen)
+{
+    char canon[PATH_MAX];
+    if (path[0] != '/') {
+        snprintf(msg, msglen, "disk path \"%s\" is not absolute", path);
+        return EK_DP_E_FORBIDDEN;
+    }
+    if (!canonical(path, flags & EK_DP_OPEN_CREATE, canon)) {
+        snprintf(msg, msglen, "disk \"%s\": %s", path, strerror(errno));
+        return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+    }
+    bool allowed = false;
+    for (size_t i = 0; i < opts->n_allow && !allowed; i++)
+        allowed = under_prefix(canon, opts->allow[i]);
+    if (!allowed) {
+        snprintf(msg, msglen, "disk \"%s\" is outside the paths this writer may open%s", path,
+                 opts->n_allow ? "" : " (it was started without --allow-path)");
+        return EK_DP_E_FORBIDDEN;
+    }
+    int oflags = O_RDWR | O_CLOEXEC | ((flags & EK_DP_OPEN_CREATE) ? O_CREAT : 0);
+    int fd = open(canon, oflags, 0644);
+    if (fd < 0) {
+        snprintf(msg, msglen, "could not open disk \"%s\": %s", canon, strerror(errno));
+        return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+    }
+    struct stat st;
+    uint64_t real = 0;
+    bool blockdev = false;
+    if (fstat(fd, &st) != 0) {
+        snprintf(msg, msglen, "could not stat disk \"%s\": %s", canon, strerror(errno));
+        goto fail_io;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        blockdev = true;
+        if (ioctl(fd, BLKGETSIZE64, &real) != 0) {
+            snprintf(msg, msglen, "could not get the size of \"%s\": %s", canon, strerror(errno));
+            goto fail_io;
+        }
+    } else if (S_ISREG(st.st_mode)) {
+        real = (uint64_t)st.st_size;
+        if (real < size && (flags & EK_DP_OPEN_RESIZE)) {
+            if (ftruncate(fd, (off_t)size) != 0) {
+                snprintf(msg, msglen, "could not grow \"%s\" to %llu bytes: %s", canon,
+                         (unsigned long long)size, strerror(errno));
+                goto fail_io;
+            }
+            real = size;
+        }
+    } else {
+        snprintf(msg, msglen, "\"%s\" is neither a block device nor a regular file", canon);
+        close(fd);
+        return EK_DP_E_FORBIDDEN;
+    }
+    if (real < size) {
+        snprintf(msg, msglen, "disk \"%s\" holds %llu bytes, %llu were asked for", canon,
+                 (unsigned long long)real, (unsigned long long)size);
+        close(fd);
+        return EK_DP_E_SIZE;
+    }
+    ek_writer_disk_t *d = ek_xcalloc(1, sizeof(*d));
+    d->fd = fd;
+    d->path = ek_xstrdup(canon);
+    d->size = size;
+    d->real_size = real;
+    d->blockdev = blockdev;
+    d->wlock = disk_lock_get(st.st_dev, st.st_ino);
+    *out = d;
+    return EK_DP_OK;
+fail_io:
+    close(fd);
+    return EK_DP_E_IO;
+}
+
+static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset);
+
+int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset)
+{
+    pthread_mutex_lock(&d->wlock->mutex);
+    int rc = disk_write(d, buf, len, offset);
+    pthread_mutex_unlock(&d->wlock->mutex);
+    return rc;
+}
+
+static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset)
+{
+    const uint8_t *p = buf;
+    uint64_t off = offset;
+    size_t left = len;
+    while (left) {
+        ssize_t n = pwrite(d->fd, p, left, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0)
+            return EIO;
+        p += n;
+        off += (uint64_t)n;
+        left -= (size_t)n;
+    }
+    /* Start write-back now, without waiting: the disk works while the network
+     * does, and the final flush has little left to do. */
+    sync_file_range(d->fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    return 0;
+}
+
+static int disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len);
+
+int ek_writer_disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len)
+{
+    pthread_mutex_lock(&d->wlock->mutex);
+    int rc = disk_zero(d, offset, len);
+    pthread_mutex_unlock(&d->wlock->mutex);
+    return rc;
+}
+
+static int disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len)
+{
+    int mode = __atomic_load_n(&d->zero_mode, __ATOMIC_RELAXED);
+    if (mode == 0) {
+        if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                      (off_t)len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+            return errno;
+        mode = 1;
+        __atomic_store_n(&d->zero_mode, mode, __ATOMIC_RELAXED);
+    }
+    if (mode == 1) {
+        if (fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)offset,
+                      (off_t)len) == 0)
+            return 0;
+        if (errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+            return errno;
+        __atomic_store_n(&d->zero_mode, 2, __ATOMIC_RELAXED);
+    }
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < ZERO_BUF ? (size_t)(len - done) : ZERO_BUF;
+        int rc = disk_write(d, zeros, n, offset + done);
+        if (rc)
+            return rc;
+        done += n;
+    }
+    return 0;
+}
+
+int ek_writer_disk_flush(ek_writer_disk_t *d)
+{
+    return fsync(d->fd) == 0 ? 0 : errno;
+}
+
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pread(fd, buf, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        if (n == 0) { /* past the end of a file: reads as zeros */
+            memset(buf, 0, len);
+            return 0;
+        }
+        buf += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads [off, off+len): data ranges with pread, holes as zeros in buf (reading
+ * a hole would make the kernel allocate and clear page cache for it). */
+static int read_data(ek_writer_disk_t *d, uint8_t *buf, size_t len, uint64_t off)
+{
+    if (d->blockdev)
+        return read_full(d->fd, buf, len, off);
+    uint64_t end = off + len;
+    for (uint64_t pos = off; pos < end;) {
+        off_t data = lseek(d->fd, (off_t)pos, SEEK_DATA);
+        uint64_t ds = data < 0 ? end : EK_MIN((uint64_t)data, end);
+        if (data < 0 && errno != ENXIO)
+            return read_full(d->fd, buf + (pos - off), (size_t)(end - pos), pos);
+        memset(buf + (pos - off), 0, (size_t)(ds - pos));
+        if (ds >= end)
+            break;
+        off_t hole = lseek(d->fd, (off_t)ds, SEEK_HOLE);
+        uint64_t he = hole < 0 ? end : EK_MIN((uint64_t)hole, end);
+        int rc = read_full(d->fd, buf + (ds - off), (size_t)(he - ds), ds);
+        if (rc)
+            return rc;
+        pos = he;
+    }
+    return 0;
+}
+
+int ek_writer_disk_hash(ek_writer_disk_t *d, uint64_t offset, uint64_t len, uint32_t block_size,
+                        uint8_t *out, uint8_t *buf)
+{
+    uint64_t end = offset + len, zero_hash = 0, hole_end = 0;
+    bool have_zero_hash = false;
+    for (uint64_t off = offset; off < end; off += block_size, out += EK_DP_HASH_SIZE) {
+        size_t blen = end - off < block_size ? (size_t)(end - off) : block_size;
+        bool hole = off + blen <= hole_end;
+        if (!hole && !d->blockdev) {
+            off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
+            if (data < 0 && errno == ENXIO) {
+                hole_end = UINT64_MAX; /* nothing allocated up to the end */
+                hole = true;
+            } else if (data >= 0 && (uint64_t)data >= off + blen) {
+                hole_end = (uint64_t)data;
+                hole = true;
+            }
+        }
+        if (hole && blen == block_size) {
+            if (!have_zero_hash) {
+                memset(buf, 0, block_size);
+                zero_hash = ek_dp_checksum(buf, block_size);
+                have_zero_hash = true;
+            }
+            ek_dp_hash_put(out, zero_hash);
+            continue;
+        }
+        if (hole) {
+            memset(buf, 0, blen);
+        } else {
+            int rc = read_data(d, buf, blen, off);
+            if (rc)
+                return rc;
+        }
+        ek_dp_hash_put(out, ek_dp_checksum(buf, blen));
+    }
+    return 0;
+}
+
+void ek_writer_disk_close(ek_writer_disk_t *d)
+{
+    if (!d)
+        return;
+    close(d->fd);
+    disk_lock_put(d->wlock);
+    free(d->path);
+    free(d);
+}
