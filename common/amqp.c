@@ -87,6 +87,7 @@ ek_err_t *ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out)
     amqp_rpc_reply_t r = amqp_login(c->conn, info.vhost, 0, 131072, heartbeat_s,
                                     AMQP_SASL_METHOD_PLAIN, info.user, info.password);
     if ((err = reply_error(r, "broker login"))) {
+        err->code = EK_E_AUTH;
         ek_err_prefix(err, "broker %s (check the user, password and vhost of [messaging] "
                            "transport_url)",
                       shown);
@@ -112,8 +113,7 @@ ek_err_t *ek_amqp_connect_config(const ek_config_t *cfg, ek_amqp_t **out)
     for (;;) {
         ek_err_t *err = ek_amqp_connect(url, heartbeat, out);
         /* only an unreachable broker is worth waiting for; bad credentials are not */
-        if (!err || err->code != EK_E_UNAVAILABLE || strstr(err->message, "login") ||
-            waited_ms >= timeout_ms)
+        if (!err || err->code != EK_E_UNAVAILABLE || waited_ms >= timeout_ms)
             return err;
         ek_debug("broker not ready, retrying in %d ms: %s", delay_ms, err->message);
         ek_err_free(err);
@@ -261,9 +261,14 @@ ek_err_t *ek_amqp_consume(ek_amqp_t *c, const char *queue, int prefetch)
                          queue);
 }
 
+/* A NUL-terminated copy of a byte string that has no NUL of its own. */
 static char *bytes_dup(amqp_bytes_t b)
 {
-    return ek_xstrndup(b.bytes ? (const char *)b.bytes : "", b.len);
+    char *s = ek_xmalloc(b.len + 1);
+    if (b.len)
+        memcpy(s, b.bytes, b.len);
+    s[b.len] = '\0';
+    return s;
 }
 
 ek_err_t *ek_amqp_receive(ek_amqp_t *c, int timeout_ms, ek_amqp_msg_t *msg, bool *got)

@@ -16,13 +16,14 @@ readonly PACKAGES=(
     # libraries linked by Ekman (headers + pkg-config files)
     librabbitmq-dev libcurl4-openssl-dev libvirt-dev libssh2-1-dev libjson-c-dev
     libpq-dev libssl-dev libzstd-dev libcmocka-dev libmicrohttpd-dev libnbd-dev libxml2-dev
+    libxxhash-dev
     # services of the local stack (postgresql-contrib: pgbench)
     postgresql postgresql-contrib rabbitmq-server
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
     qemu-system-x86 qemu-utils dnsmasq-base openssh-server openssh-client
     # tools used by scripts and tests
     netcat-openbsd socat nbdkit libnbd-bin cloud-image-utils genisoimage xorriso
-    cpio busybox-static curl jq iproute2 procps psmisc openssl python3
+    cpio busybox-static curl jq iproute2 procps psmisc openssl python3 time
     # benchmarks (tests/bench/): HTTP load
     wrk bc
 )

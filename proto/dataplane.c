@@ -55,18 +55,30 @@ bool ek_dp_type_bounds(uint8_t type, uint32_t *min_len, uint32_t *max_len)
 const char *ek_dp_type_name(uint8_t type)
 {
     switch (type) {
-    case EK_DP_OPEN: return "OPEN";
-    case EK_DP_WRITE: return "WRITE";
-    case EK_DP_FLUSH: return "FLUSH";
-    case EK_DP_HASH: return "HASH";
-    case EK_DP_CLOSE: return "CLOSE";
-    case EK_DP_OPEN_OK: return "OPEN_OK";
-    case EK_DP_WRITE_OK: return "WRITE_OK";
-    case EK_DP_FLUSH_OK: return "FLUSH_OK";
-    case EK_DP_HASHES: return "HASHES";
-    case EK_DP_CLOSE_OK: return "CLOSE_OK";
-    case EK_DP_ERROR: return "ERROR";
-    default: return "unknown";
+    case EK_DP_OPEN:
+        return "OPEN";
+    case EK_DP_WRITE:
+        return "WRITE";
+    case EK_DP_FLUSH:
+        return "FLUSH";
+    case EK_DP_HASH:
+        return "HASH";
+    case EK_DP_CLOSE:
+        return "CLOSE";
+    case EK_DP_OPEN_OK:
+        return "OPEN_OK";
+    case EK_DP_WRITE_OK:
+        return "WRITE_OK";
+    case EK_DP_FLUSH_OK:
+        return "FLUSH_OK";
+    case EK_DP_HASHES:
+        return "HASHES";
+    case EK_DP_CLOSE_OK:
+        return "CLOSE_OK";
+    case EK_DP_ERROR:
+        return "ERROR";
+    default:
+        return "unknown";
     }
 }
 
@@ -116,8 +128,8 @@ static bool is_pow2(uint32_t v)
     return v && !(v & (v - 1));
 }
 
-ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body,
-                                   ek_dp_frame_t *out, const char **why)
+ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body, ek_dp_frame_t *out,
+                                   const char **why)
 {
     static const char *unused;
     if (!why)
@@ -215,8 +227,11 @@ ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body,
         out->u.open_ok.size = ek_dp_get64(body);
         out->u.open_ok.max_data = ek_dp_get32(body + 8);
         out->u.open_ok.features = ek_dp_get32(body + 12);
+        out->u.open_ok.zero_from = ek_dp_get64(body + 16);
         if (out->u.open_ok.max_data == 0 || out->u.open_ok.max_data > EK_DP_MAX_DATA)
             BAD("OPEN_OK max_data out of range");
+        if (out->u.open_ok.zero_from > out->u.open_ok.size)
+            BAD("OPEN_OK zero_from beyond the disk");
         break;
     case EK_DP_HASHES: {
         out->u.hashes.offset = ek_dp_get64(body);
@@ -247,14 +262,14 @@ ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body,
 
 static size_t put_header(uint8_t *buf, uint8_t type, uint16_t flags, uint64_t id, uint32_t length)
 {
-    ek_dp_header_t h = {.version = EK_DP_VERSION, .type = type, .flags = flags, .id = id,
-                        .length = length};
+    ek_dp_header_t h = {
+        .version = EK_DP_VERSION, .type = type, .flags = flags, .id = id, .length = length};
     ek_dp_header_encode(buf, &h);
     return EK_DP_HEADER_SIZE;
 }
 
-size_t ek_dp_open_encode(uint8_t *buf, uint64_t id, uint64_t size, uint32_t flags,
-                         const char *path, uint16_t path_len)
+size_t ek_dp_open_encode(uint8_t *buf, uint64_t id, uint64_t size, uint32_t flags, const char *path,
+                         uint16_t path_len)
 {
     size_t n = put_header(buf, EK_DP_OPEN, 0, id, EK_DP_OPEN_FIXED + path_len);
     ek_dp_put64(buf + n, size);
@@ -266,8 +281,7 @@ size_t ek_dp_open_encode(uint8_t *buf, uint64_t id, uint64_t size, uint32_t flag
 }
 
 size_t ek_dp_write_encode(uint8_t buf[EK_DP_WRITE_PREFIX], uint64_t id, uint16_t flags,
-                          uint64_t offset, uint64_t length, uint64_t checksum,
-                          uint32_t payload_len)
+                          uint64_t offset, uint64_t length, uint64_t checksum, uint32_t payload_len)
 {
     size_t n = put_header(buf, EK_DP_WRITE, flags, id, EK_DP_WRITE_FIXED + payload_len);
     ek_dp_put64(buf + n, offset);
@@ -293,12 +307,13 @@ size_t ek_dp_hash_encode(uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_HASH_FIXED], uint
 }
 
 size_t ek_dp_open_ok_encode(uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_OPEN_OK_SIZE], uint64_t id,
-                            uint64_t size, uint32_t max_data, uint32_t features)
+                            uint64_t size, uint32_t max_data, uint32_t features, uint64_t zero_from)
 {
     size_t n = put_header(buf, EK_DP_OPEN_OK, 0, id, EK_DP_OPEN_OK_SIZE);
     ek_dp_put64(buf + n, size);
     ek_dp_put32(buf + n + 8, max_data);
     ek_dp_put32(buf + n + 12, features);
+    ek_dp_put64(buf + n + 16, zero_from);
     return n + EK_DP_OPEN_OK_SIZE;
 }
 
@@ -330,9 +345,9 @@ size_t ek_dp_error_encode(uint8_t *buf, uint64_t id, uint32_t code, const char *
 const char *ek_dp_error_name(uint32_t code)
 {
     static const char *const names[] = {
-        "ok",        "malformed",    "version",   "type",      "too_large", "checksum",
-        "decompress", "not_open",    "already_open", "forbidden", "not_found", "size",
-        "range",     "io",           "truncated", "internal",
+        "ok",         "malformed", "version",      "type",      "too_large", "checksum",
+        "decompress", "not_open",  "already_open", "forbidden", "not_found", "size",
+        "range",      "io",        "truncated",    "internal",
     };
     return code < sizeof(names) / sizeof(*names) ? names[code] : "unknown";
 }

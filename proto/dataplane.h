@@ -23,20 +23,20 @@
 #define EK_DP_MAX_DATA        (16u << 20) /* bytes of one data chunk, uncompressed */
 #define EK_DP_MAX_PATH        4096
 #define EK_DP_MAX_MESSAGE     1024
-#define EK_DP_MAX_HASH_BLOCKS 32768       /* block hashes in one HASH request */
+#define EK_DP_MAX_HASH_BLOCKS 32768 /* block hashes in one HASH request */
 #define EK_DP_MIN_HASH_BLOCK  (4u << 10)
 #define EK_DP_MAX_HASH_BLOCK  (64u << 20)
-#define EK_DP_HASH_SIZE       8           /* XXH3-64, big-endian canonical form */
+#define EK_DP_HASH_SIZE       8 /* XXH3-64, big-endian canonical form */
 
 /* Fixed body sizes. */
-#define EK_DP_OPEN_FIXED      16
-#define EK_DP_WRITE_FIXED     24
-#define EK_DP_HASH_FIXED      24
-#define EK_DP_OPEN_OK_SIZE    16
-#define EK_DP_HASHES_FIXED    16
-#define EK_DP_ERROR_FIXED     8
+#define EK_DP_OPEN_FIXED   16
+#define EK_DP_WRITE_FIXED  24
+#define EK_DP_HASH_FIXED   24
+#define EK_DP_OPEN_OK_SIZE 24
+#define EK_DP_HASHES_FIXED 16
+#define EK_DP_ERROR_FIXED  8
 /* The largest frame of any type, header included. */
-#define EK_DP_MAX_FRAME       (EK_DP_HEADER_SIZE + EK_DP_WRITE_FIXED + EK_DP_MAX_DATA)
+#define EK_DP_MAX_FRAME (EK_DP_HEADER_SIZE + EK_DP_WRITE_FIXED + EK_DP_MAX_DATA)
 
 typedef enum ek_dp_type {
     EK_DP_OPEN = 0x01,
@@ -57,10 +57,10 @@ typedef enum ek_dp_type {
 #define EK_DP_OPEN_CREATE 0x1u /* create a regular file that does not exist */
 #define EK_DP_OPEN_RESIZE 0x2u /* grow a regular file smaller than `size` */
 /* WRITE flags (header flags field) */
-#define EK_DP_WRITE_ZERO       0x0001u /* the range reads as zeros; no payload */
-#define EK_DP_WRITE_COMP_MASK  0x00f0u
-#define EK_DP_WRITE_COMP_NONE  0x0000u
-#define EK_DP_WRITE_COMP_ZSTD  0x0010u
+#define EK_DP_WRITE_ZERO      0x0001u /* the range reads as zeros; no payload */
+#define EK_DP_WRITE_COMP_MASK 0x00f0u
+#define EK_DP_WRITE_COMP_NONE 0x0000u
+#define EK_DP_WRITE_COMP_ZSTD 0x0010u
 /* OPEN_OK features */
 #define EK_DP_FEAT_BLOCKDEV 0x1u /* the target is a block device */
 #define EK_DP_FEAT_PUNCH    0x2u /* zero ranges are punched (stay unallocated) */
@@ -80,8 +80,8 @@ typedef enum ek_dp_errcode {
     EK_DP_E_ALREADY_OPEN = 8,
     EK_DP_E_FORBIDDEN = 9, /* path outside the writer's --allow-path */
     EK_DP_E_NOT_FOUND = 10,
-    EK_DP_E_SIZE = 11,     /* the disk is smaller than the size asked for */
-    EK_DP_E_RANGE = 12,    /* offset + length beyond the disk */
+    EK_DP_E_SIZE = 11,  /* the disk is smaller than the size asked for */
+    EK_DP_E_RANGE = 12, /* offset + length beyond the disk */
     EK_DP_E_IO = 13,
     EK_DP_E_TRUNCATED = 14, /* the stream ended inside a frame */
     EK_DP_E_INTERNAL = 15,
@@ -125,6 +125,7 @@ typedef struct ek_dp_frame {
             uint64_t size;
             uint32_t max_data;
             uint32_t features;
+            uint64_t zero_from; /* bytes from here on read as zeros (new or grown file) */
         } open_ok;
         struct {
             uint64_t offset;
@@ -151,15 +152,15 @@ const char *ek_dp_type_name(uint8_t type);
 
 /* Decodes and checks the body of a frame whose header decoded fine. On error
  * *why says which field is wrong (a static string). */
-ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body,
-                                   ek_dp_frame_t *out, const char **why);
+ek_dp_errcode_t ek_dp_frame_decode(const ek_dp_header_t *h, const uint8_t *body, ek_dp_frame_t *out,
+                                   const char **why);
 
 /* Encoders write header + fixed fields into buf and return the bytes written;
  * variable parts (path, payload, hashes, message) follow as said. */
 #define EK_DP_WRITE_PREFIX (EK_DP_HEADER_SIZE + EK_DP_WRITE_FIXED)
 /* Header + OPEN body including the path: buf must hold 40 + path_len bytes. */
-size_t ek_dp_open_encode(uint8_t *buf, uint64_t id, uint64_t size, uint32_t flags,
-                         const char *path, uint16_t path_len);
+size_t ek_dp_open_encode(uint8_t *buf, uint64_t id, uint64_t size, uint32_t flags, const char *path,
+                         uint16_t path_len);
 /* Header + fixed WRITE fields (EK_DP_WRITE_PREFIX bytes); payload_len bytes follow. */
 size_t ek_dp_write_encode(uint8_t buf[EK_DP_WRITE_PREFIX], uint64_t id, uint16_t flags,
                           uint64_t offset, uint64_t length, uint64_t checksum,
@@ -169,7 +170,8 @@ size_t ek_dp_simple_encode(uint8_t buf[EK_DP_HEADER_SIZE], uint8_t type, uint64_
 size_t ek_dp_hash_encode(uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_HASH_FIXED], uint64_t id,
                          uint64_t offset, uint64_t length, uint32_t block_size);
 size_t ek_dp_open_ok_encode(uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_OPEN_OK_SIZE], uint64_t id,
-                            uint64_t size, uint32_t max_data, uint32_t features);
+                            uint64_t size, uint32_t max_data, uint32_t features,
+                            uint64_t zero_from);
 /* Header + fixed HASHES fields; count * EK_DP_HASH_SIZE bytes follow. */
 size_t ek_dp_hashes_encode(uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_HASHES_FIXED], uint64_t id,
                            uint64_t offset, uint32_t block_size, uint32_t count);

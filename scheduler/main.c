@@ -119,6 +119,14 @@ int main(int argc, char **argv)
             ek_envelope_free(env);
             ek_amqp_msg_clear(&msg);
         }
+        if (err && (err->code == EK_E_AUTH || err->code == EK_E_INVALID)) {
+            /* wrong credentials or URL: waiting will not mend them */
+            ek_log_err(err, "cannot use the broker");
+            ek_err_free(err);
+            ek_amqp_close(mq);
+            code = 1;
+            break;
+        }
         if (err) {
             if (err->code != EK_E_CANCELED)
                 ek_log_kv(EK_LOG_WARNING, "broker connection lost, reconnecting", "error",
@@ -134,5 +142,5 @@ int main(int argc, char **argv)
     ek_config_free(cfg);
     ek_info("scheduler stopped");
     ek_log_shutdown();
-    return 0;
+    return code;
 }

@@ -205,7 +205,8 @@ static bool handle(struct worker *w, const ek_amqp_msg_t *msg)
     return true;
 }
 
-static void consume(struct worker *w)
+/* Takes work until stopped; false when the broker refuses this worker. */
+static bool consume(struct worker *w)
 {
     bool quorum = ek_config_get_bool(w->cfg, "messaging", "quorum_queues");
     bool announced = false;
@@ -240,6 +241,13 @@ static void consume(struct worker *w)
                 err = ek_amqp_reject(mq, msg.delivery_tag, false);
             ek_amqp_msg_clear(&msg);
         }
+        if (err && (err->code == EK_E_AUTH || err->code == EK_E_INVALID)) {
+            /* wrong credentials or URL: waiting will not mend them */
+            ek_log_err(err, "cannot use the broker");
+            ek_err_free(err);
+            ek_amqp_close(mq);
+            return false;
+        }
         if (err) {
             if (err->code != EK_E_CANCELED)
                 ek_log_kv(EK_LOG_WARNING, "broker connection lost, reconnecting", "error",
@@ -249,6 +257,7 @@ static void consume(struct worker *w)
         }
         ek_amqp_close(mq); /* unacked deliveries go back to the queue */
     }
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -298,7 +307,7 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_create(&hb, NULL, heartbeat_main, &w);
-    consume(&w);
+    int exit_code = consume(&w) ? 0 : 1;
 
     int grace = (int)ek_config_get_int(cfg, "worker", "task_stop_timeout");
     ek_log_kv(EK_LOG_INFO, "stopping: no new tasks, waiting for the running ones", "running",
@@ -312,5 +321,5 @@ int main(int argc, char **argv)
     ek_config_free(cfg);
     ek_info("worker stopped");
     ek_log_shutdown();
-    return 0;
+    return exit_code;
 }

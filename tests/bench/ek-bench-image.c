@@ -221,8 +221,8 @@ static int cmd_change(const char *path, double percent, uint64_t seed, uint64_t 
     free(buf);
     if (fsync(fd) != 0 || close(fd) != 0)
         return 1;
-    printf("{\"blocks\":%llu,\"block_size\":%llu,\"changed_bytes\":%llu}\n",
-           (unsigned long long)n, (unsigned long long)block, (unsigned long long)(n * block));
+    printf("{\"blocks\":%llu,\"block_size\":%llu,\"changed_bytes\":%llu}\n", (unsigned long long)n,
+           (unsigned long long)block, (unsigned long long)(n * block));
     return 0;
 }
 
@@ -251,10 +251,18 @@ static uint64_t parse_size(const char *s)
     char *end;
     double v = strtod(s, &end);
     switch (*end) {
-    case 'G': case 'g': v *= 1024; /* fall through */
-    case 'M': case 'm': v *= 1024; /* fall through */
-    case 'K': case 'k': v *= 1024; break;
-    default: break;
+    case 'G':
+    case 'g':
+        v *= 1024; /* fall through */
+    case 'M':
+    case 'm':
+        v *= 1024; /* fall through */
+    case 'K':
+    case 'k':
+        v *= 1024;
+        break;
+    default:
+        break;
     }
     return (uint64_t)v;
 }
@@ -262,8 +270,7 @@ static uint64_t parse_size(const char *s)
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "create") == 0)
-        return cmd_create(argv[2], parse_size(argv[3]),
-                          argc > 4 ? strtoull(argv[4], NULL, 10) : 1);
+        return cmd_create(argv[2], parse_size(argv[3]), argc > 4 ? strtoull(argv[4], NULL, 10) : 1);
     if (argc >= 4 && strcmp(argv[1], "change") == 0)
         return cmd_change(argv[2], strtod(argv[3], NULL),
                           argc > 4 ? strtoull(argv[4], NULL, 10) : 2,

@@ -40,7 +40,10 @@ int main(int argc, char **argv)
     n += sizeof(data);
     n += ek_dp_write_encode(b + n, 3, EK_DP_WRITE_ZERO, 8192, 1 << 16, 0, 0);
     n += ek_dp_write_encode(b + n, 4, EK_DP_WRITE_COMP_ZSTD, 0, 1000, 7, 16);
-    memcpy(b + n, "\x28\xb5\x2f\xfd" "0123456789ab", 16);
+    memcpy(b + n,
+           "\x28\xb5\x2f\xfd"
+           "0123456789ab",
+           16);
     n += 16;
     n += ek_dp_simple_encode(b + n, EK_DP_FLUSH, 5);
     n += ek_dp_hash_encode(b + n, 6, 0, 1 << 20, 65536);
@@ -50,7 +53,7 @@ int main(int argc, char **argv)
     /* replies */
     n = 0;
     b[n++] = 0;
-    n += ek_dp_open_ok_encode(b + n, 1, 1 << 20, 1 << 20, EK_DP_FEAT_PUNCH);
+    n += ek_dp_open_ok_encode(b + n, 1, 1 << 20, 1 << 20, EK_DP_FEAT_PUNCH, 0);
     n += ek_dp_simple_encode(b + n, EK_DP_WRITE_OK, 2);
     n += ek_dp_hashes_encode(b + n, 6, 0, 65536, 2);
     memset(b + n, 0xab, 16);

@@ -57,8 +57,8 @@ static void test_header_rejects(void **state)
     buf[20] = 1; /* reserved */
     assert_int_equal(ek_dp_header_decode(buf, &h), EK_DP_E_MALFORMED);
     /* lengths beyond each type's bound: rejected from the header alone */
-    uint8_t types[] = {EK_DP_OPEN, EK_DP_WRITE, EK_DP_FLUSH, EK_DP_HASH, EK_DP_CLOSE,
-                       EK_DP_OPEN_OK, EK_DP_HASHES, EK_DP_ERROR};
+    uint8_t types[] = {EK_DP_OPEN,  EK_DP_WRITE,   EK_DP_FLUSH,  EK_DP_HASH,
+                       EK_DP_CLOSE, EK_DP_OPEN_OK, EK_DP_HASHES, EK_DP_ERROR};
     for (size_t i = 0; i < sizeof(types); i++) {
         uint32_t lo, hi;
         assert_true(ek_dp_type_bounds(types[i], &lo, &hi));
@@ -141,9 +141,12 @@ static void test_bodies(void **state)
     assert_int_equal(decode(buf, &f, &why), EK_DP_E_TOO_LARGE);
 
     /* replies */
-    ek_dp_open_ok_encode(buf, 4, 123456, 1 << 20, EK_DP_FEAT_PUNCH);
+    ek_dp_open_ok_encode(buf, 4, 123456, 1 << 20, EK_DP_FEAT_PUNCH, 4096);
     assert_int_equal(decode(buf, &f, &why), EK_DP_OK);
     assert_int_equal(f.u.open_ok.size, 123456);
+    assert_int_equal(f.u.open_ok.zero_from, 4096);
+    ek_dp_open_ok_encode(buf, 4, 123456, 1 << 20, 0, 123457);
+    assert_int_equal(decode(buf, &f, &why), EK_DP_E_MALFORMED);
     n = ek_dp_hashes_encode(buf, 5, 0, 65536, 2);
     ek_dp_hash_put(buf + n, 0x0102030405060708ULL);
     ek_dp_hash_put(buf + n + 8, 9);

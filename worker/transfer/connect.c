@@ -58,10 +58,11 @@ ek_err_t *ek_https_connect(void *target, ek_stream_t **out)
         return ek_err_prefix(err, "writer %s:%s", t->host, t->port);
     ek_stream_set_timeout(s, t->timeout_ms);
     char req[512];
-    int n = snprintf(req, sizeof(req),
-                     "POST /v1/stream HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ekman/" EKMAN_VERSION
-                     "\r\nUpgrade: ekman-writer/1\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
-                     t->host, t->port);
+    int n =
+        snprintf(req, sizeof(req),
+                 "POST /v1/stream HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: ekman/" EKMAN_VERSION
+                 "\r\nUpgrade: ekman-writer/1\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n",
+                 t->host, t->port);
     if ((err = ek_stream_write_all(s, req, (size_t)n)))
         goto fail;
     /* The response head, byte by byte: frames follow it at once. */

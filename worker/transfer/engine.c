@@ -27,23 +27,23 @@
 #include "proto/dataplane.h"
 #include "worker/transfer/ranges.h"
 
-#define ZERO_GRAIN    (64u * 1024)      /* zero detection granularity */
-#define MAX_ZERO_RUN  (UINT64_C(1) << 30) /* largest zero frame */
-#define PLAN_WINDOW   (UINT64_C(1) << 30) /* extents asked for at once */
-#define CTRL_SLOTS    8
-#define MAX_BLOCKS    (UINT64_C(2) << 20) /* bound on the hash array (16 MiB) */
-#define VERIFY_REQ    256               /* blocks per HASH request */
-#define FRAME_SMALL   64
+#define ZERO_GRAIN   (64u * 1024)        /* zero detection granularity */
+#define MAX_ZERO_RUN (UINT64_C(1) << 30) /* largest zero frame */
+#define PLAN_WINDOW  (UINT64_C(1) << 30) /* extents asked for at once */
+#define CTRL_SLOTS   8
+#define MAX_BLOCKS   (UINT64_C(2) << 20) /* bound on the hash array (16 MiB) */
+#define VERIFY_REQ   256                 /* blocks per HASH request */
+#define FRAME_SMALL  64
 
 typedef struct slot {
     uint64_t id;
-    uint8_t type;     /* request type, 0: free */
+    uint8_t type; /* request type, 0: free */
     bool zero, queued, done, waited;
     unsigned attempts;
     uint64_t off, len;
     uint8_t frame[FRAME_SMALL]; /* control request to send */
     size_t frame_len;
-    uint8_t *reply;   /* control reply body */
+    uint8_t *reply; /* control reply body */
     size_t reply_len;
     ek_err_t *err;
     ek_ranges_t *snapshot; /* FLUSH of a state save */
@@ -130,6 +130,7 @@ typedef struct engine {
     unsigned nconns, alive;
     uint64_t next_id;
     uint64_t data_frames;
+    uint64_t zero_from; /* the target reads as zeros from here (a new file) */
     ek_xfer_stats_t st;
     /* adaptive compression */
     bool compress_now;
@@ -272,7 +273,8 @@ static char *state_json(engine_t *e, const ek_ranges_t *acked, bool complete)
     json_object_object_add(o, "target", json_object_new_string(e->p.target_path));
     json_object_object_add(o, "size", json_object_new_int64((int64_t)e->size));
     json_object_object_add(o, "block_size", json_object_new_int64(e->V));
-    json_object_object_add(o, "acked", complete ? json_object_new_array() : ek_ranges_to_json(acked));
+    json_object_object_add(o, "acked",
+                           complete ? json_object_new_array() : ek_ranges_to_json(acked));
     json_object_object_add(o, "complete", json_object_new_boolean(complete));
     char *s = ek_json_dump(o, false);
     json_object_put(o);
@@ -502,8 +504,8 @@ static void send_all(conn_t *c, uint64_t base, uint8_t *buf, const uint64_t *who
         uint64_t step = sd.zero ? MAX_ZERO_RUN : e->chunk_max;
         for (uint64_t o = sd.off; o < sd.off + sd.len;) {
             send_t piece = {o, EK_MIN(step, sd.off + sd.len - o), sd.zero};
-            const uint64_t *sum = whole_sum && c->final.n == 1 && piece.len == sd.len ? whole_sum
-                                                                                       : NULL;
+            const uint64_t *sum =
+                whole_sum && c->final.n == 1 && piece.len == sd.len ? whole_sum : NULL;
             if (!send_write(c, &piece, sd.zero ? NULL : buf + (o - base), sum, attempts)) {
                 pthread_mutex_lock(&e->lock);
                 push_retry(e, o, sd.off + sd.len - o, sd.zero, attempts);
@@ -542,6 +544,35 @@ static void subtract_prior(conn_t *c)
         for (size_t j = before; j < c->final.n; j++)
             sent += c->final.v[j].len;
         STAT_ADD(e, resumed_bytes, sd->len - sent);
+    }
+}
+
+/* Drops from c->final the zero ranges of a target that already reads as
+ * zeros there (a file the writer created or grew for this sync), the way
+ * qemu-img and nbdcopy skip zeros on a new target. They count as done. */
+static void skip_known_zeros(conn_t *c)
+{
+    engine_t *e = c->e;
+    size_t k = 0;
+    uint64_t skipped = 0;
+    for (size_t i = 0; i < c->final.n; i++) {
+        send_t sd = c->final.v[i];
+        if (sd.zero && sd.off + sd.len > e->zero_from) {
+            uint64_t cut = EK_MAX(sd.off, e->zero_from);
+            pthread_mutex_lock(&e->lock);
+            ek_ranges_add(&e->acked, cut, sd.off + sd.len - cut);
+            pthread_mutex_unlock(&e->lock);
+            skipped += sd.off + sd.len - cut;
+            sd.len = cut - sd.off;
+            if (!sd.len)
+                continue;
+        }
+        c->final.v[k++] = sd;
+    }
+    c->final.n = k;
+    if (skipped) {
+        STAT_ADD(e, skipped_zero_bytes, skipped);
+        STAT_ADD(e, zero_bytes, skipped);
     }
 }
 
@@ -604,14 +635,15 @@ static void do_data_unit(conn_t *c, work_t *w)
         else
             split_zeros(c, w->off, buf, x->offset, x->length);
     }
-    bool touched = c->sends.n || ek_ranges_intersects(&e->prior, w->off, w->len) ||
+    subtract_prior(c);
+    skip_known_zeros(c);
+    bool touched = c->final.n || ek_ranges_intersects(&e->prior, w->off, w->len) ||
                    e->p.verify == EK_VERIFY_FULL;
     uint64_t hash = 0;
     if (hashing && touched) {
         hash = ek_dp_checksum(buf, w->len);
         touch(e, w->off / e->V, hash);
     }
-    subtract_prior(c);
     bool whole = hashing && touched && c->final.n == 1 && !c->final.v[0].zero &&
                  c->final.v[0].off == w->off && c->final.v[0].len == w->len;
     send_all(c, w->off, buf, whole ? &hash : NULL, 0);
@@ -620,12 +652,15 @@ static void do_data_unit(conn_t *c, work_t *w)
 static void do_zero_run(conn_t *c, work_t *w)
 {
     engine_t *e = c->e;
-    if (e->p.verify != EK_VERIFY_OFF)
-        for (uint64_t b = w->off / e->V; b < ek_dp_block_count(w->off + w->len, e->V); b++)
-            touch(e, b, block_zero_hash(e, b));
     c->sends.n = 0;
     sends_push(&c->sends, w->off, w->len, true);
     subtract_prior(c);
+    skip_known_zeros(c);
+    bool touched = c->final.n || ek_ranges_intersects(&e->prior, w->off, w->len) ||
+                   e->p.verify == EK_VERIFY_FULL;
+    if (e->p.verify != EK_VERIFY_OFF && touched)
+        for (uint64_t b = w->off / e->V; b < ek_dp_block_count(w->off + w->len, e->V); b++)
+            touch(e, b, block_zero_hash(e, b));
     send_all(c, w->off, NULL, NULL, 0);
 }
 
@@ -828,9 +863,9 @@ static ek_ranges_t *handle_reply(conn_t *c, const ek_dp_frame_t *f, const uint8_
         if (f->h.type == EK_DP_WRITE_OK) {
             ek_ranges_add(&e->acked, s->off, s->len);
             if (s->zero)
-                e->st.zero_bytes += s->len;
+                STAT_ADD(e, zero_bytes, s->len);
             else
-                e->st.data_bytes += s->len;
+                STAT_ADD(e, data_bytes, s->len);
             e->since_flush += s->len;
             c->failures = 0;
             uint64_t now = now_ns();
@@ -843,16 +878,18 @@ static ek_ranges_t *handle_reply(conn_t *c, const ek_dp_frame_t *f, const uint8_
             if (code == EK_DP_E_CHECKSUM)
                 e->st.checksum_errors++;
             if (!retryable(code))
-                fatal_set(e, ek_err_new(EK_E_PROTOCOL, "disk '%s': the writer refused the chunk "
-                                                       "at offset %" PRIu64 ": %s",
+                fatal_set(e, ek_err_new(EK_E_PROTOCOL,
+                                        "disk '%s': the writer refused the chunk "
+                                        "at offset %" PRIu64 ": %s",
                                         e->p.disk_name, s->off, emsg));
             else if (s->attempts + 1 > e->p.retries)
-                fatal_set(e, ek_err_new(EK_E_IO, "disk '%s': the chunk at offset %" PRIu64
-                                                 " failed %u times, last: %s",
+                fatal_set(e, ek_err_new(EK_E_IO,
+                                        "disk '%s': the chunk at offset %" PRIu64
+                                        " failed %u times, last: %s",
                                         e->p.disk_name, s->off, s->attempts + 1, emsg));
             else {
-                ek_log_kv(EK_LOG_WARNING, "chunk refused, sending it again", "disk",
-                          e->p.disk_name, "error", emsg, NULL);
+                ek_log_kv(EK_LOG_WARNING, "chunk refused, sending it again", "disk", e->p.disk_name,
+                          "error", emsg, NULL);
                 push_retry(e, s->off, s->len, s->zero, s->attempts + 1);
             }
         }
@@ -912,7 +949,7 @@ static void *reader_main(void *arg)
         if (err || eof || rc) {
             char msg[300];
             snprintf(msg, sizeof(msg), "%s",
-                     err ? err->message
+                     err   ? err->message
                      : eof ? "the writer closed the connection"
                            : "the writer sent a malformed frame");
             conn_fail(c, msg);
@@ -971,8 +1008,8 @@ static ek_err_t *conn_open(conn_t *c)
     pthread_mutex_lock(&e->lock);
     uint64_t id = ++e->next_id;
     pthread_mutex_unlock(&e->lock);
-    size_t n = ek_dp_open_encode(frame, id, e->size, e->p.open_flags, e->p.target_path,
-                                 (uint16_t)plen);
+    size_t n =
+        ek_dp_open_encode(frame, id, e->size, e->p.open_flags, e->p.target_path, (uint16_t)plen);
     err = ek_stream_write_all(s, frame, n);
     free(frame);
     uint8_t body[EK_DP_ERROR_FIXED + EK_DP_MAX_MESSAGE];
@@ -995,6 +1032,11 @@ static ek_err_t *conn_open(conn_t *c)
     pthread_mutex_lock(&e->lock);
     if (f.u.open_ok.max_data < e->chunk_max)
         e->chunk_max = f.u.open_ok.max_data;
+    if (!e->opened && f.u.open_ok.zero_from < e->zero_from) {
+        e->zero_from = f.u.open_ok.zero_from;
+        ek_log_kv(EK_LOG_DEBUG, "the target is new: zero ranges need not be sent", "disk",
+                  e->p.disk_name, NULL);
+    }
     c->s = s;
     c->broken = false;
     e->opened = true;
@@ -1133,22 +1175,21 @@ static void *sender_main(void *arg)
                 continue;
             c->failures++;
             snprintf(e->last_conn_error, sizeof(e->last_conn_error), "%s", err->message);
-            bool permanent = err->code == EK_E_INVALID || err->code == EK_E_AUTH ||
-                             err->code == EK_E_PROTOCOL;
+            bool permanent =
+                err->code == EK_E_INVALID || err->code == EK_E_AUTH || err->code == EK_E_PROTOCOL;
             if (permanent) {
                 fatal_set(e, ek_err_prefix(err, "disk '%s'", e->p.disk_name));
                 break;
             }
-            ek_log_kv(EK_LOG_WARNING, "cannot reach the writer, will retry", "disk",
-                      e->p.disk_name, "error", err->message, NULL);
+            ek_log_kv(EK_LOG_WARNING, "cannot reach the writer, will retry", "disk", e->p.disk_name,
+                      "error", err->message, NULL);
             ek_err_free(err);
             if (c->failures > e->p.retries) {
                 c->dead = true;
                 if (!e->opened)
                     fatal_set(e, ek_err_new(EK_E_UNAVAILABLE,
                                             "disk '%s': cannot reach the writer (%u attempts): %s",
-                                            e->p.disk_name, e->p.retries + 1,
-                                            e->last_conn_error));
+                                            e->p.disk_name, e->p.retries + 1, e->last_conn_error));
                 else if (--e->alive == 0)
                     fatal_set(e, ek_err_new(EK_E_UNAVAILABLE,
                                             "disk '%s': every connection to the writer failed %u "
@@ -1184,10 +1225,18 @@ static void *sender_main(void *arg)
         e->busy++;
         pthread_mutex_unlock(&e->lock);
         switch (w.kind) {
-        case WK_DATA: do_data_unit(c, &w); break;
-        case WK_ZERO: do_zero_run(c, &w); break;
-        case WK_SKIP: do_skip_run(c, &w); break;
-        case WK_RETRY: do_retry(c, &w); break;
+        case WK_DATA:
+            do_data_unit(c, &w);
+            break;
+        case WK_ZERO:
+            do_zero_run(c, &w);
+            break;
+        case WK_SKIP:
+            do_skip_run(c, &w);
+            break;
+        case WK_RETRY:
+            do_retry(c, &w);
+            break;
         }
         ek_extents_release(&w.ext);
         pthread_mutex_lock(&e->lock);
@@ -1354,8 +1403,8 @@ static void *verify_worker(void *arg)
     pthread_mutex_lock(&e->lock);
     while (j->next < j->n && !j->err && !e->fatal) {
         size_t k = j->next++;
-        ek_err_t *err = verify_range(e, (unsigned)k, j->reqs[k].first, j->reqs[k].count, &j->bad,
-                                     &j->nbad);
+        ek_err_t *err =
+            verify_range(e, (unsigned)k, j->reqs[k].first, j->reqs[k].count, &j->bad, &j->nbad);
         if (err && !j->err)
             j->err = err;
         else
@@ -1488,6 +1537,7 @@ ek_err_t *ek_xfer_run(const ek_reader_ops_t *ops, void *reader, uint64_t size,
         e->V *= 2; /* bounded memory whatever the disk size */
     e->nblocks = ek_dp_block_count(size, e->V);
     e->chunk_max = e->V;
+    e->zero_from = size;
     e->hashes = ek_xcalloc(e->nblocks, sizeof(uint64_t));
     e->touched = ek_xcalloc((e->nblocks + 7) / 8, 1);
     {

@@ -42,17 +42,18 @@ typedef enum ek_compress {
 } ek_compress_t;
 
 typedef struct ek_xfer_stats {
-    uint64_t size;              /* virtual size of the disk */
-    uint64_t read_bytes;        /* read from the source */
-    uint64_t data_bytes;        /* acknowledged data, uncompressed */
-    uint64_t payload_bytes;     /* their payload as sent (compressed or not) */
-    uint64_t zero_bytes;        /* acknowledged zero ranges */
-    uint64_t unchanged_bytes;   /* not sent: unchanged since the last sync */
-    uint64_t resumed_bytes;     /* not sent: acknowledged by an earlier run */
-    uint64_t resent_bytes;      /* sent again (rejected, lost connection, verification) */
-    uint64_t wire_out, wire_in; /* network bytes, TLS/SSH and TCP payload included */
+    uint64_t size;               /* virtual size of the disk */
+    uint64_t read_bytes;         /* read from the source */
+    uint64_t data_bytes;         /* acknowledged data, uncompressed */
+    uint64_t payload_bytes;      /* their payload as sent (compressed or not) */
+    uint64_t zero_bytes;         /* acknowledged zero ranges */
+    uint64_t skipped_zero_bytes; /* zero ranges not sent: the target was new (reads zeros) */
+    uint64_t unchanged_bytes;    /* not sent: unchanged since the last sync */
+    uint64_t resumed_bytes;      /* not sent: acknowledged by an earlier run */
+    uint64_t resent_bytes;       /* sent again (rejected, lost connection, verification) */
+    uint64_t wire_out, wire_in;  /* network bytes, TLS/SSH and TCP payload included */
     uint64_t frames, compressed_frames;
-    uint64_t checksum_errors;   /* chunks the writer refused for their checksum */
+    uint64_t checksum_errors; /* chunks the writer refused for their checksum */
     uint64_t reconnects;
     uint64_t verified_blocks, verify_mismatches;
     unsigned connections;
@@ -66,22 +67,22 @@ typedef struct ek_xfer_params {
     uint32_t open_flags;     /* EK_DP_OPEN_CREATE | EK_DP_OPEN_RESIZE */
     ek_connect_fn connect;
     void *connect_target;
-    unsigned connections;    /* 0: from the CPU count */
-    unsigned window;         /* requests in flight per connection (0: 16) */
-    int level;               /* zstd level (0: no compression) */
+    unsigned connections; /* 0: from the CPU count */
+    unsigned window;      /* requests in flight per connection (0: 16) */
+    int level;            /* zstd level (0: no compression) */
     ek_compress_t compress;
-    uint64_t bandwidth;      /* bytes per second on the wire (0: no limit) */
-    uint32_t block_size;     /* unit of reading, hashing, verifying (0: 1 MiB) */
+    uint64_t bandwidth;  /* bytes per second on the wire (0: no limit) */
+    uint32_t block_size; /* unit of reading, hashing, verifying (0: 1 MiB) */
     ek_verify_t verify;
-    unsigned retries;        /* re-opened connections, re-sent chunks (0: 5) */
-    const char *resume;      /* state JSON of an earlier run, or NULL */
+    unsigned retries;   /* re-opened connections, re-sent chunks (0: 5) */
+    const char *resume; /* state JSON of an earlier run, or NULL */
     ek_err_t *(*save_state)(void *opaque, const char *json);
     void *state_opaque;
     uint64_t state_every_bytes; /* flush + save after this much (0: 256 MiB) */
     int state_every_ms;         /* ... or this long (0: 10 s) */
     void (*progress)(void *opaque, const ek_xfer_stats_t *st); /* about once a second */
     void *progress_opaque;
-    unsigned corrupt_frame;  /* tests: flip a bit in data frame #N after its checksum */
+    unsigned corrupt_frame; /* tests: flip a bit in data frame #N after its checksum */
 } ek_xfer_params_t;
 
 /* Copies the disk; stats (may be NULL) are filled in also on failure. */

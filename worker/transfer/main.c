@@ -59,10 +59,38 @@ static const ek_program_info_t info = {
 };
 
 enum {
-    O_SOURCE = 256, O_TARGET, O_CREATE, O_DISK, O_HASHMAP, O_BITMAP, O_HTTPS, O_CA, O_CERT,
-    O_KEY, O_SNAME, O_SSH, O_SSHKEY, O_SSHKH, O_SSHCMD, O_EXEC, O_CONN, O_LEVEL, O_COMPRESS,
-    O_BW, O_BS, O_WINDOW, O_VERIFY, O_RETRIES, O_STATE, O_STATE_EVERY, O_TIMEOUT, O_PROGRESS,
-    O_STATS, O_GENPKI, O_SAN, O_CORRUPT,
+    O_SOURCE = 256,
+    O_TARGET,
+    O_CREATE,
+    O_DISK,
+    O_HASHMAP,
+    O_BITMAP,
+    O_HTTPS,
+    O_CA,
+    O_CERT,
+    O_KEY,
+    O_SNAME,
+    O_SSH,
+    O_SSHKEY,
+    O_SSHKH,
+    O_SSHCMD,
+    O_EXEC,
+    O_CONN,
+    O_LEVEL,
+    O_COMPRESS,
+    O_BW,
+    O_BS,
+    O_WINDOW,
+    O_VERIFY,
+    O_RETRIES,
+    O_STATE,
+    O_STATE_EVERY,
+    O_TIMEOUT,
+    O_PROGRESS,
+    O_STATS,
+    O_GENPKI,
+    O_SAN,
+    O_CORRUPT,
 };
 
 static ek_err_t *save_state_file(void *opaque, const char *json)
@@ -99,7 +127,8 @@ static void progress(void *opaque, const ek_xfer_stats_t *st)
 {
     const char *disk = opaque;
     char done[32], total[32], rate[32], wire[32];
-    uint64_t d = st->data_bytes + st->zero_bytes + st->unchanged_bytes + st->resumed_bytes;
+    uint64_t d = st->data_bytes + st->zero_bytes + st->skipped_zero_bytes + st->unchanged_bytes +
+                 st->resumed_bytes;
     snprintf(done, sizeof(done), "%llu", (unsigned long long)(d >> 20));
     snprintf(total, sizeof(total), "%llu", (unsigned long long)(st->size >> 20));
     snprintf(rate, sizeof(rate), "%.0f", st->seconds > 0 ? (double)(d >> 20) / st->seconds : 0);
@@ -120,6 +149,7 @@ static void print_stats(FILE *f, const char *disk, const ek_xfer_stats_t *st, co
     I("data_bytes", st->data_bytes);
     I("payload_bytes", st->payload_bytes);
     I("zero_bytes", st->zero_bytes);
+    I("skipped_zero_bytes", st->skipped_zero_bytes);
     I("unchanged_bytes", st->unchanged_bytes);
     I("resumed_bytes", st->resumed_bytes);
     I("resent_bytes", st->resent_bytes);
@@ -169,22 +199,38 @@ int main(int argc, char **argv)
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
     static const struct option longopts[] = {
-        {"source", 1, NULL, O_SOURCE}, {"target", 1, NULL, O_TARGET},
-        {"create", 0, NULL, O_CREATE}, {"disk-name", 1, NULL, O_DISK},
-        {"hash-map", 1, NULL, O_HASHMAP}, {"dirty-bitmap", 1, NULL, O_BITMAP},
-        {"https", 1, NULL, O_HTTPS}, {"ca", 1, NULL, O_CA},
-        {"cert", 1, NULL, O_CERT}, {"key", 1, NULL, O_KEY},
-        {"server-name", 1, NULL, O_SNAME}, {"ssh", 1, NULL, O_SSH},
-        {"ssh-key", 1, NULL, O_SSHKEY}, {"ssh-known-hosts", 1, NULL, O_SSHKH},
-        {"ssh-command", 1, NULL, O_SSHCMD}, {"exec", 1, NULL, O_EXEC},
-        {"connections", 1, NULL, O_CONN}, {"level", 1, NULL, O_LEVEL},
-        {"compress", 1, NULL, O_COMPRESS}, {"bandwidth", 1, NULL, O_BW},
-        {"block-size", 1, NULL, O_BS}, {"window", 1, NULL, O_WINDOW},
-        {"verify", 1, NULL, O_VERIFY}, {"retries", 1, NULL, O_RETRIES},
-        {"state", 1, NULL, O_STATE}, {"state-every", 1, NULL, O_STATE_EVERY},
-        {"timeout", 1, NULL, O_TIMEOUT}, {"progress", 0, NULL, O_PROGRESS},
-        {"stats", 1, NULL, O_STATS}, {"gen-pki", 1, NULL, O_GENPKI},
-        {"san", 1, NULL, O_SAN}, {"test-corrupt-frame", 1, NULL, O_CORRUPT},
+        {"source", 1, NULL, O_SOURCE},
+        {"target", 1, NULL, O_TARGET},
+        {"create", 0, NULL, O_CREATE},
+        {"disk-name", 1, NULL, O_DISK},
+        {"hash-map", 1, NULL, O_HASHMAP},
+        {"dirty-bitmap", 1, NULL, O_BITMAP},
+        {"https", 1, NULL, O_HTTPS},
+        {"ca", 1, NULL, O_CA},
+        {"cert", 1, NULL, O_CERT},
+        {"key", 1, NULL, O_KEY},
+        {"server-name", 1, NULL, O_SNAME},
+        {"ssh", 1, NULL, O_SSH},
+        {"ssh-key", 1, NULL, O_SSHKEY},
+        {"ssh-known-hosts", 1, NULL, O_SSHKH},
+        {"ssh-command", 1, NULL, O_SSHCMD},
+        {"exec", 1, NULL, O_EXEC},
+        {"connections", 1, NULL, O_CONN},
+        {"level", 1, NULL, O_LEVEL},
+        {"compress", 1, NULL, O_COMPRESS},
+        {"bandwidth", 1, NULL, O_BW},
+        {"block-size", 1, NULL, O_BS},
+        {"window", 1, NULL, O_WINDOW},
+        {"verify", 1, NULL, O_VERIFY},
+        {"retries", 1, NULL, O_RETRIES},
+        {"state", 1, NULL, O_STATE},
+        {"state-every", 1, NULL, O_STATE_EVERY},
+        {"timeout", 1, NULL, O_TIMEOUT},
+        {"progress", 0, NULL, O_PROGRESS},
+        {"stats", 1, NULL, O_STATS},
+        {"gen-pki", 1, NULL, O_GENPKI},
+        {"san", 1, NULL, O_SAN},
+        {"test-corrupt-frame", 1, NULL, O_CORRUPT},
         {NULL, 0, NULL, 0},
     };
     const char *source = NULL, *target = NULL, *disk = NULL, *hash_map = NULL, *bitmap = NULL;
@@ -207,24 +253,60 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case O_SOURCE: source = optarg; break;
-        case O_TARGET: target = optarg; break;
-        case O_CREATE: p.open_flags = EK_DP_OPEN_CREATE | EK_DP_OPEN_RESIZE; break;
-        case O_DISK: disk = optarg; break;
-        case O_HASHMAP: hash_map = optarg; break;
-        case O_BITMAP: bitmap = optarg; break;
-        case O_HTTPS: https = optarg; break;
-        case O_CA: ca = optarg; break;
-        case O_CERT: cert = optarg; break;
-        case O_KEY: key = optarg; break;
-        case O_SNAME: sname = *optarg ? optarg : NULL; break;
-        case O_SSH: ssh = optarg; break;
-        case O_SSHKEY: ssh_key = optarg; break;
-        case O_SSHKH: ssh_kh = optarg; break;
-        case O_SSHCMD: ssh_cmd = optarg; break;
-        case O_EXEC: exec_cmd = optarg; break;
-        case O_CONN: p.connections = (unsigned)atoi(optarg); break;
-        case O_LEVEL: p.level = atoi(optarg); break;
+        case O_SOURCE:
+            source = optarg;
+            break;
+        case O_TARGET:
+            target = optarg;
+            break;
+        case O_CREATE:
+            p.open_flags = EK_DP_OPEN_CREATE | EK_DP_OPEN_RESIZE;
+            break;
+        case O_DISK:
+            disk = optarg;
+            break;
+        case O_HASHMAP:
+            hash_map = optarg;
+            break;
+        case O_BITMAP:
+            bitmap = optarg;
+            break;
+        case O_HTTPS:
+            https = optarg;
+            break;
+        case O_CA:
+            ca = optarg;
+            break;
+        case O_CERT:
+            cert = optarg;
+            break;
+        case O_KEY:
+            key = optarg;
+            break;
+        case O_SNAME:
+            sname = *optarg ? optarg : NULL;
+            break;
+        case O_SSH:
+            ssh = optarg;
+            break;
+        case O_SSHKEY:
+            ssh_key = optarg;
+            break;
+        case O_SSHKH:
+            ssh_kh = optarg;
+            break;
+        case O_SSHCMD:
+            ssh_cmd = optarg;
+            break;
+        case O_EXEC:
+            exec_cmd = optarg;
+            break;
+        case O_CONN:
+            p.connections = (unsigned)atoi(optarg);
+            break;
+        case O_LEVEL:
+            p.level = atoi(optarg);
+            break;
         case O_COMPRESS:
             if (strcmp(optarg, "auto") == 0)
                 p.compress = EK_COMPRESS_AUTO;
@@ -237,9 +319,15 @@ int main(int argc, char **argv)
                 goto out;
             }
             break;
-        case O_BW: p.bandwidth = (uint64_t)(atof(optarg) * 1048576.0); break;
-        case O_BS: p.block_size = (uint32_t)atoi(optarg) * 1024u; break;
-        case O_WINDOW: p.window = (unsigned)atoi(optarg); break;
+        case O_BW:
+            p.bandwidth = (uint64_t)(atof(optarg) * 1048576.0);
+            break;
+        case O_BS:
+            p.block_size = (uint32_t)atoi(optarg) * 1024u;
+            break;
+        case O_WINDOW:
+            p.window = (unsigned)atoi(optarg);
+            break;
         case O_VERIFY:
             if (strcmp(optarg, "sent") == 0)
                 p.verify = EK_VERIFY_SENT;
@@ -252,18 +340,34 @@ int main(int argc, char **argv)
                 goto out;
             }
             break;
-        case O_RETRIES: p.retries = (unsigned)atoi(optarg); break;
-        case O_STATE: state_path = optarg; break;
-        case O_STATE_EVERY: p.state_every_bytes = (uint64_t)(atof(optarg) * 1048576.0); break;
-        case O_TIMEOUT: timeout_s = atoi(optarg); break;
-        case O_PROGRESS: show_progress = true; break;
-        case O_STATS: stats_path = optarg; break;
-        case O_GENPKI: gen_pki = optarg; break;
+        case O_RETRIES:
+            p.retries = (unsigned)atoi(optarg);
+            break;
+        case O_STATE:
+            state_path = optarg;
+            break;
+        case O_STATE_EVERY:
+            p.state_every_bytes = (uint64_t)(atof(optarg) * 1048576.0);
+            break;
+        case O_TIMEOUT:
+            timeout_s = atoi(optarg);
+            break;
+        case O_PROGRESS:
+            show_progress = true;
+            break;
+        case O_STATS:
+            stats_path = optarg;
+            break;
+        case O_GENPKI:
+            gen_pki = optarg;
+            break;
         case O_SAN:
             if (nsans < EK_ARRAY_SIZE(sans) - 1)
                 sans[nsans++] = optarg;
             break;
-        case O_CORRUPT: p.corrupt_frame = (unsigned)atoi(optarg); break;
+        case O_CORRUPT:
+            p.corrupt_frame = (unsigned)atoi(optarg);
+            break;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s' (see --help)\n", info.name,
                     argv[optind - 1]);
@@ -339,8 +443,8 @@ int main(int argc, char **argv)
         }
         _cleanup_free_ char *tdir = ek_xstrdup(target);
         default_cmd = ek_xasprintf("ekman-writer --stdio --allow-path '%s'", dirname(tdir));
-        st = (ek_ssh_target_t){host, port, user, ssh_key, ssh_kh,
-                               ssh_cmd ? ssh_cmd : default_cmd, timeout_s * 1000};
+        st = (ek_ssh_target_t){
+            host, port, user, ssh_key, ssh_kh, ssh_cmd ? ssh_cmd : default_cmd, timeout_s * 1000};
         p.connect = ek_ssh_connect;
         p.connect_target = &st;
     } else {

@@ -58,8 +58,8 @@ static ek_err_t *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY
     BN_free(bn);
     X509_NAME *name = X509_get_subject_name(cert);
     ok = ok && X509_set_version(cert, 2) &&
-         X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"Ekman", -1,
-                                    -1, 0) &&
+         X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"Ekman", -1, -1,
+                                    0) &&
          X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
                                     0) &&
          X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name) &&
@@ -101,8 +101,8 @@ static ek_err_t *write_pem(const char *dir, const char *file, X509 *cert, EVP_PK
         close(fd);
         return ek_err_errno(errno, "could not open \"%s\"", path);
     }
-    bool ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-                  : PEM_write_X509(f, cert);
+    bool ok =
+        key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, cert);
     if (fclose(f) != 0 || !ok)
         return ek_err_new(EK_E_IO, "could not write \"%s\"", path);
     return NULL;
@@ -138,12 +138,9 @@ ek_err_t *ek_pki_generate(const char *dir, const char *const *extra_names, int v
         {NULL, NULL},
     };
     const char *const srv_exts[][2] = {
-        {"basicConstraints", "critical,CA:FALSE"},
-        {"keyUsage", "critical,digitalSignature"},
-        {"extendedKeyUsage", "serverAuth"},
-        {"subjectAltName", san.buf},
-        {"authorityKeyIdentifier", "keyid"},
-        {NULL, NULL},
+        {"basicConstraints", "critical,CA:FALSE"}, {"keyUsage", "critical,digitalSignature"},
+        {"extendedKeyUsage", "serverAuth"},        {"subjectAltName", san.buf},
+        {"authorityKeyIdentifier", "keyid"},       {NULL, NULL},
     };
     const char *const cli_exts[][2] = {
         {"basicConstraints", "critical,CA:FALSE"},

@@ -20,7 +20,10 @@ typedef struct ek_ranges {
     size_t n, alloc;
 } ek_ranges_t;
 
-#define EK_RANGES_INIT {NULL, 0, 0}
+#define EK_RANGES_INIT                                                                             \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 void ek_ranges_add(ek_ranges_t *r, uint64_t start, uint64_t len);
 void ek_ranges_clear(ek_ranges_t *r);

@@ -124,8 +124,8 @@ static ek_err_t *file_open(const char *source, const ek_reader_params_t *params,
     } else if (S_ISREG(st.st_mode)) {
         r->size = (uint64_t)st.st_size;
     } else {
-        err = ek_err_new(EK_E_INVALID, "source \"%s\" is neither a file nor a block device",
-                         source);
+        err =
+            ek_err_new(EK_E_INVALID, "source \"%s\" is neither a file nor a block device", source);
     }
     if (!err && r->size == 0)
         err = ek_err_new(EK_E_INVALID, "source \"%s\" is empty", source);
@@ -233,7 +233,8 @@ static ek_err_t *file_extents(void *h, uint64_t offset, uint64_t length, ek_exte
             ek_extents_push(out, s, e - s, EK_EXTENT_DATA);
             continue;
         }
-        uint64_t first = (s + bs - 1) / bs, lastb = e == r->size ? ek_dp_block_count(e, bs) : e / bs;
+        uint64_t first = (s + bs - 1) / bs,
+                 lastb = e == r->size ? ek_dp_block_count(e, bs) : e / bs;
         if (first >= lastb) {
             ek_extents_push(out, s, e - s, EK_EXTENT_DATA);
             continue;

@@ -99,17 +99,17 @@ typedef struct bs_acc {
     ek_extents_t alloc, dirty;
 } bs_acc_t;
 
-static int extent_cb(void *opaque, const char *ctx, uint64_t offset, uint32_t *entries,
-                     size_t n, int *error)
+static int extent_cb(void *opaque, const char *ctx, uint64_t offset, uint32_t *entries, size_t n,
+                     int *error)
 {
     bs_acc_t *a = opaque;
     bool base = strcmp(ctx, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0;
     if (!base && (!a->bitmap || strcmp(ctx, a->bitmap) != 0))
         return 0;
     for (size_t i = 0; i + 1 < n; i += 2) {
-        ek_extent_kind_t k = base ? ((entries[i + 1] & LIBNBD_STATE_ZERO) ? EK_EXTENT_ZERO
-                                                                          : EK_EXTENT_DATA)
-                                  : ((entries[i + 1] & 1) ? EK_EXTENT_DATA : EK_EXTENT_UNCHANGED);
+        ek_extent_kind_t k =
+            base ? ((entries[i + 1] & LIBNBD_STATE_ZERO) ? EK_EXTENT_ZERO : EK_EXTENT_DATA)
+                 : ((entries[i + 1] & 1) ? EK_EXTENT_DATA : EK_EXTENT_UNCHANGED);
         ek_extents_push(base ? &a->alloc : &a->dirty, offset, entries[i], k);
         offset += entries[i];
     }

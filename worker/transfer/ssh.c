@@ -221,17 +221,15 @@ static ek_err_t *check_host_key(ssh_stream_t *t, const ek_ssh_target_t *tg)
         return ek_err_new(EK_E_INTERNAL, "ssh: cannot set up the known hosts check");
     ek_err_t *err = NULL;
     if (libssh2_knownhost_readfile(kh, tg->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-        err = ek_err_new(EK_E_INVALID, "ssh: cannot read known hosts file \"%s\"",
-                         tg->known_hosts);
+        err = ek_err_new(EK_E_INVALID, "ssh: cannot read known hosts file \"%s\"", tg->known_hosts);
     } else {
         size_t klen;
         int ktype;
         const char *key = libssh2_session_hostkey(t->session, &klen, &ktype);
         struct libssh2_knownhost *host;
-        int rc = key ? libssh2_knownhost_checkp(kh, tg->host, atoi(tg->port), key, klen,
-                                                LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-                                                    LIBSSH2_KNOWNHOST_KEYENC_RAW,
-                                                &host)
+        int rc = key ? libssh2_knownhost_checkp(
+                           kh, tg->host, atoi(tg->port), key, klen,
+                           LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW, &host)
                      : LIBSSH2_KNOWNHOST_CHECK_FAILURE;
         if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
             err = ek_err_new(EK_E_AUTH, "ssh: the host key of %s:%s does NOT match \"%s\"",

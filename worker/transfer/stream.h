@@ -44,11 +44,11 @@ struct ek_stream {
     const ek_stream_ops_t *ops;
     pthread_mutex_t wlock;
     pthread_mutex_t elock;
-    int timeout_ms;            /* every wait; default 120 s */
+    int timeout_ms;               /* every wait; default 120 s */
     uint64_t bytes_out, bytes_in; /* payload bytes through this interface */
-    uint64_t write_wait_ns;    /* time writes waited for the peer or the network */
-    char error[256];           /* last error, for the message of the failure */
-    int error_code;            /* its ek_errcode_t (0: EK_E_IO) */
+    uint64_t write_wait_ns;       /* time writes waited for the peer or the network */
+    char error[256];              /* last error, for the message of the failure */
+    int error_code;               /* its ek_errcode_t (0: EK_E_IO) */
 };
 
 /* Sets up the common part (called by implementations). */

@@ -40,10 +40,6 @@ static ek_err_t *ctx_common(SSL_CTX *ctx, const char *cert, const char *key, con
         return ek_err_new(EK_E_INTERNAL, "TLS: cannot set cipher suites: %s",
                           ssl_errstr(eb, sizeof(eb)));
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (getenv("EKT_RA")) {
-        SSL_CTX_set_read_ahead(ctx, 1);
-        SSL_CTX_set_default_read_buffer_len(ctx, (size_t)atoi(getenv("EKT_RA")) * 1024);
-    }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
         return ek_err_new(EK_E_INVALID, "TLS: cannot load the %s certificate \"%s\": %s", role,
@@ -287,8 +283,7 @@ static int tls_flush(tls_stream_t *t)
             uint64_t t0 = ek_stream_now_ns();
             if (tls_wait(t, SSL_ERROR_WANT_WRITE) != 0)
                 return -1;
-            __atomic_add_fetch(&t->base.write_wait_ns, ek_stream_now_ns() - t0,
-                               __ATOMIC_RELAXED);
+            __atomic_add_fetch(&t->base.write_wait_ns, ek_stream_now_ns() - t0, __ATOMIC_RELAXED);
             continue;
         }
         ek_stream_set_error(&t->base, "%s", n < 0 ? strerror(e) : "sent nothing");
@@ -424,9 +419,8 @@ static ek_err_t *handshake(SSL_CTX *ctx, int fd, bool server, const char *server
         int code = SSL_get_error(t->ssl, rc);
         if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
             int64_t left = deadline - now_ms();
-            if (left <= 0 ||
-                ek_stream_poll_fd(fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, (int)left,
-                                  NULL) != 0) {
+            if (left <= 0 || ek_stream_poll_fd(fd, code == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+                                               (int)left, NULL) != 0) {
                 err = ek_err_new(EK_E_TIMEOUT, "TLS handshake timed out");
                 goto fail;
             }

@@ -100,8 +100,7 @@ static bool canonical(const char *path, bool create, char out[PATH_MAX])
     _cleanup_free_ char *d = ek_xstrdup(path), *b = ek_xstrdup(path);
     const char *base = basename(b);
     char dir[PATH_MAX];
-    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 ||
-        !realpath(dirname(d), dir))
+    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || !realpath(dirname(d), dir))
         return false;
     if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "", base) >= PATH_MAX) {
         errno = ENAMETOOLONG;
@@ -111,9 +110,9 @@ static bool canonical(const char *path, bool create, char out[PATH_MAX])
     return true;
 }
 
-ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path,
-                                    uint64_t size, uint32_t flags, ek_writer_disk_t **out,
-                                    char *msg, size_t msglen)
+ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
+                                    uint32_t flags, ek_writer_disk_t **out, char *msg,
+                                    size_t msglen)
 {
     char canon[PATH_MAX];
     if (path[0] != '/') {
@@ -132,8 +131,16 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
                  opts->n_allow ? "" : " (it was started without --allow-path)");
         return EK_DP_E_FORBIDDEN;
     }
-    int oflags = O_RDWR | O_CLOEXEC | ((flags & EK_DP_OPEN_CREATE) ? O_CREAT : 0);
-    int fd = open(canon, oflags, 0644);
+    /* O_EXCL first: a file this open creates is known to read as zeros. */
+    uint64_t zero_from = UINT64_MAX;
+    int fd = -1;
+    if (flags & EK_DP_OPEN_CREATE) {
+        fd = open(canon, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0)
+            zero_from = 0;
+    }
+    if (fd < 0)
+        fd = open(canon, O_RDWR | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(msg, msglen, "could not open disk \"%s\": %s", canon, strerror(errno));
         return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
@@ -154,6 +161,8 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
     } else if (S_ISREG(st.st_mode)) {
         real = (uint64_t)st.st_size;
         if (real < size && (flags & EK_DP_OPEN_RESIZE)) {
+            if (zero_from > real)
+                zero_from = real; /* what ftruncate adds reads as zeros */
             if (ftruncate(fd, (off_t)size) != 0) {
                 snprintf(msg, msglen, "could not grow \"%s\" to %llu bytes: %s", canon,
                          (unsigned long long)size, strerror(errno));
@@ -178,6 +187,7 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
     d->size = size;
     d->real_size = real;
     d->blockdev = blockdev;
+    d->zero_from = zero_from < real ? zero_from : real;
     d->wlock = disk_lock_get(st.st_dev, st.st_ino);
     *out = d;
     return EK_DP_OK;

@@ -19,9 +19,8 @@ static ek_err_t *respond(ek_stream_t *s, int status, const char *reason, const c
     int n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nServer: ekman-writer/" EKMAN_VERSION "\r\n"
                      "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n%s",
-                     status, reason, *body == '{' ? "application/json" : "text/plain",
-                     strlen(body), own_conn ? "" : "Connection: close\r\n", extra ? extra : "",
-                     body);
+                     status, reason, *body == '{' ? "application/json" : "text/plain", strlen(body),
+                     own_conn ? "" : "Connection: close\r\n", extra ? extra : "", body);
     return ek_stream_write_all(s, buf, (size_t)n);
 }
 

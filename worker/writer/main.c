@@ -41,7 +41,7 @@ static const ek_program_info_t info = {
 typedef struct conn {
     pthread_t thread;
     int fd;
-    ek_stream_t *stream;   /* set once the handshake is done */
+    ek_stream_t *stream; /* set once the handshake is done */
     volatile bool done;
     struct conn *next;
 } conn_t;
@@ -130,8 +130,10 @@ static ek_err_t *listen_on(const char *addr, int *out_fd, int *out_port)
         host = ek_xstrndup(addr + 1, (size_t)(port - addr - 2));
     else
         host = ek_xstrndup(addr, (size_t)(port - addr));
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res;
     int rc = getaddrinfo(*host ? host : NULL, port + 1, &hints, &res);
     if (rc)
         return ek_err_new(EK_E_INVALID, "--listen '%s': %s", addr, gai_strerror(rc));
@@ -176,7 +178,8 @@ static int serve_https(const char *addr, const char *port_file, bool once)
     snprintf(ps, sizeof(ps), "%d", port);
     ek_log_kv(EK_LOG_INFO, "writer listening", "address", addr, "port", ps, NULL);
     while (!ek_stop_requested()) {
-        struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN}, {.fd = ek_stop_fd(), .events = POLLIN}};
+        struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN},
+                                {.fd = ek_stop_fd(), .events = POLLIN}};
         int r = poll(pfd, 2, 200);
         reap(false);
         pthread_mutex_lock(&srv.lock);
@@ -215,12 +218,18 @@ int main(int argc, char **argv)
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"cert", required_argument, NULL, 'c'},
-        {"key", required_argument, NULL, 'k'},      {"ca", required_argument, NULL, 'a'},
-        {"stdio", no_argument, NULL, 's'},          {"allow-path", required_argument, NULL, 'p'},
-        {"once", no_argument, NULL, 'o'},           {"threads", required_argument, NULL, 't'},
-        {"max-memory", required_argument, NULL, 'm'}, {"timeout", required_argument, NULL, 'T'},
-        {"port-file", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"stdio", no_argument, NULL, 's'},
+        {"allow-path", required_argument, NULL, 'p'},
+        {"once", no_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 't'},
+        {"max-memory", required_argument, NULL, 'm'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"port-file", required_argument, NULL, 'P'},
+        {NULL, 0, NULL, 0},
     };
     const char *listen_addr = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     bool stdio = false, once = false;
@@ -231,20 +240,40 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen_addr = optarg; break;
-        case 'c': cert = optarg; break;
-        case 'k': key = optarg; break;
-        case 'a': ca = optarg; break;
-        case 's': stdio = true; break;
-        case 'o': once = true; break;
-        case 'P': port_file = optarg; break;
+        case 'l':
+            listen_addr = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 's':
+            stdio = true;
+            break;
+        case 'o':
+            once = true;
+            break;
+        case 'P':
+            port_file = optarg;
+            break;
         case 'p':
             opts.allow = ek_xrealloc(opts.allow, (opts.n_allow + 1) * sizeof(char *));
             opts.allow[opts.n_allow++] = ek_writer_allow_canonical(optarg);
             break;
-        case 't': opts.threads = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'm': opts.max_memory = (size_t)strtoul(optarg, NULL, 10) << 20; break;
-        case 'T': opts.timeout_ms = (int)strtol(optarg, NULL, 10) * 1000; break;
+        case 't':
+            opts.threads = (size_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            opts.max_memory = (size_t)strtoul(optarg, NULL, 10) << 20;
+            break;
+        case 'T':
+            opts.timeout_ms = (int)strtol(optarg, NULL, 10) * 1000;
+            break;
         default:
             fprintf(stderr, "%s: unknown or incomplete option '%s' (see --help)\n", info.name,
                     argv[optind - 1]);

@@ -244,7 +244,8 @@ static void job_write(void *arg)
     uint8_t *plain = NULL;
     if (f->u.write.compression == EK_DP_WRITE_COMP_ZSTD) {
         plain = buf_get(ss->w, len);
-        size_t r = ZSTD_decompressDCtx(thread_dctx(ss->w), plain, len, data, f->u.write.payload_len);
+        size_t r =
+            ZSTD_decompressDCtx(thread_dctx(ss->w), plain, len, data, f->u.write.payload_len);
         if (ZSTD_isError(r) || r != len) {
             send_error(ss, id, EK_DP_E_DECOMPRESS,
                        "chunk at offset %llu does not decompress to %llu bytes: %s",
@@ -267,8 +268,7 @@ static void job_write(void *arg)
     rc = ek_writer_disk_write(ss->disk, data, len, off);
     if (rc) {
         send_error(ss, id, EK_DP_E_IO, "could not write %llu bytes at offset %llu of \"%s\": %s",
-                   (unsigned long long)len, (unsigned long long)off, ss->disk->path,
-                   strerror(rc));
+                   (unsigned long long)len, (unsigned long long)off, ss->disk->path, strerror(rc));
         goto out;
     }
     __atomic_add_fetch(&ss->written, len, __ATOMIC_RELAXED);
@@ -285,13 +285,14 @@ static void job_hash(void *arg)
     const ek_dp_frame_t *f = &job->f;
     uint32_t bs = f->u.hash.block_size;
     uint32_t count = (uint32_t)ek_dp_block_count(f->u.hash.length, bs);
-    uint8_t *out = ek_xmalloc(EK_DP_HEADER_SIZE + EK_DP_HASHES_FIXED + (size_t)count * EK_DP_HASH_SIZE);
+    uint8_t *out =
+        ek_xmalloc(EK_DP_HEADER_SIZE + EK_DP_HASHES_FIXED + (size_t)count * EK_DP_HASH_SIZE);
     uint8_t *buf = buf_get(ss->w, bs);
     size_t hl = ek_dp_hashes_encode(out, f->h.id, f->u.hash.offset, bs, count);
     int rc = ek_writer_disk_hash(ss->disk, f->u.hash.offset, f->u.hash.length, bs, out + hl, buf);
     if (rc)
-        send_error(ss, f->h.id, EK_DP_E_IO, "could not read \"%s\" to hash it: %s",
-                   ss->disk->path, strerror(rc));
+        send_error(ss, f->h.id, EK_DP_E_IO, "could not read \"%s\" to hash it: %s", ss->disk->path,
+                   strerror(rc));
     else
         send_reply(ss, out, hl + (size_t)count * EK_DP_HASH_SIZE, NULL, 0);
     buf_put(ss->w, buf);
@@ -312,10 +313,7 @@ static void submit(session_t *ss, job_t *job, ek_job_fn fn)
     pthread_mutex_lock(&ss->lock);
     ss->inflight++;
     pthread_mutex_unlock(&ss->lock);
-    if (getenv("EKW_INLINE"))
-        fn(job);
-    else
-        ek_threadpool_submit(ss->w->pool, fn, job);
+    ek_threadpool_submit(ss->w->pool, fn, job);
 }
 
 static bool in_range(session_t *ss, uint64_t id, uint64_t off, uint64_t len)
@@ -352,7 +350,8 @@ static void dispatch(session_t *ss, job_t *job)
         }
         uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_OPEN_OK_SIZE];
         uint32_t feat = (ss->disk->blockdev ? EK_DP_FEAT_BLOCKDEV : EK_DP_FEAT_PUNCH);
-        send_reply(ss, buf, ek_dp_open_ok_encode(buf, id, ss->disk->real_size, o->max_data, feat),
+        send_reply(ss, buf, ek_dp_open_ok_encode(buf, id, ss->disk->real_size, o->max_data, feat,
+                                        ss->disk->zero_from),
                    NULL, 0);
         ek_log_kv(EK_LOG_INFO, "disk opened", "peer", ss->peer, "disk", ss->disk->path, NULL);
         break;

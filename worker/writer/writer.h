@@ -17,12 +17,12 @@
 #include "worker/transfer/stream.h"
 
 typedef struct ek_writer_opts {
-    char **allow;        /* canonical path prefixes a disk must be under */
+    char **allow; /* canonical path prefixes a disk must be under */
     size_t n_allow;
-    size_t threads;      /* pool threads (0: CPU count) */
-    size_t max_memory;   /* bytes of frames in flight, all sessions (0: 128 MiB) */
-    uint32_t max_data;   /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
-    int timeout_ms;      /* idle limit of a connection (0: 10 min) */
+    size_t threads;    /* pool threads (0: CPU count) */
+    size_t max_memory; /* bytes of frames in flight, all sessions (0: 128 MiB) */
+    uint32_t max_data; /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
+    int timeout_ms;    /* idle limit of a connection (0: 10 min) */
 } ek_writer_opts_t;
 
 typedef struct ek_writer ek_writer_t;
@@ -42,20 +42,21 @@ EK_ERR_CHECK ek_writer_session_run(ek_writer_t *w, ek_stream_t *s, const char *p
 
 typedef struct ek_writer_disk {
     int fd;
-    char *path;      /* canonical */
-    uint64_t size;   /* what the client asked for (the device may be larger) */
+    char *path;    /* canonical */
+    uint64_t size; /* what the client asked for (the device may be larger) */
     uint64_t real_size;
+    uint64_t zero_from; /* this open created or grew the file: it reads zeros from here */
     bool blockdev;
-    int zero_mode;   /* 0 punch hole, 1 zero range, 2 write zeros (what worked last) */
+    int zero_mode;              /* 0 punch hole, 1 zero range, 2 write zeros (what worked last) */
     struct ek_disk_lock *wlock; /* shared by every session writing this inode */
 } ek_writer_disk_t;
 
 /* Checks path against the allow list, opens it (creating or growing a
  * regular file when flags say so) and checks it holds size bytes. On
  * failure returns the protocol error code and a message in msg. */
-ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path,
-                                    uint64_t size, uint32_t flags, ek_writer_disk_t **out,
-                                    char *msg, size_t msglen);
+ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
+                                    uint32_t flags, ek_writer_disk_t **out, char *msg,
+                                    size_t msglen);
 /* 0 or an errno value. */
 int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset);
 int ek_writer_disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len);
@@ -77,9 +78,9 @@ char *ek_writer_allow_canonical(const char *prefix);
 typedef struct ek_http_request {
     char method[16];
     char path[256];
-    bool upgrade;        /* Upgrade: ekman-writer/1 */
-    bool conn_upgrade;   /* Connection: ... upgrade ... */
-    bool has_body;       /* Content-Length > 0 or Transfer-Encoding */
+    bool upgrade;      /* Upgrade: ekman-writer/1 */
+    bool conn_upgrade; /* Connection: ... upgrade ... */
+    bool has_body;     /* Content-Length > 0 or Transfer-Encoding */
     size_t head_len;
 } ek_http_request_t;
 
