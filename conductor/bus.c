@@ -84,7 +84,7 @@ static bool ensure_connections(ek_bus_t *bus, PGconn **db, ek_amqp_t **mq, const
  * for the shared queue when no worker has registered at all (any consumer of
  * ekman.worker may take it); *wait is set when workers exist but none can run
  * the task now: it stays PENDING until one can. */
-static ek_err_t *place(PGconn *db, const char *task_type, const char *origin_id,
+static ek_err_t *place(PGconn *db, int alive_s, const char *task_type, const char *origin_id,
                        const char *origin_type, const char *dest_id, const char *dest_type,
                        char **host, bool *wait)
 {
@@ -98,14 +98,16 @@ static ek_err_t *place(PGconn *db, const char *task_type, const char *origin_id,
     snprintf(capstr, sizeof(capstr), "[%u]", cap);
     const char *provider = source ? origin_type : dest_type;
     const char *endpoint = source ? origin_id : dest_id;
+    char alive[16];
+    snprintf(alive, sizeof(alive), "%d", alive_s);
     PGresult *res;
     *host = NULL;
     *wait = false;
     ek_err_t *err = ek_db_query(
         db, &res,
-        "SELECT s.host, (SELECT count(*) FROM services x WHERE x.binary_name = 'ekman-worker' "
-        "AND x.status = 'UP' AND x.deleted_at IS NULL) FROM services s "
+        "SELECT s.host FROM services s "
         "WHERE s.binary_name = 'ekman-worker' AND s.status = 'UP' AND s.enabled "
+        "AND s.last_heartbeat > now() - make_interval(secs => $4::int) "
         "AND s.deleted_at IS NULL AND s.providers ? $1 "
         "AND (s.providers->$1->'types') @> $2::jsonb "
         "AND (NOT EXISTS (SELECT 1 FROM endpoint_regions er WHERE er.endpoint_id = $3) "
@@ -115,7 +117,7 @@ static ek_err_t *place(PGconn *db, const char *task_type, const char *origin_id,
         "ORDER BY ((SELECT count(*) FROM tasks k WHERE (k.host = s.host AND k.status IN "
         "('STARTING', 'RUNNING')) OR (k.dispatched_to = s.host AND k.status = 'PENDING'))::float "
         "/ greatest(s.capacity, 1)), random() LIMIT 1",
-        3, (const char *[]){provider, capstr, endpoint});
+        4, (const char *[]){provider, capstr, endpoint, alive});
     if (err)
         return err;
     if (PQntuples(res) == 1) {
@@ -124,8 +126,9 @@ static ek_err_t *place(PGconn *db, const char *task_type, const char *origin_id,
         PGresult *any;
         err = ek_db_query(db, &any,
                           "SELECT 1 FROM services WHERE binary_name = 'ekman-worker' AND "
-                          "status = 'UP' AND deleted_at IS NULL LIMIT 1",
-                          0, NULL);
+                          "status = 'UP' AND deleted_at IS NULL AND last_heartbeat > now() - "
+                          "make_interval(secs => $1::int) LIMIT 1",
+                          1, (const char *[]){alive});
         if (!err) {
             *wait = PQntuples(any) > 0;
             PQclear(any);
@@ -182,7 +185,11 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         char *wire = ek_envelope_encode(env);
         char *host = NULL;
         bool wait = false;
-        err = place(db, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+        /* a worker silent for missed_heartbeats intervals counts as gone even
+         * before a scheduler marks it DOWN */
+        int alive_s = (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
+                            ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
+        err = place(db, alive_s, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
                     PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host, &wait);
         char *queue = host ? ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host)
                            : ek_xstrdup(EK_QUEUE_WORKER);

@@ -361,28 +361,34 @@ static bool compress_wanted(engine_t *e)
 {
     uint64_t now = now_ns();
     pthread_mutex_lock(&e->lock);
-    if (now - e->ctl_last_ns >= 200000000u) {
-        uint64_t stall = 0, idle = 0, total = 0;
-        for (unsigned i = 0; i < e->nconns; i++) {
-            stall += e->conns[i].stall_ns;
-            if (e->conns[i].s)
-                stall += __atomic_load_n(&e->conns[i].s->write_wait_ns, __ATOMIC_RELAXED);
-        }
-        if (read_cpu(&idle, &total) && e->ctl_last_ns && total > e->cpu_total) {
-            double dt = (double)(now - e->ctl_last_ns) * (e->alive ? e->alive : 1);
-            double frac = stall > e->ctl_stall ? (double)(stall - e->ctl_stall) / dt : 0;
-            double idle_frac = (double)(idle - e->cpu_idle) / (double)(total - e->cpu_total);
-            if (frac > 0.25 && idle_frac > 0.2)
-                e->compress_now = true;
-            else if (frac < 0.1 || idle_frac < 0.1)
-                e->compress_now = false;
-        }
-        e->ctl_last_ns = now;
-        e->ctl_stall = stall;
-        e->cpu_idle = idle;
-        e->cpu_total = total;
-    }
     bool on = e->compress_now;
+    if (now - e->ctl_last_ns < 200000000u) {
+        pthread_mutex_unlock(&e->lock);
+        return on;
+    }
+    uint64_t last = e->ctl_last_ns, stall = 0, idle = 0, total = 0;
+    e->ctl_last_ns = now; /* this thread decides; the others go on */
+    for (unsigned i = 0; i < e->nconns; i++) {
+        stall += e->conns[i].stall_ns;
+        if (e->conns[i].s)
+            stall += __atomic_load_n(&e->conns[i].s->write_wait_ns, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&e->lock);
+    bool have_cpu = read_cpu(&idle, &total); /* file I/O: outside the lock */
+    pthread_mutex_lock(&e->lock);
+    if (have_cpu && last && total > e->cpu_total) {
+        double dt = (double)(now - last) * (e->alive ? e->alive : 1);
+        double frac = stall > e->ctl_stall ? (double)(stall - e->ctl_stall) / dt : 0;
+        double idle_frac = (double)(idle - e->cpu_idle) / (double)(total - e->cpu_total);
+        if (frac > 0.25 && idle_frac > 0.2)
+            e->compress_now = true;
+        else if (frac < 0.1 || idle_frac < 0.1)
+            e->compress_now = false;
+    }
+    e->ctl_stall = stall;
+    e->cpu_idle = idle;
+    e->cpu_total = total;
+    on = e->compress_now;
     pthread_mutex_unlock(&e->lock);
     return on;
 }
@@ -713,15 +719,14 @@ static void do_retry(conn_t *c, work_t *w)
 
 /* ---- planning (lock held) ---- */
 
-static ek_extent_kind_t unit_kind(const ek_extents_t *x, size_t i, uint64_t s, uint64_t end,
-                                  bool *mixed)
+/* The kind of the extents from i that start before end; *mixed when they differ. */
+static ek_extent_kind_t unit_kind(const ek_extents_t *x, size_t i, uint64_t end, bool *mixed)
 {
     ek_extent_kind_t k = x->v[i].kind;
     *mixed = false;
     for (; i < x->n && x->v[i].offset < end; i++)
         if (x->v[i].kind != k)
             *mixed = true;
-    (void)s;
     return k;
 }
 
@@ -797,7 +802,7 @@ static bool take_work(engine_t *e, work_t *w)
     while (e->win_i < e->win.n && e->win.v[e->win_i].offset + e->win.v[e->win_i].length <= s)
         e->win_i++;
     bool mixed;
-    ek_extent_kind_t k = unit_kind(&e->win, e->win_i, s, end, &mixed);
+    ek_extent_kind_t k = unit_kind(&e->win, e->win_i, end, &mixed);
     if (!mixed && k != EK_EXTENT_DATA) {
         /* Extend over following blocks wholly of the same kind. */
         uint64_t run_end = end;
@@ -807,7 +812,7 @@ static bool take_work(engine_t *e, work_t *w)
             while (i < e->win.n && e->win.v[i].offset + e->win.v[i].length <= run_end)
                 i++;
             bool m;
-            if (unit_kind(&e->win, i, run_end, nend, &m) != k || m)
+            if (unit_kind(&e->win, i, nend, &m) != k || m)
                 break;
             run_end = nend;
         }
@@ -1286,12 +1291,19 @@ static void report_progress(engine_t *e)
     pthread_mutex_lock(&e->lock);
 }
 
+static void check_stop(engine_t *e)
+{
+    if (e->p.should_stop && !e->fatal && e->p.should_stop(e->p.stop_opaque))
+        fatal_set(e, ek_err_new(EK_E_CANCELED, "disk '%s': transfer canceled", e->p.disk_name));
+}
+
 /* Waits until every block was handled and acknowledged (lock held). */
 static void wait_idle(engine_t *e)
 {
     uint64_t last = now_ns();
     while (!e->fatal && !(e->plan_done && !e->rq_head && !e->busy && !total_inflight(e))) {
         cond_wait_ms(e, 200);
+        check_stop(e);
         if (now_ns() - last >= 1000000000u) {
             report_progress(e);
             last = now_ns();
@@ -1331,8 +1343,10 @@ static ek_err_t *rpc(engine_t *e, unsigned hint, uint8_t type, uint64_t off, uin
             sl->frame_len = ek_dp_hash_encode(sl->frame, id, off, len, e->V);
         else
             sl->frame_len = ek_dp_simple_encode(sl->frame, type, id);
-        while (!sl->done && !e->fatal)
-            pthread_cond_wait(&e->cond, &e->lock);
+        while (!sl->done && !e->fatal) {
+            cond_wait_ms(e, 200);
+            check_stop(e);
+        }
         ek_err_t *err = sl->err;
         sl->err = NULL;
         if (!err && !sl->done)

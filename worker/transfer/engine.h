@@ -82,6 +82,10 @@ typedef struct ek_xfer_params {
     int state_every_ms;         /* ... or this long (0: 10 s) */
     void (*progress)(void *opaque, const ek_xfer_stats_t *st); /* about once a second */
     void *progress_opaque;
+    /* Optional, polled every 200 ms: true stops the transfer (EK_E_CANCELED);
+     * what was saved in the state so far stays valid for a resume. */
+    bool (*should_stop)(void *opaque);
+    void *stop_opaque;
     unsigned corrupt_frame; /* tests: flip a bit in data frame #N after its checksum */
 } ek_xfer_params_t;
 

@@ -123,12 +123,16 @@ static char *read_file(const char *path)
     return ek_strbuf_detach(&sb);
 }
 
+static bool stop_requested(void *opaque)
+{
+    return ek_stop_requested();
+}
+
 static void progress(void *opaque, const ek_xfer_stats_t *st)
 {
     const char *disk = opaque;
     char done[32], total[32], rate[32], wire[32];
-    uint64_t d = st->data_bytes + st->zero_bytes + st->skipped_zero_bytes + st->unchanged_bytes +
-                 st->resumed_bytes;
+    uint64_t d = st->data_bytes + st->zero_bytes + st->unchanged_bytes + st->resumed_bytes;
     snprintf(done, sizeof(done), "%llu", (unsigned long long)(d >> 20));
     snprintf(total, sizeof(total), "%llu", (unsigned long long)(st->size >> 20));
     snprintf(rate, sizeof(rate), "%.0f", st->seconds > 0 ? (double)(d >> 20) / st->seconds : 0);
@@ -470,6 +474,7 @@ int main(int argc, char **argv)
     }
     p.disk_name = disk;
     p.target_path = target;
+    p.should_stop = stop_requested;
     p.resume = resume;
     if (show_progress) {
         p.progress = progress;

@@ -120,6 +120,15 @@ static void reap(bool all)
     pthread_mutex_unlock(&srv.lock);
 }
 
+/* --stdio: SIGTERM ends the session (reads block on stdin otherwise). */
+static void *stdio_watch(void *arg)
+{
+    while (!ek_stop_wait(60 * 1000))
+        ;
+    ek_stream_shutdown(arg);
+    return NULL;
+}
+
 static ek_err_t *listen_on(const char *addr, int *out_fd, int *out_port)
 {
     _cleanup_free_ char *host = NULL;
@@ -310,7 +319,13 @@ int main(int argc, char **argv)
     srv.writer = ek_writer_new(&opts);
     if (stdio) {
         ek_stream_t *s = ek_stream_fd_new(STDIN_FILENO, STDOUT_FILENO, false);
+        pthread_t watch;
+        bool watching = pthread_create(&watch, NULL, stdio_watch, s) == 0;
         ek_err_t *err = ek_writer_session_run(srv.writer, s, "stdio");
+        if (watching) {
+            ek_stop_request(); /* ends the watcher */
+            pthread_join(watch, NULL);
+        }
         ek_stream_free(s);
         code = 0;
         if (err) {
