@@ -333,8 +333,10 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
     if (resp->text) {
         text = resp->text;
         type = "text/plain; version=0.0.4";
+    } else if (!resp->body) {
+        text = ek_xstrdup(resp->status == MHD_HTTP_NO_CONTENT ? "" : "{}");
     } else {
-        text = ek_json_dump(resp->body ? resp->body : json_object_new_object(), false);
+        text = ek_json_dump(resp->body, false);
     }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);

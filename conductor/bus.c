@@ -145,7 +145,21 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
 {
     PGresult *res;
     *sent = 0;
-    ek_err_t *err = ek_db_exec(db, "BEGIN");
+    char alive[16];
+    snprintf(alive, sizeof(alive), "%lld",
+             (long long)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
+                         ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats")));
+    /* attempts waiting in the queue of a worker that went silent: sent again */
+    ek_err_t *err = ek_db_query(db, NULL,
+                                "UPDATE tasks t SET dispatched_at = NULL, dispatched_to = NULL, "
+                                "attempt_id = NULL WHERE t.status = 'PENDING' AND "
+                                "t.dispatched_to IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                                "services s WHERE s.host = t.dispatched_to AND s.status = 'UP' "
+                                "AND s.deleted_at IS NULL AND s.last_heartbeat > now() - "
+                                "make_interval(secs => $1::int))",
+                                1, (const char *[]){alive});
+    if (!err)
+        err = ek_db_exec(db, "BEGIN");
     if (err)
         return err;
     err = ek_db_query(

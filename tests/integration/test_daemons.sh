@@ -64,7 +64,8 @@ check "queue ekman.scheduler declared durable" grep -Eq '^ekman\.scheduler\s+tru
 check "queue ekman.worker declared durable" grep -Eq '^ekman\.worker\s+true' <<<"$queues"
 check "the worker's own queue declared" grep -Eq "^ekman\.worker\.$(hostname)\s+true" <<<"$queues"
 
-for name in conductor scheduler worker writer; do stop_and_check "$name"; done
+# the worker first: the scheduler records that it stopped
+for name in worker scheduler conductor writer; do stop_and_check "$name"; done
 
 # a wrong database password: exit 1, a message naming the database, no secret
 sed "s#postgresql://ekman:[^@]*@#postgresql://ekman:Wrong-Pass-42@#" "$EKMAN_CONFIG" > "$TMP/wrong.conf"

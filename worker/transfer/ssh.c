@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,7 +27,11 @@ typedef struct ssh_stream {
     LIBSSH2_CHANNEL *channel;
     pthread_mutex_t lock;
     volatile bool shut;
-    volatile unsigned gen; /* bumped by every libssh2 call: another thread moved */
+    /* Two threads use a session (the reader, and one writer at a time). The
+     * other's call may take from the socket what one waits for (channel data,
+     * a window adjust): then it wakes the waiter through evfd. */
+    bool read_waiting, write_waiting;
+    int evfd;
     char errline[256];
     size_t errlen;
 } ssh_stream_t;
@@ -64,58 +69,92 @@ static void drain_stderr(ssh_stream_t *t)
     }
 }
 
-/* Waits for the socket in the direction libssh2 needs, or for another
- * thread's call to have moved the session along. */
-static int ssh_wait(ssh_stream_t *t, unsigned gen0, int *waited)
+/* After a libssh2 call (lock held): wake the other thread if what it waits
+ * for arrived meanwhile. */
+static void ssh_moved(ssh_stream_t *t)
+{
+    if ((t->read_waiting &&
+         (libssh2_poll_channel_read(t->channel, 0) || libssh2_channel_eof(t->channel))) ||
+        (t->write_waiting && libssh2_channel_window_write(t->channel) > 0))
+        eventfd_write(t->evfd, 1);
+}
+
+/* Waits for the socket in the direction libssh2 needs, or for the other
+ * thread to say that our data or window arrived. */
+static int ssh_wait(ssh_stream_t *t, bool reading, uint64_t deadline_ns)
 {
     pthread_mutex_lock(&t->lock);
+    if (reading ? libssh2_poll_channel_read(t->channel, 0) || libssh2_channel_eof(t->channel)
+                : libssh2_channel_window_write(t->channel) > 0) {
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
     int dir = libssh2_session_block_directions(t->session);
+    if (reading)
+        t->read_waiting = true;
+    else
+        t->write_waiting = true;
     pthread_mutex_unlock(&t->lock);
     short ev = (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND ? POLLOUT : 0) |
                (dir & LIBSSH2_SESSION_BLOCK_INBOUND ? POLLIN : 0);
+    int rc = 0;
     for (;;) {
         if (t->shut) {
             ek_stream_set_error(&t->base, "shut down");
-            return -1;
+            rc = -1;
+            break;
         }
-        struct pollfd pfd = {.fd = t->fd, .events = ev ? ev : POLLIN};
-        int r = poll(&pfd, 1, 2);
-        if (r > 0 || t->gen != gen0)
-            return 0;
+        struct pollfd pfd[2] = {{.fd = t->fd, .events = ev ? ev : POLLIN},
+                                {.fd = t->evfd, .events = POLLIN}};
+        int r = poll(pfd, 2, 200);
+        if (r > 0) {
+            eventfd_t v;
+            if (pfd[1].revents & POLLIN)
+                eventfd_read(t->evfd, &v);
+            break;
+        }
         if (r < 0 && errno != EINTR) {
             ek_stream_set_error(&t->base, "%s", strerror(errno));
-            return -1;
+            rc = -1;
+            break;
         }
-        *waited += 2;
-        if (*waited >= t->base.timeout_ms) {
+        if (ek_stream_now_ns() >= deadline_ns) {
             ek_stream_set_error(&t->base, "timed out");
-            return -1;
+            rc = -1;
+            break;
         }
     }
+    pthread_mutex_lock(&t->lock);
+    if (reading)
+        t->read_waiting = false;
+    else
+        t->write_waiting = false;
+    pthread_mutex_unlock(&t->lock);
+    return rc;
 }
 
 static ssize_t ssh_read(ek_stream_t *s, void *buf, size_t len)
 {
     ssh_stream_t *t = (ssh_stream_t *)s;
-    int waited = 0;
+    uint64_t deadline = ek_stream_now_ns() + (uint64_t)s->timeout_ms * 1000000u;
     for (;;) {
         if (t->shut) {
             ek_stream_set_error(s, "shut down");
             return -1;
         }
         pthread_mutex_lock(&t->lock);
-        unsigned gen0 = ++t->gen;
         ssize_t n = libssh2_channel_read(t->channel, buf, len);
         drain_stderr(t);
         bool eof = n == 0 && libssh2_channel_eof(t->channel);
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
             ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+        ssh_moved(t);
         pthread_mutex_unlock(&t->lock);
         if (n > 0 || eof)
             return n;
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
             return -1;
-        if (ssh_wait(t, gen0, &waited) != 0)
+        if (ssh_wait(t, true, deadline) != 0)
             return -1;
     }
 }
@@ -123,24 +162,24 @@ static ssize_t ssh_read(ek_stream_t *s, void *buf, size_t len)
 static ssize_t ssh_write(ek_stream_t *s, const void *buf, size_t len)
 {
     ssh_stream_t *t = (ssh_stream_t *)s;
-    int waited = 0;
+    uint64_t deadline = ek_stream_now_ns() + (uint64_t)s->timeout_ms * 1000000u;
     for (;;) {
         if (t->shut) {
             ek_stream_set_error(s, "shut down");
             return -1;
         }
         pthread_mutex_lock(&t->lock);
-        unsigned gen0 = ++t->gen;
         ssize_t n = libssh2_channel_write(t->channel, buf, len);
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
             ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+        ssh_moved(t);
         pthread_mutex_unlock(&t->lock);
         if (n > 0)
             return n;
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
             return -1;
         uint64_t t0 = ek_stream_now_ns();
-        if (ssh_wait(t, gen0, &waited) != 0)
+        if (ssh_wait(t, false, deadline) != 0)
             return -1;
         __atomic_add_fetch(&s->write_wait_ns, ek_stream_now_ns() - t0, __ATOMIC_RELAXED);
     }
@@ -158,8 +197,8 @@ static void ssh_finish(ek_stream_t *s)
     ssh_stream_t *t = (ssh_stream_t *)s;
     for (int i = 0; i < 200; i++) {
         pthread_mutex_lock(&t->lock);
-        t->gen++;
         int rc = libssh2_channel_send_eof(t->channel);
+        ssh_moved(t);
         pthread_mutex_unlock(&t->lock);
         if (rc != LIBSSH2_ERROR_EAGAIN)
             break;
@@ -194,6 +233,8 @@ static void ssh_free_session(ssh_stream_t *t, bool polite)
     }
     if (t->fd >= 0)
         close(t->fd);
+    if (t->evfd >= 0)
+        close(t->evfd);
     pthread_mutex_destroy(&t->lock);
 }
 
@@ -255,6 +296,7 @@ ek_err_t *ek_ssh_connect(void *target, ek_stream_t **out)
     ek_stream_set_timeout(&t->base, tg->timeout_ms);
     pthread_mutex_init(&t->lock, NULL);
     t->fd = fd;
+    t->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     t->session = libssh2_session_init();
     if (!t->session) {
         err = ek_err_new(EK_E_INTERNAL, "ssh: cannot create a session");
