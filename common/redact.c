@@ -9,8 +9,9 @@
 #include "common/strbuf.h"
 
 static const char *const secret_words[] = {
-    "password", "passwd", "passphrase", "secret", "token", "private_key", "privatekey",
-    "priv_key", "api_key", "apikey", "encryption_key", "authorization", "cookie", "credential",
+    "password",    "passwd",         "passphrase",    "secret",  "token",
+    "private_key", "privatekey",     "priv_key",      "key_pem", "api_key",
+    "apikey",      "encryption_key", "authorization", "cookie",  "credential",
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -211,8 +212,8 @@ static void mask_pairs(ek_strbuf_t *sb)
             while (*q && !isspace((unsigned char)*q) && !strchr("\"',;&}", *q))
                 q++;
         }
-        if (q == v || (q - v == 3 && memcmp(v, EK_REDACTED, 3) == 0) || *v == '{' ||
-            *v == '[' || strncmp(v, "null", 4) == 0)
+        if (q == v || (q - v == 3 && memcmp(v, EK_REDACTED, 3) == 0) || *v == '{' || *v == '[' ||
+            strncmp(v, "null", 4) == 0)
             continue; /* nothing to hide, or a JSON structure handled by ek_redact_json */
         ek_strbuf_add(&out, p, (size_t)(v - p));
         ek_strbuf_adds(&out, EK_REDACTED);

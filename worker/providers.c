@@ -5,10 +5,22 @@
 #ifdef EK_WITH_PROVIDER_LOCAL
 extern const ek_provider_t ek_provider_local;
 #endif
+#ifdef EK_WITH_PROVIDER_LIBVIRT
+extern const ek_provider_t ek_provider_libvirt;
+#endif
+#ifdef EK_WITH_PROVIDER_OVIRT
+extern const ek_provider_t ek_provider_ovirt;
+#endif
 
 const ek_provider_t *const ek_worker_providers[] = {
 #ifdef EK_WITH_PROVIDER_LOCAL
     &ek_provider_local,
+#endif
+#ifdef EK_WITH_PROVIDER_LIBVIRT
+    &ek_provider_libvirt,
+#endif
+#ifdef EK_WITH_PROVIDER_OVIRT
+    &ek_provider_ovirt,
 #endif
     NULL,
 };

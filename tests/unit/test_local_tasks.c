@@ -416,7 +416,7 @@ static void test_errors(void **state)
     json_object_object_add(f->info, "source_resources_connection_info", parse("{}"));
     json_object_object_add(f->info, "target_resources_connection_info",
                            parse("{\"kind\": \"https\"}"));
-    run_fails(f, "REPLICATE_DISKS", "the destination offers 'https'");
+    run_fails(f, "REPLICATE_DISKS", "target_resources_connection_info.host");
     json_object *vols = json_object_get(json_object_object_get(f->info, "volumes_info"));
     json_object_object_del(f->info, "volumes_info");
     run_fails(f, "VALIDATE_DEPLOYMENT_INPUTS", "execute the transfer");

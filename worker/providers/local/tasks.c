@@ -16,54 +16,19 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "worker/providers/common/taskutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-static const char *producer(const char *key)
-{
-    static const char *const producers[][2] = {
-        {"export_info", "GET_INSTANCE_INFO"},
-        {"volumes_info", "DEPLOY_TRANSFER_DISKS"},
-        {"source_resources_connection_info", "DEPLOY_TRANSFER_SOURCE_RESOURCES"},
-        {"target_resources_connection_info", "DEPLOY_TRANSFER_TARGET_RESOURCES"},
-        {"instance_deployment_info", "DEPLOY_INSTANCE_RESOURCES"},
-    };
-    for (size_t i = 0; i < EK_ARRAY_SIZE(producers); i++)
-        if (strcmp(producers[i][0], key) == 0)
-            return producers[i][1];
-    return "an earlier task";
-}
 
 ek_err_t *ek_local_info_get(const ek_task_input_t *in, const char *key, json_type type,
                             json_object **out)
 {
-    json_object *v = NULL;
-    if (!in->task_info || !json_object_object_get_ex(in->task_info, key, &v) || !v)
-        return ek_err_new(EK_E_CONFLICT,
-                          "instance '%s': the task info has no '%s' (%s must run "
-                          "first)",
-                          in->instance, key, producer(key));
-    if (!json_object_is_type(v, type))
-        return ek_err_new(EK_E_INVALID, "instance '%s': task info '%s' is %s, not %s", in->instance,
-                          key, ek_json_type_name(v),
-                          type == json_type_array ? "an array" : "an object");
-    *out = v;
-    return NULL;
+    return ek_task_info_get(in, key, type, out);
 }
 
 json_object *ek_local_volume_find(json_object *vols, const char *disk_id)
 {
-    size_t n =
-        vols && json_object_is_type(vols, json_type_array) ? json_object_array_length(vols) : 0;
-    for (size_t i = 0; i < n; i++) {
-        json_object *v = json_object_array_get_idx(vols, i), *id;
-        if (json_object_is_type(v, json_type_object) &&
-            json_object_object_get_ex(v, "disk_id", &id) &&
-            json_object_is_type(id, json_type_string) &&
-            strcmp(json_object_get_string(id), disk_id) == 0)
-            return v;
-    }
-    return NULL;
+    return ek_volumes_find(vols, disk_id);
 }
 
 ek_err_t *ek_local_environment_check(json_object *env, const char *which)
@@ -110,18 +75,7 @@ ek_err_t *ek_local_network_map_check(json_object *export_info, json_object *netw
 
 const char *ek_local_human_size(uint64_t bytes, char buf[32])
 {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)bytes;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < EK_ARRAY_SIZE(units)) {
-        v /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
-    else
-        snprintf(buf, 32, "%.1f %s", v, units[u]);
-    return buf;
+    return ek_human_size(bytes, buf);
 }
 
 /* The source domain of the task's instance, images probed. */

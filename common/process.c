@@ -1,0 +1,91 @@
+/* process.c - ek_run: posix_spawnp with a pipe for the output. */
+#include "common/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "common/mem.h"
+
+#define KEEP (64u << 10)
+
+extern char **environ;
+
+/* The last non-empty line of text, in place. */
+static const char *last_line(char *text)
+{
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        text[--n] = 0;
+    char *nl = strrchr(text, '\n');
+    return nl ? nl + 1 : text;
+}
+
+static char *drain(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = ek_xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap && cap < KEEP) {
+            cap *= 2;
+            buf = ek_xrealloc(buf, cap + 1);
+        }
+        char sink[4096];
+        bool keep = n < cap;
+        ssize_t r = keep ? read(fd, buf + n, cap - n) : read(fd, sink, sizeof(sink));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (keep)
+            n += (size_t)r;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+ek_err_t *ek_run(const char *const argv[], char **output)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return ek_err_errno(errno, "could not run %s", argv[0]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        if (rc == ENOENT)
+            return ek_err_new(EK_E_NOTFOUND, "%s is not installed (not found in PATH)", argv[0]);
+        return ek_err_errno(rc, "could not run %s", argv[0]);
+    }
+    char *out = drain(p[0]);
+    close(p[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        if (output)
+            *output = out;
+        else
+            free(out);
+        return NULL;
+    }
+    ek_err_t *err = WIFSIGNALED(status)
+                        ? ek_err_new(EK_E_INTERNAL, "%s was killed by signal %d: %s", argv[0],
+                                     WTERMSIG(status), last_line(out))
+                        : ek_err_new(EK_E_INTERNAL, "%s failed (exit status %d): %s", argv[0],
+                                     WEXITSTATUS(status), last_line(out));
+    free(out);
+    return err;
+}
