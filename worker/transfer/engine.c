@@ -88,6 +88,7 @@ typedef struct conn {
     unsigned failures;
     slot_t *slots;
     unsigned nslots, inflight;
+    pthread_cond_t wcond; /* its sender waits here for room in the window */
     ZSTD_CCtx *cctx;
     uint8_t *buf, *cbuf;
     size_t cbuf_cap;
@@ -174,6 +175,8 @@ static void fatal_set(engine_t *e, ek_err_t *err)
     else
         ek_err_free(err);
     pthread_cond_broadcast(&e->cond);
+    for (unsigned i = 0; e->conns && i < e->nconns; i++)
+        pthread_cond_broadcast(&e->conns[i].wcond);
 }
 
 static void push_retry(engine_t *e, uint64_t off, uint64_t len, bool zero, unsigned attempts)
@@ -203,6 +206,7 @@ static void conn_fail(conn_t *c, const char *msg)
     if (c->s)
         ek_stream_shutdown(c->s);
     pthread_cond_broadcast(&e->cond);
+    pthread_cond_broadcast(&c->wcond);
 }
 
 static slot_t *slot_find(conn_t *c, uint64_t id)
@@ -463,7 +467,7 @@ static bool send_write(conn_t *c, const send_t *sd, uint8_t *data, const uint64_
     pthread_mutex_lock(&e->lock);
     uint64_t t0 = now_ns();
     while (c->inflight >= e->p.window && !c->broken && !e->fatal)
-        pthread_cond_wait(&e->cond, &e->lock);
+        pthread_cond_wait(&c->wcond, &e->lock);
     c->stall_ns += now_ns() - t0;
     if (c->broken || e->fatal) {
         pthread_mutex_unlock(&e->lock);
@@ -858,6 +862,9 @@ static ek_ranges_t *handle_reply(conn_t *c, const ek_dp_frame_t *f, const uint8_
         conn_fail(c, msg);
         return NULL;
     }
+    /* A plain acknowledgement concerns only this connection's sender: waking
+     * every thread of the engine for each one costs more than the ack. */
+    bool plain_ack = s->type == EK_DP_WRITE && f->h.type == EK_DP_WRITE_OK;
     char emsg[EK_DP_MAX_MESSAGE + 1] = "";
     if (f->h.type == EK_DP_ERROR) {
         memcpy(emsg, f->u.error.message, f->u.error.message_len);
@@ -900,6 +907,7 @@ static ek_ranges_t *handle_reply(conn_t *c, const ek_dp_frame_t *f, const uint8_
         }
         slot_clear(s);
         c->inflight--;
+        pthread_cond_signal(&c->wcond);
     } else {
         if (f->h.type == EK_DP_ERROR) {
             s->err = ek_err_new(EK_E_IO, "disk '%s': the writer answered %s with an error: %s",
@@ -921,7 +929,8 @@ static ek_ranges_t *handle_reply(conn_t *c, const ek_dp_frame_t *f, const uint8_
         if (!s->waited)
             slot_clear(s);
     }
-    pthread_cond_broadcast(&e->cond);
+    if (!plain_ack || c->inflight == 0 || e->flush_wanted)
+        pthread_cond_broadcast(&e->cond);
     return save;
 }
 
@@ -1578,6 +1587,7 @@ ek_err_t *ek_xfer_run(const ek_reader_ops_t *ops, void *reader, uint64_t size,
         conn_t *c = &e->conns[i];
         c->e = e;
         c->idx = i;
+        pthread_cond_init(&c->wcond, NULL);
         c->nslots = e->p.window + CTRL_SLOTS;
         c->slots = ek_xcalloc(c->nslots, sizeof(slot_t));
         c->buf = ek_xmalloc(e->V);
@@ -1643,6 +1653,7 @@ out_free:
         free(c->sends.v);
         free(c->final.v);
         ek_extents_release(&c->refined);
+        pthread_cond_destroy(&c->wcond);
     }
     free(e->conns);
     while (e->rq_head) {

@@ -30,7 +30,7 @@ static const ek_program_info_t info = {
     .usage =
         "Source and target:\n"
         "  --source SRC          image file, block device, or nbd://... / nbd+unix://... URI\n"
-        "  --target PATH         disk path on the writer\n"
+        "  --target PATH         disk path on the writer, or serial:S (a disk by its serial)\n"
         "  --create              create the target file, or grow it, to the source's size\n"
         "  --disk-name NAME      name in messages and the state (default: target's basename)\n"
         "  --hash-map FILE       incremental without CBT: hashes of the last sync (file source)\n"
@@ -411,8 +411,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --ssh needs --ssh-key and --ssh-known-hosts\n", info.name);
         goto out;
     }
-    if (strlen(target) > EK_DP_MAX_PATH || target[0] != '/') {
-        fprintf(stderr, "%s: --target must be an absolute path\n", info.name);
+    /* "serial:S" names a disk the writer resolves by its serial (writer.h) */
+    if (strlen(target) > EK_DP_MAX_PATH ||
+        (target[0] != '/' && strncmp(target, "serial:", strlen("serial:")) != 0)) {
+        fprintf(stderr, "%s: --target must be an absolute path or serial:S\n", info.name);
         goto out;
     }
     ek_signals_install();

@@ -101,7 +101,9 @@ typedef struct tls_stream {
     volatile bool shut;
     /* After the handshake OpenSSL reads and writes through our buffers: its
      * 16 KiB records then cross the kernel in ~1 MiB system calls, not one
-     * each (that alone halves the CPU the TCP stack costs on loopback). */
+     * each (that alone halves the CPU the TCP stack costs on loopback).
+     * (Not OpenSSL's read-ahead into a large buffer of its own: each
+     * SSL_read moves what is buffered to the front, a quadratic copy.) */
     uint8_t *rbuf, *wbuf;
     size_t rpos, rlen, wpos, wlen, wcap;
 } tls_stream_t;
@@ -188,6 +190,10 @@ static bool tls_use_buffers(tls_stream_t *t)
     t->wcap = TLS_WCHUNK + TLS_WCHUNK / 8;
     t->wbuf = ek_xmalloc(t->wcap);
     SSL_set_bio(t->ssl, r, w);
+    /* bio_write never refuses bytes, so SSL_write can take a whole chunk:
+     * with partial writes it returned after each 16 KiB record, and every
+     * record went to the kernel in a send() of its own. */
+    SSL_clear_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
     return true;
 }
 
@@ -262,7 +268,10 @@ static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
     }
 }
 
-/* Sends what OpenSSL put in wbuf (the caller holds the write lock). */
+/* Sends what OpenSSL put in wbuf (the caller holds the write lock). After a
+ * partial send the socket buffer is full: sending again at once would move
+ * one record per system call as the peer drains it (64 calls per MiB), so
+ * it waits for POLLOUT, which the kernel gives when a good part is free. */
 static int tls_flush(tls_stream_t *t)
 {
     for (;;) {
@@ -272,14 +281,15 @@ static int tls_flush(tls_stream_t *t)
             pthread_mutex_unlock(&t->lock);
             return 0;
         }
-        ssize_t n = send(t->fd, t->wbuf + t->wpos, t->wlen - t->wpos, MSG_DONTWAIT | MSG_NOSIGNAL);
+        size_t want = t->wlen - t->wpos;
+        ssize_t n = send(t->fd, t->wbuf + t->wpos, want, MSG_DONTWAIT | MSG_NOSIGNAL);
         int e = errno;
         if (n > 0)
             t->wpos += (size_t)n;
         pthread_mutex_unlock(&t->lock);
-        if (n > 0)
+        if (n == (ssize_t)want)
             continue;
-        if (n < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)) {
+        if (n > 0 || (n < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == EINTR))) {
             uint64_t t0 = ek_stream_now_ns();
             if (tls_wait(t, SSL_ERROR_WANT_WRITE) != 0)
                 return -1;

@@ -1,6 +1,13 @@
 /* disk.c - the target disks of ekman-writer: opening only what --allow-path
  * permits, writing at offsets, zeroing (punch hole, zero range or plain
- * zeros, whichever the file or device supports), flushing and hashing. */
+ * zeros, whichever the file or device supports), flushing and hashing.
+ *
+ * Data goes to the disk with O_DIRECT (a second descriptor): a transfer
+ * writes every byte once and never reads it back through the cache, and
+ * copying it into fresh page-cache pages costs more CPU than anything else
+ * the writer does (in a VM each new page is a fault in the hypervisor too).
+ * What O_DIRECT cannot take (an unaligned head or tail, a filesystem that
+ * refuses it, such as tmpfs) goes through the buffered descriptor. */
 #include "worker/writer/writer.h"
 
 #include <errno.h>
@@ -15,10 +22,12 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "common/log.h"
 #include "common/mem.h"
 
 #define ZERO_BUF (1u << 20)
-static const uint8_t zeros[ZERO_BUF]; /* .bss: the zero page, no memory */
+/* .bss: the zero page, no memory; aligned so that it can go with O_DIRECT */
+static const uint8_t zeros[ZERO_BUF] __attribute__((aligned(EK_WRITER_ALIGN)));
 
 /* Writes to one file are serialised by the kernel (the inode lock), and
  * threads that wait for it there spin: four writers burn six times the CPU
@@ -29,6 +38,7 @@ typedef struct ek_disk_lock {
     ino_t ino;
     unsigned refs;
     pthread_mutex_t mutex;
+    ek_writer_record_t *record; /* lives as long as a session has the inode open */
     struct ek_disk_lock *next;
 } ek_disk_lock_t;
 
@@ -46,6 +56,7 @@ static ek_disk_lock_t *disk_lock_get(dev_t dev, ino_t ino)
         l->dev = dev;
         l->ino = ino;
         pthread_mutex_init(&l->mutex, NULL);
+        l->record = ek_writer_record_new();
         l->next = locks;
         locks = l;
     }
@@ -65,6 +76,7 @@ static void disk_lock_put(ek_disk_lock_t *l)
             }
         }
         pthread_mutex_destroy(&l->mutex);
+        ek_writer_record_free(l->record);
         free(l);
     }
     pthread_mutex_unlock(&locks_lock);
@@ -110,11 +122,49 @@ static bool canonical(const char *path, bool create, char out[PATH_MAX])
     return true;
 }
 
+/* The O_DIRECT descriptor of the file st describes, or -1 (--no-direct, or
+ * a filesystem that refuses it: tmpfs). *align: the alignment its I/O needs. */
+static int open_direct(const ek_writer_opts_t *opts, const char *canon, const struct stat *st,
+                       uint32_t *align)
+{
+    *align = EK_WRITER_ALIGN;
+    if (opts->no_direct)
+        return -1;
+    int dfd = open(canon, O_RDWR | O_CLOEXEC | O_DIRECT);
+    struct stat st2;
+    if (dfd < 0) {
+        ek_log_kv(EK_LOG_INFO, "O_DIRECT refused: writing through the page cache", "disk", canon,
+                  "error", strerror(errno), NULL);
+        return -1;
+    }
+    if (fstat(dfd, &st2) != 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
+        close(dfd); /* the path changed between the two opens: no second file */
+        return -1;
+    }
+    int lbs = 0;
+    if (S_ISBLK(st->st_mode) && ioctl(dfd, BLKSSZGET, &lbs) == 0 && lbs > EK_WRITER_ALIGN) {
+        if (lbs & (lbs - 1)) {
+            close(dfd);
+            return -1;
+        }
+        *align = (uint32_t)lbs;
+    }
+    return dfd;
+}
+
 ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
                                     uint32_t flags, ek_writer_disk_t **out, char *msg,
                                     size_t msglen)
 {
     char canon[PATH_MAX];
+    _cleanup_free_ char *by_serial = NULL;
+    if (strncmp(path, EK_WRITER_SERIAL_PREFIX, strlen(EK_WRITER_SERIAL_PREFIX)) == 0) {
+        by_serial = ek_writer_resolve_serial(opts, path + strlen(EK_WRITER_SERIAL_PREFIX), msg,
+                                             msglen);
+        if (!by_serial)
+            return EK_DP_E_NOT_FOUND;
+        path = by_serial;
+    }
     if (path[0] != '/') {
         snprintf(msg, msglen, "disk path \"%s\" is not absolute", path);
         return EK_DP_E_FORBIDDEN;
@@ -189,6 +239,9 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
     d->blockdev = blockdev;
     d->zero_from = zero_from < real ? zero_from : real;
     d->wlock = disk_lock_get(st.st_dev, st.st_ino);
+    d->record = d->wlock->record;
+    d->readback = opts->verify_readback;
+    d->dfd = open_direct(opts, canon, &st, &d->align);
     *out = d;
     return EK_DP_OK;
 fail_io:
@@ -198,21 +251,24 @@ fail_io:
 
 static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset);
 
-int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset)
+int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset,
+                         const uint64_t *sum)
 {
     pthread_mutex_lock(&d->wlock->mutex);
     int rc = disk_write(d, buf, len, offset);
+    /* Under the write lock: the record changes in the order of the writes. */
+    if (!rc && sum && len <= UINT32_MAX)
+        ek_writer_record_data(d->record, offset, (uint32_t)len, *sum);
+    else
+        ek_writer_record_forget(d->record, offset, len);
     pthread_mutex_unlock(&d->wlock->mutex);
     return rc;
 }
 
-static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset)
+static int pwrite_full(int fd, const uint8_t *p, size_t left, uint64_t off)
 {
-    const uint8_t *p = buf;
-    uint64_t off = offset;
-    size_t left = len;
     while (left) {
-        ssize_t n = pwrite(d->fd, p, left, (off_t)off);
+        ssize_t n = pwrite(fd, p, left, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -224,9 +280,52 @@ static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t
         off += (uint64_t)n;
         left -= (size_t)n;
     }
+    return 0;
+}
+
+/* The bytes of [off, off+len) at p that can go with O_DIRECT: from an
+ * aligned offset and buffer, a multiple of the alignment (0: none). */
+static size_t direct_part(const ek_writer_disk_t *d, const void *p, size_t len, uint64_t off)
+{
+    if (d->dfd < 0 || __atomic_load_n(&d->direct_off, __ATOMIC_RELAXED) || off % d->align ||
+        (uintptr_t)p % EK_WRITER_ALIGN)
+        return 0;
+    return len - len % d->align;
+}
+
+/* A filesystem that opens with O_DIRECT but refuses its I/O: from now on
+ * this disk goes through the page cache. */
+static void direct_refused(ek_writer_disk_t *d, int rc)
+{
+    ek_log_kv(EK_LOG_INFO, "O_DIRECT I/O refused: writing through the page cache", "disk", d->path,
+              "error", strerror(rc), NULL);
+    __atomic_store_n(&d->direct_off, true, __ATOMIC_RELAXED);
+}
+
+static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset)
+{
+    const uint8_t *p = buf;
+    size_t direct = direct_part(d, p, len, offset);
+    if (direct) {
+        int rc = pwrite_full(d->dfd, p, direct, offset);
+        if (rc == EINVAL) {
+            direct_refused(d, rc);
+            direct = 0;
+        } else if (rc) {
+            return rc;
+        }
+    }
+    __atomic_add_fetch(&d->direct_bytes, direct, __ATOMIC_RELAXED);
+    if (direct == len)
+        return 0;
+    int rc = pwrite_full(d->fd, p + direct, len - direct, offset + direct);
+    if (rc)
+        return rc;
+    __atomic_add_fetch(&d->buffered_bytes, len - direct, __ATOMIC_RELAXED);
     /* Start write-back now, without waiting: the disk works while the network
      * does, and the final flush has little left to do. */
-    sync_file_range(d->fd, (off_t)offset, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    sync_file_range(d->fd, (off_t)(offset + direct), (off_t)(len - direct),
+                    SYNC_FILE_RANGE_WRITE);
     return 0;
 }
 
@@ -236,6 +335,7 @@ int ek_writer_disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len)
 {
     pthread_mutex_lock(&d->wlock->mutex);
     int rc = disk_zero(d, offset, len);
+    ek_writer_record_forget(d->record, offset, len);
     pthread_mutex_unlock(&d->wlock->mutex);
     return rc;
 }
@@ -295,24 +395,40 @@ static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* Reads [off, off+len) from the disk itself (O_DIRECT) where it can: what
+ * the page cache holds is not what the device will return. The kernel
+ * writes cached dirty pages of the range back before such a read. */
+static int read_at(ek_writer_disk_t *d, uint8_t *buf, size_t len, uint64_t off)
+{
+    size_t direct = direct_part(d, buf, len, off);
+    if (direct) {
+        int rc = read_full(d->dfd, buf, direct, off);
+        if (rc == EINVAL)
+            direct = 0; /* refused: read it all through the cache */
+        else if (rc)
+            return rc;
+    }
+    return direct == len ? 0 : read_full(d->fd, buf + direct, len - direct, off + direct);
+}
+
 /* Reads [off, off+len): data ranges with pread, holes as zeros in buf (reading
  * a hole would make the kernel allocate and clear page cache for it). */
 static int read_data(ek_writer_disk_t *d, uint8_t *buf, size_t len, uint64_t off)
 {
     if (d->blockdev)
-        return read_full(d->fd, buf, len, off);
+        return read_at(d, buf, len, off);
     uint64_t end = off + len;
     for (uint64_t pos = off; pos < end;) {
         off_t data = lseek(d->fd, (off_t)pos, SEEK_DATA);
         uint64_t ds = data < 0 ? end : EK_MIN((uint64_t)data, end);
         if (data < 0 && errno != ENXIO)
-            return read_full(d->fd, buf + (pos - off), (size_t)(end - pos), pos);
+            return read_at(d, buf + (pos - off), (size_t)(end - pos), pos);
         memset(buf + (pos - off), 0, (size_t)(ds - pos));
         if (ds >= end)
             break;
         off_t hole = lseek(d->fd, (off_t)ds, SEEK_HOLE);
         uint64_t he = hole < 0 ? end : EK_MIN((uint64_t)hole, end);
-        int rc = read_full(d->fd, buf + (ds - off), (size_t)(he - ds), ds);
+        int rc = read_at(d, buf + (ds - off), (size_t)(he - ds), ds);
         if (rc)
             return rc;
         pos = he;
@@ -321,12 +437,18 @@ static int read_data(ek_writer_disk_t *d, uint8_t *buf, size_t len, uint64_t off
 }
 
 int ek_writer_disk_hash(ek_writer_disk_t *d, uint64_t offset, uint64_t len, uint32_t block_size,
-                        uint8_t *out, uint8_t *buf)
+                        uint8_t *out, uint8_t *buf, uint64_t *recorded)
 {
-    uint64_t end = offset + len, zero_hash = 0, hole_end = 0;
+    uint64_t end = offset + len, zero_hash = 0, hole_end = 0, h;
     bool have_zero_hash = false;
     for (uint64_t off = offset; off < end; off += block_size, out += EK_DP_HASH_SIZE) {
         size_t blen = end - off < block_size ? (size_t)(end - off) : block_size;
+        if (!d->readback && ek_writer_record_lookup(d->record, off, blen, &h)) {
+            ek_dp_hash_put(out, h);
+            if (recorded)
+                (*recorded)++;
+            continue;
+        }
         bool hole = off + blen <= hole_end;
         if (!hole && !d->blockdev) {
             off_t data = lseek(d->fd, (off_t)off, SEEK_DATA);
@@ -364,6 +486,8 @@ void ek_writer_disk_close(ek_writer_disk_t *d)
     if (!d)
         return;
     close(d->fd);
+    if (d->dfd >= 0)
+        close(d->dfd);
     disk_lock_put(d->wlock);
     free(d->path);
     free(d);

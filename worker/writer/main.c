@@ -35,7 +35,14 @@ static const ek_program_info_t info = {
              "  --threads N         threads that decompress, verify and write (default: CPUs)\n"
              "  --max-memory MIB    bound on frame buffers in flight (default 128)\n"
              "  --timeout SEC       idle limit of a connection (default 600)\n"
-             "  --port-file FILE    write the port listened on (useful with port 0)\n",
+             "  --no-direct         write through the page cache (default: O_DIRECT where the\n"
+             "                      filesystem or device takes it)\n"
+             "  --verify-readback   answer block hashes by reading the disk back, always\n"
+             "                      (default: from the record of the verified chunks this\n"
+             "                      process wrote; what it did not write is read back)\n"
+             "  --port-file FILE    write the port listened on (useful with port 0)\n"
+             "  --by-id-dir DIR     where disks asked for as \"serial:S\" are linked\n"
+             "                      (default /dev/disk/by-id; /sys/block is searched too)\n",
 };
 
 typedef struct conn {
@@ -238,6 +245,9 @@ int main(int argc, char **argv)
         {"max-memory", required_argument, NULL, 'm'},
         {"timeout", required_argument, NULL, 'T'},
         {"port-file", required_argument, NULL, 'P'},
+        {"no-direct", no_argument, NULL, 'D'},
+        {"verify-readback", no_argument, NULL, 'R'},
+        {"by-id-dir", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     const char *listen_addr = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
@@ -269,6 +279,15 @@ int main(int argc, char **argv)
             break;
         case 'P':
             port_file = optarg;
+            break;
+        case 'D':
+            opts.no_direct = true;
+            break;
+        case 'R':
+            opts.verify_readback = true;
+            break;
+        case 'B':
+            opts.by_id_dir = optarg;
             break;
         case 'p':
             opts.allow = ek_xrealloc(opts.allow, (opts.n_allow + 1) * sizeof(char *));

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -21,12 +22,22 @@
 #include "common/threadpool.h"
 
 /* A buffer kept for reuse: fresh memory costs a page fault per 4 KiB, which
- * for 1 MiB chunks at GB/s is much of the writer's time. */
+ * for 1 MiB chunks at GB/s is much of the writer's time. The header takes
+ * the first page; the data page-aligned after it, so that a chunk can go to
+ * the disk with O_DIRECT. buf_get(w, len, skew) returns data - skew: a frame
+ * body read there has its payload, skew bytes in, on the page boundary. */
 typedef struct buf {
     struct buf *next;
-    size_t cap;
-    uint8_t data[];
+    size_t cap; /* bytes from data */
 } buf_t;
+
+#define BUF_HEAD EK_WRITER_ALIGN
+_Static_assert(sizeof(buf_t) + EK_DP_WRITE_FIXED <= BUF_HEAD, "the header page holds the skew");
+
+static uint8_t *buf_data(buf_t *b)
+{
+    return (uint8_t *)b + BUF_HEAD;
+}
 
 struct ek_writer {
     ek_writer_opts_t opts;
@@ -39,8 +50,9 @@ struct ek_writer {
     pthread_key_t dctx_key;
 };
 
-static uint8_t *buf_get(ek_writer_t *w, size_t len)
+static uint8_t *buf_get(ek_writer_t *w, size_t len, size_t skew)
 {
+    len = len > skew ? len - skew : 0; /* bytes needed from the aligned data */
     pthread_mutex_lock(&w->mem_lock);
     for (buf_t **pp = &w->free_bufs; *pp; pp = &(*pp)->next) {
         if ((*pp)->cap >= len) {
@@ -48,21 +60,26 @@ static uint8_t *buf_get(ek_writer_t *w, size_t len)
             *pp = b->next;
             w->free_bytes -= b->cap;
             pthread_mutex_unlock(&w->mem_lock);
-            return b->data;
+            return buf_data(b) - skew;
         }
     }
     pthread_mutex_unlock(&w->mem_lock);
     size_t cap = len < (1u << 20) ? (1u << 20) : len;
-    buf_t *b = ek_xmalloc(sizeof(buf_t) + cap);
+    cap = (cap + EK_WRITER_ALIGN - 1) & ~(size_t)(EK_WRITER_ALIGN - 1);
+    void *mem = NULL;
+    if (posix_memalign(&mem, EK_WRITER_ALIGN, BUF_HEAD + cap) != 0)
+        abort();
+    buf_t *b = mem;
     b->cap = cap;
-    return b->data;
+    return buf_data(b) - skew;
 }
 
 static void buf_put(ek_writer_t *w, uint8_t *data)
 {
     if (!data)
         return;
-    buf_t *b = (buf_t *)(data - offsetof(buf_t, data));
+    /* data is in the header page (skewed) or at the start of the data. */
+    buf_t *b = (buf_t *)(((uintptr_t)data - 1) & ~(uintptr_t)(EK_WRITER_ALIGN - 1));
     pthread_mutex_lock(&w->mem_lock);
     if (w->free_bytes + b->cap <= w->opts.max_memory) {
         b->next = w->free_bufs;
@@ -150,6 +167,8 @@ typedef struct session {
     bool broken; /* a reply could not be sent */
     ek_writer_disk_t *disk;
     uint64_t written, zeroed, rejected;
+    uint64_t hashed, hashed_recorded; /* blocks hashed, of which from the record */
+    uint64_t direct, buffered;        /* bytes written with O_DIRECT, through the cache */
 } session_t;
 
 typedef struct job {
@@ -243,7 +262,7 @@ static void job_write(void *arg)
     const uint8_t *data = f->u.write.payload;
     uint8_t *plain = NULL;
     if (f->u.write.compression == EK_DP_WRITE_COMP_ZSTD) {
-        plain = buf_get(ss->w, len);
+        plain = buf_get(ss->w, len, 0);
         size_t r =
             ZSTD_decompressDCtx(thread_dctx(ss->w), plain, len, data, f->u.write.payload_len);
         if (ZSTD_isError(r) || r != len) {
@@ -265,7 +284,7 @@ static void job_write(void *arg)
                    (unsigned long long)f->u.write.checksum);
         goto out;
     }
-    rc = ek_writer_disk_write(ss->disk, data, len, off);
+    rc = ek_writer_disk_write(ss->disk, data, len, off, &sum);
     if (rc) {
         send_error(ss, id, EK_DP_E_IO, "could not write %llu bytes at offset %llu of \"%s\": %s",
                    (unsigned long long)len, (unsigned long long)off, ss->disk->path, strerror(rc));
@@ -287,9 +306,13 @@ static void job_hash(void *arg)
     uint32_t count = (uint32_t)ek_dp_block_count(f->u.hash.length, bs);
     uint8_t *out =
         ek_xmalloc(EK_DP_HEADER_SIZE + EK_DP_HASHES_FIXED + (size_t)count * EK_DP_HASH_SIZE);
-    uint8_t *buf = buf_get(ss->w, bs);
+    uint8_t *buf = buf_get(ss->w, bs, 0);
     size_t hl = ek_dp_hashes_encode(out, f->h.id, f->u.hash.offset, bs, count);
-    int rc = ek_writer_disk_hash(ss->disk, f->u.hash.offset, f->u.hash.length, bs, out + hl, buf);
+    uint64_t recorded = 0;
+    int rc = ek_writer_disk_hash(ss->disk, f->u.hash.offset, f->u.hash.length, bs, out + hl, buf,
+                                 &recorded);
+    __atomic_add_fetch(&ss->hashed, count, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ss->hashed_recorded, recorded, __ATOMIC_RELAXED);
     if (rc)
         send_error(ss, f->h.id, EK_DP_E_IO, "could not read \"%s\" to hash it: %s", ss->disk->path,
                    strerror(rc));
@@ -298,6 +321,14 @@ static void job_hash(void *arg)
     buf_put(ss->w, buf);
     free(out);
     job_done(job);
+}
+
+static void close_disk(session_t *ss)
+{
+    ss->direct += ss->disk->direct_bytes;
+    ss->buffered += ss->disk->buffered_bytes;
+    ek_writer_disk_close(ss->disk);
+    ss->disk = NULL;
 }
 
 static void wait_idle(session_t *ss)
@@ -393,8 +424,7 @@ static void dispatch(session_t *ss, job_t *job)
         if (!ss->disk) {
             send_error(ss, id, EK_DP_E_NOT_OPEN, "CLOSE before OPEN");
         } else {
-            ek_writer_disk_close(ss->disk);
-            ss->disk = NULL;
+            close_disk(ss);
             send_simple(ss, EK_DP_CLOSE_OK, id);
         }
         break;
@@ -448,7 +478,8 @@ ek_err_t *ek_writer_session_run(ek_writer_t *w, ek_stream_t *s, const char *peer
         job_t *job = ek_xcalloc(1, sizeof(*job));
         job->ss = &ss;
         job->reserved = reserve;
-        job->body = buf_get(w, h.length);
+        /* The payload of an uncompressed WRITE lands page-aligned (O_DIRECT). */
+        job->body = buf_get(w, h.length, h.type == EK_DP_WRITE ? EK_DP_WRITE_FIXED : 0);
         memcpy(job->body, fixed, have);
         if ((err = ek_stream_read_full(s, job->body + have, h.length - have, NULL))) {
             /* Truncated: nothing of this frame is acted on. */
@@ -471,15 +502,18 @@ ek_err_t *ek_writer_session_run(ek_writer_t *w, ek_stream_t *s, const char *peer
         dispatch(&ss, job);
     }
     wait_idle(&ss);
-    if (ss.disk) {
-        ek_writer_disk_close(ss.disk);
-        ss.disk = NULL;
-    }
-    char wr[32], zr[32];
+    if (ss.disk)
+        close_disk(&ss);
+    char wr[32], zr[32], hb[32], hr[32], db[32], bb[32];
+    snprintf(db, sizeof(db), "%llu", (unsigned long long)ss.direct);
+    snprintf(bb, sizeof(bb), "%llu", (unsigned long long)ss.buffered);
     snprintf(wr, sizeof(wr), "%llu", (unsigned long long)ss.written);
     snprintf(zr, sizeof(zr), "%llu", (unsigned long long)ss.zeroed);
+    snprintf(hb, sizeof(hb), "%llu", (unsigned long long)ss.hashed);
+    snprintf(hr, sizeof(hr), "%llu", (unsigned long long)ss.hashed_recorded);
     ek_log_kv(EK_LOG_INFO, "session ended", "peer", ss.peer, "written_bytes", wr, "zeroed_bytes",
-              zr, NULL);
+              zr, "direct_bytes", db, "buffered_bytes", bb, "hashed_blocks", hb,
+              "hashed_from_record", hr, NULL);
     if (ss.broken && !err)
         err = ek_err_new(EK_E_IO, "the connection to %s broke", ss.peer);
     pthread_cond_destroy(&ss.cond);

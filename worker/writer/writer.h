@@ -23,6 +23,9 @@ typedef struct ek_writer_opts {
     size_t max_memory; /* bytes of frames in flight, all sessions (0: 128 MiB) */
     uint32_t max_data; /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
     int timeout_ms;    /* idle limit of a connection (0: 10 min) */
+    bool no_direct;       /* --no-direct: write through the page cache */
+    bool verify_readback; /* --verify-readback: HASH always reads the disk back */
+    const char *by_id_dir; /* where "serial:S" disks are looked up (NULL: /dev/disk/by-id) */
 } ek_writer_opts_t;
 
 typedef struct ek_writer ek_writer_t;
@@ -40,8 +43,14 @@ EK_ERR_CHECK ek_writer_session_run(ek_writer_t *w, ek_stream_t *s, const char *p
 
 /* ---- disk.c ---- */
 
+typedef struct ek_writer_record ek_writer_record_t;
+
 typedef struct ek_writer_disk {
-    int fd;
+    int fd;         /* buffered: unaligned heads and tails, zeroing, flush */
+    int dfd;        /* O_DIRECT (-1: none, or the filesystem refused it) */
+    uint32_t align; /* offset, length and memory alignment of O_DIRECT I/O */
+    bool direct_off; /* the filesystem refused O_DIRECT I/O on dfd */
+    bool readback;   /* HASH reads back even what the record knows */
     char *path;    /* canonical */
     uint64_t size; /* what the client asked for (the device may be larger) */
     uint64_t real_size;
@@ -49,6 +58,8 @@ typedef struct ek_writer_disk {
     bool blockdev;
     int zero_mode;              /* 0 punch hole, 1 zero range, 2 write zeros (what worked last) */
     struct ek_disk_lock *wlock; /* shared by every session writing this inode */
+    ek_writer_record_t *record; /* what this process wrote (wlock's, shared too) */
+    uint64_t direct_bytes, buffered_bytes; /* written with O_DIRECT, through the cache */
 } ek_writer_disk_t;
 
 /* Checks path against the allow list, opens it (creating or growing a
@@ -57,18 +68,49 @@ typedef struct ek_writer_disk {
 ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
                                     uint32_t flags, ek_writer_disk_t **out, char *msg,
                                     size_t msglen);
-/* 0 or an errno value. */
-int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset);
+/* ---- devices.c ---- */
+
+#define EK_WRITER_SERIAL_PREFIX "serial:"
+
+/* The device of the disk with serial number serial (malloc'ed), or NULL
+ * with the reason in msg. Waits a few seconds for a disk being hot-plugged. */
+char *ek_writer_resolve_serial(const ek_writer_opts_t *opts, const char *serial, char *msg,
+                               size_t msglen);
+
+/* Memory alignment that lets a buffer go to the disk with O_DIRECT. */
+#define EK_WRITER_ALIGN 4096
+
+/* Writes len bytes at offset: with O_DIRECT for the aligned part when buf
+ * is EK_WRITER_ALIGN-aligned, through the page cache for the rest. sum is
+ * the verified XXH3-64 of the bytes (recorded for HASH), or NULL. 0 or an
+ * errno value. */
+int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset,
+                         const uint64_t *sum);
 int ek_writer_disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len);
 int ek_writer_disk_flush(ek_writer_disk_t *d);
 /* XXH3-64 of each block of [offset, offset+len) into out (EK_DP_HASH_SIZE
- * bytes each); unallocated blocks are hashed without reading. buf holds
- * block_size bytes. */
+ * bytes each): from the record for blocks this process wrote as one
+ * verified chunk (unless d->readback), else read back from the disk
+ * (O_DIRECT when it can: the device, not the page cache); unallocated
+ * blocks are hashed without reading. buf holds block_size bytes, aligned
+ * to EK_WRITER_ALIGN. *recorded (may be NULL) counts the blocks answered
+ * from the record. */
 int ek_writer_disk_hash(ek_writer_disk_t *d, uint64_t offset, uint64_t len, uint32_t block_size,
-                        uint8_t *out, uint8_t *buf);
+                        uint8_t *out, uint8_t *buf, uint64_t *recorded);
 void ek_writer_disk_close(ek_writer_disk_t *d);
 /* Canonical form of an --allow-path prefix (realpath when it exists). */
 char *ek_writer_allow_canonical(const char *prefix);
+
+/* ---- record.c ---- */
+
+ek_writer_record_t *ek_writer_record_new(void);
+void ek_writer_record_free(ek_writer_record_t *r);
+/* [off, off+len) now holds bytes whose XXH3-64 is sum (replaces what overlaps). */
+void ek_writer_record_data(ek_writer_record_t *r, uint64_t off, uint32_t len, uint64_t sum);
+/* [off, off+len) was written otherwise (zeros, a failed write): forget it. */
+void ek_writer_record_forget(ek_writer_record_t *r, uint64_t off, uint64_t len);
+/* True with *sum when exactly [off, off+len) was recorded and not overwritten. */
+bool ek_writer_record_lookup(ek_writer_record_t *r, uint64_t off, uint64_t len, uint64_t *sum);
 
 /* ---- http.c ---- */
 

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# test_direct.sh - the writer writes with O_DIRECT (the default): the data
+# goes to the disk, not into the page cache, and only the unaligned tail of
+# the disk through the cache; a filesystem that refuses O_DIRECT (tmpfs) and
+# --no-direct write through the cache. All give bit-identical disks, of a
+# size that is not a multiple of the page (8 MiB + 4097 bytes), with holes,
+# written zeros and blocks that are part data, part zeros.
+# Usage: test_direct.sh BUILD_DIR SOURCE_DIR
+set -u
+BUILD=$1 SRC=$2
+. "$SRC/tests/integration/lib.sh"
+T=$(mktemp -d /var/tmp/ekman-dp-direct.XXXXXX)
+. "$SRC/tests/integration/dataplane/lib_dp.sh"
+W_PID=
+SHM=
+cleanup() { [ -n "$W_PID" ] && stop_pid "$W_PID"; rm -rf "$T"; [ -n "$SHM" ] && rm -rf "$SHM"; }
+trap cleanup EXIT
+
+# logged "key=value" of the writer's "session ended" lines, summed
+wsum() { grep -o "$2=\"\?[0-9]*" "$T/$1.log" | grep -o '[0-9]*$' | awk '{ s += $1 } END { print s + 0 }'; }
+# bytes of FILE in the page cache
+cached() { fincore --bytes --noheadings --output RES "$1" 2>/dev/null | tr -d ' '; }
+
+"$EKT" --gen-pki "$T/pki"
+SIZE=$(( (8 << 20) + 4097 ))
+{
+  head -c $((3 << 20)) /dev/urandom              # 3 MiB of data
+  head -c $((512 << 10)) /dev/zero               # half a block of written zeros
+  head -c $(( (4 << 20) + (512 << 10) )) /dev/urandom
+  head -c 4097 /dev/urandom                      # the unaligned tail
+} > "$T/src.img"
+truncate -s "$SIZE" "$T/src.img"
+# a hole of 1 MiB at 1 MiB (punched in the source too)
+fallocate -p -o $((1 << 20)) -l $((1 << 20)) "$T/src.img" 2>/dev/null ||
+  dd if=/dev/zero of="$T/src.img" bs=1M seek=1 count=1 conv=notrunc status=none
+check "the source holds 8 MiB + 4097 bytes" test "$(stat -c %s "$T/src.img")" -eq "$SIZE"
+
+# 1. O_DIRECT to a file on a disk filesystem
+if [ "$(stat -f -c %T "$T")" = tmpfs ]; then
+  echo "# $T is on tmpfs, which refuses O_DIRECT: nothing to test here"
+  exit 77
+fi
+start_writer direct --log-level info
+transfer "$T/s1.json" --source "$T/src.img" --target "$T/dst1.img" --create --connections 2
+stop_pid "$W_PID"; W_PID=
+check "O_DIRECT: the transfer succeeds" test "$(jget "$T/s1.json" complete)" = true
+if command -v fincore >/dev/null; then # before cmp reads it into the cache
+  C1=$(cached "$T/dst1.img")
+  check "O_DIRECT: the target is not in the page cache ($C1 bytes)" test "${C1:-0}" -le 65536
+fi
+check "O_DIRECT: the target is bit-identical" cmp -s "$T/src.img" "$T/dst1.img"
+DIRECT=$(wsum direct direct_bytes) BUFFERED=$(wsum direct buffered_bytes)
+check "O_DIRECT: the data went with O_DIRECT ($DIRECT bytes)" test "$DIRECT" -ge $((6 << 20))
+check "O_DIRECT: only the unaligned tail went through the cache ($BUFFERED bytes)" \
+  test "$BUFFERED" -gt 0 -a "$BUFFERED" -lt 4096
+check "O_DIRECT: whole data blocks were verified from the writer's record" \
+  test "$(wsum direct hashed_from_record)" -ge 5
+check "O_DIRECT: the block of data and zeros was read back" \
+  test "$(wsum direct hashed_blocks)" -gt "$(wsum direct hashed_from_record)"
+
+# 2. --no-direct: through the page cache
+start_writer buffered --log-level info --no-direct
+transfer "$T/s2.json" --source "$T/src.img" --target "$T/dst2.img" --create --connections 2
+stop_pid "$W_PID"; W_PID=
+if command -v fincore >/dev/null; then
+  C2=$(cached "$T/dst2.img")
+  check "--no-direct: the target is in the page cache ($C2 bytes)" test "${C2:-0}" -ge $((4 << 20))
+fi
+check "--no-direct: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2.img"
+check "--no-direct: nothing went with O_DIRECT" test "$(wsum buffered direct_bytes)" -eq 0
+
+# 3. tmpfs: before Linux 6.6 it refuses O_DIRECT and the writer falls back to
+# the page cache (the path --no-direct takes too); since 6.6 it takes it.
+if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && SHM=$(mktemp -d /dev/shm/ekman-dp.XXXXXX); then
+  rm -f "$T/w3.port"
+  "$EKW" --listen 127.0.0.1:0 --port-file "$T/w3.port" --cert "$T/pki/server.pem" \
+    --key "$T/pki/server.key" --ca "$T/pki/ca.pem" --allow-path "$SHM" --log-level info \
+    2>>"$T/tmpfs.log" &
+  W_PID=$!
+  wait_for 20 test -s "$T/w3.port"
+  W_PORT=$(cat "$T/w3.port")
+  transfer "$T/s3.json" --source "$T/src.img" --target "$SHM/dst3.img" --create --connections 2
+  stop_pid "$W_PID"; W_PID=
+  check "tmpfs: the transfer succeeds" test "$(jget "$T/s3.json" complete)" = true
+  check "tmpfs: the target is bit-identical" cmp -s "$T/src.img" "$SHM/dst3.img"
+  if grep -q "O_DIRECT refused" "$T/tmpfs.log"; then
+    check "tmpfs: refused O_DIRECT, nothing went with it" test "$(wsum tmpfs direct_bytes)" -eq 0
+  else
+    echo "# tmpfs took O_DIRECT on this kernel ($(uname -r)): $(wsum tmpfs direct_bytes) bytes"
+  fi
+else
+  echo "# /dev/shm is not a writable tmpfs: the fallback part is skipped"
+fi
+finish
