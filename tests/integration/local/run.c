@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
+#include "common/uuid.h"
 #include "conductor/taskgraph.h"
 #include "proto/tasks.h"
 #include "tests/integration/local/task_ctx.h"
@@ -46,6 +47,7 @@ typedef struct run {
     json_object *report_tasks;
     int interrupt_replicate;
     long cancel_replicate;
+    char execution_id[EK_UUID_STRLEN + 1]; /* new for each run, as the conductor's */
 } run_t;
 
 static bool is(const char *a, const char *b)
@@ -128,9 +130,11 @@ static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, in
         ek_test_ctx_cancel_after_checks(ctx, cancel_after_checks);
     json_object *ti = NULL, *result = json_object_new_object();
     json_object_deep_copy(instance_info(r->info, r->instance), &ti, NULL);
+    /* one id per task of this execution, kept by its re-runs (as the conductor's) */
+    _cleanup_free_ char *task_id = ek_xasprintf("%s-%s", r->execution_id, type->name);
     ek_task_input_t in = {
-        .task_id = "task",
-        .execution_id = "execution",
+        .task_id = task_id,
+        .execution_id = r->execution_id,
         .task_type = type->name,
         .instance = r->instance,
         .params = t->params,
@@ -403,6 +407,7 @@ int main(int argc, char **argv)
         json_object_object_get_ex(state, "completed_executions", &v) ? json_object_get_int64(v) : 0;
 
     run_t r = {.instance = instance, .cfg = cfg, .clone_disks = clone, .skip_os_morphing = !morph};
+    ek_uuid_generate(r.execution_id);
     r.origin = (ek_endpoint_t){"src-id",
                                "src",
                                "local",

@@ -141,6 +141,20 @@ same_as_source "$D" .img
 expect_ok r2d transfer
 [[ $(sent_total) -eq 0 ]] || fail "the sync after the full one sent $(sent_total) bytes"
 
+log "2e. block hashes left by an older sync (a later one ran elsewhere) are not trusted"
+# As with a map kept on a worker (oVirt): this worker's map is of sync N, the
+# replica of sync N+1 (done by another worker); a block changed in N+1 and
+# back to N's content must still be sent.
+cp "$D/disk-vda.hashmap" "$W/old.hashmap" && cp "$D/disk-vda.hashmap.sync" "$W/old.sync" ||
+    fail "no hash map with its sync token beside the replica"
+rnd "$S/web01-root.img" $((2 * MiB)) 65536
+expect_ok r2e transfer
+cp "$W/old.hashmap" "$D/disk-vda.hashmap" && cp "$W/old.sync" "$D/disk-vda.hashmap.sync"
+dd if="$W/block.orig" of="$S/web01-root.img" bs=65536 seek=32 conv=notrunc status=none
+expect_ok r2f transfer
+grep -q "not those of the replica's last sync" "$W/r2f.log" || fail "no warning about a stale map"
+same_as_source "$D" .img
+
 log "3. deployment (clone_disks, skip_os_morphing)"
 expect_ok r3 deploy
 XML=$D/web01.xml
@@ -197,8 +211,11 @@ jq -e '[.tasks[] | select(.type == "REPLICATE_DISKS")] | length == 2
        and .[1].status == "COMPLETED" and .[1].resumed' "$W/r7.json" >/dev/null ||
     fail "REPLICATE_DISKS was not interrupted and resumed"
 RESUMED=$(jq '[.transfer.web01.volumes_info[].last_sync.resumed_bytes] | add' "$W/info.json")
-((RESUMED > 0)) || fail "the resumed run sent again what the first attempt had written"
-echo "  interrupted, then resumed: $RESUMED bytes acknowledged before were not sent again"
+# (the first attempt may have finished vda before it was stopped: the re-run
+# then finds it complete and sends none of it)
+((RESUMED > 0 || $(sent vda) == 0)) || fail "the resumed run sent again what the first attempt had written"
+echo "  interrupted, then resumed: $RESUMED bytes acknowledged before were not sent again," \
+    "vda sent $(sent vda) bytes"
 same_as_source "$D" .img
 [[ $(sent vdb) -ge $((10 * MiB)) ]] || fail "the new replicas were not copied whole"
 grep -q "created" "$W/r7.log" || fail "no event tells the replicas were re-created"

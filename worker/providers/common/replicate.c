@@ -161,8 +161,8 @@ static ek_err_t *replicate_one(repl_t *r, disk_job_t *j, ek_writer_target_t *t,
 }
 
 /* One job per disk of export_info, matched with its volume. */
-static ek_err_t *make_jobs(json_object *disks, json_object *vols, bool incremental,
-                           json_object *saved, disk_job_t *jobs, size_t n)
+static ek_err_t *make_jobs(const ek_task_input_t *in, json_object *disks, json_object *vols,
+                           bool incremental, json_object *saved, disk_job_t *jobs, size_t n)
 {
     ek_err_t *err = NULL;
     for (size_t i = 0; i < n && !err; i++) {
@@ -177,6 +177,7 @@ static ek_err_t *make_jobs(json_object *disks, json_object *vols, bool increment
         j->d.size = (uint64_t)size;
         j->d.incremental = incremental;
         j->d.retried = saved && json_object_object_get_ex(saved, j->d.id, NULL);
+        j->d.task_id = in->task_id;
         j->d.volume = ek_volumes_find(vols, j->d.id);
         if (!j->d.volume)
             return ek_err_new(EK_E_CONFLICT,
@@ -255,7 +256,7 @@ ek_err_t *ek_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
     disk_job_t *jobs = ek_xcalloc(n ? n : 1, sizeof(*jobs));
     const ek_config_t *cfg = ek_task_config(ctx);
     ek_writer_target_t *t = NULL;
-    if (!(err = make_jobs(disks, vols, incremental, r.disks, jobs, n)) &&
+    if (!(err = make_jobs(in, disks, vols, incremental, r.disks, jobs, n)) &&
         !(err = ek_writer_target_open(
               tci, cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : "/tmp", &t))) {
         pthread_mutex_init(&r.lock, NULL);

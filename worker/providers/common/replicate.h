@@ -30,6 +30,7 @@ typedef struct ek_repl_disk {
     uint64_t size;       /* export_info.disks[i].size_bytes */
     bool incremental;    /* params.incremental (default true) */
     bool retried;        /* an earlier attempt of this task saved state for this disk */
+    const char *task_id; /* the REPLICATE_DISKS task's id */
 } ek_repl_disk_t;
 
 /* What the provider's open gives back for one disk. */

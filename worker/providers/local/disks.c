@@ -38,7 +38,8 @@ static ek_err_t *instance_dir(const ek_task_input_t *in, bool create, char **out
     return NULL;
 }
 
-static const char *const map_suffixes[] = {".hashmap", ".hashmap.new", ".hashmap.inprogress"};
+static const char *const map_suffixes[] = {".hashmap", ".hashmap.new", ".hashmap.inprogress",
+                                             ".hashmap.sync"};
 
 /* Drops the hash map of a replica (with a pending one and the marker of an
  * unfinished sync). */
@@ -182,7 +183,13 @@ EK_LOCAL_TASK(deploy_disks)
         bool known = prev && ek_local_volume_find(prev, id);
         if ((err = deploy_one(ctx, dir, id, (uint64_t)size, known)))
             break;
-        json_object_array_add(vols, volume_new(dir, id, (uint64_t)size));
+        json_object *vol = volume_new(dir, id, (uint64_t)size);
+        /* The token of the map of the last sync (replicate.c): a map that
+         * deploy_one dropped lost its token file with it, and does not count. */
+        json_object *pv = known ? ek_local_volume_find(prev, id) : NULL, *tok;
+        if (pv && json_object_object_get_ex(pv, "hash_map_sync", &tok))
+            json_object_object_add(vol, "hash_map_sync", json_object_get(tok));
+        json_object_array_add(vols, vol);
     }
     /* Disks that left the source. */
     for (size_t i = 0; prev && !err && i < json_object_array_length(prev); i++) {

@@ -10,7 +10,15 @@
  * it beside the replica and drops it whenever the replica is re-created).
  * A first execution (params.incremental false) starts a fresh map, and one
  * after a sync that did not finish does too (prepare_hash_map), so a map is
- * always the image of what the replica holds. */
+ * always the image of what the replica holds.
+ *
+ * A map can be on another machine than the replica (the oVirt destination
+ * keeps it on the worker): each completed sync stamps it with the id of its
+ * task, in "<map>.sync" and in volumes_info[i].hash_map_sync (the task
+ * state, which the destination carries to the next execution). A map with
+ * another stamp than the state names (left by an older sync on this worker,
+ * while a later one ran elsewhere) is dropped, never trusted; a re-run of
+ * the task keeps only a map its own earlier attempt marked or stamped. */
 #include "worker/providers/local/local.h"
 
 #include <errno.h>
@@ -21,7 +29,9 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/log.h"
+#include "common/fsutil.h"
 #include "common/mem.h"
+#include "common/uuid.h"
 #include "worker/providers/common/replicate.h"
 
 /* Decides what the hash map of a disk is worth before the reader opens it
@@ -39,33 +49,69 @@ static ek_err_t *prepare_hash_map(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, c
 {
     _cleanup_free_ char *pending = ek_xasprintf("%s.new", hash_map);
     _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", hash_map);
+    _cleanup_free_ char *sync = ek_xasprintf("%s.sync", hash_map);
+    _cleanup_free_ char *have = NULL, *owner = NULL;
+    const char *want = NULL;
+    ek_err_t *err = ek_json_opt_string(d->volume, "volumes_info[]", "hash_map_sync", NULL, &want);
+    if (err)
+        return err;
+    size_t len = 0;
+    ek_err_free(ek_file_read(sync, 128, &have, &len));
     bool unfinished = access(marker, F_OK) == 0;
-    if (!d->retried && (!d->incremental || unfinished)) {
-        if (d->incremental && access(hash_map, F_OK) == 0)
-            ek_task_event(ctx, "WARNING",
-                          "disk '%s': the last sync did not finish, so its block hashes do not "
-                          "describe the replica: every block is sent again",
-                          d->id);
-        ek_err_t *err = ek_local_unlink(hash_map);
-        if (err || (err = ek_local_unlink(pending)))
-            return err;
-    }
+    if (unfinished)
+        ek_err_free(ek_file_read(marker, 128, &owner, &len));
+    /* an earlier attempt of this very task, on this worker, marked the map
+     * or completed the disk's sync */
+    bool ours = d->retried && d->task_id &&
+                ((owner && strcmp(owner, d->task_id) == 0) || (have && strcmp(have, d->task_id) == 0));
+    bool current = want && have && strcmp(have, want) == 0;
+    if (ours || (!d->retried && d->incremental && !unfinished && current))
+        return NULL;
+    if (d->incremental && access(hash_map, F_OK) == 0)
+        ek_task_event(ctx, "WARNING",
+                      !current ? "disk '%s': the block hashes kept here are not those of the "
+                                 "replica's last sync (it ran on another worker): every block "
+                                 "is sent again"
+                               : "disk '%s': the last sync did not finish, so its block hashes "
+                                 "do not describe the replica: every block is sent again",
+                      d->id);
+    if ((err = ek_local_unlink(hash_map)) || (err = ek_local_unlink(pending)) ||
+        (err = ek_local_unlink(sync)))
+        return err;
     return NULL;
 }
 
-/* Marks (or, done, unmarks) a sync of the disk as writing its replica. */
-static ek_err_t *mark_sync(const char *hash_map, bool writing)
+/* A completed sync: the map's token is the id of the task that made it,
+ * and the state learns it. */
+static ek_err_t *seal_hash_map(const ek_repl_disk_t *d, const char *hash_map)
+{
+    char token[128];
+    if (d->task_id && *d->task_id && strlen(d->task_id) < sizeof(token))
+        snprintf(token, sizeof(token), "%s", d->task_id);
+    else
+        ek_uuid_generate(token);
+    _cleanup_free_ char *sync = ek_xasprintf("%s.sync", hash_map);
+    _cleanup_free_ char *tmp = ek_xasprintf("%s.sync.tmp", hash_map);
+    ek_err_t *err = ek_file_write(tmp, token, strlen(token), 0600);
+    if (!err && rename(tmp, sync) != 0)
+        err = ek_err_errno(errno, "could not rename \"%s\"", tmp);
+    if (err)
+        return err;
+    json_object_object_add(d->volume, "hash_map_sync", json_object_new_string(token));
+    return NULL;
+}
+
+/* Marks (or, done, unmarks) a sync of the disk as writing its replica; the
+ * mark holds the task's id (a re-run of the task on this worker knows it). */
+static ek_err_t *mark_sync(const char *hash_map, const char *task_id, bool writing)
 {
     if (!hash_map)
         return NULL;
     _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", hash_map);
     if (!writing)
         return ek_local_unlink(marker);
-    int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return ek_err_errno(errno, "could not create \"%s\"", marker);
-    close(fd);
-    return NULL;
+    const char *id = task_id ? task_id : "";
+    return ek_file_write(marker, id, strlen(id), 0600);
 }
 
 /* What a disk's reader holds besides the reader. */
@@ -118,7 +164,7 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
         return err;
     }
     /* from here on the replica is being written: its map no longer describes it */
-    if ((err = mark_sync(hash_map, true))) {
+    if ((err = mark_sync(hash_map, d->task_id, true))) {
         ek_local_tracked_close(ld->reader);
         ek_local_nbd_stop(ld->nbd);
         free(ld);
@@ -136,12 +182,13 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
 {
     (void)opaque;
     (void)ctx;
-    (void)d;
     local_disk_t *ld = rd->priv;
     ek_local_tracked_close(ld->reader);
     ek_local_nbd_stop(ld->nbd);
     /* committed: the map describes the replica again */
-    ek_err_t *err = ok ? mark_sync(ld->hash_map, false) : NULL;
+    ek_err_t *err = NULL;
+    if (ok && ld->hash_map && !(err = seal_hash_map(d, ld->hash_map)))
+        err = mark_sync(ld->hash_map, NULL, false);
     free(ld);
     return err;
 }
