@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# test_ovirt_e2e.sh - the `ovirt` provider end to end: a `local` instance
+# (three disks, two NICs) migrated into the simulated oVirt engine
+# (tests/ovirt-sim) through the real conductor, scheduler and worker.
+# Execute, change source blocks, execute again (only the changes move),
+# deploy: the simulator's disk files equal the sources, the VM has the
+# source's CPUs, memory and NICs on the mapped vNIC profiles, the configured
+# OS type, optimisation, delete protection and pool, and no worker VM or
+# temporary disk is left. Then the failures: a 409 injected while attaching
+# disks (ERROR, nothing left), tokens expired mid-run (renewed), a wrong
+# password, an untrusted certificate, an unknown cluster and a full storage
+# domain (errors naming the problem).
+# Usage: test_ovirt_e2e.sh BUILD_DIR SOURCE_DIR STACK_DIR
+set -u
+. "$(dirname "$0")/../lib.sh"
+BUILD=$1 SRC=$2 STACK=$3
+eval "$("$SRC/deploy/stack.sh" env "$STACK")"
+TMP=$(mktemp -d /var/tmp/ekman-ovirt-e2e.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+. "$SRC/tests/ovirt-sim/lib_sim.sh"
+cleanup() {
+  sim_stop
+  { for p in "${PIDS[@]}"; do pkill -KILL -P "$p"; kill -KILL "$p"; done; wait; } 2>/dev/null
+  [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$TMP"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/../conductor_lib.sh"
+PORT=$((EKMAN_API_PORT + 47))
+URL="http://127.0.0.1:$PORT"
+R=$RANDOM$RANDOM
+DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
+MiB=1048576
+
+# --- the simulated engine ------------------------------------------------------------
+sim_start "$TMP/sim" --config "$SRC/tests/ovirt-sim/config.json" --writer "$BUILD/worker/ekman-writer" \
+  --delay 0.3 || { not_ok "the simulator starts"; finish; exit 1; }
+ok "the simulator listens on $SIM_PORT"
+state() { sim_ctl GET /sim/state; }
+
+# --- services: conductor, scheduler, one worker with local and ovirt ---------------------
+sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 5\n\n[worker]\nhost = ovirt-e2e-$R\nproviders = local,ovirt\ncapacity = 4/" \
+    -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/w.conf"
+cat >> "$TMP/w.conf" <<EOF
+
+[ovirt_migration_provider]
+default_cluster = Default
+default_storage_domain = data1
+default_migr_minion_cluster = minions
+default_migr_template_map = linux: ekman-worker, windows: ekman-worker-win
+default_migr_template_username_map = linux: coriolis, windows: coriolis
+default_migr_template_password_map = linux: Passw0rd, windows: Passw0rd
+EOF
+"$BUILD/conductor/ekman-conductor" --config "$TMP/w.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
+"$BUILD/scheduler/ekman-scheduler" --config "$TMP/w.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
+EKMAN_OVIRT_POLL_MS=200 "$BUILD/worker/ekman-worker" --config "$TMP/w.conf" > "$TMP/w.log" 2>&1 & W=$!; PIDS+=($W)
+check "the conductor answers" wait_for 60 curl -sf "$URL/healthz"
+check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = 'ovirt-e2e-$R' AND status = 'UP'\")\" = 1 ]"
+
+# --- the source instance: web01, three small disks, two NICs -----------------------------
+S=$TMP/src
+mkdir -p "$S"; chmod 755 "$S"
+rnd() { dd if=/dev/urandom of="$1" bs=65536 seek=$(($2 / 65536)) count=$(($3 / 65536)) conv=notrunc status=none; }
+truncate -s 64M "$S/web01-root.img"; rnd "$S/web01-root.img" 0 $((2 * MiB)); rnd "$S/web01-root.img" $((40 * MiB)) $MiB
+truncate -s 32M "$TMP/data.raw"; rnd "$TMP/data.raw" 0 $((4 * MiB))
+qemu-img convert -q -f raw -O qcow2 "$TMP/data.raw" "$S/web01-data.qcow2"; rm "$TMP/data.raw"
+truncate -s 16M "$S/web01-swap.img"; rnd "$S/web01-swap.img" 0 $((3 * MiB))
+sed "s|@DIR@|$S|g" "$SRC/tests/fixtures/local/transfer-vm.xml.in" > "$S/web01.xml"
+declare -A FMT=([vda]=raw [vdb]=qcow2 [sdc]=raw) IMG=([vda]=web01-root.img [vdb]=web01-data.qcow2 [sdc]=web01-swap.img)
+# disk_file NAME: the simulator's file of the disk called NAME
+disk_file() { state | jq -r --arg n "$1" '[.disks[] | select(.name == $n)][0].file // empty'; }
+# same_as_source PREFIX: the disks PREFIX-vda... equal the sources
+same_as_source() {
+  local d f
+  for d in vda vdb sdc; do
+    f=$(disk_file "$1$d"); [ -n "$f" ] || { echo "# no disk $1$d"; return 1; }
+    qemu-img compare -q -f raw -F "${FMT[$d]}" "$f" "$S/${IMG[$d]}" || { echo "# $1$d differs"; return 1; }
+  done
+}
+workers_left() { state | jq '[.vms[] | select(.worker)] | length'; }
+disk_count() { state | jq '[.disks[] | select(.template == null)] | length'; }
+
+create_user "ovirt-$R" "ovirt-$R" member "Ovirt-pass-$R"
+read -r TOK P < <(login "ovirt-$R" "Ovirt-pass-$R")
+endpoint() { # endpoint NAME CONNECTION_INFO_JSON: prints the id
+  api "$TOK" POST "/v1/$P/endpoints" "{\"endpoint\":{\"name\":\"$1\",\"type\":\"$2\",\"connection_info\":$3}}" | jq -r .endpoint.id
+}
+SRC_EP=$(endpoint src local "{\"path\":\"$S\"}")
+DST_EP=$(endpoint olvm ovirt "{\"url\":\"$SIM_URL\",\"username\":\"admin@internal\",\"password\":\"admin\",\"allow_untrusted\":true}")
+validate() { api "$TOK" POST "/v1/$P/endpoints/$1/actions" '{"validate-connection": null}'; }
+check "the oVirt endpoint validates" test "$(validate "$DST_EP" | jq -r '."validate-connection".valid')" = true
+check "its networks list the vNIC profiles" test "$(api "$TOK" GET "/v1/$P/endpoints/$DST_EP/networks" | jq -r '[.networks[] | select(.name == "vmnet") | .vnic_profiles[].name] | sort | join(",")')" = "vmnet,vmnet-mirror"
+check "its storage lists data1" test "$(api "$TOK" GET "/v1/$P/endpoints/$DST_EP/storage" | jq -r '[.storage.storage_backends[].name] | index("data1") != null')" = true
+
+ENV='{"default_os_release":"rhel_9x64","default_optimized_for":"high_performance","default_delete_protected":true,"default_vm_pool":"pool1"}'
+NETMAP='{"default":"vmnet/vmnet-mirror","br-lan":"ovirtmgmt"}'
+transfer() { # transfer ENV STORAGE_MAPPINGS: prints the id
+  api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$SRC_EP\",\"destination_endpoint_id\":\"$DST_EP\",\"instances\":[\"web01\"],\"network_map\":$NETMAP,\"destination_environment\":$1,\"storage_mappings\":${2:-{\}},\"skip_os_morphing\":true}}" | jq -r .transfer.id
+}
+execute() { api "$TOK" POST "/v1/$P/transfers/$1/executions" '{}' | jq -r .execution.id; }
+errors_of() { # errors_of TRANSFER EXEC: every task's exception_details
+  api "$TOK" GET "/v1/$P/transfers/$1/executions/$2" | jq -r '.execution.tasks[] | select(.exception_details != null and .exception_details != "") | .task_type + ": " + .exception_details'
+}
+T=$(transfer "$ENV")
+check "transfer created" test "$(code)" = 201
+
+# --- 1: first execution, with tokens expiring while it runs ---------------------------------
+BEFORE=$(sim_ctl GET /sim/requests | jq '.requests | length')
+E1=$(execute "$T")
+( for _ in $(seq 40); do sim_ctl POST /sim/tokens/expire > /dev/null; sleep 1; done ) & EXP=$!
+st=$(wait_execution "$TOK" "$P" "$T" "$E1" 300)
+kill "$EXP" 2>/dev/null; wait "$EXP" 2>/dev/null
+check "execution 1 completes (got $st)" test "$st" = COMPLETED
+[ "$st" = COMPLETED ] || errors_of "$T" "$E1"
+n401=$(sim_ctl GET /sim/requests | jq --argjson b "$BEFORE" '[.requests[$b:][] | select(.status == 401)] | length')
+check "expired tokens were met ($n401 x 401) and renewed transparently" test "$n401" -ge 1
+check "the replicas in the simulator equal the sources" same_as_source web01-
+check "no worker VM is left" test "$(workers_left)" = 0
+check "three disks: the replicas" test "$(disk_count)" = 3
+check "the disk-copy worker was made from the worker template" grep -q "worker VM .ekman-web01-copy-" <(psql "$DB" -Atqc "SELECT v.message FROM task_events v JOIN tasks t ON t.id = v.task_id WHERE t.execution_id = '$E1'")
+
+# --- 2: change blocks; only they move -------------------------------------------------------
+rnd "$S/web01-root.img" $((50 * MiB)) $((256 * 1024))
+qemu-io -f qcow2 -c "write -P 0x5a 1M 128k" "$S/web01-data.qcow2" > /dev/null
+rnd "$S/web01-swap.img" $((10 * MiB)) $((64 * 1024))
+changed=$((256 * 1024 + 128 * 1024 + 64 * 1024))
+E2=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E2" 300)
+check "execution 2 completes (got $st)" test "$st" = COMPLETED
+[ "$st" = COMPLETED ] || errors_of "$T" "$E2"
+check "the replicas equal the changed sources" same_as_source web01-
+api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
+moved=$(jq '[.transfer.info.web01.volumes_info[].last_sync.data_bytes] | add' "$TMP/t.json")
+echo "# changed $changed bytes, execution 2 sent $moved data bytes"
+check "only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
+check "no worker VM is left after execution 2" test "$(workers_left)" = 0
+
+# --- 3: a 409 while attaching disks to the worker: ERROR, nothing left ---------------------------
+disks_before=$(disk_count)
+sim_ctl POST /sim/fail '{"method":"POST","path_regex":"/vms/[^/]+/diskattachments$","status":409,"count":1,"detail":"[Cannot attach Virtual Disk. Simulated conflict.]"}' > /dev/null
+E3=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E3" 300)
+check "execution 3 ends in ERROR" test "$st" = ERROR
+errors_of "$T" "$E3" > "$TMP/e3.txt"
+check "the error quotes the engine's detail and names the VM" grep -q "attaching disk .* to VM 'ekman-web01-copy-.*Simulated conflict" "$TMP/e3.txt"
+check "no orphan worker VM" test "$(workers_left)" = 0
+check "no orphan disk" test "$(disk_count)" = "$disks_before"
+sim_ctl DELETE /sim/fail > /dev/null
+E4=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E4" 300)
+check "an execution after the failure completes (got $st)" test "$st" = COMPLETED
+
+# --- 4: deploy --------------------------------------------------------------------------------
+DEP=$(api "$TOK" POST "/v1/$P/deployments" "{\"deployment\":{\"transfer_id\":\"$T\",\"clone_disks\":true,\"skip_os_morphing\":true}}" | jq -r .deployment.id)
+for _ in $(seq 600); do st=$(api "$TOK" GET "/v1/$P/deployments/$DEP" | jq -r .deployment.last_execution_status); [ "$st" = COMPLETED ] || [ "$st" = ERROR ] && break; sleep 0.5; done
+check "the deployment completes (got $st)" test "$st" = COMPLETED
+[ "$st" = COMPLETED ] || api "$TOK" GET "/v1/$P/deployments/$DEP" | jq -r '.. | .exception_details? // empty' | sort -u
+state > "$TMP/state.json"
+vm() { jq -r --arg q "$1" '.vms[] | select(.name == "web01") | getpath($q | split("."))' "$TMP/state.json"; }
+check "VM web01 is up" test "$(vm status)" = up
+check "it has the source's 2 CPUs" test "$(vm cpu.sockets)" = 2
+check "it has the source's memory (1536 MiB)" test "$(vm memory)" = $((1536 * MiB))
+check "OS type rhel_9x64 (default_os_release)" test "$(vm os_type)" = rhel_9x64
+check "optimised for high_performance" test "$(vm type)" = high_performance
+check "delete protected" test "$(vm delete_protected)" = true
+check "in pool pool1" test "$(vm vm_pool)" = pool1
+check "NICs on the mapped vNIC profiles" test "$(jq -r '.vms[] | select(.name == "web01") | [.nics[] | .mac + "=" + .vnic_profile] | sort | join(",")' "$TMP/state.json")" = "52:54:00:12:34:56=vmnet-mirror,52:54:00:ab:cd:ef=ovirtmgmt"
+check "three disks attached, vda bootable" test "$(jq -r '.vms[] | select(.name == "web01") | [.attachments[] | select(.bootable)] | length' "$TMP/state.json")" = 1
+dep_same() {
+  local d f
+  for d in vda vdb sdc; do
+    f=$(jq -r --arg n "web01-$d-deploy" '[.disks[] | select(.vm == "web01" and (.name | startswith($n)))][0].file // empty' "$TMP/state.json")
+    [ -n "$f" ] && qemu-img compare -q -f raw -F "${FMT[$d]}" "$f" "$S/${IMG[$d]}" || return 1
+  done
+}
+check "the deployed VM's disks are bit-identical to the sources" dep_same
+check "no worker VM is left after the deployment" test "$(workers_left)" = 0
+check "no temporary disk: 3 replicas + 3 disks of web01" test "$(disk_count)" = 6
+
+# --- 5: a failed deployment without clone_disks rolls back ------------------------------------
+# web01 goes (as an operator would remove it), then a deployment that takes
+# the replicas themselves and asks for OS morphing, which oVirt does not do
+# yet: ERROR, the worker and the VM are gone, the replicas are restored.
+vid=$(jq -r '.vms[] | select(.name == "web01") | .id' "$TMP/state.json")
+sim_api PUT "/vms/$vid" '{"delete_protected":"false"}' > /dev/null
+sim_api POST "/vms/$vid/stop" '{"force":"true"}' > /dev/null
+sim_wait_status 30 "/vms/$vid" .status down
+sim_api DELETE "/vms/$vid" > /dev/null
+check "the operator removed web01" wait_for 30 bash -c "[ \"\$(curl -s --cacert '$SIM_CA' https://localhost:$SIM_PORT/sim/state | jq '[.vms[] | select(.name == \"web01\")] | length')\" = 0 ]"
+DEP2=$(api "$TOK" POST "/v1/$P/deployments" "{\"deployment\":{\"transfer_id\":\"$T\",\"clone_disks\":false,\"skip_os_morphing\":false}}" | jq -r .deployment.id)
+for _ in $(seq 600); do st=$(api "$TOK" GET "/v1/$P/deployments/$DEP2" | jq -r .deployment.last_execution_status); [ "$st" = COMPLETED ] || [ "$st" = ERROR ] && break; sleep 0.5; done
+check "a deployment with OS morphing ends in ERROR" test "$st" = ERROR
+api "$TOK" GET "/v1/$P/deployments/$DEP2" > "$TMP/dep2.json"
+check "... saying OS morphing is not implemented for oVirt" grep -q "OS morphing on oVirt is not implemented" "$TMP/dep2.json"
+check "... after the OS-morphing worker came up" test "$(jq -r '[.. | objects | select(.task_type? == "DEPLOY_OS_MORPHING_RESOURCES") | .status][0]' "$TMP/dep2.json")" = COMPLETED
+check "the rollback ran" test "$(jq -r '[.. | objects | select(.task_type? == "RESTORE_TRANSFER_DISK_SNAPSHOTS") | .status][0]' "$TMP/dep2.json")" = COMPLETED
+check "no worker VM and no web01 left" test "$(state | jq '[.vms[] | select(.worker or .name == "web01")] | length')" = 0
+check "only the three replicas are left" test "$(disk_count)" = 3
+api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
+replicas_same() {
+  local d id f
+  for d in vda vdb sdc; do
+    id=$(jq -r --arg d "$d" '.transfer.info.web01.volumes_info[] | select(.disk_id == $d) | .ovirt_disk_id' "$TMP/t.json")
+    f=$(state | jq -r --arg i "$id" '.disks[] | select(.id == $i) | .file')
+    [ -n "$f" ] && qemu-img compare -q -f raw -F "${FMT[$d]}" "$f" "$S/${IMG[$d]}" || return 1
+  done
+}
+check "the restored replicas equal the sources" replicas_same
+E5=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E5" 300)
+check "an execution after the rollback completes (got $st)" test "$st" = COMPLETED
+api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
+moved=$(jq '[.transfer.info.web01.volumes_info[].last_sync.data_bytes] | add' "$TMP/t.json")
+check "it moved nothing: the restored replicas kept their block hashes ($moved bytes)" test "$moved" = 0
+check "the replicas still equal the sources" replicas_same
+
+# a source disk that grew: its replica grows (PUT /disks), the data follows
+truncate -s 24M "$S/web01-swap.img"; rnd "$S/web01-swap.img" $((20 * MiB)) $((128 * 1024))
+E6=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E6" 300)
+check "an execution after disk sdc grew completes (got $st)" test "$st" = COMPLETED
+api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
+sdc=$(jq -r '.transfer.info.web01.volumes_info[] | select(.disk_id == "sdc") | .ovirt_disk_id' "$TMP/t.json")
+check "its replica grew in place to 24 MiB" test "$(state | jq -r --arg i "$sdc" '.disks[] | select(.id == $i) | .provisioned_size')" = $((24 * MiB))
+check "the replicas equal the sources after the growth" replicas_same
+
+# --- 6: errors that name the problem ------------------------------------------------------------
+BAD=$(endpoint olvm-badpw ovirt "{\"url\":\"$SIM_URL\",\"username\":\"admin@internal\",\"password\":\"wrong\",\"allow_untrusted\":true}")
+validate "$BAD" > "$TMP/v.json"
+check "a wrong password is refused, naming the user" grep -q "logging in as 'admin@internal'.*uthenticat" "$TMP/v.json"
+check "the password is not in the answer" bash -c "! grep -q wrong '$TMP/v.json'"
+UNTR=$(endpoint olvm-strict ovirt "{\"url\":\"$SIM_URL\",\"username\":\"admin@internal\",\"password\":\"admin\",\"allow_untrusted\":false}")
+validate "$UNTR" > "$TMP/v.json"
+check "an untrusted certificate is refused without allow_untrusted" grep -q "certificate .* is not trusted" "$TMP/v.json"
+T2=$(transfer '{"default_cluster":"no-such-cluster"}')
+E=$(execute "$T2"); st=$(wait_execution "$TOK" "$P" "$T2" "$E" 120)
+check "an unknown cluster: ERROR" test "$st" = ERROR
+check "... naming the cluster" grep -q "cluster 'no-such-cluster' (option default_cluster) does not exist" <(errors_of "$T2" "$E")
+T3=$(transfer '{}' '{"default":"tiny"}')
+E=$(execute "$T3"); st=$(wait_execution "$TOK" "$P" "$T3" "$E" 120)
+check "a full storage domain: ERROR" test "$st" = ERROR
+check "... naming the domain" grep -q "storage domain 'tiny' is full" <(errors_of "$T3" "$E")
+check "nothing was made for them" test "$(disk_count)" = 3
+
+grep -i 'Passw0rd\|"password"' "$TMP/w.log" "$TMP/c.log" > /dev/null && not_ok "secrets in the logs" || ok "no secrets in the logs"
+kill -TERM "$W"; wait "$W"; rc=$?
+check "the worker exits 0 on SIGTERM (got $rc)" test $rc -eq 0
+finish

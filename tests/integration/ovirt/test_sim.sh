@@ -1,0 +1,537 @@
+#!/usr/bin/env bash
+# test_sim.sh - the simulated oVirt engine (tests/ovirt-sim) behaves like the
+# real REST API v4: SSO tokens and their expiry, HTTPS with its own CA, string
+# scalars and wrapped collections, 201/202 with locked -> ok, faults,
+# search=/follow=, free space that runs out, delete protection, snapshots that
+# restore content (and VMs cloned from them), image transfers with imageio,
+# failure injection, and the guest emulation end to end: a worker-template VM
+# runs the real ekman-writer and ekman-transfer copies a disk into the
+# simulator's disk file through it, by serial.
+# Usage: test_sim.sh BUILD_DIR SOURCE_DIR   (EK_KEEP=1 keeps the scratch dir)
+set -u
+BUILD=$1 SRC=$2
+. "$SRC/tests/integration/lib.sh"
+. "$SRC/tests/ovirt-sim/lib_sim.sh"
+T=$(mktemp -d /tmp/ekman-ovirt-sim.XXXXXX)
+EKT=$BUILD/worker/ekman-transfer
+EKW=$BUILD/worker/ekman-writer
+for b in "$EKT" "$EKW"; do [ -x "$b" ] || { echo "missing $b: build first"; exit 1; }; done
+cleanup() { sim_stop; [ -n "${EK_KEEP:-}" ] || rm -rf "$T"; }
+trap cleanup EXIT
+
+SIM_USER=admin@internal SIM_PASSWORD='s3cret pw'
+sim_start "$T" --config "$SRC/tests/ovirt-sim/config.json" --delay 1 --token-ttl 6 \
+  --writer "$EKW" || { cat "$T/sim.log"; exit 1; }
+ENGINE=https://localhost:$SIM_PORT
+check "the simulator writes its CA" test -s "$SIM_CA"
+
+# ---- HTTPS and SSO --------------------------------------------------------
+tok_call() { # tok_call CURL_ARGS...: status and body of the token endpoint
+  curl -s --cacert "$SIM_CA" -w '\n%{http_code}' "$@" "$ENGINE/ovirt-engine/sso/oauth/token"
+}
+out=$(tok_call -H 'Accept: application/json' --data-urlencode grant_type=password \
+  --data-urlencode scope=ovirt-app-api --data-urlencode username=admin@internal \
+  --data-urlencode password=wrong)
+check "a wrong password answers 400" test "${out##*$'\n'}" = 400
+check "... with error_code access_denied" \
+  test "$(jq -r .error_code <<<"${out%$'\n'*}")" = access_denied
+check "... and an error naming the user" grep -q "admin@internal" <<<"${out%$'\n'*}"
+out=$(tok_call -H 'Accept: application/json' -d 'grant_type=password&username=admin%40internal&password=s3cret+pw')
+check "a token request without scope is refused" test "${out##*$'\n'}" = 400
+out=$(tok_call -d 'grant_type=password&scope=ovirt-app-api&username=admin%40internal&password=s3cret+pw')
+check "a token request without Accept: application/json is refused" test "${out##*$'\n'}" = 400
+out=$(tok_call -H 'Accept: application/json' -d 'grant_type=password&scope=ovirt-app-api&username=admin&password=s3cret+pw')
+check "a user without @profile is refused" grep -q "No valid profile" <<<"${out%$'\n'*}"
+out=$(tok_call -H 'Accept: application/json' -d 'grant_type=password&scope=ovirt-app-api&username=admin%40internal&password=s3cret+pw')
+body=${out%$'\n'*}
+check "good credentials give a bearer token" test "$(jq -r .token_type <<<"$body")" = bearer
+check "... whose exp is a string of epoch ms" \
+  test "$(jq -r '.exp | type' <<<"$body")" = string -a "$(jq -r .exp <<<"$body")" -gt 1700000000000
+TOKEN=$(jq -r .access_token <<<"$body")
+TOKEN_AT=$(date +%s%N)
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "the engine's certificate is refused without its CA" \
+  bash -c "! curl -s -o /dev/null '$ENGINE/ovirt-engine/api'"
+check "... and accepted with it" test "$(status --cacert "$SIM_CA" -H 'Accept: application/json' \
+  -H "Authorization: Bearer $TOKEN" "$ENGINE/ovirt-engine/api")" = 200
+check "... and with verification off (allow_untrusted)" test "$(status -k \
+  -H 'Accept: application/json' -H "Authorization: Bearer $TOKEN" "$ENGINE/ovirt-engine/api")" = 200
+check "plain HTTP gets no API" bash -c "! curl -s -m 5 -o /dev/null -f http://localhost:$SIM_PORT/ovirt-engine/api"
+check "the CA is served by pki-resource" cmp -s "$SIM_CA" <(curl -s --cacert "$SIM_CA" \
+  "$ENGINE/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA")
+check "the API without a token answers 401" test "$(status --cacert "$SIM_CA" \
+  -H 'Accept: application/json' "$ENGINE/ovirt-engine/api/vms")" = 401
+check "an unknown token answers 401" test "$(status --cacert "$SIM_CA" \
+  -H 'Accept: application/json' -H 'Authorization: Bearer nope' "$ENGINE/ovirt-engine/api/vms")" = 401
+check "Basic auth (deprecated) still works" test "$(status --cacert "$SIM_CA" \
+  -H 'Accept: application/json' -u 'admin@internal:s3cret pw' "$ENGINE/ovirt-engine/api")" = 200
+left=$((TOKEN_AT + 6300000000 - $(date +%s%N)))
+[ "$left" -gt 0 ] && sleep "$((left / 1000000000)).$(printf %09d $((left % 1000000000)))"
+check "the token expires after --token-ttl (401)" test "$(status --cacert "$SIM_CA" \
+  -H 'Accept: application/json' -H "Authorization: Bearer $TOKEN" "$ENGINE/ovirt-engine/api")" = 401
+SIM_TOKEN=$(sim_token)
+check "a new token works" test "$(status --cacert "$SIM_CA" -H 'Accept: application/json' \
+  -H "Authorization: Bearer $SIM_TOKEN" "$ENGINE/ovirt-engine/api")" = 200
+check "/sim/tokens/expire expires every token" \
+  test "$(sim_ctl POST /sim/tokens/expire | jq -r .expired)" -ge 1
+check "... so the next call is 401" test "$(status --cacert "$SIM_CA" -H 'Accept: application/json' \
+  -H "Authorization: Bearer $SIM_TOKEN" "$ENGINE/ovirt-engine/api")" = 401
+SIM_TOKEN=
+
+# ---- JSON conventions -----------------------------------------------------
+root=$(sim_api GET "")
+check "GET /api names the product and the Blank template" \
+  test "$(jq -r '.product_info.name + " " + .special_objects.blank_template.id' <<<"$root")" \
+  = "oVirt Engine 00000000-0000-0000-0000-000000000000"
+check "dates are epoch-ms numbers" test "$(jq -r '.time | type' <<<"$root")" = number
+sds=$(sim_api GET /storagedomains)
+check "collections are wrapped in their singular name" \
+  test "$(jq -r '.storage_domain | length' <<<"$sds")" = 6
+check "integers are strings" test "$(jq -r '.storage_domain[0].available | type' <<<"$sds")" = string
+check "booleans are strings" \
+  test "$(jq -r '[.storage_domain[].master] | unique | join(",")' <<<"$sds")" = "false,true"
+check "nested lists are wrapped too" \
+  test "$(jq -r '.storage_domain[0].data_centers.data_center[0].id | length' <<<"$sds")" = 36
+check "the top-level storage domain has no status (attached to a DC)" \
+  test "$(jq -r '.storage_domain[0] | has("status")' <<<"$sds")" = false
+DC=$(sim_api GET "/datacenters?search=name%3DDefault" | jq -r '.data_center[0].id')
+check "the data-center view has the status" test "$(sim_api GET "/datacenters/$DC/storagedomains" \
+  | jq -r '[.storage_domain[] | select(.name=="maint") | .status][0]')" = maintenance
+check "an empty collection is {}" test "$(sim_api GET /vms)" = "{}"
+sim_api GET /vms/3e1d9d8e-0000-4000-8000-000000000000 >"$T/body"
+check "an unknown id answers 404" test "$SIM_STATUS" = 404
+check "... with an empty body" test ! -s "$T/body" -o "$(tr -d '\n' <"$T/body")" = ""
+sim_api GET /nonsense >/dev/null
+check "an unknown collection answers 404" test "$SIM_STATUS" = 404
+sim_call POST /disks '{"name":'
+out=$SIM_BODY
+check "malformed JSON answers 400" test "$SIM_STATUS" = 400
+check "... with a reason" test "$(jq -r .reason <<<"$out")" = "Request syntactically incorrect."
+check "a call without Accept: application/json is refused (the engine would answer XML)" \
+  test "$(status --cacert "$SIM_CA" -H "Authorization: Bearer $SIM_TOKEN" "$SIM_URL/vms")" = 406
+
+# ---- search ---------------------------------------------------------------
+check "search name=Blank finds the Blank template" test "$(sim_api GET \
+  '/templates?search=name%3DBlank' | jq -r '.template[0].id')" = 00000000-0000-0000-0000-000000000000
+check "search with a wildcard" test "$(sim_api GET '/templates?search=name%3Dekman-worker*' \
+  | jq -r '.template | length')" = 2
+check "search of a name that is not there gives {}" \
+  test "$(sim_api GET '/clusters?search=name%3Dnope')" = "{}"
+check "search is case-sensitive by default" test "$(sim_api GET '/clusters?search=name%3Ddefault')" = "{}"
+check "... unless case_sensitive=false" test "$(sim_api GET \
+  '/clusters?search=name%3Ddefault&case_sensitive=false' | jq -r '.cluster[0].name')" = Default
+sim_call GET '/vms?search=colour%3Dblue'
+out=$SIM_BODY
+check "search on an unknown field answers 400" test "$SIM_STATUS" = 400
+SD1=$(sim_api GET '/storagedomains?search=name%3Ddata1' | jq -r '.storage_domain[0].id')
+TINY=$(sim_api GET '/storagedomains?search=name%3Dtiny' | jq -r '.storage_domain[0].id')
+PROF=$(sim_api GET /vnicprofiles | jq -r '.vnic_profile[] | select(.name=="vmnet") | .id')
+check "vNIC profiles name their network" test "$(sim_api GET "/vnicprofiles/$PROF?follow=network" \
+  | jq -r .network.name)" = vmnet
+
+# ---- disks: 202, locked -> ok, free space ----------------------------------
+disk_body() { # NAME SIZE SD [FORMAT] [SPARSE]
+  printf '{"name":"%s","provisioned_size":"%s","format":"%s","sparse":"%s","storage_domains":{"storage_domain":[{"id":"%s"}]}}' \
+    "$1" "$2" "${4:-raw}" "${5:-true}" "$3"
+}
+sim_call POST /disks "$(disk_body d1 4194304 "$SD1")" -i
+out=$SIM_BODY
+check "creating a disk answers 202" test "$SIM_STATUS" = 202
+D1=$(sed -n '/^{/,$p' <<<"$out" | jq -r .id)
+check "... with the disk locked" test "$(sed -n '/^{/,$p' <<<"$out" | jq -r .status)" = locked
+check "... and a Location" grep -qi "^Location: .*/ovirt-engine/api/disks/$D1" <<<"$out"
+check "the disk turns ok" sim_wait_status 10 "/disks/$D1" .status ok
+D1FILE=$(sim_ctl GET /sim/state | jq -r --arg d "$D1" '.disks[] | select(.id==$d) | .file')
+check "the disk is a sparse file of provisioned_size" \
+  test "$(stat -c %s "$D1FILE")" = 4194304 -a "$(stat -c %b "$D1FILE")" = 0
+sim_call POST /disks '{"name":"x","storage_domains":{"storage_domain":[{"name":"data1"}]}}'
+out=$SIM_BODY
+check "a disk without size and format answers 400 Incomplete parameters" \
+  test "$SIM_STATUS" = 400 -a "$(jq -r .reason <<<"$out")" = "Incomplete parameters"
+check "... naming the fields" grep -q "provisionedSize, format" <<<"$out"
+sim_call POST /disks "$(disk_body d2 1024 3e1d9d8e-0000-4000-8000-000000000000)"
+out=$SIM_BODY
+check "an unknown storage domain answers 404 with a detail" \
+  test "$SIM_STATUS" = 404 -a -n "$(jq -r .detail <<<"$out")"
+avail0=$(sim_api GET "/storagedomains/$TINY" | jq -r .available)
+sim_call POST /disks "$(disk_body big 33554432 "$TINY")"
+out=$SIM_BODY
+check "a disk larger than the free space answers 409" test "$SIM_STATUS" = 409
+check "... Low disk space on Storage Domain tiny" \
+  grep -q "Low disk space on Storage Domain tiny" <<<"$(jq -r .detail <<<"$out")"
+sim_api POST /disks "$(disk_body fits 12582912 "$TINY")" >/dev/null
+check "a disk that fits is accepted" test "$SIM_STATUS" = 202
+check "... and takes its space" test "$(sim_api GET "/storagedomains/$TINY" | jq -r .available)" \
+  = $((avail0 - 12582912))
+sim_api POST /disks "$(disk_body fits2 8388608 "$TINY")" >/dev/null
+check "... so the next one no longer fits" test "$SIM_STATUS" = 409
+ISCSI=$(sim_api GET '/storagedomains?search=name%3Discsi1' | jq -r '.storage_domain[0].id')
+MAINT=$(sim_api GET '/storagedomains?search=name%3Dmaint' | jq -r '.storage_domain[0].id')
+sim_call POST /disks "$(disk_body blk 1048576 "$ISCSI" raw true)"
+check "raw sparse on block storage answers 409" test "$SIM_STATUS" = 409
+sim_call POST /disks "$(disk_body m 1048576 "$MAINT")"
+out=$SIM_BODY
+check "a disk on a domain in maintenance answers 409" \
+  test "$SIM_STATUS" = 409 -a -n "$(grep -o Maintenance <<<"$out")"
+
+# ---- VMs ------------------------------------------------------------------
+vm_body() { # NAME [TEMPLATE] [EXTRA JSON]
+  jq -nc --arg n "$1" --arg t "${2:-Blank}" --argjson x "${3:-{\}}" \
+    '{name:$n, cluster:{name:"Default"}, template:{name:$t}, memory:"268435456",
+      memory_policy:{guaranteed:"268435456", max:"536870912"},
+      cpu:{topology:{sockets:"1",cores:"2",threads:"1"}}, os:{type:"other_linux"},
+      type:"server"} + $x'
+}
+sim_call POST /vms "$(vm_body plain)"
+out=$SIM_BODY
+check "a VM from the Blank template answers 201" test "$SIM_STATUS" = 201
+check "... down at once" test "$(jq -r .status <<<"$out")" = down
+PLAIN=$(jq -r .id <<<"$out")
+check "... with the CPUs and memory asked for (as strings)" \
+  test "$(jq -r '.cpu.topology.cores + "/" + .memory' <<<"$out")" = "2/268435456"
+sim_api POST /vms "$(vm_body plain)" >"$T/body"
+check "a second VM with the same name answers 409" test "$SIM_STATUS" = 409
+check "... name already in use" grep -q "already in use" "$T/body"
+sim_api POST /vms "$(vm_body 'bad name!')" >/dev/null
+check "a VM name with special characters answers 409" test "$SIM_STATUS" = 409
+sim_call POST /vms "$(vm_body nocluster Blank '{"cluster":{"name":"nope"}}')"
+out=$SIM_BODY
+check "an unknown cluster answers 404 naming it" \
+  test "$SIM_STATUS" = 404 -a -n "$(grep -o 'name=nope' <<<"$out")"
+sim_api POST /vms '{"name":"x"}' >"$T/body"
+check "a VM without cluster answers 400" test "$SIM_STATUS" = 400
+sim_api POST /vms "$(vm_body mem Blank '{"memory_policy":{"guaranteed":"536870912"}}')" >"$T/body"
+check "guaranteed memory above memory answers 409" test "$SIM_STATUS" = 409
+sim_api POST /vms "$(vm_body osx Blank '{"os":{"type":"beos"}}')" >/dev/null
+check "an unknown os.type answers 400" test "$SIM_STATUS" = 400
+sim_ctl POST /sim/timers '{"paused":true}' >/dev/null
+sim_call POST /vms "$(vm_body fromtpl ekman-worker)"
+out=$SIM_BODY
+check "a VM from a template with disks answers 202" test "$SIM_STATUS" = 202
+check "... image_locked" test "$(jq -r .status <<<"$out")" = image_locked
+FROMTPL=$(jq -r .id <<<"$out")
+sim_api POST "/vms/$FROMTPL/start" '{}' >"$T/body"
+check "starting an image_locked VM answers 409" test "$SIM_STATUS" = 409
+sim_api DELETE "/vms/$FROMTPL" >/dev/null
+check "so does deleting it" test "$SIM_STATUS" = 409
+sim_ctl POST /sim/timers '{"paused":false}' >/dev/null
+check "... which becomes down" sim_wait_status 10 "/vms/$FROMTPL" .status down
+check "it has its own copy of the template's disk and NIC" test "$(sim_api GET \
+  "/vms/$FROMTPL?follow=disk_attachments.disk,nics" | jq -r \
+  '[.disk_attachments.disk_attachment[0].disk.name, .nics.nic[0].name] | join(",")')" \
+  = "ekman-worker-root,nic1"
+sim_call POST /vms "$(vm_body blocking ekman-worker)" -H 'Expect: 201-created'
+check "Expect: 201-created blocks until the VM is down" \
+  test "$(jq -r .status <<<"$SIM_BODY")/$SIM_STATUS" = down/201
+
+# delete protection and pools
+sim_call POST /vms "$(vm_body prot Blank '{"delete_protected":"true","vm_pool":{"name":"pool1"}}')"
+out=$SIM_BODY
+PROT=$(jq -r .id <<<"$out")
+check "delete_protected and vm_pool are kept" \
+  test "$(jq -r '.delete_protected + "/" + (.vm_pool.id | length | tostring)' <<<"$out")" = true/36
+sim_call DELETE "/vms/$PROT"
+out=$SIM_BODY
+check "deleting a protected VM answers 409" test "$SIM_STATUS" = 409
+check "... Delete protection is enabled" grep -q "Delete protection is enabled" <<<"$out"
+sim_api PUT "/vms/$PROT" '{"delete_protected":"false"}' >/dev/null
+sim_api DELETE "/vms/$PROT" >"$T/body"
+check "once unprotected it can be deleted (200, empty body)" \
+  test "$SIM_STATUS" = 200 -a ! -s "$T/body" -o "$(tr -d '\n' <"$T/body")" = ""
+sim_api GET "/vms/$PROT" >/dev/null
+check "... and is gone" test "$SIM_STATUS" = 404
+
+# search on VMs
+check "search name=X and cluster=Y finds the VM" test "$(sim_api GET \
+  '/vms?search=name%3Dplain%20and%20cluster%3DDefault' | jq -r '.vm[0].id')" = "$PLAIN"
+check "... and not in another cluster" \
+  test "$(sim_api GET '/vms?search=name%3Dplain%20and%20cluster%3Dminions')" = "{}"
+check "max= limits a list" test "$(sim_api GET '/vms?max=1' | jq -r '.vm | length')" = 1
+
+# NICs
+sim_call POST "/vms/$PLAIN/nics" "{\"name\":\"nic1\",\"interface\":\"virtio\",\"vnic_profile\":{\"id\":\"$PROF\"}}"
+out=$SIM_BODY
+check "adding a NIC answers 201 with a MAC" \
+  test "$SIM_STATUS" = 201 -a "$(jq -r '.mac.address | length' <<<"$out")" = 17
+check "... plugged and linked as strings" test "$(jq -r '.plugged + .linked' <<<"$out")" = truetrue
+sim_api POST "/vms/$PLAIN/nics" '{"name":"nic1"}' >/dev/null
+check "a second NIC of the same name answers 409" test "$SIM_STATUS" = 409
+OTHERPROF=$(sim_api GET /vnicprofiles | jq -r '.vnic_profile[] | select(.name=="net2") | .id')
+sim_api POST "/vms/$PLAIN/nics" "{\"name\":\"nic2\",\"vnic_profile\":{\"id\":\"$OTHERPROF\"}}" >/dev/null
+check "a profile of a network not in the VM's cluster answers 409" test "$SIM_STATUS" = 409
+
+# ---- disk attachments and snapshots -----------------------------------------
+sim_ctl POST /sim/timers '{"paused":true}' >/dev/null
+sim_api POST /disks "$(disk_body d3 2097152 "$SD1" cow)" >"$T/body"
+D3=$(jq -r .id "$T/body")
+att() { printf '{"disk":{"id":"%s"},"interface":"%s","bootable":"%s","active":"true"}' "$1" "$2" "${3:-false}"; }
+sim_api POST "/vms/$PLAIN/diskattachments" "$(att "$D3" virtio)" >"$T/body"
+check "attaching a locked disk answers 409" test "$SIM_STATUS" = 409
+sim_ctl POST /sim/timers '{"paused":false}' >/dev/null
+sim_wait_status 10 "/disks/$D3" .status ok
+sim_api POST "/vms/$PLAIN/diskattachments" '{"disk":{"id":"'"$D1"'"}}' >"$T/body"
+check "an attachment without interface answers 400" test "$SIM_STATUS" = 400
+sim_call POST "/vms/$PLAIN/diskattachments" "$(att "$D1" virtio true)"
+out=$SIM_BODY
+check "attaching a disk answers 201; the attachment id is the disk id" \
+  test "$SIM_STATUS/$(jq -r .id <<<"$out")" = "201/$D1"
+check "... no logical_name while the VM is down" test "$(jq -r 'has("logical_name")' <<<"$out")" = false
+sim_api POST "/vms/$PLAIN/diskattachments" "$(att "$D3" virtio_scsi true)" >"$T/body"
+check "a second bootable disk answers 409" test "$SIM_STATUS" = 409
+sim_api POST "/vms/$PLAIN/diskattachments" "$(att "$D3" virtio_scsi)" >/dev/null
+check "a second, non-bootable disk attaches" test "$SIM_STATUS" = 201
+sim_api POST "/vms/$FROMTPL/diskattachments" "$(att "$D3" virtio)" >"$T/body"
+check "a disk attached elsewhere answers 409" test "$SIM_STATUS" = 409
+D3FILE=$(sim_ctl GET /sim/state | jq -r --arg d "$D3" '.disks[] | select(.id==$d) | .file')
+head -c 1048576 /dev/urandom >"$T/a1"; head -c 1048576 /dev/urandom >"$T/a3"
+dd if="$T/a1" of="$D1FILE" conv=notrunc status=none
+dd if="$T/a3" of="$D3FILE" conv=notrunc status=none
+sim_call POST "/vms/$PLAIN/snapshots" \
+  "{\"description\":\"pre\",\"persist_memorystate\":\"false\",\"disk_attachments\":{\"disk_attachment\":[{\"disk\":{\"id\":\"$D1\"}}]}}"
+out=$SIM_BODY
+SNAP=$(jq -r .id <<<"$out")
+check "creating a snapshot answers 202, locked" \
+  test "$SIM_STATUS/$(jq -r .snapshot_status <<<"$out")" = 202/locked
+check "the snapshot turns ok" sim_wait_status 10 "/vms/$PLAIN/snapshots/$SNAP" .snapshot_status ok
+check "the snapshot list starts with Active VM" test "$(sim_api GET "/vms/$PLAIN/snapshots" \
+  | jq -r '.snapshot[0].snapshot_type + "/" + (.snapshot | length | tostring)')" = active/2
+check "only the chosen disk is in the snapshot" \
+  test "$(sim_api GET "/vms/$PLAIN/snapshots/$SNAP/disks" | jq -r '[.disk[].id] | join(",")')" = "$D1"
+head -c 1048576 /dev/urandom >"$T/b1"
+dd if="$T/b1" of="$D1FILE" conv=notrunc status=none
+dd if="$T/b1" of="$D3FILE" conv=notrunc status=none
+sim_api POST "/vms/$PLAIN/snapshots/$SNAP/restore" '{"restore_memory":"false"}' >"$T/body"
+check "restoring answers 200 complete" \
+  test "$SIM_STATUS/$(jq -r .status "$T/body")" = 200/complete
+check "the VM is image_locked, then down" sim_wait_status 10 "/vms/$PLAIN" .status down
+check "the snapshot's disk has its old content back" \
+  cmp -s "$T/a1" <(head -c 1048576 "$D1FILE")
+check "a disk outside the snapshot keeps its new content" \
+  cmp -s "$T/b1" <(head -c 1048576 "$D3FILE")
+dd if="$T/b1" of="$D1FILE" conv=notrunc status=none
+sim_call POST /vms "$(vm_body fromsnap Blank "{\"snapshots\":{\"snapshot\":[{\"id\":\"$SNAP\"}]}}")"
+FS=$(jq -r .id <<<"$SIM_BODY")
+check "a VM cloned from a snapshot answers 202" test "$SIM_STATUS" = 202
+sim_wait_status 10 "/vms/$FS" .status down
+FSD=$(sim_api GET "/vms/$FS/diskattachments" | jq -r '.disk_attachment[0].id')
+FSFILE=$(sim_ctl GET /sim/state | jq -r --arg d "$FSD" '.disks[] | select(.id==$d) | .file')
+check "... with a new disk holding the snapshot's content" \
+  test "$FSD" != "$D1" -a -n "$FSFILE" -a "$(cmp -s "$T/a1" <(head -c 1048576 "$FSFILE") && echo y)" = y
+check "... leaving the source disk as it is" cmp -s "$T/b1" <(head -c 1048576 "$D1FILE")
+sim_api DELETE "/vms/$PLAIN/snapshots/$SNAP" >/dev/null
+check "deleting a snapshot answers 200" test "$SIM_STATUS" = 200
+check "... and it goes away after the merge" sim_wait_status 10 "/vms/$PLAIN/snapshots/$SNAP" . ""
+
+# ---- image transfers and imageio -------------------------------------------
+sim_api POST /disks "$(disk_body up 4194304 "$SD1")" >"$T/body"
+DU=$(jq -r .id "$T/body")
+sim_wait_status 10 "/disks/$DU" .status ok
+sim_call POST /imagetransfers "{\"disk\":{\"id\":\"$DU\"},\"direction\":\"upload\",\"format\":\"raw\",\"inactivity_timeout\":\"120\"}"
+TR=$(jq -r .id <<<"$SIM_BODY")
+check "an image transfer starts initializing (201)" \
+  test "$SIM_STATUS/$(jq -r .phase <<<"$SIM_BODY")" = 201/initializing
+check "... the disk is locked meanwhile" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = locked
+check "... then transferring" sim_wait_status 10 "/imagetransfers/$TR" .phase transferring
+TURL=$(sim_api GET "/imagetransfers/$TR" | jq -r .transfer_url)
+IO=(curl -s --cacert "$SIM_CA")
+check "imageio OPTIONS lists zero and flush" test "$("${IO[@]}" -X OPTIONS "$TURL" \
+  | jq -r '.features | join(",")')" = "extents,zero,flush"
+head -c 1048576 /dev/urandom >"$T/up"
+check "PUT with Content-Range writes at the offset" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
+  -X PUT -H 'Content-Range: bytes 1048576-2097151/*' --data-binary @"$T/up" "$TURL?flush=n")" = 200
+check "GET with Range answers 206 with the data" cmp -s "$T/up" <("${IO[@]}" -H 'Range: bytes=1048576-2097151' "$TURL")
+check "extents show the data and the holes" test "$("${IO[@]}" "$TURL/extents" \
+  | jq -c '[.[] | select(.zero|not) | [.start, .length]]')" = "[[1048576,1048576]]"
+check "PATCH zero without size answers 400" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
+  -X PATCH -H 'Content-Type: application/json' -d '{"op":"zero","offset":0}' "$TURL")" = 400
+check "PATCH zero past the end answers 416" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
+  -X PATCH -H 'Content-Type: application/json' -d '{"op":"zero","offset":4194304,"size":4096}' "$TURL")" = 416
+"${IO[@]}" -X PATCH -H 'Content-Type: application/json' -d '{"op":"zero","offset":1048576,"size":4096}' "$TURL"
+check "PATCH zero zeroes" cmp -s <(head -c 4096 /dev/zero) <("${IO[@]}" -H 'Range: bytes=1048576-1052671' "$TURL")
+check "an unknown ticket answers 403" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
+  -X OPTIONS "${TURL%/*}/nope")" = 403
+sim_api POST "/imagetransfers/$TR/finalize" '{}' >/dev/null
+check "finalize ends in finished_success" sim_wait_status 10 "/imagetransfers/$TR" .phase finished_success
+check "... the disk is ok again" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = ok
+check "... the ticket is gone (403)" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' -X OPTIONS "$TURL")" = 403
+DUFILE=$(sim_ctl GET /sim/state | jq -r --arg d "$DU" '.disks[] | select(.id==$d) | .file')
+check "... and the disk file holds the upload" \
+  cmp -s <(tail -c +4097 "$T/up") <(head -c 2097152 "$DUFILE" | tail -c +1052673)
+
+# ---- failure injection ----------------------------------------------------
+sim_api DELETE "/vms/$PLAIN/diskattachments/$D3" >/dev/null
+sim_ctl POST /sim/fail '{"method":"POST","path_regex":"/vms/.*/diskattachments$","status":409,"count":1,"detail":"[Cannot attach Virtual Disk. Injected.]"}' >/dev/null
+sim_call POST "/vms/$PLAIN/diskattachments" "$(att "$D3" virtio)"
+out=$SIM_BODY
+check "an injected 409 is answered once" \
+  test "$SIM_STATUS/$(jq -r .detail <<<"$out")" = "409/[Cannot attach Virtual Disk. Injected.]"
+check "... and had no effect" test "$(sim_api GET "/vms/$PLAIN/diskattachments/$D3" >/dev/null; echo "$SIM_STATUS")" = 404
+sim_api POST "/vms/$PLAIN/diskattachments" "$(att "$D3" virtio)" >/dev/null
+check "the next call succeeds" test "$SIM_STATUS" = 201
+sim_ctl POST /sim/fail '{"method":"GET","path_regex":"/jobs$","timeout":true}' >/dev/null
+curl -s -m 2 --cacert "$SIM_CA" -H 'Accept: application/json' \
+  -H "Authorization: Bearer $SIM_TOKEN" "$SIM_URL/jobs" >/dev/null
+check "an injected timeout hangs the call (curl exit 28)" test $? = 28
+sim_ctl POST /sim/fail '{"path_regex":"/clusters$","status":500}' >/dev/null
+sim_api GET /clusters >/dev/null
+check "an injected 500" test "$SIM_STATUS" = 500
+sim_ctl DELETE /sim/fail >/dev/null
+check "DELETE /sim/fail clears the rules" test "$(sim_ctl GET /sim/fail | jq -r '.rules | length')" = 0
+check "jobs are listed with their status" test "$(sim_api GET /jobs \
+  | jq -r '[.job[] | select(.status=="finished")] | length')" -gt 3
+
+# ---- more of the API ---------------------------------------------------------
+sim_call POST /vms "$(vm_body misc ekman-worker '{"initialization":{"user_name":"u","root_password":"pw","custom_script":"#cloud-config\n{}"}}')" \
+  -H 'Correlation-Id: misc-create'
+MISC=$(jq -r .id <<<"$SIM_BODY")
+sim_wait_status 10 "/vms/$MISC" .status down
+check "/api/v4/... is the same API" test "$(sim_api GET "/../api/v4/vms/$MISC" | jq -r .name)" = misc
+check "jobs can be searched by Correlation-Id" test "$(sim_api GET \
+  '/jobs?search=correlation_id%3Dmisc-create' | jq -r '.job[0].status')" = finished
+check "All-Content shows initialization without root_password" test "$(sim_api GET "/vms/$MISC" \
+  -H 'All-Content: true' | jq -c '.initialization | [.user_name, has("root_password")]')" = '["u",false]'
+sim_api GET "/vms/$MISC?follow=bogus" >/dev/null
+check "following an unknown link answers 400" test "$SIM_STATUS" = 400
+sim_api PUT "/vms/$MISC" '{"name":"misc2","memory":"4294967296"}' >/dev/null
+check "an update beyond the maximum memory answers 409" test "$SIM_STATUS" = 409
+check "... and changes nothing" test "$(sim_api GET "/vms/$MISC" | jq -r '.name + "/" + .memory')" = misc/268435456
+check "an update of CPUs answers 200" test "$(sim_api PUT "/vms/$MISC" \
+  '{"cpu":{"topology":{"sockets":"2","cores":"1","threads":"1"}}}' | jq -r .cpu.topology.sockets)" = 2
+sim_call POST "/vms/$MISC/start" '{"async":"false"}'
+check "start with async=false returns once the job is done" \
+  test "$(sim_api GET "/jobs/$(jq -r .job.id <<<"$SIM_BODY")" | jq -r .status)" = finished
+check "... the VM comes up" sim_wait_status 10 "/vms/$MISC" .status up
+sim_api POST "/vms/$MISC/shutdown" '{}' >/dev/null
+check "shutdown goes through powering_down" test "$(sim_api GET "/vms/$MISC" | jq -r .status)" = powering_down
+check "... to down" sim_wait_status 10 "/vms/$MISC" .status down
+sim_api POST "/vms/$MISC/stop" '{}' >/dev/null
+check "stopping a VM that is down answers 409" test "$SIM_STATUS" = 409
+MD=$(sim_api GET "/vms/$MISC/diskattachments" | jq -r '.disk_attachment[0].id')
+check "a disk grows (PUT provisioned_size)" test "$(sim_api PUT "/disks/$MD" \
+  '{"provisioned_size":"2097152"}' | jq -r .provisioned_size)" = 2097152
+sim_api PUT "/disks/$MD" '{"provisioned_size":"1024"}' >/dev/null
+check "... but does not shrink (409)" test "$SIM_STATUS" = 409
+SD2=$(sim_api GET '/storagedomains?search=name%3Ddata2' | jq -r '.storage_domain[0].id')
+sim_call POST "/disks/$MD/copy" "{\"storage_domain\":{\"id\":\"$SD2\"},\"disk\":{\"name\":\"misc-copy\"}}"
+MC=$(jq -r .disk.id <<<"$SIM_BODY")
+check "copying a disk to another domain answers 200 with the new disk" \
+  sim_wait_status 10 "/disks/$MC" '.name + "/" + .status + "/" + .storage_domains.storage_domain[0].id' "misc-copy/ok/$SD2"
+MN=$(sim_api GET "/vms/$MISC/nics" | jq -r '.nic[0].id')
+check "a NIC can be unlinked" test "$(sim_api PUT "/vms/$MISC/nics/$MN" '{"linked":"false"}' | jq -r .linked)" = false
+sim_api DELETE "/vms/$MISC/nics/$MN" >/dev/null
+check "... and removed" test "$SIM_STATUS/$(sim_api GET "/vms/$MISC/nics")" = "200/{}"
+sim_api DELETE "/vms/$MISC?detach_only=true" >/dev/null
+check "a VM deleted with detach_only=true leaves its disk" \
+  test "$SIM_STATUS/$(sim_api GET "/disks/$MD" | jq -r .status)" = 200/ok
+
+# ---- guest emulation: a worker VM runs ekman-writer ------------------------
+"$EKT" --gen-pki "$T/pki" 2>>"$T/transfer.log"
+b64() { base64 -w0 "$1"; }
+USERDATA=$(printf '#cloud-config\n%s' "$(jq -nc --arg ca "$(b64 "$T/pki/ca.pem")" \
+  --arg crt "$(b64 "$T/pki/server.pem")" --arg key "$(b64 "$T/pki/server.key")" '{
+  write_files: [
+    {path:"/etc/ekman-writer/ca.pem", content:$ca, encoding:"b64", permissions:"0644"},
+    {path:"/etc/ekman-writer/server.pem", content:$crt, encoding:"b64", permissions:"0644"},
+    {path:"/etc/ekman-writer/server.key", content:$key, encoding:"b64", permissions:"0600"}],
+  runcmd: [["ekman-writer","--listen","0.0.0.0:5566","--cert","/etc/ekman-writer/server.pem",
+            "--key","/etc/ekman-writer/server.key","--ca","/etc/ekman-writer/ca.pem",
+            "--allow-path","/dev"]]}')")
+sim_call POST /vms "$(vm_body minion1 ekman-worker '{"cluster":{"name":"minions"}}')"
+out=$SIM_BODY
+W=$(jq -r .id <<<"$out")
+sim_wait_status 10 "/vms/$W" .status down
+sim_api POST /disks "$(disk_body target 8388608 "$SD1" raw true)" >"$T/body"
+DT=$(jq -r .id "$T/body")
+sim_wait_status 10 "/disks/$DT" .status ok
+sim_api POST "/vms/$W/diskattachments" "$(att "$DT" virtio)" >/dev/null
+check "the replica disk attaches to the worker" test "$SIM_STATUS" = 201
+check "no reported devices while the VM is down" test "$(sim_api GET "/vms/$W/reporteddevices")" = "{}"
+start_body=$(jq -nc --arg s "$USERDATA" \
+  '{use_cloud_init:"true", vm:{initialization:{custom_script:$s, host_name:"minion1"}}}')
+sim_call POST "/vms/$W/start" "$start_body"
+out=$SIM_BODY
+check "start answers 200 complete with a job" \
+  test "$SIM_STATUS/$(jq -r .status <<<"$out")/$(jq -r '.job.id | length' <<<"$out")" = 200/complete/36
+sim_api POST "/vms/$W/start" "$start_body" >/dev/null
+check "starting it again answers 409" test "$SIM_STATUS" = 409
+check "the VM comes up" sim_wait_status 15 "/vms/$W" .status up
+ipq='[.reported_device[]?.ips.ip[]? | select(.version=="v4") | .address][0] // ""'
+IP=
+for _ in $(seq 100); do
+  IP=$(sim_api GET "/vms/$W/reporteddevices" | jq -r "$ipq"); [ -n "$IP" ] && break; sleep 0.2
+done
+check "the guest reports a loopback IPv4 of its own (127.<port>.N)" grep -qE "^127\.$((SIM_PORT >> 8))\.$((SIM_PORT & 255))\.[0-9]+$" <<<"$IP"
+check "... on its NIC's MAC" test "$(sim_api GET "/vms/$W/reporteddevices" | jq -r \
+  '.reported_device[0].mac.address')" = "$(sim_api GET "/vms/$W/nics" | jq -r '.nic[0].mac.address')"
+check "the writer wrote its files into the sandbox" test "$(sim_ctl GET /sim/state | jq -r \
+  --arg w "$W" '.vms[] | select(.id==$w) | .guest.writer_running')" = true
+check "the attachment has a logical_name while running" test "$(sim_api GET \
+  "/vms/$W/diskattachments/$DT" | jq -r .logical_name)" = /dev/vdb
+head -c 3145728 /dev/urandom >"$T/src.img"; truncate -s 8M "$T/src.img"
+xfer() { # xfer TARGET STATS
+  "$EKT" --https "$IP:5566" --ca "$T/pki/ca.pem" --cert "$T/pki/client.pem" \
+    --key "$T/pki/client.key" --source "$T/src.img" --target "$1" --retries 2 --timeout 30 \
+    --stats "$2" 2>>"$T/transfer.log"
+}
+xfer "serial:${DT:0:20}" "$T/s1.json"
+check "ekman-transfer copies to serial:<first 20 of the disk id>" \
+  test "$(jq -r .complete "$T/s1.json")" = true
+DTFILE=$(sim_ctl GET /sim/state | jq -r --arg d "$DT" '.disks[] | select(.id==$d) | .file')
+check "the simulator's disk file is bit-identical to the source" cmp -s "$T/src.img" "$DTFILE"
+
+# hot plug while running: virtio_scsi, which udev names by the full id
+sim_api POST /disks "$(disk_body hot 8388608 "$SD1")" >"$T/body"
+DH=$(jq -r .id "$T/body")
+sim_wait_status 10 "/disks/$DH" .status ok
+sim_api POST "/vms/$W/diskattachments" "$(att "$DH" virtio_scsi)" >/dev/null
+check "a disk hot-plugs into the running worker" test "$SIM_STATUS" = 201
+check "... and is linked in its by-id directory" test "$(sim_ctl GET /sim/state | jq -r \
+  --arg w "$W" --arg n "scsi-0QEMU_QEMU_HARDDISK_$DH" '.vms[] | select(.id==$w) | .guest.by_id[$n] // ""' \
+  | xargs -r basename)" = "$DH"
+xfer "serial:$DH" "$T/s2.json"
+DHFILE=$(sim_ctl GET /sim/state | jq -r --arg d "$DH" '.disks[] | select(.id==$d) | .file')
+check "the hot-plugged disk receives the copy too" cmp -s "$T/src.img" "$DHFILE"
+sim_api DELETE "/vms/$W/diskattachments/$DH" >/dev/null
+check "detaching an active disk from a running VM answers 409" test "$SIM_STATUS" = 409
+sim_api PUT "/vms/$W/diskattachments/$DH" '{"active":"false"}' >/dev/null
+check "deactivating it unlinks it" test "$(sim_ctl GET /sim/state | jq -r --arg w "$W" \
+  '.vms[] | select(.id==$w) | .guest.by_id | length')" = 2
+sim_api DELETE "/vms/$W/diskattachments/$DH" >/dev/null
+check "... after which it detaches" test "$SIM_STATUS" = 200
+sim_api DELETE "/vms/$W" >/dev/null
+check "deleting a running VM answers 409" test "$SIM_STATUS" = 409
+WPID=$(sim_ctl GET /sim/state | jq -r --arg w "$W" '.vms[] | select(.id==$w) | .guest.writer_pid')
+sim_api POST "/vms/$W/stop" '{}' >/dev/null
+check "stop answers 200" test "$SIM_STATUS" = 200
+check "the VM is down" sim_wait_status 10 "/vms/$W" .status down
+check "its writer is gone" bash -c "! kill -0 $WPID 2>/dev/null"
+check "no reported devices once down" test "$(sim_api GET "/vms/$W/reporteddevices")" = "{}"
+check "no logical_name once down" test "$(sim_api GET "/vms/$W/diskattachments/$DT" \
+  | jq -r 'has("logical_name")')" = false
+sim_api DELETE "/vms/$W/diskattachments/$DT" >/dev/null
+WROOT=$(sim_api GET "/vms/$W/diskattachments" | jq -r '.disk_attachment[0].id')
+sim_api DELETE "/vms/$W" >/dev/null
+check "the worker is deleted" test "$SIM_STATUS" = 200
+check "... and gone" sim_wait_status 10 "/vms/$W" . ""
+check "... with its own disk" sim_wait_status 10 "/disks/$WROOT" . ""
+check "the detached replica disk survives, with its data" cmp -s "$T/src.img" "$DTFILE"
+# run-once initialization counts only with use_cloud_init, as in the engine
+sim_call POST /vms "$(vm_body minion2 ekman-worker)"
+W2=$(jq -r .id <<<"$SIM_BODY")
+sim_wait_status 10 "/vms/$W2" .status down
+sim_api POST "/vms/$W2/start" "$(jq -nc --arg s "$USERDATA" '{vm:{initialization:{custom_script:$s}}}')" >/dev/null
+sim_wait_status 15 "/vms/$W2" .status up
+check "without use_cloud_init the run-once user-data is ignored (no writer)" test "$(sim_ctl GET \
+  /sim/state | jq -r --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')" = null
+sim_api POST "/vms/$W2/stop" '{}' >/dev/null
+sim_wait_status 10 "/vms/$W2" .status down
+sim_api POST "/vms/$W2/start" "$start_body" >/dev/null
+sim_wait_status 15 "/vms/$W2" .status up
+W2PID=$(sim_ctl GET /sim/state | jq -r --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')
+check "with it, the writer runs" kill -0 "$W2PID"
+sim_ctl GET /sim/state >"$T/state.json"
+check "/sim/state holds no secrets" bash -c "! grep -qE 'Passw0rd|PRIVATE KEY' '$T/state.json'"
+check "the simulator logged no internal error" bash -c "! grep -q 'internal error' '$T/sim.log'"
+sim_stop
+check "a worker's writer dies with the simulator" wait_for 10 bash -c "! kill -0 $W2PID"
+finish
