@@ -52,6 +52,7 @@ static const struct route routes[] = {
     {"GET", "/v1/users", AUTH_ADMIN, r_users_list},
     {"POST", "/v1/users", AUTH_ADMIN, r_users_create},
     {"DELETE", "/v1/users/*", AUTH_ADMIN, r_users_delete},
+    {"PUT", "/v1/users/*", AUTH_ADMIN, r_users_update},
     {"GET", "/v1/projects", AUTH_ADMIN, r_projects_list},
     {"POST", "/v1/projects", AUTH_ADMIN, r_projects_create},
 

@@ -4,6 +4,7 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/redact.h"
+#include "common/secret.h"
 #include "conductor/accounts.h"
 #include "conductor/routes.h"
 
@@ -79,6 +80,64 @@ void r_users_delete(ek_req_t *req, ek_resp_t *resp)
     if (!gone)
         EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
     ek_resp_json(resp, 204, NULL);
+}
+
+/* {"user": {"password", "role", "enabled"}}, each optional: a password reset,
+ * a role change, an account disabled (its tokens stop working at once). */
+void r_users_update(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *u, *has;
+    const char *password = NULL, *role = NULL;
+    bool enabled = true;
+    ek_err_t *err;
+    if (!ek_uuid_is_valid(req->arg[0]))
+        EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
+    if ((err = ek_req_body_object(req, "user", &u)) ||
+        (err = ek_json_opt_string(u, "user", "password", NULL, &password)) ||
+        (err = ek_json_opt_string(u, "user", "role", NULL, &role)) ||
+        (err = ek_json_opt_bool(u, "user", "enabled", true, &enabled)))
+        EK_RESP_RETURN_ERR(resp, err);
+    bool has_enabled = json_object_object_get_ex(u, "enabled", &has);
+    if (password && strlen(password) < 8)
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "the password must have at least 8 characters"));
+    if (role && strcmp(role, "admin") && strcmp(role, "member"))
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "role must be admin or member, not '%s'", role));
+    bool demote = (has_enabled && !enabled) || (role && strcmp(role, "admin"));
+    if (strcmp(req->arg[0], req->user_id) == 0 && demote) {
+        ek_resp_fail(resp, 409, "you cannot disable or demote your own account");
+        return;
+    }
+    char *hash = password ? ek_password_hash(password) : NULL;
+    PGresult *res;
+    err = ek_db_query(req->db, &res,
+                      "UPDATE users SET password_hash = coalesce($2, password_hash), "
+                      "role = coalesce($3, role), enabled = coalesce($4::bool, enabled) "
+                      "WHERE id = $1",
+                      4,
+                      (const char *[]){req->arg[0], hash, role,
+                                       has_enabled ? (enabled ? "true" : "false") : NULL});
+    free(hash);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    bool found = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!found)
+        EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
+    /* a new password, role or a disabled account ends the sessions it had */
+    if (password || role || (has_enabled && !enabled))
+        ek_err_free(ek_db_query(req->db, NULL, "DELETE FROM tokens WHERE user_id = $1", 1,
+                                (const char *[]){req->arg[0]}));
+    json_object *out;
+    if ((err = ek_db_query_json(req->db, &out,
+                                "SELECT jsonb_build_object('id', u.id, 'name', u.name, 'role', "
+                                "u.role, 'project_id', u.project_id, 'project_name', p.name, "
+                                "'enabled', u.enabled, 'created_at', u.created_at) FROM users u "
+                                "JOIN projects p ON p.id = u.project_id WHERE u.id = $1",
+                                1, (const char *[]){req->arg[0]})))
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_resp_wrap(resp, 200, "user", out);
 }
 
 void r_projects_list(ek_req_t *req, ek_resp_t *resp)

@@ -9,6 +9,7 @@ void r_tokens_create(ek_req_t *req, ek_resp_t *resp);
 void r_users_list(ek_req_t *req, ek_resp_t *resp);
 void r_users_create(ek_req_t *req, ek_resp_t *resp);
 void r_users_delete(ek_req_t *req, ek_resp_t *resp);
+void r_users_update(ek_req_t *req, ek_resp_t *resp);
 void r_projects_list(ek_req_t *req, ek_resp_t *resp);
 void r_projects_create(ek_req_t *req, ek_resp_t *resp);
 
