@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # deploy/stack.sh — a complete local service stack for developing and testing
-# Ekman: PostgreSQL, RabbitMQ, libvirtd (+ virtlogd) with a dir storage pool,
+# Ekman: PostgreSQL, RabbitMQ, libvirtd (+ virtlogd) with a dir storage pool
+# and a NAT network for worker VMs (both named ekman-<hash of DIR>; with
+# EKMAN_WORKER_IMAGE=1 also Ekman's worker image as a volume of the pool),
 # and an sshd through which Ekman reaches libvirt (qemu+libssh2://).
 #
 # Everything lives in one state directory DIR (default: .ekman-stack/ at the
@@ -37,6 +39,7 @@ readonly RMQ_BIN=/usr/lib/rabbitmq/bin
 readonly LIBVIRT_URI_LOCAL=qemu:///system
 readonly LIBVIRTD_PIDFILE=/run/libvirtd.pid
 readonly VIRTLOGD_PIDFILE=/run/virtlogd.pid
+readonly WORKER_VOLUME=ekman-worker.qcow2
 
 # Timeouts (seconds).
 readonly PG_TIMEOUT=60 RMQ_TIMEOUT=90 LIBVIRT_TIMEOUT=90 SSH_TIMEOUT=20 STOP_TIMEOUT=30
@@ -766,8 +769,88 @@ pool_down() {
     fi
 }
 
+# The stack's NAT network (named like the pool): worker VMs get a DHCP
+# address on it and the host reaches them directly. Its /24 is derived from
+# the pool's hash, moved on past subnets a route or another network uses.
+net_state() { # prints: absent | inactive | running
+    local info
+    info=$(virsh_local net-info "$POOL" 2>/dev/null) || { echo absent; return 0; }
+    if grep -Eq '^Active:[[:space:]]+yes' <<<"$info"; then echo running; else echo inactive; fi
+}
+
+net_pick_subnet() { # prints X of a free 192.168.X.0/24, X in 100..250
+    local used x i n
+    used=$(ip -4 route 2>/dev/null
+        for n in $(virsh_local net-list --all --name 2>/dev/null); do virsh_local net-dumpxml "$n" 2>/dev/null; done)
+    x=$((100 + 16#${POOL#ekman-} % 151))
+    for ((i = 0; i < 151; i++)); do
+        grep -q "192\.168\.$x\." <<<"$used" || { echo "$x"; return 0; }
+        x=$(((x - 100 + 1) % 151 + 100))
+    done
+    return 1
+}
+
+net_up() {
+    local state x
+    state=$(net_state)
+    if [[ $state == absent ]]; then
+        x=$(net_pick_subnet) || die "libvirt: no free 192.168.100-250.0/24 subnet for network $POOL"
+        log "libvirt: defining network $POOL (192.168.$x.0/24, bridge ekbr-${POOL#ekman-})"
+        cat >"$LV_DIR/network.xml" <<EOF
+<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
+  <name>$POOL</name>
+  <forward mode='nat'/>
+  <bridge name='ekbr-${POOL#ekman-}' stp='off' delay='0'/>
+  <ip address='192.168.$x.1' netmask='255.255.255.0'>
+    <dhcp><range start='192.168.$x.10' end='192.168.$x.250'/></dhcp>
+  </ip>
+  <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
+</network>
+EOF
+        virsh_local net-define "$LV_DIR/network.xml" >/dev/null ||
+            service_failed "libvirt network" "$LV_LOG" "net-define $POOL failed ($LV_DIR/network.xml)"
+        state=inactive
+    fi
+    if [[ $state != running ]]; then
+        virsh_local net-start "$POOL" >/dev/null ||
+            service_failed "libvirt network" "$LV_LOG" "net-start $POOL failed (are dnsmasq-base and iptables installed?)"
+        STARTED+=(network)
+    fi
+}
+
+net_down() {
+    local state
+    libvirt_answers || return 0
+    state=$(net_state)
+    [[ $state == running ]] && { virsh_local net-destroy "$POOL" >/dev/null || warn "net-destroy $POOL failed"; }
+    if [[ $state != absent ]]; then
+        log "libvirt: removing network $POOL"
+        virsh_local net-undefine "$POOL" >/dev/null || warn "net-undefine $POOL failed"
+    fi
+}
+
+# With EKMAN_WORKER_IMAGE=1: build Ekman's worker image (deploy/worker-image,
+# ekman-writer from EKMAN_BUILD_DIR, default build/) and upload it into the
+# pool as volume ekman-worker.qcow2 whenever it changed.
+worker_image_up() {
+    local bdir=${EKMAN_BUILD_DIR:-$ROOT_DIR/build} img stamp=$LV_DIR/worker-image.manifest
+    [[ ${EKMAN_WORKER_IMAGE:-0} == 1 ]] || return 0
+    img=$bdir/worker-image/ekman-worker.qcow2
+    "$ROOT_DIR/deploy/worker-image/build.sh" --build-dir "$bdir" --output "$img" 9>&- ||
+        die "libvirt: building the worker image failed (deploy/worker-image/build.sh --build-dir $bdir)"
+    if [[ -f $POOL_DIR/$WORKER_VOLUME ]] && cmp -s "$img.manifest" "$stamp"; then return 0; fi
+    log "libvirt: uploading the worker image into pool $POOL as $WORKER_VOLUME"
+    virsh_local vol-delete --pool "$POOL" "$WORKER_VOLUME" >/dev/null 2>&1 || true
+    if ! { virsh_local vol-create-as "$POOL" "$WORKER_VOLUME" "$(stat -c %s "$img")" --format qcow2 >/dev/null &&
+        timeout 300 virsh -q -c "$LIBVIRT_URI_LOCAL" vol-upload --pool "$POOL" "$WORKER_VOLUME" "$img" 9>&-; }; then
+        die "libvirt: uploading $img into pool $POOL failed"
+    fi
+    cp "$img.manifest" "$stamp"
+}
+
 libvirt_down() {
     local pid n
+    net_down
     pool_down
     pid=$(libvirtd_pid)
     if ours libvirtd "$pid"; then
@@ -915,6 +998,8 @@ region =
 
 [libvirt_migration_provider]
 default_storage_pool = $POOL
+migr_worker_network = $POOL
+$([[ -f $POOL_DIR/$WORKER_VOLUME ]] && echo "migr_image_map = linux:$WORKER_VOLUME")
 EOF
 }
 
@@ -939,6 +1024,7 @@ cmd_up() {
     rmq_write_ctl
     # Fast path: everything already runs (and was provisioned) -> report.
     if [[ -s $CONF && -s $RMQ_DIR/provisioned ]] && status_lines >"$DIR/status.txt" && [[ -n $STATUS_ALL_RUNNING ]]; then
+        worker_image_up
         write_conf
         log "already up, nothing to start; stack dir $DIR"
         cat "$DIR/status.txt"
@@ -962,6 +1048,8 @@ cmd_up() {
     pg_up
     libvirt_wait
     pool_up
+    net_up
+    worker_image_up
     choose_ssh_user
     sshd_up
     rmq_wait
@@ -1023,7 +1111,7 @@ cmd_destroy() {
 
 # status_lines: print one line per service; set STATUS_ALL_RUNNING.
 status_lines() {
-    local pid lpid note state
+    local pid lpid note state lv_state
     STATUS_ALL_RUNNING=1
     line() { # line NAME STATE PID ADDRESS [NOTE]
         printf '%-12s %-8s pid=%-8s %s%s\n' "$1" "$2" "${3:--}" "$4" "${5:+  ($5)}"
@@ -1051,9 +1139,13 @@ status_lines() {
     ours libvirtd "$lpid" && note="started by this stack"
     if libvirt_answers; then state=running; else state=stopped; note=; fi
     line libvirtd "$state" "$lpid" "$LIBVIRT_URI_LOCAL" "$note"
+    lv_state=$state
     if [[ $state == running ]]; then state=$(pool_state); else state=stopped; fi
     [[ $state == inactive || $state == absent ]] && state=stopped
     line pool "$state" "" "$POOL" "$POOL_DIR"
+    if [[ $lv_state == running ]]; then state=$(net_state); else state=stopped; fi
+    [[ $state == inactive || $state == absent ]] && state=stopped
+    line network "$state" "" "$POOL" "NAT, bridge ekbr-${POOL#ekman-}"
 }
 
 cmd_status() {
@@ -1093,6 +1185,8 @@ cmd_env() {
     ex EKMAN_LIBVIRT_URI "$(libvirt_uri)"
     ex EKMAN_POOL "$POOL"
     ex EKMAN_POOL_DIR "$POOL_DIR"
+    ex EKMAN_LIBVIRT_NETWORK "$POOL"
+    if [[ -f $POOL_DIR/$WORKER_VOLUME ]]; then ex EKMAN_WORKER_IMAGE_VOLUME "$WORKER_VOLUME"; fi
     ex EKMAN_API_PORT "$API_PORT"
     ex EKMAN_URL "http://127.0.0.1:$API_PORT"
 }
