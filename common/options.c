@@ -90,6 +90,10 @@ const ek_opt_def_t ek_options[] = {
     S(LV, "sqlite_database_file", "/opt/coriolis/libvirt_provider_db.sqlite",
       "Backend-specific data file (Ekman keeps this state in PostgreSQL; see docs/)."),
     B(LV, "add_tpm_device", "true", "Attach a persistent TPM device to replica instances."),
+    /* Ekman's additions (docs/provider-libvirt.md) */
+    SC(LV, "domain_type", "auto", "auto|kvm|qemu",
+       "Domain type of created VMs: kvm, qemu (TCG emulation) or auto (kvm when the host offers it)."),
+    I(LV, "migr_worker_boot_timeout", 600, 10, 86400, "Seconds a worker VM gets to boot and be reachable."),
 
     /* [ovirt_migration_provider]: seed 000 */
     S(OV, "default_migr_blank_template", "00000000-0000-0000-0000-000000000000",
