@@ -143,7 +143,7 @@ static ek_err_t *place(PGconn *db, int alive_s, const char *task_type, const cha
 
 static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *sent)
 {
-    PGresult *res;
+    PGresult *res = NULL;
     *sent = 0;
     char alive[16];
     snprintf(alive, sizeof(alive), "%lld",
@@ -240,6 +240,7 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         ek_envelope_free(env);
     }
     PQclear(res);
+    res = NULL; /* an error above skips the next query: nothing to clear twice */
 
     /* cancels to send to the workers running the tasks */
     if (!err)
