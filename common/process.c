@@ -1,4 +1,5 @@
-/* process.c - ek_run: posix_spawnp with a pipe for the output. */
+/* process.c - ek_run: posix_spawnp with a pipe for the output; waiting for
+ * a helper's UNIX socket. */
 #include "common/process.h"
 
 #include <errno.h>
@@ -6,11 +7,16 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include "common/mem.h"
+#include "common/strbuf.h"
 
 #define KEEP (64u << 10)
 
@@ -88,4 +94,36 @@ ek_err_t *ek_run(const char *const argv[], char **output)
                                      WEXITSTATUS(status), last_line(out));
     free(out);
     return err;
+}
+
+bool ek_unix_socket_accepts(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+void ek_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+char *ek_shell_quote(const char *s)
+{
+    ek_strbuf_t sb = EK_STRBUF_INIT;
+    ek_strbuf_addch(&sb, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            ek_strbuf_adds(&sb, "'\\''");
+        else
+            ek_strbuf_addch(&sb, *s);
+    }
+    ek_strbuf_addch(&sb, '\'');
+    return ek_strbuf_detach(&sb);
 }

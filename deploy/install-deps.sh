@@ -20,7 +20,7 @@ readonly PACKAGES=(
     # services of the local stack (postgresql-contrib: pgbench)
     postgresql postgresql-contrib rabbitmq-server
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu
-    qemu-system-x86 qemu-utils dnsmasq-base openssh-server openssh-client
+    qemu-system-x86 qemu-utils dnsmasq-base openssh-server openssh-client swtpm swtpm-tools
     # tools used by scripts and tests
     netcat-openbsd socat nbdkit libnbd-bin cloud-image-utils genisoimage xorriso
     cpio busybox-static curl jq iproute2 procps psmisc openssl python3 time

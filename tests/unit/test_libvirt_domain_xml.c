@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "worker/providers/common/taskutil.h"
 #include "worker/providers/libvirt/libvirt.h"
 
 static const char *const SEED_SECTION =
@@ -229,12 +230,12 @@ static void test_names_and_serials(void **state)
     assert_null(ek_lv_machine_family("virt"));
     bool bridge;
     json_object *map = parse("{\"lan\": \"default\", \"dmz\": \"bridge:br0\", \"x\": {\"id\": \"n2\"}}");
-    assert_string_equal(ek_lv_network_map_lookup(map, "lan", &bridge), "default");
+    assert_string_equal(ek_network_map_lookup(map, "lan", &bridge), "default");
     assert_false(bridge);
-    assert_string_equal(ek_lv_network_map_lookup(map, "dmz", &bridge), "br0");
+    assert_string_equal(ek_network_map_lookup(map, "dmz", &bridge), "br0");
     assert_true(bridge);
-    assert_string_equal(ek_lv_network_map_lookup(map, "x", &bridge), "n2");
-    assert_null(ek_lv_network_map_lookup(map, "wan", &bridge));
+    assert_string_equal(ek_network_map_lookup(map, "x", &bridge), "n2");
+    assert_null(ek_network_map_lookup(map, "wan", &bridge));
     json_object_put(map);
 }
 

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/process.h"
+#include "worker/providers/common/taskutil.h"
 #include "worker/providers/local/local.h"
 
 #define FIX EK_FIXTURES "/local/"
@@ -315,18 +317,18 @@ static void test_names(void **state)
             fail_msg("'%s' accepted", bad[i]);
         ek_err_free(err);
     }
-    char *q = ek_local_shell_quote("it's a \"dir\"");
+    char *q = ek_shell_quote("it's a \"dir\"");
     assert_string_equal(q, "'it'\\''s a \"dir\"'");
     free(q);
     bool bridge;
     json_object *map = json_object_new_object();
     json_object_object_add(map, "a", json_object_new_string("bridge:br1"));
     json_object_object_add(map, "b", json_object_new_string(""));
-    assert_string_equal(ek_local_network_map_lookup(map, "a", &bridge), "br1");
+    assert_string_equal(ek_network_map_lookup(map, "a", &bridge), "br1");
     assert_true(bridge);
-    assert_null(ek_local_network_map_lookup(map, "b", &bridge));
-    assert_null(ek_local_network_map_lookup(map, "c", &bridge));
-    assert_null(ek_local_network_map_lookup(NULL, "a", &bridge));
+    assert_null(ek_network_map_lookup(map, "b", &bridge));
+    assert_null(ek_network_map_lookup(map, "c", &bridge));
+    assert_null(ek_network_map_lookup(NULL, "a", &bridge));
     json_object_put(map);
     char buf[32];
     assert_string_equal(ek_local_human_size(512, buf), "512 B");

@@ -266,7 +266,7 @@ check "deployed XML: the TPM (add_tpm_device)" has "<backend type='emulator' ver
 check "deployed XML: the console log (enable_vm_console_log, vm_console_log_dir)" has "<log file='/var/log/libvirt/qemu/$DOM-serial.log'"
 check "deployed XML: VNC on vnc_listen_address" has "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'"
 check "deployed XML: the source MAC on the mapped network" bash -c "grep -q \"<mac address='$MAC'/>\" '$TMP/deployed.xml' && grep -q \"<source network='$NET'/>\" '$TMP/deployed.xml'"
-check "deployed XML: the config drive (use_config_drive)" has "ekman-$SRC_DOM-config.iso"
+check "deployed XML: the config drive (use_config_drive)" has "ekman-$DOM-config.iso"
 check "deployed XML: the disks in the source's order" bash -c "grep -o \"ekman-$SRC_DOM-vd[ab].clone.img\" '$TMP/deployed.xml' | tr '\n' ' ' | grep -q 'vda.clone.img ekman-$SRC_DOM-vdb.clone.img'"
 check "the deployed disks (clones) equal the source" same .clone.img
 check "the replicas are kept for a later execution" same .img

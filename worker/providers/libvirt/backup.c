@@ -48,6 +48,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/process.h"
 #include "common/strbuf.h"
 
 #define TUNNEL_TIMEOUT_MS 30000
@@ -66,12 +67,6 @@ struct ek_lv_backup {
     bk_disk_t *disks;
     size_t n;
 };
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- checkpoints ------------------------------------------------------------------- */
 
@@ -271,7 +266,7 @@ static int job_abort(virDomainPtr dom)
         if (!xml)
             return 0;
         free(xml);
-        sleep_ms(50);
+        ek_sleep_ms(50);
     }
     return 0;
 }
@@ -368,7 +363,7 @@ static void remote_dir_remove(ek_lv_conn_t *c, const char *dir)
 {
     if (!dir || strncmp(dir, REMOTE_PREFIX, strlen(REMOTE_PREFIX)) != 0 || strstr(dir, ".."))
         return;
-    _cleanup_free_ char *q = ek_lv_shell_quote(dir);
+    _cleanup_free_ char *q = ek_shell_quote(dir);
     _cleanup_free_ char *cmd = ek_xasprintf("rm -rf -- %s", q);
     ek_err_t *err = remote(c, cmd, NULL);
     if (err) {
@@ -396,18 +391,6 @@ static void dirs_sweep(ek_lv_conn_t *c, const char *dtag)
 
 /* ---- the tunnel -------------------------------------------------------------------- */
 
-static bool socket_accepts(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
 static void tunnel_stop(ek_lv_backup_t *b)
 {
     if (b->tunnel <= 0)
@@ -420,7 +403,7 @@ static void tunnel_stop(ek_lv_backup_t *b)
             waitpid(b->tunnel, &status, 0);
             break;
         }
-        sleep_ms(20);
+        ek_sleep_ms(20);
     }
     b->tunnel = -1;
     unlink(b->local_sock);
@@ -480,9 +463,9 @@ static ek_err_t *tunnel_start(ek_lv_backup_t *b)
                               "ssh could not forward the backup job's NBD socket from %s: %s",
                               ek_lv_describe(b->c), msg);
         }
-        if (socket_accepts(b->local_sock))
+        if (ek_unix_socket_accepts(b->local_sock))
             return NULL;
-        sleep_ms(50);
+        ek_sleep_ms(50);
     }
     tunnel_stop(b);
     return ek_err_new(EK_E_TIMEOUT, "ssh did not forward the NBD socket from %s within %d s",

@@ -198,20 +198,6 @@ unsigned long ek_lv_lib_version(const ek_lv_conn_t *c)
     return c->lib_version;
 }
 
-char *ek_lv_shell_quote(const char *s)
-{
-    ek_strbuf_t sb = EK_STRBUF_INIT;
-    ek_strbuf_addch(&sb, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            ek_strbuf_adds(&sb, "'\\''");
-        else
-            ek_strbuf_addch(&sb, *s);
-    }
-    ek_strbuf_addch(&sb, '\'');
-    return ek_strbuf_detach(&sb);
-}
-
 /* ---- private directory ------------------------------------------------------------- */
 
 static void remove_dir(const char *dir)

@@ -126,7 +126,7 @@ static ek_err_t *check_network_map(virConnectPtr c, json_object *export_info, js
         json_object *nic = json_object_array_get_idx(nics, i);
         const char *src = str_of(nic, "network_name", NULL);
         bool bridge;
-        const char *dst = ek_lv_network_map_lookup(map, src, &bridge);
+        const char *dst = ek_network_map_lookup(map, src, &bridge);
         if (!dst)
             return ek_err_new(EK_E_INVALID,
                               "network '%s' (NIC %s) is not in the transfer's network_map: map "
@@ -642,7 +642,7 @@ static ek_err_t *final_nics(json_object *export_info, json_object *map, final_vm
         json_object *nic = json_object_array_get_idx(nics, i);
         const char *src = str_of(nic, "network_name", NULL);
         bool bridge;
-        const char *dst = ek_lv_network_map_lookup(map, src, &bridge);
+        const char *dst = ek_network_map_lookup(map, src, &bridge);
         if (!dst)
             return ek_err_new(EK_E_INVALID,
                               "network '%s' is not in the network_map: map it to a libvirt "

@@ -60,31 +60,6 @@ void ek_lv_volume_serial(const char *pool, const char *volume, char out[21])
     snprintf(out, 21, "ek%016llx", (unsigned long long)h);
 }
 
-const char *ek_lv_network_map_lookup(json_object *map, const char *source, bool *bridge)
-{
-    json_object *v;
-    *bridge = false;
-    if (!map || !source || !json_object_is_type(map, json_type_object) ||
-        !json_object_object_get_ex(map, source, &v) || !v)
-        return NULL;
-    const char *name = NULL;
-    if (json_object_is_type(v, json_type_string)) {
-        name = json_object_get_string(v);
-    } else if (json_object_is_type(v, json_type_object)) {
-        json_object *x;
-        if ((json_object_object_get_ex(v, "id", &x) || json_object_object_get_ex(v, "name", &x)) &&
-            json_object_is_type(x, json_type_string))
-            name = json_object_get_string(x);
-    }
-    if (!name || !*name)
-        return NULL;
-    if (strncmp(name, "bridge:", 7) == 0 && name[7]) {
-        *bridge = true;
-        return name + 7;
-    }
-    return name;
-}
-
 const char *ek_lv_machine_family(const char *machine)
 {
     if (!machine || !*machine)

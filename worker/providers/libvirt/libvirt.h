@@ -81,8 +81,6 @@ void ek_lv_argv_free(char **argv);
 EK_ERR_CHECK ek_lv_ssh_run(ek_lv_conn_t *c, const char *command, char **out, char **errout,
                            int *status);
 
-/* s quoted for a POSIX shell (malloc'ed). */
-char *ek_lv_shell_quote(const char *s);
 
 /* ---- endpoint.c -------------------------------------------------------------------- */
 
@@ -319,9 +317,6 @@ void ek_lv_volume_serial(const char *pool, const char *volume, char out[21]);
 /* A name safe as a volume or domain name: [A-Za-z0-9._-], others '_'
  * (malloc'ed). */
 char *ek_lv_safe_name(const char *s);
-/* The network map's destination of a source network (borrowed) or NULL;
- * "bridge:NAME" sets *bridge. */
-const char *ek_lv_network_map_lookup(json_object *map, const char *source, bool *bridge);
 /* The machine family of a versioned machine type ("pc-q35-7.2" -> "q35",
  * "pc-i440fx-7.2" -> "pc"), or NULL. */
 const char *ek_lv_machine_family(const char *machine);

@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/process.h"
 #include "worker/providers/common/taskutil.h"
 
 #define SHUTDOWN_TIMEOUT_S 300
@@ -500,12 +501,6 @@ EK_LV_TASK(get_instance_info)
     return NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ACPI shutdown, waited for; a guest that ignores it is powered off after
  * SHUTDOWN_TIMEOUT_S, with a warning (the transfer needs it stopped). */
 static ek_err_t *shutdown_domain(ek_task_ctx_t *ctx, virDomainPtr dom, const char *name)
@@ -521,7 +516,7 @@ static ek_err_t *shutdown_domain(ek_task_ctx_t *ctx, virDomainPtr dom, const cha
             return NULL;
         if (ek_task_cancelled(ctx))
             return ek_err_new(EK_E_CANCELED, "cancelled while domain '%s' was shutting down", name);
-        sleep_ms(500);
+        ek_sleep_ms(500);
     }
     ek_task_event(ctx, "WARNING", "domain '%s' did not shut down within %d s: powering it off",
                   name, SHUTDOWN_TIMEOUT_S);

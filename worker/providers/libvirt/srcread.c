@@ -51,6 +51,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/process.h"
 #include "worker/providers/common/replicate.h"
 
 #define NBD_START_TIMEOUT_MS 30000
@@ -254,24 +255,6 @@ static ek_err_t *download(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *k, c
     return err;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool socket_accepts(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
 static void nbd_stop(disk_rd_t *r)
 {
     if (r->nbd_pid > 0) {
@@ -283,7 +266,7 @@ static void nbd_stop(disk_rd_t *r)
                 waitpid(r->nbd_pid, &status, 0);
                 break;
             }
-            sleep_ms(20);
+            ek_sleep_ms(20);
         }
         r->nbd_pid = -1;
     }
@@ -339,9 +322,9 @@ static ek_err_t *nbd_start(disk_rd_t *r, const char *dir, const char *id, const 
                               "'%s': %s",
                               id, msg);
         }
-        if (socket_accepts(r->nbd_sock))
+        if (ek_unix_socket_accepts(r->nbd_sock))
             return NULL;
-        sleep_ms(20);
+        ek_sleep_ms(20);
     }
     nbd_stop(r);
     return ek_err_new(EK_E_TIMEOUT, "qemu-nbd did not start within %d s",

@@ -12,31 +12,7 @@
 #include <string.h>
 #include "common/json.h"
 #include "common/mem.h"
-
-const char *ek_local_network_map_lookup(json_object *map, const char *source, bool *bridge)
-{
-    json_object *v;
-    *bridge = false;
-    if (!map || !source || !json_object_is_type(map, json_type_object) ||
-        !json_object_object_get_ex(map, source, &v) || !v)
-        return NULL;
-    const char *name = NULL;
-    if (json_object_is_type(v, json_type_string)) {
-        name = json_object_get_string(v);
-    } else if (json_object_is_type(v, json_type_object)) {
-        json_object *x;
-        if ((json_object_object_get_ex(v, "id", &x) || json_object_object_get_ex(v, "name", &x)) &&
-            json_object_is_type(x, json_type_string))
-            name = json_object_get_string(x);
-    }
-    if (!name || !*name)
-        return NULL;
-    if (strncmp(name, "bridge:", 7) == 0 && name[7]) {
-        *bridge = true;
-        return name + 7;
-    }
-    return name;
-}
+#include "worker/providers/common/taskutil.h"
 
 static const char *str_of(json_object *o, const char *key, const char *def)
 {
@@ -130,7 +106,7 @@ ek_err_t *ek_local_domain_xml_build(json_object *export_info, const ek_local_dep
             json_object *nic = json_object_array_get_idx(nics, i);
             const char *src = str_of(nic, "network_name", NULL), *mac = str_of(nic, "mac", NULL);
             bool bridge;
-            const char *dst = ek_local_network_map_lookup(network_map, src, &bridge);
+            const char *dst = ek_network_map_lookup(network_map, src, &bridge);
             if (!dst) {
                 err = ek_err_new(EK_E_INVALID,
                                  "network '%s' of '%s' is not in the network_map: map it to a "

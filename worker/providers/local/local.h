@@ -109,9 +109,6 @@ typedef struct ek_local_deployed_disk {
 EK_ERR_CHECK ek_local_domain_xml_build(json_object *export_info,
                                        const ek_local_deployed_disk_t *disks, size_t n_disks,
                                        json_object *network_map, char **out);
-/* The destination of a source network through the map: borrowed, or NULL
- * when unmapped. *bridge tells a bridge from a libvirt network. */
-const char *ek_local_network_map_lookup(json_object *network_map, const char *source, bool *bridge);
 
 /* ---- paths.c ----------------------------------------------------------------------- */
 
@@ -125,7 +122,6 @@ EK_ERR_CHECK ek_local_name_check(const char *name, const char *what);
 char *ek_local_instance_dir(const char *dest_dir, const char *instance);
 char *ek_local_replica_path(const char *inst_dir, const char *disk_id, const char *suffix);
 /* s quoted for /bin/sh (malloc'ed). */
-char *ek_local_shell_quote(const char *s);
 /* The ekman-writer to run: $EKMAN_WRITER, else next to this program, else
  * from PATH. malloc'ed; NULL with an error when none is executable. */
 EK_ERR_CHECK ek_local_writer_binary(char **out);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/process.h"
 
 #define START_TIMEOUT_MS 30000
 #define STOP_TIMEOUT_MS  5000
@@ -30,24 +31,6 @@ struct ek_local_nbd {
     pid_t pid;
     char *dir, *sock, *log, *uri;
 };
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static bool socket_ready(const char *path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
 
 /* The first line of what qemu-nbd said on standard error. */
 static char *read_log(const char *path)
@@ -148,14 +131,14 @@ ek_err_t *ek_local_nbd_start(const char *image, const char *format, const char *
             nbd_free(n);
             return ek_err_new(EK_E_IO, "qemu-nbd could not serve \"%s\": %s", image, msg);
         }
-        if (socket_ready(n->sock))
+        if (ek_unix_socket_accepts(n->sock))
             break;
         if (waited >= START_TIMEOUT_MS) {
             ek_local_nbd_stop(n);
             return ek_err_new(EK_E_TIMEOUT, "qemu-nbd did not serve \"%s\" within %d s", image,
                               START_TIMEOUT_MS / 1000);
         }
-        sleep_ms(20);
+        ek_sleep_ms(20);
     }
     ek_log_kv(EK_LOG_DEBUG, "qemu-nbd serving", "image", image, "socket", n->sock, NULL);
     *out = n;
@@ -181,7 +164,7 @@ void ek_local_nbd_stop(ek_local_nbd_t *n)
                 r = waitpid(n->pid, &status, 0);
                 break;
             }
-            sleep_ms(20);
+            ek_sleep_ms(20);
         }
         (void)r;
     }

@@ -80,20 +80,6 @@ char *ek_local_replica_path(const char *inst_dir, const char *disk_id, const cha
     return ek_xasprintf("%s/disk-%s%s", inst_dir, disk_id, suffix);
 }
 
-char *ek_local_shell_quote(const char *s)
-{
-    ek_strbuf_t sb = EK_STRBUF_INIT;
-    ek_strbuf_addch(&sb, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            ek_strbuf_adds(&sb, "'\\''");
-        else
-            ek_strbuf_addch(&sb, *s);
-    }
-    ek_strbuf_addch(&sb, '\'');
-    return ek_strbuf_detach(&sb);
-}
-
 ek_err_t *ek_local_writer_binary(char **out)
 {
     const char *env = getenv("EKMAN_WRITER");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/process.h"
 #include "worker/providers/common/taskutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -62,7 +63,7 @@ ek_err_t *ek_local_network_map_check(json_object *export_info, json_object *netw
                               i + 1);
         bool bridge;
         const char *name = json_object_get_string(net);
-        if (!ek_local_network_map_lookup(network_map, name, &bridge)) {
+        if (!ek_network_map_lookup(network_map, name, &bridge)) {
             json_object_object_get_ex(nic, "mac", &mac);
             return ek_err_new(EK_E_INVALID,
                               "network '%s' (NIC %s) is not in the transfer's network_map: map "
@@ -264,8 +265,8 @@ EK_LOCAL_TASK(deploy_target_resources)
     if ((err = ek_local_writer_binary(&writer)))
         return err;
     /* The writer may open only this instance's replicas. */
-    _cleanup_free_ char *qw = ek_local_shell_quote(writer);
-    _cleanup_free_ char *qd = ek_local_shell_quote(dir);
+    _cleanup_free_ char *qw = ek_shell_quote(writer);
+    _cleanup_free_ char *qd = ek_shell_quote(dir);
     _cleanup_free_ char *command =
         ek_xasprintf("exec %s --stdio --log-level warning --allow-path %s", qw, qd);
     json_object *copy = NULL;
