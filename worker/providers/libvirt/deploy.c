@@ -749,8 +749,13 @@ EK_LV_TASK(finalize_deployment)
         !(o.use_config_drive && f.n > 0 &&
           (err = make_vm_config_drive(c, str_of(json_object_array_get_idx(disks, 0), "pool", ""),
                                       name, &f.cfg_drive))) &&
-        !(err = define_final(ctx, c, &o, export_info, name, &f, &d)) && virDomainCreate(d) < 0)
+        !(err = define_final(ctx, c, &o, export_info, name, &f, &d)) && virDomainCreate(d) < 0) {
         err = ek_lv_err(EK_E_IO, "domain '%s' was defined but did not start", name);
+        if (o.cpu_features.n && strstr(err->message, "support"))
+            err = ek_err_prefix(err, "the CPU features that cpu_features requires may be more "
+                                     "than this host (or TCG emulation) offers: set cpu_features "
+                                     "in the destination environment");
+    }
     if (!err) {
         json_object *tr = json_object_new_object();
         json_object_object_add(tr, "instance_name", json_object_new_string(name));
