@@ -159,6 +159,7 @@ Look at it:
   eval "\$(deploy/stack.sh env $DIR)"; build/client/ekman transfer show $TRANSFER
   (the client reads EKMAN_USERNAME=demo EKMAN_PROJECT=demo, password in $PWFILE)
 Tear it all down:
-  virsh destroy $NEW; virsh undefine $NEW --remove-all-storage; virsh undefine $DOM --remove-all-storage
-  deploy/services.sh stop $DIR && deploy/stack.sh down $DIR    (destroy: also the data)
+  virsh destroy $NEW; virsh undefine $NEW --remove-all-storage
+  virsh undefine $DOM --checkpoints-metadata --remove-all-storage   (Ekman's checkpoint goes too)
+  deploy/services.sh stop $DIR && deploy/stack.sh destroy $DIR   (down: keep the data)
 MSG
