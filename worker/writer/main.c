@@ -35,8 +35,9 @@ static const ek_program_info_t info = {
              "  --threads N         threads that decompress, verify and write (default: CPUs)\n"
              "  --max-memory MIB    bound on frame buffers in flight (default 128)\n"
              "  --timeout SEC       idle limit of a connection (default 600)\n"
-             "  --no-direct         write through the page cache (default: O_DIRECT where the\n"
-             "                      filesystem or device takes it)\n"
+             "  --direct            write data with O_DIRECT, past the page cache (default:\n"
+             "                      through it, write-back started as chunks land)\n"
+             "  --no-direct         never use O_DIRECT, not even to read blocks back\n"
              "  --verify-readback   answer block hashes by reading the disk back, always\n"
              "                      (default: from the record of the verified chunks this\n"
              "                      process wrote; what it did not write is read back)\n"
@@ -246,6 +247,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'},
         {"port-file", required_argument, NULL, 'P'},
         {"no-direct", no_argument, NULL, 'D'},
+        {"direct", no_argument, NULL, 'I'},
         {"verify-readback", no_argument, NULL, 'R'},
         {"by-id-dir", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
@@ -282,6 +284,9 @@ int main(int argc, char **argv)
             break;
         case 'D':
             opts.no_direct = true;
+            break;
+        case 'I':
+            opts.direct = true;
             break;
         case 'R':
             opts.verify_readback = true;

@@ -23,7 +23,8 @@ typedef struct ek_writer_opts {
     size_t max_memory; /* bytes of frames in flight, all sessions (0: 128 MiB) */
     uint32_t max_data; /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
     int timeout_ms;    /* idle limit of a connection (0: 10 min) */
-    bool no_direct;       /* --no-direct: write through the page cache */
+    bool direct;          /* --direct: data written with O_DIRECT */
+    bool no_direct;       /* --no-direct: no O_DIRECT at all (neither writes nor read-back) */
     bool verify_readback; /* --verify-readback: HASH always reads the disk back */
     const char *by_id_dir; /* where "serial:S" disks are looked up (NULL: /dev/disk/by-id) */
 } ek_writer_opts_t;
@@ -50,6 +51,7 @@ typedef struct ek_writer_disk {
     int dfd;        /* O_DIRECT (-1: none, or the filesystem refused it) */
     uint32_t align; /* offset, length and memory alignment of O_DIRECT I/O */
     bool direct_off; /* the filesystem refused O_DIRECT I/O on dfd */
+    bool write_direct; /* data goes through dfd (--direct) */
     bool readback;   /* HASH reads back even what the record knows */
     char *path;    /* canonical */
     uint64_t size; /* what the client asked for (the device may be larger) */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# test_direct.sh - the writer writes with O_DIRECT (the default): the data
+# test_direct.sh - with --direct the writer writes with O_DIRECT: the data
 # goes to the disk, not into the page cache, and only the unaligned tail of
-# the disk through the cache; a filesystem that refuses O_DIRECT (tmpfs) and
-# --no-direct write through the cache. All give bit-identical disks, of a
+# the disk through the cache; by default, and on a filesystem that refuses
+# O_DIRECT (tmpfs), it writes through the cache. All give bit-identical disks, of a
 # size that is not a multiple of the page (8 MiB + 4097 bytes), with holes,
 # written zeros and blocks that are part data, part zeros.
 # Usage: test_direct.sh BUILD_DIR SOURCE_DIR
@@ -40,7 +40,7 @@ if [ "$(stat -f -c %T "$T")" = tmpfs ]; then
   echo "# $T is on tmpfs, which refuses O_DIRECT: nothing to test here"
   exit 77
 fi
-start_writer direct --log-level info
+start_writer direct --log-level info --direct
 transfer "$T/s1.json" --source "$T/src.img" --target "$T/dst1.img" --create --connections 2
 stop_pid "$W_PID"; W_PID=
 check "O_DIRECT: the transfer succeeds" test "$(jget "$T/s1.json" complete)" = true
@@ -58,23 +58,23 @@ check "O_DIRECT: whole data blocks were verified from the writer's record" \
 check "O_DIRECT: the block of data and zeros was read back" \
   test "$(wsum direct hashed_blocks)" -gt "$(wsum direct hashed_from_record)"
 
-# 2. --no-direct: through the page cache
-start_writer buffered --log-level info --no-direct
+# 2. the default: through the page cache
+start_writer buffered --log-level info
 transfer "$T/s2.json" --source "$T/src.img" --target "$T/dst2.img" --create --connections 2
 stop_pid "$W_PID"; W_PID=
 if command -v fincore >/dev/null; then
   C2=$(cached "$T/dst2.img")
-  check "--no-direct: the target is in the page cache ($C2 bytes)" test "${C2:-0}" -ge $((4 << 20))
+  check "default: the target is in the page cache ($C2 bytes)" test "${C2:-0}" -ge $((4 << 20))
 fi
-check "--no-direct: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2.img"
-check "--no-direct: nothing went with O_DIRECT" test "$(wsum buffered direct_bytes)" -eq 0
+check "default: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2.img"
+check "default: nothing went with O_DIRECT" test "$(wsum buffered direct_bytes)" -eq 0
 
 # 3. tmpfs: before Linux 6.6 it refuses O_DIRECT and the writer falls back to
-# the page cache (the path --no-direct takes too); since 6.6 it takes it.
+# the page cache (the default path); since 6.6 it takes it.
 if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && SHM=$(mktemp -d /dev/shm/ekman-dp.XXXXXX); then
   rm -f "$T/w3.port"
   "$EKW" --listen 127.0.0.1:0 --port-file "$T/w3.port" --cert "$T/pki/server.pem" \
-    --key "$T/pki/server.key" --ca "$T/pki/ca.pem" --allow-path "$SHM" --log-level info \
+    --key "$T/pki/server.key" --ca "$T/pki/ca.pem" --allow-path "$SHM" --log-level info --direct \
     2>>"$T/tmpfs.log" &
   W_PID=$!
   wait_for 20 test -s "$T/w3.port"
