@@ -28,7 +28,7 @@ MiB=1048576
 
 # fast heartbeats: a lost worker is noticed in about 3 s
 for w in 1 2; do
-  sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = e2e$w-$R\nproviders = local\ncapacity = 2/" \
+  sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = e2e$w-$R\nproviders = local\ncapacity = 2\nbandwidth_limit = 64/" \
       -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/w$w.conf"
 done
 cp "$TMP/w1.conf" "$TMP/svc.conf"
@@ -100,11 +100,17 @@ check "only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" 
 rnd "$S/web01-swap.img" 0 $((384 * MiB))
 E3=$(api "$TOK" POST "/v1/$P/transfers/$T/executions" '{}' | jq -r .execution.id)
 wait_for 120 bash -c "[ -n \"\$(psql '$DB' -Atqc \"SELECT host FROM tasks WHERE execution_id = '$E3' AND task_type = 'REPLICATE_DISKS' AND status = 'RUNNING'\")\" ]"
+# (the workers copy at most 64 MiB/s: the 384 MiB take seconds, time to find the process)
 child=""
-for c in $(pgrep -f -- "--task-child"); do
-  # the task process of REPLICATE_DISKS is the one that started qemu-nbd or the writer
-  pgrep -P "$c" > /dev/null && { child=$c; break; }
+for _ in $(seq 100); do
+  for c in $(pgrep -f -- "--task-child"); do
+    # the task process of REPLICATE_DISKS is the one that started qemu-nbd or the writer
+    pgrep -P "$c" > /dev/null && { child=$c; break; }
+  done
+  [ -n "$child" ] && break
+  sleep 0.1
 done
+check "the REPLICATE_DISKS task process was found" test -n "$child"
 kill -KILL "$child"
 check "execution 3 ends in ERROR" test "$(wait_execution "$TOK" "$P" "$T" "$E3" 120)" = ERROR
 api "$TOK" GET "/v1/$P/transfers/$T/executions/$E3" > "$TMP/e3.json"
