@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -126,4 +127,75 @@ char *ek_shell_quote(const char *s)
     }
     ek_strbuf_addch(&sb, '\'');
     return ek_strbuf_detach(&sb);
+}
+
+ek_err_t *ek_helper_start(const char *const argv[], const char *sock, const char *log_path,
+                          int timeout_ms, const char *what, pid_t *pid)
+{
+    *pid = -1;
+    int logfd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (logfd < 0)
+        return ek_err_errno(errno, "could not create \"%s\"", log_path);
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+        int e = errno;
+        close(logfd);
+        return ek_err_errno(e, "could not start %s", what);
+    }
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1); /* the parent died before prctl */
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+        }
+        dup2(logfd, STDERR_FILENO);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(logfd);
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        int status;
+        if (waitpid(child, &status, WNOHANG) == child) {
+            char msg[512] = "";
+            FILE *f = fopen(log_path, "re");
+            if (f) {
+                if (!fgets(msg, sizeof(msg), f))
+                    msg[0] = '\0';
+                fclose(f);
+            }
+            msg[strcspn(msg, "\n")] = '\0';
+            return ek_err_new(EK_E_IO, "%s exited: %s", what, *msg ? msg : "no message");
+        }
+        if (ek_unix_socket_accepts(sock)) {
+            *pid = child;
+            return NULL;
+        }
+        ek_sleep_ms(20);
+    }
+    ek_helper_stop(child);
+    return ek_err_new(EK_E_TIMEOUT, "%s did not serve %s within %d s", what, sock,
+                      timeout_ms / 1000);
+}
+
+void ek_helper_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    int status;
+    for (int waited = 0; waitpid(pid, &status, WNOHANG) == 0; waited += 20) {
+        if (waited >= 5000) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return;
+        }
+        ek_sleep_ms(20);
+    }
 }

@@ -242,10 +242,19 @@ errors_of "$T" "$E3" | sed 's/^/# /'
 check "DELETE_TRANSFER_TARGET_RESOURCES completed" test "$(task_status "$TOK" "$P" "$T" "$E3" DELETE_TRANSFER_TARGET_RESOURCES)" = COMPLETED
 check "the killed worker VM is gone" test -z "$(minions)"
 check "its boot volume and config drive are gone" test -z "$(virsh -q vol-list "$DST_POOL" | grep ekman-minion-)"
+# execution 4 goes the other way: data over SSH (ekman-writer --stdio), the
+# worker's address from the network's DHCP leases
+ENV_SSH=$(jq -c '.data_transfer_mechanism = "ssh" | .migr_worker_iface_addr_src = "lease"' <<<"$ENV_OK")
+UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environment\": $ENV_SSH}}" | jq -r '.transfer.update_execution_id // empty')
+# (the replicas are told by an update execution; the next one waits for it)
+[ -z "$UE" ] || check "the update execution completes" test "$(wait_execution "$TOK" "$P" "$T" "$UE" 300)" = COMPLETED
 E4=$(execute "$T")
 st=$(wait_execution "$TOK" "$P" "$T" "$E4" 600)
 check "execution 4 after the failure completes ($st)" test "$st" = COMPLETED
 [ "$st" = COMPLETED ] || errors_of "$T" "$E4"
+ev4=$(psql "$DB" -Atqc "SELECT message FROM task_events WHERE task_id IN (SELECT id FROM tasks WHERE execution_id = '$E4')")
+check "execution 4: the worker's address came from the DHCP leases" grep -q "address from the lease" <<<"$ev4"
+check "execution 4: the data went over SSH" grep -q "written by ekman-writer on .* (ssh)" <<<"$ev4"
 snap
 check "execution 4: the replicas equal the source" same .img
 

@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -395,16 +394,7 @@ static void tunnel_stop(ek_lv_backup_t *b)
 {
     if (b->tunnel <= 0)
         return;
-    kill(b->tunnel, SIGTERM);
-    int status;
-    for (int waited = 0; waitpid(b->tunnel, &status, WNOHANG) == 0; waited += 20) {
-        if (waited > 5000) {
-            kill(b->tunnel, SIGKILL);
-            waitpid(b->tunnel, &status, 0);
-            break;
-        }
-        ek_sleep_ms(20);
-    }
+    ek_helper_stop(b->tunnel);
     b->tunnel = -1;
     unlink(b->local_sock);
 }
@@ -425,51 +415,14 @@ static ek_err_t *tunnel_start(ek_lv_backup_t *b)
         "-L", fwd,  NULL};
     char **argv = ek_lv_ssh_argv(b->c, extra, NULL);
     _cleanup_free_ char *log = ek_xasprintf("%s/tunnel.log", ek_lv_tmp_dir(b->c));
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        ek_lv_argv_free(argv);
-        return ek_err_errno(errno, "could not start ssh");
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(1);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(lf >= 0 ? lf : null, 2);
-        signal(SIGINT, SIG_IGN); /* a cancel is for the task, which stops us */
-        execvp("ssh", argv);
-        fprintf(stderr, "cannot run ssh: %s\n", strerror(errno));
-        _exit(127);
-    }
+    ek_err_t *err = ek_helper_start((const char *const *)argv, b->local_sock, log,
+                                    TUNNEL_TIMEOUT_MS, "ssh", &b->tunnel);
     ek_lv_argv_free(argv);
-    b->tunnel = pid;
-    for (int waited = 0; waited < TUNNEL_TIMEOUT_MS; waited += 50) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            b->tunnel = -1;
-            char msg[512] = "no message";
-            FILE *f = fopen(log, "re");
-            if (f) {
-                if (!fgets(msg, sizeof(msg), f))
-                    snprintf(msg, sizeof(msg), "no message");
-                fclose(f);
-            }
-            msg[strcspn(msg, "\n")] = 0;
-            return ek_err_new(EK_E_UNAVAILABLE,
-                              "ssh could not forward the backup job's NBD socket from %s: %s",
-                              ek_lv_describe(b->c), msg);
-        }
-        if (ek_unix_socket_accepts(b->local_sock))
-            return NULL;
-        ek_sleep_ms(50);
-    }
-    tunnel_stop(b);
-    return ek_err_new(EK_E_TIMEOUT, "ssh did not forward the NBD socket from %s within %d s",
-                      ek_lv_describe(b->c), TUNNEL_TIMEOUT_MS / 1000);
+    if (err)
+        b->tunnel = -1;
+    return err ? ek_err_prefix(err, "forwarding the backup job's NBD socket from %s",
+                               ek_lv_describe(b->c))
+               : NULL;
 }
 
 /* ---- begin / end ------------------------------------------------------------------- */

@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -257,19 +256,8 @@ static ek_err_t *download(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *k, c
 
 static void nbd_stop(disk_rd_t *r)
 {
-    if (r->nbd_pid > 0) {
-        kill(r->nbd_pid, SIGTERM);
-        int status;
-        for (int w = 0; waitpid(r->nbd_pid, &status, WNOHANG) == 0; w += 20) {
-            if (w > 5000) {
-                kill(r->nbd_pid, SIGKILL);
-                waitpid(r->nbd_pid, &status, 0);
-                break;
-            }
-            ek_sleep_ms(20);
-        }
-        r->nbd_pid = -1;
-    }
+    ek_helper_stop(r->nbd_pid);
+    r->nbd_pid = -1;
     if (r->nbd_sock)
         unlink(r->nbd_sock);
 }
@@ -285,50 +273,11 @@ static ek_err_t *nbd_start(disk_rd_t *r, const char *dir, const char *id, const 
     const char *bin = getenv("EKMAN_QEMU_NBD");
     if (!bin || !*bin)
         bin = "qemu-nbd";
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return ek_err_errno(errno, "could not start qemu-nbd");
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(1);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(lf >= 0 ? lf : null, 2);
-        signal(SIGINT, SIG_IGN);
-        execlp(bin, bin, "--read-only", "--persistent", "--shared=16", fmt, sock, r->file,
-               (char *)NULL);
-        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    r->nbd_pid = pid;
-    for (int w = 0; w < NBD_START_TIMEOUT_MS; w += 20) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            r->nbd_pid = -1;
-            char msg[512] = "no message";
-            FILE *f = fopen(log, "re");
-            if (f) {
-                if (!fgets(msg, sizeof(msg), f))
-                    snprintf(msg, sizeof(msg), "no message");
-                fclose(f);
-            }
-            msg[strcspn(msg, "\n")] = 0;
-            return ek_err_new(EK_E_IO,
-                              "qemu-nbd could not serve the downloaded image of disk "
-                              "'%s': %s",
-                              id, msg);
-        }
-        if (ek_unix_socket_accepts(r->nbd_sock))
-            return NULL;
-        ek_sleep_ms(20);
-    }
-    nbd_stop(r);
-    return ek_err_new(EK_E_TIMEOUT, "qemu-nbd did not start within %d s",
-                      NBD_START_TIMEOUT_MS / 1000);
+    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt, sock, r->file,
+                          NULL};
+    ek_err_t *err = ek_helper_start(argv, r->nbd_sock, log, NBD_START_TIMEOUT_MS, "qemu-nbd",
+                                    &r->nbd_pid);
+    return err ? ek_err_prefix(err, "serving the downloaded image of disk '%s'", id) : NULL;
 }
 
 static const ek_lv_disk_t *find_disk(const ek_lv_domain_t *d, const char *id)

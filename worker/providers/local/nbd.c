@@ -14,7 +14,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -31,20 +30,6 @@ struct ek_local_nbd {
     pid_t pid;
     char *dir, *sock, *log, *uri;
 };
-
-/* The first line of what qemu-nbd said on standard error. */
-static char *read_log(const char *path)
-{
-    char buf[512] = "";
-    FILE *f = fopen(path, "r");
-    if (f) {
-        if (!fgets(buf, sizeof(buf), f))
-            buf[0] = 0;
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
-    return ek_xstrdup(buf[0] ? buf : "no message");
-}
 
 static void nbd_free(ek_local_nbd_t *n)
 {
@@ -90,55 +75,12 @@ ek_err_t *ek_local_nbd_start(const char *image, const char *format, const char *
     const char *bin = getenv("EKMAN_QEMU_NBD");
     if (!bin || !*bin)
         bin = "qemu-nbd";
-    int logfd = open(n->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (logfd < 0) {
-        ek_err_t *err = ek_err_errno(errno, "could not create \"%s\"", n->log);
+    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt_arg, sock_arg,
+                          image, NULL};
+    ek_err_t *err = ek_helper_start(argv, n->sock, n->log, START_TIMEOUT_MS, "qemu-nbd", &n->pid);
+    if (err) {
         nbd_free(n);
-        return err;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        ek_err_t *err = ek_err_errno(errno, "could not start qemu-nbd");
-        close(logfd);
-        nbd_free(n);
-        return err;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent)
-            _exit(1); /* the task died before prctl */
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-        }
-        dup2(logfd, STDERR_FILENO);
-        signal(SIGINT, SIG_IGN); /* a task cancel is for the task; it stops us */
-        signal(SIGPIPE, SIG_DFL);
-        execlp(bin, bin, "--read-only", "--persistent", "--shared=16", fmt_arg, sock_arg, image,
-               (char *)NULL);
-        fprintf(stderr, "cannot run %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    close(logfd);
-    n->pid = pid;
-    for (int waited = 0;; waited += 20) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            n->pid = -1;
-            _cleanup_free_ char *msg = read_log(n->log);
-            nbd_free(n);
-            return ek_err_new(EK_E_IO, "qemu-nbd could not serve \"%s\": %s", image, msg);
-        }
-        if (ek_unix_socket_accepts(n->sock))
-            break;
-        if (waited >= START_TIMEOUT_MS) {
-            ek_local_nbd_stop(n);
-            return ek_err_new(EK_E_TIMEOUT, "qemu-nbd did not serve \"%s\" within %d s", image,
-                              START_TIMEOUT_MS / 1000);
-        }
-        ek_sleep_ms(20);
+        return ek_err_prefix(err, "serving \"%s\"", image);
     }
     ek_log_kv(EK_LOG_DEBUG, "qemu-nbd serving", "image", image, "socket", n->sock, NULL);
     *out = n;
@@ -154,19 +96,6 @@ void ek_local_nbd_stop(ek_local_nbd_t *n)
 {
     if (!n)
         return;
-    if (n->pid > 0) {
-        kill(n->pid, SIGTERM);
-        int status;
-        pid_t r = 0;
-        for (int waited = 0; (r = waitpid(n->pid, &status, WNOHANG)) == 0; waited += 20) {
-            if (waited >= STOP_TIMEOUT_MS) {
-                kill(n->pid, SIGKILL);
-                r = waitpid(n->pid, &status, 0);
-                break;
-            }
-            ek_sleep_ms(20);
-        }
-        (void)r;
-    }
+    ek_helper_stop(n->pid);
     nbd_free(n);
 }
