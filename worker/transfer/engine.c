@@ -1525,7 +1525,7 @@ static unsigned default_connections(void)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         n = 1;
-    return (unsigned)EK_MIN(EK_MAX(n * 2, 2), 8);
+    return (unsigned)EK_MIN(EK_MAX(n, 2), 8);
 }
 
 ek_err_t *ek_xfer_run(const ek_reader_ops_t *ops, void *reader, uint64_t size,

@@ -40,7 +40,7 @@ static const ek_program_info_t info = {
         "  --ssh USER@HOST[:PORT] with --ssh-key, --ssh-known-hosts, --ssh-command CMD\n"
         "  --exec CMD            a local command speaking the protocol on stdin/stdout\n"
         "Engine:\n"
-        "  --connections N       parallel connections (default: config, else 2 x CPUs, max 8)\n"
+        "  --connections N       parallel connections (default: config, else CPUs, 2 to 8)\n"
         "  --level L             zstd level, 0 = no compression (default: config)\n"
         "  --compress MODE       auto (when the network is the limit), always, off\n"
         "  --bandwidth MIB       limit in MiB/s (default: config; 0 none)\n"

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -37,6 +38,8 @@ static const ek_program_info_t info = {
              "  --timeout SEC       idle limit of a connection (default 600)\n"
              "  --direct            write data with O_DIRECT, past the page cache (default:\n"
              "                      through it, write-back started as chunks land)\n"
+             "  --cache-limit MIB   page cache a disk's writes may hold: older written ranges\n"
+             "                      are waited for and dropped (default 64; 0: no limit)\n"
              "  --no-direct         never use O_DIRECT, not even to read blocks back\n"
              "  --verify-readback   answer block hashes by reading the disk back, always\n"
              "                      (default: from the record of the verified chunks this\n"
@@ -250,11 +253,12 @@ int main(int argc, char **argv)
         {"direct", no_argument, NULL, 'I'},
         {"verify-readback", no_argument, NULL, 'R'},
         {"by-id-dir", required_argument, NULL, 'B'},
+        {"cache-limit", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     const char *listen_addr = NULL, *cert = NULL, *key = NULL, *ca = NULL, *port_file = NULL;
     bool stdio = false, once = false;
-    ek_writer_opts_t opts = {0};
+    ek_writer_opts_t opts = {.cache_limit = (uint64_t)EK_WRITER_CACHE_LIMIT_MIB << 20};
     code = 2;
     int c;
     optind = 1;
@@ -294,6 +298,18 @@ int main(int argc, char **argv)
         case 'B':
             opts.by_id_dir = optarg;
             break;
+        case 'C': {
+            char *end;
+            errno = 0;
+            unsigned long long mib = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || mib > (1ull << 30)) {
+                fprintf(stderr, "%s: --cache-limit wants MiB (0 to %llu), not '%s'\n", info.name,
+                        1ull << 30, optarg);
+                goto out;
+            }
+            opts.cache_limit = (uint64_t)mib << 20;
+            break;
+        }
         case 'p':
             opts.allow = ek_xrealloc(opts.allow, (opts.n_allow + 1) * sizeof(char *));
             opts.allow[opts.n_allow++] = ek_writer_allow_canonical(optarg);

@@ -16,6 +16,9 @@
 #include "proto/dataplane.h"
 #include "worker/transfer/stream.h"
 
+/* Default --cache-limit: written data a disk keeps in the page cache. */
+#define EK_WRITER_CACHE_LIMIT_MIB 64
+
 typedef struct ek_writer_opts {
     char **allow; /* canonical path prefixes a disk must be under */
     size_t n_allow;
@@ -26,6 +29,7 @@ typedef struct ek_writer_opts {
     bool direct;          /* --direct: data written with O_DIRECT */
     bool no_direct;       /* --no-direct: no O_DIRECT at all (neither writes nor read-back) */
     bool verify_readback; /* --verify-readback: HASH always reads the disk back */
+    uint64_t cache_limit; /* bytes of a disk's writes kept in the page cache (0: no limit) */
     const char *by_id_dir; /* where "serial:S" disks are looked up (NULL: /dev/disk/by-id) */
 } ek_writer_opts_t;
 
@@ -62,6 +66,8 @@ typedef struct ek_writer_disk {
     struct ek_disk_lock *wlock; /* shared by every session writing this inode */
     ek_writer_record_t *record; /* what this process wrote (wlock's, shared too) */
     uint64_t direct_bytes, buffered_bytes; /* written with O_DIRECT, through the cache */
+    uint64_t cache_limit; /* written bytes kept cached (0: as the kernel likes) */
+    int wb_error;         /* a write-back error seen while dropping cached ranges */
 } ek_writer_disk_t;
 
 /* Checks path against the allow list, opens it (creating or growing a

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_direct.sh - with --direct the writer writes with O_DIRECT: the data
 # goes to the disk, not into the page cache, and only the unaligned tail of
-# the disk through the cache; by default, and on a filesystem that refuses
+# the disk through the cache; by default it writes through the cache and
+# keeps at most --cache-limit of the disk there; on a filesystem that refuses
 # O_DIRECT (tmpfs), it writes through the cache. All give bit-identical disks, of a
 # size that is not a multiple of the page (8 MiB + 4097 bytes), with holes,
 # written zeros and blocks that are part data, part zeros.
@@ -58,16 +59,53 @@ check "O_DIRECT: whole data blocks were verified from the writer's record" \
 check "O_DIRECT: the block of data and zeros was read back" \
   test "$(wsum direct hashed_blocks)" -gt "$(wsum direct hashed_from_record)"
 
-# 2. the default: through the page cache
-start_writer buffered --log-level info
+# 2. through the page cache, with no limit on what stays there
+start_writer buffered --log-level info --cache-limit 0
 transfer "$T/s2.json" --source "$T/src.img" --target "$T/dst2.img" --create --connections 2
 stop_pid "$W_PID"; W_PID=
 if command -v fincore >/dev/null; then
   C2=$(cached "$T/dst2.img")
-  check "default: the target is in the page cache ($C2 bytes)" test "${C2:-0}" -ge $((4 << 20))
+  check "no cache limit: the target is in the page cache ($C2 bytes)" test "${C2:-0}" -ge $((4 << 20))
 fi
-check "default: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2.img"
-check "default: nothing went with O_DIRECT" test "$(wsum buffered direct_bytes)" -eq 0
+check "no cache limit: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2.img"
+check "no cache limit: nothing went with O_DIRECT" test "$(wsum buffered direct_bytes)" -eq 0
+
+# 2b. the default: through the page cache, written ranges dropped once more
+# than --cache-limit is cached (1 MiB here, 64 by default) and at the end
+start_writer limited --log-level info --cache-limit 1
+transfer "$T/s2b.json" --source "$T/src.img" --target "$T/dst2b.img" --create --connections 2 \
+  --block-size 256
+stop_pid "$W_PID"; W_PID=
+check "cache limit: the transfer succeeds" test "$(jget "$T/s2b.json" complete)" = true
+if command -v fincore >/dev/null; then
+  C2B=$(cached "$T/dst2b.img")
+  check "cache limit: the target left the page cache ($C2B bytes)" test "${C2B:-0}" -le $((1 << 20))
+fi
+check "cache limit: the target is bit-identical" cmp -s "$T/src.img" "$T/dst2b.img"
+check "cache limit: it went through the cache" test "$(wsum limited buffered_bytes)" -ge $((6 << 20))
+# 2c. while a 64 MiB disk is written (at 16 MiB/s), at most the limit (4 MiB)
+# plus the chunks being written (2 threads x 1 MiB) stays in the cache
+head -c $((64 << 20)) /dev/urandom > "$T/big.img"
+start_writer limited2 --log-level info --cache-limit 4 --threads 2
+transfer "$T/s2c.json" --source "$T/big.img" --target "$T/dst2c.img" --create --connections 2 \
+  --bandwidth 16 &
+TP=$!
+MAXC=0
+while kill -0 "$TP" 2>/dev/null; do
+  c=$(cached "$T/dst2c.img"); c=${c:-0}
+  [ "$c" -gt "$MAXC" ] && MAXC=$c
+  sleep 0.1
+done
+wait "$TP"
+stop_pid "$W_PID"; W_PID=
+check "cache limit: the 64 MiB transfer succeeds" test "$(jget "$T/s2c.json" complete)" = true
+check "cache limit: the target is bit-identical" cmp -s "$T/big.img" "$T/dst2c.img"
+if command -v fincore >/dev/null; then
+  check "cache limit: at most 6 MiB of the target was cached while it was written ($MAXC bytes)" \
+    test "$MAXC" -le $((6 << 20)) -a "$MAXC" -gt 0
+fi
+check "cache limit: the writer refuses a limit that is not a number" \
+  sh -c "! '$EKW' --stdio --allow-path '$T' --cache-limit 12x </dev/null 2>'$T/bad.err' && grep -q 'cache-limit' '$T/bad.err'"
 
 # 3. tmpfs: before Linux 6.6 it refuses O_DIRECT and the writer falls back to
 # the page cache (the default path); since 6.6 it takes it.
