@@ -1541,7 +1541,7 @@ ek_err_t *ek_xfer_run(const ek_reader_ops_t *ops, void *reader, uint64_t size,
     if (!e->p.connections)
         e->p.connections = default_connections();
     if (!e->p.window)
-        e->p.window = 16;
+        e->p.window = 64;
     if (!e->p.retries)
         e->p.retries = 5;
     if (!e->p.state_every_bytes)

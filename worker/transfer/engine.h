@@ -68,7 +68,7 @@ typedef struct ek_xfer_params {
     ek_connect_fn connect;
     void *connect_target;
     unsigned connections; /* 0: from the CPU count */
-    unsigned window;      /* requests in flight per connection (0: 16) */
+    unsigned window;      /* requests in flight per connection (0: 64) */
     int level;            /* zstd level (0: no compression) */
     ek_compress_t compress;
     uint64_t bandwidth;  /* bytes per second on the wire (0: no limit) */

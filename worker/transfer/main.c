@@ -45,7 +45,7 @@ static const ek_program_info_t info = {
         "  --compress MODE       auto (when the network is the limit), always, off\n"
         "  --bandwidth MIB       limit in MiB/s (default: config; 0 none)\n"
         "  --block-size KIB      unit of reading and verification (default 1024)\n"
-        "  --window N            requests in flight per connection (default 16)\n"
+        "  --window N            requests in flight per connection (default 64)\n"
         "  --verify MODE         sent (default), full, off\n"
         "  --retries N           reconnections and re-sends (default 5)\n"
         "  --state FILE          resume state: read if it exists, written as the copy goes\n"
