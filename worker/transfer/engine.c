@@ -1254,8 +1254,10 @@ static void *sender_main(void *arg)
         }
         ek_extents_release(&w.ext);
         pthread_mutex_lock(&e->lock);
-        e->busy--;
-        pthread_cond_broadcast(&e->cond);
+        /* Only the end of the work is news (wait_idle): a wake-up per block
+         * of every thread waiting on cond costs more than the block's acks. */
+        if (--e->busy == 0 && e->plan_done)
+            pthread_cond_broadcast(&e->cond);
     }
     pthread_mutex_unlock(&e->lock);
     return NULL;
