@@ -40,16 +40,16 @@
 /* .bss: the zero page, no memory; aligned so that it can go with O_DIRECT */
 static const uint8_t zeros[ZERO_BUF] __attribute__((aligned(EK_WRITER_ALIGN)));
 
-/* Writes to one file are serialised by the kernel (the inode lock), and
- * threads that wait for it there spin: four writers burn six times the CPU
- * of one. One mutex per inode, shared by the sessions of this process, makes
- * them sleep instead. */
 /* Ranges written through the page cache and not dropped yet, oldest first. */
 #define CACHED_MAX 4096u
 typedef struct cached_range {
     uint64_t off, len;
 } cached_range_t;
 
+/* Writes to one file are serialised by the kernel (the inode lock), and
+ * threads that wait for it there spin: four writers burn six times the CPU
+ * of one. One mutex per inode, shared by the sessions of this process, makes
+ * them sleep instead. */
 typedef struct ek_disk_lock {
     dev_t dev;
     ino_t ino;
@@ -293,7 +293,7 @@ static void cached_add(ek_writer_disk_t *d, uint64_t off, uint64_t len)
             return;
         }
     }
-    if (l->cached_n == CACHED_MAX) { /* forget the oldest: dropped by the next take */
+    if (l->cached_n == CACHED_MAX) { /* forget the oldest: the kernel reclaims it when it likes */
         l->cached_bytes -= l->cached[l->cached_head].len;
         l->cached_head = (l->cached_head + 1) % CACHED_MAX;
         l->cached_n--;
@@ -582,7 +582,10 @@ void ek_writer_disk_close(ek_writer_disk_t *d)
 {
     if (!d)
         return;
-    if (d->cache_limit) { /* what it wrote is of no use in this VM's memory */
+    pthread_mutex_lock(&locks_lock);
+    bool last = d->wlock->refs == 1; /* other sessions still writing keep their ranges */
+    pthread_mutex_unlock(&locks_lock);
+    if (d->cache_limit && last) { /* what was written is of no use in this VM's memory */
         cached_range_t drop[DROP_BATCH];
         unsigned nd;
         do {
