@@ -339,10 +339,18 @@ static void cached_drop(ek_writer_disk_t *d, const cached_range_t *r, unsigned n
     }
 }
 
+/* Releases the write lock, then drops what is cached beyond the limit. */
+static void unlock_and_drop(ek_writer_disk_t *d)
+{
+    cached_range_t drop[DROP_BATCH];
+    unsigned nd = cached_take(d, d->cache_limit, drop);
+    pthread_mutex_unlock(&d->wlock->mutex);
+    cached_drop(d, drop, nd);
+}
+
 int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t offset,
                          const uint64_t *sum)
 {
-    cached_range_t drop[DROP_BATCH];
     pthread_mutex_lock(&d->wlock->mutex);
     int rc = disk_write(d, buf, len, offset);
     /* Under the write lock: the record changes in the order of the writes. */
@@ -350,9 +358,7 @@ int ek_writer_disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint6
         ek_writer_record_data(d->record, offset, (uint32_t)len, *sum);
     else
         ek_writer_record_forget(d->record, offset, len);
-    unsigned nd = cached_take(d, d->cache_limit, drop);
-    pthread_mutex_unlock(&d->wlock->mutex);
-    cached_drop(d, drop, nd);
+    unlock_and_drop(d);
     return rc;
 }
 
@@ -425,13 +431,10 @@ static int disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len);
 
 int ek_writer_disk_zero(ek_writer_disk_t *d, uint64_t offset, uint64_t len)
 {
-    cached_range_t drop[DROP_BATCH];
     pthread_mutex_lock(&d->wlock->mutex);
     int rc = disk_zero(d, offset, len);
     ek_writer_record_forget(d->record, offset, len);
-    unsigned nd = cached_take(d, d->cache_limit, drop);
-    pthread_mutex_unlock(&d->wlock->mutex);
-    cached_drop(d, drop, nd);
+    unlock_and_drop(d);
     return rc;
 }
 
