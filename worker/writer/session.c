@@ -6,7 +6,9 @@
  * reserved for it; a header that cannot be trusted ends the session (the
  * stream is out of step), a body that is wrong only fails its request. A
  * chunk is written only after its checksum matched, and acknowledged only
- * after it was written. FLUSH and CLOSE wait for the session's chunks. */
+ * after it was written. CLOSE waits for the session's chunks; FLUSH waits
+ * for those received before it, in a thread of its own, so that the chunks
+ * after it go on being read and written while the disk flushes. */
 #include "worker/writer/writer.h"
 
 #include <errno.h>
@@ -157,6 +159,11 @@ static void mem_release(ek_writer_t *w, size_t n)
     pthread_mutex_unlock(&w->mem_lock);
 }
 
+/* Generations of requests: each FLUSH starts a new one, and waits for the
+ * jobs of its own and of the earlier ones. Counters are kept for the last
+ * FLUSH_GENS; a client with more flushes waiting than that is made to wait. */
+#define FLUSH_GENS 8
+
 typedef struct session {
     ek_writer_t *w;
     ek_stream_t *s;
@@ -164,6 +171,8 @@ typedef struct session {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t inflight;
+    uint64_t gen;                  /* generation of the requests read now */
+    size_t gen_jobs[FLUSH_GENS];   /* jobs in flight, by generation % FLUSH_GENS */
     bool broken; /* a reply could not be sent */
     ek_writer_disk_t *disk;
     uint64_t written, zeroed, rejected;
@@ -176,6 +185,7 @@ typedef struct job {
     ek_dp_frame_t f;
     uint8_t *body;
     size_t reserved; /* memory budget held */
+    uint64_t gen;    /* session generation it counts in */
 } job_t;
 
 static void send_reply(session_t *ss, const uint8_t *buf, size_t len, const uint8_t *extra,
@@ -235,6 +245,7 @@ static void job_done(job_t *job)
     mem_release(ss->w, job->reserved);
     pthread_mutex_lock(&ss->lock);
     ss->inflight--;
+    ss->gen_jobs[job->gen % FLUSH_GENS]--;
     pthread_cond_broadcast(&ss->cond);
     pthread_mutex_unlock(&ss->lock);
     free(job);
@@ -323,6 +334,59 @@ static void job_hash(void *arg)
     job_done(job);
 }
 
+/* True when no job of generation g or of an earlier one is in flight (lock
+ * held). The counter of g + 1 (modulo FLUSH_GENS) is that of the jobs after
+ * the FLUSH; the others are those of g and the generations before it. */
+static bool gens_done(const session_t *ss, uint64_t g)
+{
+    for (unsigned k = 0; k + 1 < FLUSH_GENS; k++)
+        if (ss->gen_jobs[(g - k) % FLUSH_GENS])
+            return false;
+    return true;
+}
+
+/* FLUSH of generation job->gen - 1: waits for the chunks received before it
+ * (and for the FLUSH before it), then fsyncs. */
+static void *job_flush(void *arg)
+{
+    job_t *job = arg;
+    session_t *ss = job->ss;
+    pthread_mutex_lock(&ss->lock);
+    while (!gens_done(ss, job->gen - 1))
+        pthread_cond_wait(&ss->cond, &ss->lock);
+    pthread_mutex_unlock(&ss->lock);
+    int rc = ek_writer_disk_flush(ss->disk);
+    if (rc)
+        send_error(ss, job->f.h.id, EK_DP_E_IO, "could not flush \"%s\": %s", ss->disk->path,
+                   strerror(rc));
+    else
+        send_simple(ss, EK_DP_FLUSH_OK, job->f.h.id);
+    job_done(job);
+    return NULL;
+}
+
+/* Starts a FLUSH: the requests read from now on are of a new generation. */
+static void start_flush(session_t *ss, job_t *job)
+{
+    pthread_mutex_lock(&ss->lock);
+    /* The counter the new generation takes must be free: that of the
+     * generation FLUSH_GENS back, whose flush is the oldest still waiting. */
+    while (ss->gen_jobs[(ss->gen + 1) % FLUSH_GENS])
+        pthread_cond_wait(&ss->cond, &ss->lock);
+    ss->gen++;
+    job->gen = ss->gen; /* the FLUSH counts in the new one: the next FLUSH waits for it */
+    ss->gen_jobs[job->gen % FLUSH_GENS]++;
+    ss->inflight++;
+    pthread_mutex_unlock(&ss->lock);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, job_flush, job) != 0)
+        job_flush(job); /* no thread: flush here (the jobs it waits for are the pool's) */
+    pthread_attr_destroy(&attr);
+}
+
 static void close_disk(session_t *ss)
 {
     ss->direct += ss->disk->direct_bytes;
@@ -343,6 +407,8 @@ static void submit(session_t *ss, job_t *job, ek_job_fn fn)
 {
     pthread_mutex_lock(&ss->lock);
     ss->inflight++;
+    job->gen = ss->gen;
+    ss->gen_jobs[job->gen % FLUSH_GENS]++;
     pthread_mutex_unlock(&ss->lock);
     ek_threadpool_submit(ss->w->pool, fn, job);
 }
@@ -407,16 +473,11 @@ static void dispatch(session_t *ss, job_t *job)
         }
         break;
     case EK_DP_FLUSH:
-        wait_idle(ss);
         if (!ss->disk) {
             send_error(ss, id, EK_DP_E_NOT_OPEN, "FLUSH before OPEN");
         } else {
-            int rc = ek_writer_disk_flush(ss->disk);
-            if (rc)
-                send_error(ss, id, EK_DP_E_IO, "could not flush \"%s\": %s", ss->disk->path,
-                           strerror(rc));
-            else
-                send_simple(ss, EK_DP_FLUSH_OK, id);
+            start_flush(ss, job);
+            return;
         }
         break;
     case EK_DP_CLOSE:
