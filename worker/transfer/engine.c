@@ -34,6 +34,11 @@
 #define MAX_BLOCKS   (UINT64_C(2) << 20) /* bound on the hash array (16 MiB) */
 #define VERIFY_REQ   256                 /* blocks per HASH request */
 #define FRAME_SMALL  64
+#define CTL_TICK     200000000u /* compression re-decided this often (ns) */
+#define CTL_HIST     5          /* ticks of history: the rate before a trial */
+#define TRIAL_NS     1000000000u
+#define HOLD_MIN_NS  2000000000u
+#define HOLD_MAX_NS  30000000000u
 
 typedef struct slot {
     uint64_t id;
@@ -136,6 +141,14 @@ typedef struct engine {
     /* adaptive compression */
     bool compress_now;
     uint64_t ctl_last_ns, ctl_stall, cpu_idle, cpu_total;
+    uint64_t ctl_t[CTL_HIST], ctl_data[CTL_HIST]; /* last ticks: time, data acknowledged */
+    unsigned ctl_n;
+    uint64_t ctl_t0, ctl_data0; /* the first tick */
+    bool trial;                /* compression on, its gain not yet measured */
+    uint64_t trial_t0, trial_data0;
+    double trial_ref;          /* data rate (B/s) just before the trial */
+    uint64_t hold_until, hold_ns; /* no trial before hold_until */
+    uint64_t throttle_ns;      /* time the senders slept for --bandwidth */
     /* bandwidth */
     pthread_mutex_t bw_lock;
     double vt;
@@ -359,19 +372,70 @@ static bool read_cpu(uint64_t *idle, uint64_t *total)
 }
 
 /* Compression trades CPU for bytes on the wire: it pays when the senders
- * wait for the network (or the writer) and the CPU has time to spare, and
- * costs time otherwise. Re-decided every 200 ms from those two measures. */
+ * wait for the network (or the bandwidth limit) and the CPU has time to
+ * spare, and costs time otherwise. Re-decided every 200 ms from those two
+ * measures. Waiting senders do not tell a slow network from a slow writer
+ * (its disk flushing, say), where compression cannot help: so compression
+ * starts as a one-second trial, and stays only if the data went faster
+ * than before it (in the second before, and on average since the start: a
+ * writer that paused just before would flatter the trial); if not, it is
+ * off for a while (2 s, doubling to 30 s while trials keep failing). Lock
+ * held. */
+static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_frac)
+{
+    uint64_t data = __atomic_load_n(&e->st.data_bytes, __ATOMIC_RELAXED);
+    unsigned k = e->ctl_n % CTL_HIST; /* the oldest tick kept, about to be replaced */
+    bool have_ref = e->ctl_n >= CTL_HIST && now > e->ctl_t[k];
+    double ref = have_ref ? (double)(data - e->ctl_data[k]) * 1e9 / (double)(now - e->ctl_t[k]) : 0;
+    if (!e->ctl_n) {
+        e->ctl_t0 = now;
+        e->ctl_data0 = data;
+    } else if (now > e->ctl_t0) {
+        ref = EK_MAX(ref, (double)(data - e->ctl_data0) * 1e9 / (double)(now - e->ctl_t0));
+    }
+    e->ctl_t[k] = now;
+    e->ctl_data[k] = data;
+    e->ctl_n++;
+    if (e->trial) {
+        if (now - e->trial_t0 < TRIAL_NS)
+            return;
+        double rate = (double)(data - e->trial_data0) * 1e9 / (double)(now - e->trial_t0);
+        e->trial = false;
+        if (rate > e->trial_ref * 1.1) {
+            e->hold_ns = 0;
+            return; /* it pays: stays on while the senders wait */
+        }
+        e->compress_now = false;
+        e->hold_ns = e->hold_ns ? EK_MIN(e->hold_ns * 2, (uint64_t)HOLD_MAX_NS) : HOLD_MIN_NS;
+        e->hold_until = now + e->hold_ns;
+        ek_log_kv(EK_LOG_DEBUG, "compression did not speed the copy up: off for now", "disk",
+                  e->p.disk_name, NULL);
+        return;
+    }
+    if (!e->compress_now) {
+        if (frac > 0.25 && idle_frac > 0.2 && have_ref && now >= e->hold_until) {
+            e->compress_now = e->trial = true;
+            e->trial_t0 = now;
+            e->trial_data0 = data;
+            e->trial_ref = ref;
+        }
+    } else if (frac < 0.1 || idle_frac < 0.1) {
+        e->compress_now = false;
+    }
+}
+
 static bool compress_wanted(engine_t *e)
 {
     uint64_t now = now_ns();
     pthread_mutex_lock(&e->lock);
     bool on = e->compress_now;
-    if (now - e->ctl_last_ns < 200000000u) {
+    if (now - e->ctl_last_ns < CTL_TICK) {
         pthread_mutex_unlock(&e->lock);
         return on;
     }
     uint64_t last = e->ctl_last_ns, stall = 0, idle = 0, total = 0;
     e->ctl_last_ns = now; /* this thread decides; the others go on */
+    stall = __atomic_load_n(&e->throttle_ns, __ATOMIC_RELAXED);
     for (unsigned i = 0; i < e->nconns; i++) {
         stall += e->conns[i].stall_ns;
         if (e->conns[i].s)
@@ -384,10 +448,7 @@ static bool compress_wanted(engine_t *e)
         double dt = (double)(now - last) * (e->alive ? e->alive : 1);
         double frac = stall > e->ctl_stall ? (double)(stall - e->ctl_stall) / dt : 0;
         double idle_frac = (double)(idle - e->cpu_idle) / (double)(total - e->cpu_total);
-        if (frac > 0.25 && idle_frac > 0.2)
-            e->compress_now = true;
-        else if (frac < 0.1 || idle_frac < 0.1)
-            e->compress_now = false;
+        compress_decide(e, now, frac, idle_frac);
     }
     e->ctl_stall = stall;
     e->cpu_idle = idle;
@@ -427,8 +488,12 @@ static void throttle(engine_t *e, size_t bytes)
     e->vt += (double)bytes / (double)e->p.bandwidth;
     double wait = e->vt - now;
     pthread_mutex_unlock(&e->bw_lock);
-    if (wait > 0)
+    if (wait > 0) {
+        /* Waiting for the bandwidth budget is waiting for the network. */
+        uint64_t t0 = now_ns();
         sleep_ms((unsigned)(wait * 1000) + 1);
+        __atomic_add_fetch(&e->throttle_ns, now_ns() - t0, __ATOMIC_RELAXED);
+    }
 }
 
 /* ---- sending ---- */

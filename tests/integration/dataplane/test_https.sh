@@ -45,6 +45,19 @@ check "compressed payload is smaller" \
   test "$(jget "$T/s2.json" payload_bytes)" -lt $((8 * 1048576 * 3 / 4))
 check "compressed copy is bit-identical" cmp -s "$T/text.img" "$T/text-dst.img"
 
+# compression (auto) under a bandwidth limit: waiting for the budget is
+# waiting for the network, so text gets compressed, and it pays (32 MiB at
+# 8 MiB/s: the trial starts after a second and is kept)
+"$IMG" text "$T/text2.img" 32M
+transfer "$T/s3.json" --source "$T/text2.img" --target "$T/text2-dst.img" --create \
+  --level 1 --compress auto --bandwidth 8
+check "auto: transfer under a bandwidth limit succeeds" test "$(jget "$T/s3.json" complete)" = true
+check "auto: text was compressed when the bandwidth was the limit" \
+  test "$(jget "$T/s3.json" compressed_frames)" -gt 4
+check "auto: fewer bytes went than the data" \
+  test "$(jget "$T/s3.json" payload_bytes)" -lt "$(jget "$T/s3.json" data_bytes)"
+check "auto: compressed copy is bit-identical" cmp -s "$T/text2.img" "$T/text2-dst.img"
+
 # the HTTP face (curl with the client certificate)
 CURL=(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/pki/ca.pem" --cert "$T/pki/client.pem"
       --key "$T/pki/client.key" --resolve "ekman-writer:$W_PORT:127.0.0.1")
