@@ -335,12 +335,15 @@ static void job_hash(void *arg)
 }
 
 /* True when no job of generation g or of an earlier one is in flight (lock
- * held). The counter of g + 1 (modulo FLUSH_GENS) is that of the jobs after
- * the FLUSH; the others are those of g and the generations before it. */
+ * held). The counters hold the last FLUSH_GENS generations, up to ss->gen
+ * (those after g are jobs and flushes that came later); the ones before
+ * them are done: a generation starts only once the counter it takes over
+ * is back to zero. */
 static bool gens_done(const session_t *ss, uint64_t g)
 {
-    for (unsigned k = 0; k + 1 < FLUSH_GENS; k++)
-        if (ss->gen_jobs[(g - k) % FLUSH_GENS])
+    uint64_t oldest = ss->gen >= FLUSH_GENS - 1 ? ss->gen - (FLUSH_GENS - 1) : 0;
+    for (uint64_t j = g + 1; j-- > oldest;)
+        if (ss->gen_jobs[j % FLUSH_GENS])
             return false;
     return true;
 }

@@ -2,7 +2,7 @@
 # test_resume.sh - the writer is killed half-way through a transfer; the run
 # fails with its state saved (acknowledged, flushed ranges); a second run
 # with that state sends only what was not acknowledged, and the target ends
-# bit-identical.
+# bit-identical. FLUSHes sent back to back are all answered, in order.
 # Usage: test_resume.sh BUILD_DIR SOURCE_DIR
 set -u
 BUILD=$1 SRC=$2
@@ -53,4 +53,11 @@ check "the verification covered the whole disk" test "$(jget "$T/run2.json" veri
 transfer "$T/run3.json" --source "$T/src.img" --target "$T/dst.img" --state "$T/state.json"
 check "after a complete sync, a new run starts over" test "$(jget "$T/run3.json" resumed_bytes)" -eq 0
 stop_pid "$W_PID"; W_PID=
+
+# FLUSHes back to back on one session: each waits for the requests before
+# it, never for those after it (two waiting flushes once waited for each
+# other until the client's timeout), and their replies come in order.
+check "FLUSHes back to back are all answered, in order" test \
+  "$(python3 "$SRC/tests/integration/dataplane/flushes.py" "$EKW" "$T")" = \
+  "81:1 83:2 83:3 83:4 83:5 83:6 83:7 83:8 83:9"
 finish
