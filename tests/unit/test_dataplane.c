@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,9 +642,7 @@ static bool try_handshake(const char *srv_dir, const char *cli_dir, bool with_ce
     if (with_cert) {
         assert_null(ek_tls_client_ctx_new(c2, k2, a2, &cli.ctx));
     } else {
-        cli.ctx = SSL_CTX_new(TLS_client_method());
-        SSL_CTX_load_verify_locations(cli.ctx, a2, NULL);
-        SSL_CTX_set_verify(cli.ctx, SSL_VERIFY_PEER, NULL);
+        assert_null(ek_tls_client_ctx_new(NULL, NULL, a2, &cli.ctx));
     }
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -686,8 +686,248 @@ static void test_mtls(void **state)
     assert_false(try_handshake(a, a, false)); /* no client certificate */
 }
 
+
+/* ---- the TLS record layer after the handshake (tlsrec.c) ---- */
+
+static uint8_t pattern_byte(size_t i, unsigned salt)
+{
+    return (uint8_t)((i * 2654435761u) >> 13 ^ salt);
+}
+
+typedef struct plain_peer {
+    SSL_CTX *ctx;
+    int fd;
+    const char *suite;
+    bool ok;
+    char what[160];
+} plain_peer_t;
+
+static bool ssl_read_n(SSL *ssl, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        int r = SSL_read(ssl, buf + got, (int)(n - got));
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+#define MSG1 (300 * 1024 + 7)
+#define MSG2 (200 * 1024 + 3)
+#define MSG3 (50 * 1024)
+
+/* The other end is OpenSSL's own record layer: what ours writes it must
+ * read, KeyUpdates included, and the other way round. */
+static void *plain_server(void *arg)
+{
+    plain_peer_t *p = arg;
+    SSL *ssl = SSL_new(p->ctx);
+    uint8_t *buf = malloc(MSG1);
+    SSL_set_fd(ssl, p->fd);
+    SSL_set_ciphersuites(ssl, p->suite);
+    snprintf(p->what, sizeof(p->what), "handshake");
+    if (SSL_accept(ssl) != 1)
+        goto out;
+    snprintf(p->what, sizeof(p->what), "reading the first message");
+    if (!ssl_read_n(ssl, buf, MSG1))
+        goto out;
+    for (size_t i = 0; i < MSG1; i++)
+        if (buf[i] != pattern_byte(i, 1)) {
+            snprintf(p->what, sizeof(p->what), "byte %zu of the first message differs", i);
+            goto out;
+        }
+    /* ask for the client's KeyUpdate, and change keys ourselves */
+    snprintf(p->what, sizeof(p->what), "writing");
+    if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1)
+        goto out;
+    for (size_t i = 0; i < MSG2; i++)
+        buf[i] = pattern_byte(i, 2);
+    for (size_t off = 0; off < MSG2;) {
+        int w = SSL_write(ssl, buf + off, (int)(MSG2 - off));
+        if (w <= 0)
+            goto out;
+        off += (size_t)w;
+    }
+    snprintf(p->what, sizeof(p->what), "reading the third message");
+    if (!ssl_read_n(ssl, buf, MSG3))
+        goto out;
+    for (size_t i = 0; i < MSG3; i++)
+        if (buf[i] != pattern_byte(i, 3)) {
+            snprintf(p->what, sizeof(p->what), "byte %zu of the third message differs", i);
+            goto out;
+        }
+    snprintf(p->what, sizeof(p->what), "close_notify");
+    if (SSL_shutdown(ssl) < 0) /* ours to the client, which answers with its own */
+        goto out;
+    p->ok = SSL_read(ssl, buf, 1) == 0 && SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN;
+out:
+    SSL_free(ssl);
+    free(buf);
+    return NULL;
+}
+
+static void make_pki(const char *name, char dir[128])
+{
+    snprintf(dir, 128, "%s/%s", tmpdir, name);
+    if (access(dir, F_OK) != 0) {
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_null(ek_pki_generate(dir, NULL, 1));
+    }
+}
+
+static SSL_CTX *ctx_for(const char *dir, bool server)
+{
+    char c[160], k[160], a[160];
+    SSL_CTX *ctx;
+    snprintf(c, sizeof(c), "%s/%s.pem", dir, server ? "server" : "client");
+    snprintf(k, sizeof(k), "%s/%s.key", dir, server ? "server" : "client");
+    snprintf(a, sizeof(a), "%s/ca.pem", dir);
+    assert_null(server ? ek_tls_server_ctx_new(c, k, a, &ctx) : ek_tls_client_ctx_new(c, k, a, &ctx));
+    return ctx;
+}
+
+static void test_tls_records(void **state)
+{
+    char dir[128];
+    make_pki("pki-rec", dir);
+    const char *suites[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                            "TLS_CHACHA20_POLY1305_SHA256"};
+    uint8_t *buf = malloc(MSG1);
+    ek_tls_set_records_per_key(5); /* a KeyUpdate every 5 records: ~4 per message */
+    for (int k = 0; k < 3; k++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        plain_peer_t p = {.ctx = ctx_for(dir, true), .fd = sv[0], .suite = suites[k]};
+        SSL_CTX *cctx = ctx_for(dir, false);
+        pthread_t th;
+        pthread_create(&th, NULL, plain_server, &p);
+        ek_stream_t *s = NULL;
+        assert_null(ek_tls_connect(cctx, sv[1], NULL, 5000, &s));
+        assert_string_equal(ek_tls_cipher(s), suites[k]);
+        /* pieces of awkward sizes, each in records of its own */
+        for (size_t i = 0; i < MSG1; i++)
+            buf[i] = pattern_byte(i, 1);
+        struct iovec iov[] = {{buf, 1},
+                              {buf + 1, 47},
+                              {buf + 48, 16384},
+                              {buf + 48 + 16384, 16385},
+                              {buf + 48 + 32769, MSG1 - 48 - 32769}};
+        assert_null(ek_stream_writev(s, iov, 5));
+        /* read in odd sizes: records partly into a small buffer, partly straight */
+        size_t got = 0, step[] = {1, 5000, 16383, 70000, 3};
+        for (int i = 0; got < MSG2; i++) {
+            size_t n = step[i % 5] < MSG2 - got ? step[i % 5] : MSG2 - got;
+            assert_null(ek_stream_read_full(s, buf + got, n, NULL));
+            got += n;
+        }
+        for (size_t i = 0; i < MSG2; i++)
+            if (buf[i] != pattern_byte(i, 2))
+                fail_msg("%s: byte %zu from OpenSSL differs", suites[k], i);
+        for (size_t i = 0; i < MSG3; i++)
+            buf[i] = pattern_byte(i, 3);
+        assert_null(ek_stream_write_all(s, buf, MSG3)); /* after our KeyUpdate */
+        bool eof = false;
+        assert_null(ek_stream_read_full(s, buf, 1, &eof));
+        assert_true(eof); /* the server's close_notify */
+        ek_stream_finish(s);
+        pthread_join(th, NULL);
+        if (!p.ok)
+            fail_msg("%s: OpenSSL's side failed at: %s", suites[k], p.what);
+        ek_stream_free(s);
+        SSL_CTX_free(p.ctx);
+        SSL_CTX_free(cctx);
+        close(sv[0]);
+    }
+    ek_tls_set_records_per_key(0);
+    free(buf);
+}
+
+/* A relay between the two ends that flips one bit of the client's bytes
+ * after the handshake: the writer's end must refuse the record. */
+typedef struct relay {
+    int a, b; /* client side, server side */
+    size_t flip_at;
+} relay_t;
+
+static void *relay_thread(void *arg)
+{
+    relay_t *r = arg;
+    uint8_t buf[65536];
+    size_t seen = 0;
+    struct pollfd pf[2] = {{r->a, POLLIN, 0}, {r->b, POLLIN, 0}};
+    for (;;) {
+        if (poll(pf, 2, 5000) <= 0)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+            if (n <= 0)
+                return NULL;
+            if (i == 0 && seen <= r->flip_at && r->flip_at < seen + (size_t)n)
+                buf[r->flip_at - seen] ^= 0x10;
+            if (i == 0)
+                seen += (size_t)n;
+            if (write(pf[!i].fd, buf, (size_t)n) != n)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
+typedef struct acc {
+    SSL_CTX *ctx;
+    int fd;
+    ek_err_t *err;
+    ek_stream_t *s;
+} acc_t;
+
+static void *accept_thread(void *arg)
+{
+    acc_t *a = arg;
+    static uint8_t buf[32768];
+    a->err = ek_tls_accept(a->ctx, a->fd, 5000, &a->s, NULL);
+    if (!a->err)
+        a->err = ek_stream_read_full(a->s, buf, sizeof(buf), NULL);
+    return NULL;
+}
+
+static void test_tls_tampered(void **state)
+{
+    char dir[128];
+    make_pki("pki-rec", dir);
+    int c[2], d[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, d), 0);
+    /* the client's handshake is a few KiB; 20000 is inside its data */
+    relay_t r = {.a = c[0], .b = d[0], .flip_at = 20000};
+    acc_t a = {.ctx = ctx_for(dir, true), .fd = d[1]};
+    SSL_CTX *cctx = ctx_for(dir, false);
+    pthread_t rt, at;
+    pthread_create(&rt, NULL, relay_thread, &r);
+    pthread_create(&at, NULL, accept_thread, &a);
+    ek_stream_t *s = NULL;
+    assert_null(ek_tls_connect(cctx, c[1], NULL, 5000, &s));
+    uint8_t data[32768] = {0};
+    assert_null(ek_stream_write_all(s, data, sizeof(data)));
+    pthread_join(at, NULL);
+    assert_non_null(a.err);
+    assert_non_null(strstr(a.err->message, "integrity check"));
+    ek_err_free(a.err);
+    ek_stream_free(a.s);
+    ek_stream_free(s);
+    pthread_join(rt, NULL);
+    close(c[0]);
+    close(d[0]);
+    SSL_CTX_free(a.ctx);
+    SSL_CTX_free(cctx);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* as in every Ekman program (common/program.c) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_roundtrip),
         cmocka_unit_test(test_header_rejects),
@@ -702,6 +942,8 @@ int main(void)
         cmocka_unit_test(test_session_garbage),
         cmocka_unit_test(test_file_reader),
         cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_tls_records),
+        cmocka_unit_test(test_tls_tampered),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

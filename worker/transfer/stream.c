@@ -80,6 +80,13 @@ ek_err_t *ek_stream_writev(ek_stream_t *s, const struct iovec *iov, int iovcnt)
     ek_err_t *err = NULL;
     size_t total = 0;
     pthread_mutex_lock(&s->wlock);
+    if (s->ops->writev) {
+        if (s->ops->writev(s, iov, iovcnt) != 0)
+            err = stream_err(s, "write failed");
+        for (int i = 0; i < iovcnt; i++)
+            total += iov[i].iov_len;
+        iovcnt = 0;
+    }
     for (int i = 0; i < iovcnt && !err; i++) {
         const char *p = iov[i].iov_base;
         size_t left = iov[i].iov_len;

@@ -27,6 +27,9 @@ typedef struct ek_stream_ops {
     ssize_t (*read)(ek_stream_t *s, void *buf, size_t len);
     /* Writes up to len bytes (at least 1 unless it fails): bytes or -1. */
     ssize_t (*write)(ek_stream_t *s, const void *buf, size_t len);
+    /* Optional: writes all of iov (0, or -1 on error); else write() is
+     * called for each element. */
+    int (*writev)(ek_stream_t *s, const struct iovec *iov, int iovcnt);
     /* Unblocks and fails current and later reads and writes. Thread-safe. */
     void (*shutdown)(ek_stream_t *s);
     /* Optional: no more writes; the peer reads the end of the stream (TLS
