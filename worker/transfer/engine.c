@@ -141,7 +141,8 @@ typedef struct engine {
     /* adaptive compression */
     bool compress_now;
     uint64_t ctl_last_ns, ctl_stall, cpu_idle, cpu_total;
-    uint64_t ctl_t[CTL_HIST], ctl_data[CTL_HIST]; /* last ticks: time, data acknowledged */
+    uint64_t ctl_t[CTL_HIST], ctl_data[CTL_HIST]; /* last ticks: time, data acknowledged, */
+    uint64_t ctl_wait[CTL_HIST], ctl_idle[CTL_HIST], ctl_cpu[CTL_HIST]; /* waits, CPU idle/total */
     unsigned ctl_n;
     uint64_t ctl_t0, ctl_data0; /* the first tick */
     bool trial;                /* compression on, its gain not yet measured */
@@ -380,13 +381,27 @@ static bool read_cpu(uint64_t *idle, uint64_t *total)
  * than before it (in the second before, and on average since the start: a
  * writer that paused just before would flatter the trial); if not, it is
  * off for a while (2 s, doubling to 30 s while trials keep failing). Lock
- * held. */
-static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_frac)
+ * held. A trial starts when the senders waited more than a quarter of the
+ * time, in the last tick and over the last second, and the CPU was idle
+ * more than a fifth of the last tick and a third of the last second: a
+ * moment of idle CPU (the writer waiting for its disk) starts no trial, a
+ * slow link, which leaves the CPU idle all along, does. */
+static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_frac,
+                            uint64_t wait, uint64_t idle, uint64_t cpu)
 {
     uint64_t data = __atomic_load_n(&e->st.data_bytes, __ATOMIC_RELAXED);
     unsigned k = e->ctl_n % CTL_HIST; /* the oldest tick kept, about to be replaced */
-    bool have_ref = e->ctl_n >= CTL_HIST && now > e->ctl_t[k];
+    bool have_ref = e->ctl_n >= CTL_HIST && now > e->ctl_t[k] && cpu > e->ctl_cpu[k];
     double ref = have_ref ? (double)(data - e->ctl_data[k]) * 1e9 / (double)(now - e->ctl_t[k]) : 0;
+    /* A trial starts on the last second's measures, not one tick's: a
+     * moment of idle CPU (the writer waiting for its disk) is no reason. */
+    double wfrac = have_ref ? (double)(wait - e->ctl_wait[k]) /
+                                  ((double)(now - e->ctl_t[k]) * (e->alive ? e->alive : 1))
+                            : 0;
+    double widle = have_ref ? (double)(idle - e->ctl_idle[k]) / (double)(cpu - e->ctl_cpu[k]) : 0;
+    e->ctl_wait[k] = wait;
+    e->ctl_idle[k] = idle;
+    e->ctl_cpu[k] = cpu;
     if (!e->ctl_n) {
         e->ctl_t0 = now;
         e->ctl_data0 = data;
@@ -413,7 +428,8 @@ static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_
         return;
     }
     if (!e->compress_now) {
-        if (frac > 0.25 && idle_frac > 0.2 && have_ref && now >= e->hold_until) {
+        if (have_ref && wfrac > 0.25 && widle > 0.35 && frac > 0.25 && idle_frac > 0.2 &&
+            now >= e->hold_until) {
             e->compress_now = e->trial = true;
             e->trial_t0 = now;
             e->trial_data0 = data;
@@ -448,7 +464,7 @@ static bool compress_wanted(engine_t *e)
         double dt = (double)(now - last) * (e->alive ? e->alive : 1);
         double frac = stall > e->ctl_stall ? (double)(stall - e->ctl_stall) / dt : 0;
         double idle_frac = (double)(idle - e->cpu_idle) / (double)(total - e->cpu_total);
-        compress_decide(e, now, frac, idle_frac);
+        compress_decide(e, now, frac, idle_frac, stall, idle, total);
     }
     e->ctl_stall = stall;
     e->cpu_idle = idle;
