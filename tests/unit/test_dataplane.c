@@ -1,8 +1,9 @@
 /* test_dataplane.c - the data plane without the network: frame encoding and
  * strict decoding, the writer's HTTP request parser, byte-range sets, the
  * raw-file reader, a writer session driven frame by frame over a socket pair
- * (checksums, truncated and oversized frames, zeros, hashes), and mutual TLS
- * with the per-transfer certificates. */
+ * (checksums, truncated and oversized frames, zeros, hashes), mutual TLS
+ * with the per-transfer certificates, and Ekman's TLS 1.3 record layer
+ * against OpenSSL's (every suite, key updates, close_notify, a flipped bit). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@
 #include "worker/transfer/ranges.h"
 #include "worker/transfer/reader.h"
 #include "worker/transfer/tls.h"
+#include "worker/transfer/tlsrec.h"
 #include "worker/writer/writer.h"
 
 /* ---- frames ---- */
@@ -788,6 +790,25 @@ static SSL_CTX *ctx_for(const char *dir, bool server)
     return ctx;
 }
 
+static void test_tls_record_header(void **state)
+{
+    uint8_t h[5] = {23, 3, 3, 0x40, 0x11}; /* 16401: 2^14 of content, type, tag */
+    assert_int_equal(ek_tlsrec_header(h), 16401);
+    h[4] = 0x12; /* one byte more: the plaintext would exceed 2^14 + 1 */
+    assert_int_equal(ek_tlsrec_header(h), -1);
+    h[3] = 0;
+    h[4] = 17; /* the shortest: a type byte and the tag */
+    assert_int_equal(ek_tlsrec_header(h), 17);
+    h[4] = 16;
+    assert_int_equal(ek_tlsrec_header(h), -1);
+    h[4] = 17;
+    h[0] = 22; /* handshake in the clear: not after the handshake */
+    assert_int_equal(ek_tlsrec_header(h), -1);
+    h[0] = 23;
+    h[2] = 1;
+    assert_int_equal(ek_tlsrec_header(h), -1);
+}
+
 static void test_tls_records(void **state)
 {
     char dir[128];
@@ -942,6 +963,7 @@ int main(void)
         cmocka_unit_test(test_session_garbage),
         cmocka_unit_test(test_file_reader),
         cmocka_unit_test(test_mtls),
+        cmocka_unit_test(test_tls_record_header),
         cmocka_unit_test(test_tls_records),
         cmocka_unit_test(test_tls_tampered),
     };

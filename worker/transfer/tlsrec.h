@@ -21,7 +21,10 @@
 #define EK_TLSREC_HEADER    5
 #define EK_TLSREC_TAG       16
 #define EK_TLSREC_MAX_PLAIN 16384                    /* content per record (2^14) */
-#define EK_TLSREC_MAX_BODY  (EK_TLSREC_MAX_PLAIN + 256) /* ciphertext bound of §5.2 */
+/* The longest body a record may have with these suites: 2^14 bytes of
+ * content, its type, the tag (§5.2 allows 2^14 + 256 of ciphertext, but the
+ * plaintext is bounded by 2^14 + 1 and the AEADs here add 16 bytes). */
+#define EK_TLSREC_MAX_BODY  (EK_TLSREC_MAX_PLAIN + 1 + EK_TLSREC_TAG)
 /* The largest record this layer writes: header, content, type byte, tag. */
 #define EK_TLSREC_MAX_SEALED (EK_TLSREC_HEADER + EK_TLSREC_MAX_PLAIN + 1 + EK_TLSREC_TAG)
 
