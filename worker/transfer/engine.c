@@ -1565,14 +1565,43 @@ static ek_err_t *verify_blocks(engine_t *e, const uint64_t *blocks, size_t nbloc
     return j.err;
 }
 
+typedef struct flush_job {
+    engine_t *e;
+    ek_err_t *err;
+} flush_job_t;
+
+static void *final_flush(void *arg)
+{
+    flush_job_t *j = arg;
+    pthread_mutex_lock(&j->e->lock);
+    j->err = rpc(j->e, 0, EK_DP_FLUSH, 0, 0, NULL, NULL);
+    pthread_mutex_unlock(&j->e->lock);
+    return NULL;
+}
+
+/* Every chunk is acknowledged: the final FLUSH makes them durable while the
+ * hashes are compared (the writer answers those from its record of what
+ * it wrote, or reads the blocks back with O_DIRECT, which sees the bytes
+ * whether or not the device has flushed them). Lock held. */
 static ek_err_t *verify(engine_t *e)
 {
     uint64_t t0 = now_ns();
     uint64_t *bad = NULL, *bad2 = NULL;
     size_t nbad = 0, nbad2 = 0;
-    ek_err_t *err = rpc(e, 0, EK_DP_FLUSH, 0, 0, NULL, NULL);
+    flush_job_t fj = {.e = e};
+    pthread_t ft;
+    pthread_mutex_unlock(&e->lock);
+    if (pthread_create(&ft, NULL, final_flush, &fj) != 0)
+        abort();
+    pthread_mutex_lock(&e->lock);
+    ek_err_t *err = verify_blocks(e, NULL, 0, true, &bad, &nbad);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(ft, NULL);
+    pthread_mutex_lock(&e->lock);
     if (!err)
-        err = verify_blocks(e, NULL, 0, true, &bad, &nbad);
+        err = fj.err;
+    else
+        ek_err_free(fj.err);
     if (!err && nbad) {
         e->st.verify_mismatches += nbad;
         ek_log_kv(EK_LOG_WARNING, "blocks differ on the target: sending them again", "disk",
