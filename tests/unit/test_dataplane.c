@@ -720,6 +720,20 @@ static bool ssl_read_n(SSL *ssl, uint8_t *buf, size_t n)
 #define MSG2 (200 * 1024 + 3)
 #define MSG3 (50 * 1024)
 
+/* Reads message number salt (n bytes) and checks its pattern. */
+static bool read_expect(SSL *ssl, uint8_t *buf, size_t n, unsigned salt, plain_peer_t *p)
+{
+    snprintf(p->what, sizeof(p->what), "reading message %u", salt);
+    if (!ssl_read_n(ssl, buf, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] != pattern_byte(i, salt)) {
+            snprintf(p->what, sizeof(p->what), "byte %zu of message %u differs", i, salt);
+            return false;
+        }
+    return true;
+}
+
 /* The other end is OpenSSL's own record layer: what ours writes it must
  * read, KeyUpdates included, and the other way round. */
 static void *plain_server(void *arg)
@@ -732,14 +746,8 @@ static void *plain_server(void *arg)
     snprintf(p->what, sizeof(p->what), "handshake");
     if (SSL_accept(ssl) != 1)
         goto out;
-    snprintf(p->what, sizeof(p->what), "reading the first message");
-    if (!ssl_read_n(ssl, buf, MSG1))
+    if (!read_expect(ssl, buf, MSG1, 1, p))
         goto out;
-    for (size_t i = 0; i < MSG1; i++)
-        if (buf[i] != pattern_byte(i, 1)) {
-            snprintf(p->what, sizeof(p->what), "byte %zu of the first message differs", i);
-            goto out;
-        }
     /* ask for the client's KeyUpdate, and change keys ourselves */
     snprintf(p->what, sizeof(p->what), "writing");
     if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1)
@@ -752,14 +760,8 @@ static void *plain_server(void *arg)
             goto out;
         off += (size_t)w;
     }
-    snprintf(p->what, sizeof(p->what), "reading the third message");
-    if (!ssl_read_n(ssl, buf, MSG3))
+    if (!read_expect(ssl, buf, MSG3, 3, p))
         goto out;
-    for (size_t i = 0; i < MSG3; i++)
-        if (buf[i] != pattern_byte(i, 3)) {
-            snprintf(p->what, sizeof(p->what), "byte %zu of the third message differs", i);
-            goto out;
-        }
     snprintf(p->what, sizeof(p->what), "close_notify");
     if (SSL_shutdown(ssl) < 0) /* ours to the client, which answers with its own */
         goto out;
