@@ -113,6 +113,7 @@ typedef struct tls_stream {
     SSL *ssl;
     volatile bool shut;
     bool rd_eof;   /* the peer's close_notify came */
+    bool rd_bad;   /* reading failed: the record stream cannot be resumed */
     bool wr_done;  /* ours went */
     int ku_wanted; /* the peer asked for our KeyUpdate (atomic) */
     /* traffic secrets from the key log during the handshake: [0] client, [1] server */
@@ -283,6 +284,8 @@ static void send_close_notify(tls_stream_t *t)
  * stream, -1 on error. */
 static int fill(tls_stream_t *t, size_t need)
 {
+    if (t->rstart == t->rend)
+        t->rstart = t->rend = 0; /* all used: the next recv() gets the whole buffer */
     while (t->rend - t->rstart < need) {
         if (t->rstart + need > TLS_RBUF) {
             memmove(t->rbuf, t->rbuf + t->rstart, t->rend - t->rstart);
@@ -368,9 +371,9 @@ static int on_handshake(tls_stream_t *t, const uint8_t *p, size_t n)
     return 1;
 }
 
-static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
+static ssize_t tls_read_records(tls_stream_t *t, void *buf, size_t len)
 {
-    tls_stream_t *t = (tls_stream_t *)s;
+    ek_stream_t *s = &t->base;
     if (t->ppos < t->plen) {
         size_t k = EK_MIN(len, t->plen - t->ppos);
         memcpy(buf, t->plain + t->ppos, k);
@@ -429,6 +432,17 @@ static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
             return -1;
     }
     return 0;
+}
+
+static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
+{
+    tls_stream_t *t = (tls_stream_t *)s;
+    if (t->rd_bad)
+        return -1; /* the error set then stays */
+    ssize_t n = tls_read_records(t, buf, len);
+    if (n < 0)
+        t->rd_bad = true;
+    return n;
 }
 
 static void tls_shutdown(ek_stream_t *s)
