@@ -127,48 +127,25 @@ static int start_record(ek_tlsrec_t *r, const uint8_t hdr[EK_TLSREC_HEADER])
     return 0;
 }
 
-long ek_tlsrec_seal_begin(ek_tlsrec_t *r, size_t len, uint8_t *out)
+long ek_tlsrec_seal(ek_tlsrec_t *r, uint8_t type, const void *in, size_t len, uint8_t *out)
 {
     if (len > EK_TLSREC_MAX_PLAIN)
         return -1;
     size_t body = len + 1 + EK_TLSREC_TAG;
+    uint8_t *ct = out + EK_TLSREC_HEADER;
+    int outl, fl;
     out[0] = EK_TLSREC_APPDATA; /* outer type of every protected record */
     out[1] = 0x03;
     out[2] = 0x03;
     out[3] = (uint8_t)(body >> 8);
     out[4] = (uint8_t)body;
-    if (start_record(r, out) != 0)
+    if (start_record(r, out) != 0 ||
+        (len && (EVP_CipherUpdate(r->ctx, ct, &outl, in, (int)len) != 1 || (size_t)outl != len)) ||
+        EVP_CipherUpdate(r->ctx, ct + len, &outl, &type, 1) != 1 || outl != 1 ||
+        EVP_CipherFinal_ex(r->ctx, ct + len + 1, &fl) != 1 ||
+        EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_GET_TAG, EK_TLSREC_TAG, ct + len + 1) != 1)
         return -1;
     return (long)(EK_TLSREC_HEADER + body);
-}
-
-int ek_tlsrec_seal_update(ek_tlsrec_t *r, const void *in, size_t len, uint8_t *out)
-{
-    int outl;
-    if (len == 0)
-        return 0;
-    if (EVP_CipherUpdate(r->ctx, out, &outl, in, (int)len) != 1 || (size_t)outl != len)
-        return -1;
-    return 0;
-}
-
-int ek_tlsrec_seal_end(ek_tlsrec_t *r, uint8_t type, uint8_t *out)
-{
-    int outl, fl;
-    if (EVP_CipherUpdate(r->ctx, out, &outl, &type, 1) != 1 || outl != 1 ||
-        EVP_CipherFinal_ex(r->ctx, out + 1, &fl) != 1 ||
-        EVP_CIPHER_CTX_ctrl(r->ctx, EVP_CTRL_AEAD_GET_TAG, EK_TLSREC_TAG, out + 1) != 1)
-        return -1;
-    return 0;
-}
-
-long ek_tlsrec_seal(ek_tlsrec_t *r, uint8_t type, const void *in, size_t len, uint8_t *out)
-{
-    long n = ek_tlsrec_seal_begin(r, len, out);
-    if (n < 0 || ek_tlsrec_seal_update(r, in, len, out + EK_TLSREC_HEADER) != 0 ||
-        ek_tlsrec_seal_end(r, type, out + EK_TLSREC_HEADER + len) != 0)
-        return -1;
-    return n;
 }
 
 long ek_tlsrec_header(const uint8_t hdr[EK_TLSREC_HEADER])

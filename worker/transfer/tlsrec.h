@@ -56,15 +56,9 @@ int ek_tlsrec_update(ek_tlsrec_t *r);
 /* Wipes the secret and the key schedule. */
 void ek_tlsrec_free(ek_tlsrec_t *r);
 
-/* Sealing one record of `len` content bytes, which may come in pieces:
- * begin writes the 5-byte header into out and returns the record's size
- * (EK_TLSREC_HEADER + len + 1 + EK_TLSREC_TAG); update encrypts each piece
- * into out + EK_TLSREC_HEADER + (bytes so far); end adds the content type
- * and the tag. len <= EK_TLSREC_MAX_PLAIN. Each returns -1 on failure. */
-long ek_tlsrec_seal_begin(ek_tlsrec_t *r, size_t len, uint8_t *out);
-int ek_tlsrec_seal_update(ek_tlsrec_t *r, const void *in, size_t len, uint8_t *out);
-int ek_tlsrec_seal_end(ek_tlsrec_t *r, uint8_t type, uint8_t *out);
-/* The three at once: out gets the whole record; returns its size or -1. */
+/* Seals one record of len <= EK_TLSREC_MAX_PLAIN content bytes of the given
+ * type: out gets the header, the encrypted content and type byte, and the
+ * tag (EK_TLSREC_HEADER + len + 1 + EK_TLSREC_TAG bytes, returned), or -1. */
 long ek_tlsrec_seal(ek_tlsrec_t *r, uint8_t type, const void *in, size_t len, uint8_t *out);
 
 /* Checks a record header: its body length, or -1 when it is not a
