@@ -28,6 +28,11 @@ readonly PACKAGES=(
     dosfstools mtools syslinux syslinux-common iptables
     # benchmarks (tests/bench/): HTTP load
     wrk bc
+    # OS morphing: Windows hives (libhivex), the worker image's disk tools (lvm2,
+    # xfsprogs, btrfs-progs, ntfs-3g, fdisk), the test guest (debootstrap, grub),
+    # and virt-v2v / guestfs-tools as the side-by-side reference
+    libhivex-dev libhivex-bin libwin-hivex-perl lvm2 xfsprogs btrfs-progs ntfs-3g fdisk
+    e2fsprogs debootstrap grub-pc-bin grub2-common virt-v2v guestfs-tools libguestfs-tools
 )
 
 # Service account for libvirt over SSH (see deploy/stack.sh).
