@@ -25,6 +25,9 @@ const ek_provider_info_t ek_providers[] = {
     {"ovirt", "oVirt / OLVM / RHV through the REST API v4 (destination)",
      ENDPOINT_CAPS | EK_CAP_TRANSFER_IMPORT | EK_CAP_OS_MORPHING |
          EK_CAP_VALIDATE_TRANSFER_IMPORT | EK_CAP_DESTINATION_ENDPOINT_OPTIONS},
+    {"ova", "OVA archives and unpacked OVF descriptors in a directory (source)",
+     EK_CAP_ENDPOINT | EK_CAP_ENDPOINT_INSTANCES | EK_CAP_ENDPOINT_NETWORKS |
+         EK_CAP_TRANSFER_EXPORT | EK_CAP_VALIDATE_TRANSFER_EXPORT},
     {0},
 };
 
@@ -52,10 +55,14 @@ static const char *const connection_schemas[][2] = {
      "\"username\":{\"type\":\"string\",\"minLength\":1},"
      "\"password\":{\"type\":\"string\"},"
      "\"allow_untrusted\":{\"type\":\"boolean\"}}}"},
+    {"ova", "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"path\"],"
+            "\"properties\":{\"path\":{\"type\":\"string\",\"minLength\":1,"
+            "\"description\":\"Directory of .ova files or unpacked .ovf descriptors, under one "
+            "of the [ova] allowed_roots of the workers\"}}}"},
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static json_object *schemas[3][3]; /* [provider][kind] */
+static json_object *schemas[4][3]; /* [provider][kind] */
 
 static int provider_index(const char *name)
 {

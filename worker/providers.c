@@ -11,6 +11,9 @@ extern const ek_provider_t ek_provider_libvirt;
 #ifdef EK_WITH_PROVIDER_OVIRT
 extern const ek_provider_t ek_provider_ovirt;
 #endif
+#ifdef EK_WITH_PROVIDER_OVA
+extern const ek_provider_t ek_provider_ova;
+#endif
 
 const ek_provider_t *const ek_worker_providers[] = {
 #ifdef EK_WITH_PROVIDER_LOCAL
@@ -21,6 +24,9 @@ const ek_provider_t *const ek_worker_providers[] = {
 #endif
 #ifdef EK_WITH_PROVIDER_OVIRT
     &ek_provider_ovirt,
+#endif
+#ifdef EK_WITH_PROVIDER_OVA
+    &ek_provider_ova,
 #endif
     NULL,
 };
