@@ -94,6 +94,10 @@ const ek_opt_def_t ek_options[] = {
     SC(LV, "domain_type", "auto", "auto|kvm|qemu",
        "Domain type of created VMs: kvm, qemu (TCG emulation) or auto (kvm when the host offers it)."),
     I(LV, "migr_worker_boot_timeout", 600, 10, 86400, "Seconds a worker VM gets to boot and be reachable."),
+    S(LV, "osmorphing_packages_dir", "",
+      "Directory on the worker host with .deb/.rpm files (qemu-guest-agent, cloud-init and what they need) "
+      "installed into Linux guests whose own repositories cannot be reached during OS morphing."),
+    I(LV, "osmorphing_timeout", 3600, 60, 86400, "Seconds OS morphing may take (initramfs rebuilds included)."),
 
     /* [ovirt_migration_provider]: seed 000 */
     S(OV, "default_migr_blank_template", "00000000-0000-0000-0000-000000000000",
@@ -111,6 +115,14 @@ const ek_opt_def_t ek_options[] = {
     M(OV, "default_migr_template_password_map", "", EK_OPT_SECRET, "Password per OS type of those templates."),
     S(OV, "default_migr_minion_storage_domain", "", "Storage domain to boot temporary minion machines in."),
     S(OV, "windows_virtio_zip_url", "", "URL of a zip holding winvirtio.iso (Oracle VirtIO drivers)."),
+    S(OV, "osmorphing_packages_dir", "",
+      "Directory on the worker host with .deb/.rpm files (qemu-guest-agent, cloud-init and what they need) "
+      "installed into Linux guests whose own repositories cannot be reached during OS morphing."),
+    I(OV, "osmorphing_timeout", 3600, 60, 86400, "Seconds OS morphing may take (initramfs rebuilds included)."),
+
+    /* [ova]: the OVA/OVF source provider (worker) */
+    L("ova", "allowed_roots", "",
+      "Directories under which ova endpoints may point (comma-separated); none: ova endpoints are refused."),
 
     {0},
 };

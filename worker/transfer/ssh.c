@@ -120,6 +120,7 @@ static int ssh_wait(ssh_stream_t *t, bool reading, uint64_t deadline_ns)
         }
         if (ek_stream_now_ns() >= deadline_ns) {
             ek_stream_set_error(&t->base, "timed out");
+            t->base.error_code = EK_E_TIMEOUT; /* the stream stays usable: callers may wait again */
             rc = -1;
             break;
         }

@@ -201,6 +201,22 @@ void *ek_writer_target_connect_arg(ek_writer_target_t *t)
     return &t->exec;
 }
 
+ek_err_t *ek_writer_target_set_command(ek_writer_target_t *t, const char *command)
+{
+    if (strcmp(t->kind, "ssh") != 0 && strcmp(t->kind, "exec") != 0)
+        return ek_err_new(EK_E_INVALID, "%s: a %s connection runs no command", WHAT, t->kind);
+    free(t->command);
+    t->command = ek_xstrdup(command);
+    t->ssh.command = t->command;
+    t->exec.command = t->command;
+    return NULL;
+}
+
+const char *ek_writer_target_kind(const ek_writer_target_t *t)
+{
+    return t->kind;
+}
+
 const char *ek_writer_target_describe(const ek_writer_target_t *t)
 {
     return t->describe;

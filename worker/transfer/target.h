@@ -31,6 +31,12 @@ ek_connect_fn ek_writer_target_connect_fn(const ek_writer_target_t *t);
 void *ek_writer_target_connect_arg(ek_writer_target_t *t);
 /* "https://10.0.0.5:5566", "ssh://root@10.0.0.5:22", "exec" (for messages). */
 const char *ek_writer_target_describe(const ek_writer_target_t *t);
+/* Replaces the command an ssh (or exec) target runs on its next
+ * connections: OS morphing runs its own commands on the worker VM over the
+ * same login. Other kinds: an error. */
+EK_ERR_CHECK ek_writer_target_set_command(ek_writer_target_t *t, const char *command);
+/* "https", "ssh" or "exec". */
+const char *ek_writer_target_kind(const ek_writer_target_t *t);
 void ek_writer_target_free(ek_writer_target_t *t);
 
 #endif

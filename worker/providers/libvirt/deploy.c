@@ -5,12 +5,13 @@
  * from generated XML (domain_xml.c) and started, and the cleanup of a
  * failed deployment.
  *
- * OS morphing itself needs the OS-morphing engine, which Ekman does not have
- * yet: OS_MORPHING fails and says so (deploy with skip_os_morphing), rather
- * than pretending. Its worker VM is real: DEPLOY_OS_MORPHING_RESOURCES boots
- * it with the deployed volumes attached and hands over its SSH connection
- * info and the options the engine will apply (set_dhcp,
- * retain_user_credentials, windows_virtio_iso_url). */
+ * OS morphing: DEPLOY_OS_MORPHING_RESOURCES boots the OS-morphing worker VM
+ * with the deployed volumes attached and hands over its SSH connection info
+ * and the options the engine applies (set_dhcp, retain_user_credentials,
+ * windows_virtio_iso_url, the NICs); OS_MORPHING runs ekman-morph on it
+ * (providers/common/morph.h). A guest that was morphed gets virtio disks and
+ * NICs in its final domain; one deployed with skip_os_morphing keeps the
+ * buses and NIC models it had. */
 #include "worker/providers/libvirt/libvirt.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "common/process.h"
 #include "common/uuid.h"
 #include "worker/providers/common/minion.h"
+#include "worker/providers/common/morph.h"
 #include "worker/providers/common/taskutil.h"
 
 /* ---- connection and helpers --------------------------------------------------------- */
@@ -506,14 +508,29 @@ EK_LV_TASK(deploy_os_morphing_resources)
 
 EK_LV_TASK(os_morphing)
 {
-    (void)ctx;
-    (void)in;
+    json_object *info, *conn, *disks;
+    ek_err_t *err;
     (void)result;
-    return ek_err_new(EK_E_UNAVAILABLE,
-                      "OS morphing is not implemented in Ekman yet (the OS-morphing engine is "
-                      "still to come): the worker VM with the disks attached is ready, but "
-                      "nothing adapts the guest; deploy with skip_os_morphing = true (guests "
-                      "that already boot on KVM with virtio need no morphing)");
+    if ((err = ek_task_info_get(in, "osmorphing_info", json_type_object, &info)) ||
+        (err = ek_task_info_get(in, "osmorphing_connection_info", json_type_object, &conn)) ||
+        (err = ek_json_req_array(info, "osmorphing_info", "disks", &disks)))
+        return err;
+    /* the worker VM sees each replica volume by the serial it was attached with */
+    json_object *paths = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(disks); i++) {
+        const char *serial = str_of(json_object_array_get_idx(disks, i), "serial", NULL);
+        if (serial && *serial) {
+            _cleanup_free_ char *path = ek_xasprintf("serial:%s", serial);
+            json_object_array_add(paths, json_object_new_string(path));
+        }
+    }
+    ek_morph_params_t p = {.section = "libvirt_migration_provider",
+                           .info = info,
+                           .connection = conn,
+                           .disk_paths = paths};
+    err = ek_morph_run(ctx, in, &p, NULL);
+    json_object_put(paths);
+    return err;
 }
 
 EK_LV_TASK(delete_os_morphing_resources)
@@ -596,7 +613,9 @@ static void final_release(final_vm_t *f)
     free(f->cfg_drive);
 }
 
-static ek_err_t *final_disks(virConnectPtr c, json_object *disks, final_vm_t *f)
+/* A morphed guest has the virtio drivers: its disks go on virtio-blk as
+ * vda, vdb... in their order; otherwise each keeps its bus and name. */
+static ek_err_t *final_disks(virConnectPtr c, json_object *disks, bool virtio, final_vm_t *f)
 {
     f->n = json_object_array_length(disks);
     f->disks = ek_xcalloc(f->n + 1, sizeof(*f->disks));
@@ -620,9 +639,10 @@ static ek_err_t *final_disks(virConnectPtr c, json_object *disks, final_vm_t *f)
         if (!f->paths[i])
             return ek_err_new(EK_E_NOTFOUND, "volume '%s' of disk '%s' is missing from pool '%s'",
                               vol, str_of(d, "disk_id", "?"), pool_name);
-        f->devs[i] = ek_xstrdup(str_of(d, "disk_id", "vda"));
+        f->devs[i] = virtio && i < 26 ? ek_xasprintf("vd%c", (char)('a' + i))
+                                      : ek_xstrdup(str_of(d, "disk_id", "vda"));
         f->disks[i] = (ek_lv_vm_disk_t){.dev = f->devs[i],
-                                        .bus = str_of(d, "bus", "virtio"),
+                                        .bus = virtio ? "virtio" : str_of(d, "bus", "virtio"),
                                         .path = f->paths[i],
                                         .format = str_of(d, "format", "raw"),
                                         .boot_order = (int)int_of(d, "boot_order", 0)};
@@ -630,7 +650,8 @@ static ek_err_t *final_disks(virConnectPtr c, json_object *disks, final_vm_t *f)
     return NULL;
 }
 
-static ek_err_t *final_nics(json_object *export_info, json_object *map, final_vm_t *f)
+static ek_err_t *final_nics(json_object *export_info, json_object *map, bool virtio,
+                            final_vm_t *f)
 {
     json_object *nics;
     if (!json_object_object_get_ex(export_info, "nics", &nics) ||
@@ -651,7 +672,7 @@ static ek_err_t *final_nics(json_object *export_info, json_object *map, final_vm
         f->nics[i] = (ek_lv_vm_nic_t){.mac = str_of(nic, "mac", NULL),
                                       .network = dst,
                                       .bridge = bridge,
-                                      .model = str_of(nic, "model", NULL)};
+                                      .model = virtio ? "virtio" : str_of(nic, "model", NULL)};
     }
     return NULL;
 }
@@ -744,8 +765,9 @@ EK_LV_TASK(finalize_deployment)
     virConnectPtr vc = ek_lv_virconn(c);
     final_vm_t f = {0};
     virDomainPtr d = NULL;
-    if (!(err = no_domain(vc, name)) && !(err = final_disks(vc, disks, &f)) &&
-        !(err = final_nics(export_info, in->destination->network_map, &f)) &&
+    bool morphed = !in->skip_os_morphing;
+    if (!(err = no_domain(vc, name)) && !(err = final_disks(vc, disks, morphed, &f)) &&
+        !(err = final_nics(export_info, in->destination->network_map, morphed, &f)) &&
         !(o.use_config_drive && f.n > 0 &&
           (err = make_vm_config_drive(c, str_of(json_object_array_get_idx(disks, 0), "pool", ""),
                                       name, &f.cfg_drive))) &&

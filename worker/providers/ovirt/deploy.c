@@ -12,8 +12,10 @@
  * CLEANUP_FAILED_INSTANCE_DEPLOYMENT deletes the VM, keeping the replicas
  * (the rollback restores them) and deleting the copies.
  *
- * OS_MORPHING itself is not implemented for oVirt: it fails and says so. */
+ * OS_MORPHING runs ekman-morph on that worker VM over SSH
+ * (providers/common/morph.h); a morphed guest's disks and NICs are virtio. */
 #include "worker/providers/ovirt/ovirt.h"
+#include "worker/providers/common/morph.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -134,7 +136,8 @@ static ek_err_t *attach_disks(ek_ovirt_t *c, const ek_task_input_t *in, json_obj
         if (!id || (err = deploy_disk_id(vols, id, clone, &did)))
             return err ? err : ek_err_new(EK_E_INVALID, "export_info.disks[%zu] has no id", i);
         bool bootable = boot ? strcmp(boot, id) == 0 : i == 0;
-        const char *iface = disk_iface(ek_ovirt_str(d, "bus"));
+        /* a morphed guest has the virtio drivers */
+        const char *iface = disk_iface(in->skip_os_morphing ? ek_ovirt_str(d, "bus") : "virtio");
         if ((err = ek_ovirt_vm_attach(c, vm_id, name, did, iface, bootable)))
             return err;
         json_object *x = json_object_new_object();
@@ -167,8 +170,9 @@ static ek_err_t *add_nics(ek_ovirt_t *c, const ek_task_input_t *in, json_object 
         snprintf(nic_name, sizeof(nic_name), "nic%zu", i + 1);
         json_object *b = json_object_new_object();
         json_object_object_add(b, "name", json_object_new_string(nic_name));
-        json_object_object_add(b, "interface",
-                               json_object_new_string(nic_iface(ek_ovirt_str(n, "model"))));
+        json_object_object_add(
+            b, "interface",
+            json_object_new_string(nic_iface(in->skip_os_morphing ? ek_ovirt_str(n, "model") : NULL)));
         json_object_object_add(b, "vnic_profile", ref_id(ek_ovirt_str(prof, "id")));
         if (mac) {
             json_object *m = json_object_new_object();
@@ -470,13 +474,29 @@ EK_OVIRT_TASK(deploy_os_morphing_resources)
 
 EK_OVIRT_TASK(os_morphing)
 {
-    (void)ctx;
+    json_object *info, *conn, *disks;
+    ek_err_t *err;
     (void)result;
-    return ek_err_new(EK_E_UNAVAILABLE,
-                      "instance '%s': OS morphing on oVirt is not implemented yet (the worker "
-                      "VM and its disks are ready, but nothing adapts the guest): deploy with "
-                      "skip_os_morphing",
-                      in->instance);
+    if ((err = ek_ovirt_info_get(in, "osmorphing_info", json_type_object, &info)) ||
+        (err = ek_ovirt_info_get(in, "osmorphing_connection_info", json_type_object, &conn)) ||
+        (err = ek_json_req_array(info, "osmorphing_info", "disks", &disks)))
+        return err;
+    /* oVirt gives a disk its id as serial; virtio-blk keeps 20 characters */
+    json_object *paths = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(disks); i++) {
+        const char *did = ek_ovirt_str(json_object_array_get_idx(disks, i), "ovirt_disk_id");
+        if (did && *did) {
+            _cleanup_free_ char *path = ek_xasprintf("serial:%.20s", did);
+            json_object_array_add(paths, json_object_new_string(path));
+        }
+    }
+    ek_morph_params_t p = {.section = "ovirt_migration_provider",
+                           .info = info,
+                           .connection = conn,
+                           .disk_paths = paths};
+    err = ek_morph_run(ctx, in, &p, NULL);
+    json_object_put(paths);
+    return err;
 }
 
 /* Gives the disks back to the deployed VM (as DEPLOY_INSTANCE_RESOURCES
