@@ -7,10 +7,12 @@
 # contract with the provider.
 #
 # Usage: deploy/worker-image/build.sh [--output FILE.qcow2] [--build-dir DIR]
-#          [--writer PATH] [--work-dir DIR] [--kernel-package PKG] [--force]
+#          [--writer PATH] [--morph PATH] [--work-dir DIR] [--kernel-package PKG] [--force]
 #   --build-dir   Ekman's CMake build directory (default: <checkout>/build);
 #                 ekman-writer is built there when it is missing
 #   --writer      the ekman-writer binary (default: BUILD_DIR/worker/ekman-writer)
+#   --morph       the ekman-morph binary, the OS-morphing engine
+#                 (default: BUILD_DIR/worker/morph/ekman-morph)
 #   --output      default: BUILD_DIR/worker-image/ekman-worker.qcow2
 #   --work-dir    downloaded packages and staging (default: next to --output)
 #   --kernel-package  default: what linux-image-amd64 depends on
@@ -19,7 +21,9 @@
 # also lists the Debian package versions); --force rebuilds, e.g. to pick up
 # a new kernel from apt.
 # Needs: apt-get, dpkg-deb, cpio, gzip, qemu-img, mkfs.fat (dosfstools),
-# syslinux + syslinux-common (+ mtools), busybox (busybox-static). No root.
+# syslinux + syslinux-common (+ mtools), busybox (busybox-static), and the
+# disk tools OS morphing runs, taken from this Debian 12 host with their
+# libraries: lvm (lvm2), blkid + partx (util-linux), ntfs-3g. No root.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,8 +33,14 @@ readonly ARCH_LIB=lib/x86_64-linux-gnu
 # Kernel modules the guest loads (with their dependencies), in this order:
 # virtio transport, disks (virtio-blk, virtio-scsi), config drive on an
 # IDE/SATA/SCSI cdrom, network, guest agent channel, filesystems.
+# OS morphing adds device-mapper (LVM), xfs, btrfs and fuse (ntfs-3g).
 readonly MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci sr_mod isofs
-  virtio_net virtio_console virtio_rng nls_utf8 nls_cp437 nls_ascii vfat crc32c_generic ext4 loop"
+  virtio_net virtio_console virtio_rng nls_utf8 nls_cp437 nls_ascii vfat crc32c_generic ext4 loop
+  dm_mod dm_snapshot dm_mirror dm_zero dm_thin_pool xfs btrfs fuse"
+# Host programs OS morphing needs in the image (copied with their libraries);
+# lvm answers to its command names through links.
+readonly MORPH_TOOLS="/sbin/lvm /sbin/blkid /usr/bin/partx /bin/ntfs-3g"
+readonly LVM_LINKS="pvs vgs lvs pvscan vgscan lvscan vgchange lvchange vgmknodes vgck pvdisplay vgdisplay lvdisplay"
 readonly GUEST_PACKAGES=(busybox-static openssh-server qemu-guest-agent)
 # cryptomgr.notests: the in-kernel crypto self-tests cost seconds under TCG
 # (the data plane uses OpenSSL in user space, not kernel crypto).
@@ -54,12 +64,13 @@ usage() {
 }
 
 parse_args() {
-    OUTPUT='' BUILD_DIR=$ROOT_DIR/build WRITER='' WORK='' KERNEL_PKG='' FORCE=''
+    OUTPUT='' BUILD_DIR=$ROOT_DIR/build WRITER='' MORPH='' WORK='' KERNEL_PKG='' FORCE=''
     while (($#)); do
         case $1 in
             --output) OUTPUT=${2:?--output needs a file}; shift ;;
             --build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
             --writer) WRITER=${2:?--writer needs a path}; shift ;;
+            --morph) MORPH=${2:?--morph needs a path}; shift ;;
             --work-dir) WORK=${2:?--work-dir needs a directory}; shift ;;
             --kernel-package) KERNEL_PKG=${2:?--kernel-package needs a package}; shift ;;
             --force) FORCE=1 ;;
@@ -72,6 +83,7 @@ parse_args() {
     OUTPUT=$(realpath -m -- "${OUTPUT:-$BUILD_DIR/worker-image/ekman-worker.qcow2}")
     WORK=$(realpath -m -- "${WORK:-$(dirname "$OUTPUT")/work}")
     WRITER=${WRITER:-$BUILD_DIR/worker/ekman-writer}
+    MORPH=${MORPH:-$BUILD_DIR/worker/morph/ekman-morph}
 }
 
 check_tools() {
@@ -80,18 +92,23 @@ check_tools() {
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     [[ -r /usr/lib/syslinux/mbr/mbr.bin ]] || missing+=("/usr/lib/syslinux/mbr/mbr.bin")
+    for t in $MORPH_TOOLS; do
+        [[ -x $t ]] || missing+=("$t")
+    done
     ((${#missing[@]} == 0)) || die "missing: ${missing[*]}; install: apt-get install --no-install-recommends \
-apt dpkg cpio gzip qemu-utils dosfstools mtools syslinux syslinux-common busybox-static"
+apt dpkg cpio gzip qemu-utils dosfstools mtools syslinux syslinux-common busybox-static lvm2 util-linux ntfs-3g"
 }
 
-# ensure_writer: the ekman-writer binary exists (built in BUILD_DIR if not).
-ensure_writer() {
-    if [[ ! -x $WRITER && $WRITER == "$BUILD_DIR/worker/ekman-writer" && -f $BUILD_DIR/CMakeCache.txt ]]; then
-        log "building ekman-writer in $BUILD_DIR"
-        cmake --build "$BUILD_DIR" --target ekman-writer -j2 >&2 || die "cmake --build $BUILD_DIR --target ekman-writer failed"
+# ensure_binary VAR NAME DEFAULT: the binary that VAR names exists (built in
+# BUILD_DIR when it is the default and missing); VAR becomes its real path.
+ensure_binary() {
+    local var=$1 name=$2 default=$3 path=${!1}
+    if [[ ! -x $path && $path == "$default" && -f $BUILD_DIR/CMakeCache.txt ]]; then
+        log "building $name in $BUILD_DIR"
+        cmake --build "$BUILD_DIR" --target "$name" -j2 >&2 || die "cmake --build $BUILD_DIR --target $name failed"
     fi
-    [[ -x $WRITER ]] || die "no ekman-writer at $WRITER: build it (cmake --build BUILD_DIR --target ekman-writer) or pass --writer PATH"
-    WRITER=$(realpath -- "$WRITER")
+    [[ -x $path ]] || die "no $name at $path: build it (cmake --build BUILD_DIR --target $name) or pass --${name#ekman-} PATH"
+    printf -v "$var" '%s' "$(realpath -- "$path")"
 }
 
 # apt_versions PKG...: "PKG=VERSION" for each, the version apt would install
@@ -126,8 +143,11 @@ resolve_packages() {
 manifest_files() {
     local f
     printf 'cmdline %s\nmodules %s\n' "$KERNEL_CMDLINE" "$(tr -s ' \n' '  ' <<<"$MODULES")"
-    for f in "$WRITER" "$SCRIPT_DIR/build.sh" $(find "$SCRIPT_DIR/rootfs" -type f | sort); do
+    for f in "$WRITER" "$MORPH" "$SCRIPT_DIR/build.sh" $(find "$SCRIPT_DIR/rootfs" -type f | sort); do
         printf 'file %s %s\n' "$(sha256sum "$f" | cut -c1-16)" "${f#"$ROOT_DIR"/}"
+    done
+    for f in $MORPH_TOOLS; do
+        printf 'host %s %s\n' "$(sha256sum "$f" | cut -c1-16)" "$f"
     done
 }
 
@@ -138,7 +158,7 @@ up_to_date() {
     local f
     [[ -z $FORCE && -s $OUTPUT && -s $OUTPUT.manifest ]] || return 1
     cmp -s <(grep -v '^package ' "$OUTPUT.manifest") "$WORK/manifest.files" || return 1
-    for f in "$WRITER" "$SCRIPT_DIR/build.sh" $(find "$SCRIPT_DIR/rootfs" -type f); do
+    for f in "$WRITER" "$MORPH" "$SCRIPT_DIR/build.sh" $(find "$SCRIPT_DIR/rootfs" -type f); do
         [[ $OUTPUT -nt $f ]] || return 1
     done
 }
@@ -216,6 +236,7 @@ module_closure() {
 # ldd names (the unpacked packages first, then the host's).
 copy_with_libs() {
     local bin=$1 dest=$2 line name path
+    rm -f "$ROOTFS/$dest" # may be a busybox link
     install -D -m 0755 "$bin" "$ROOTFS/$dest"
     while read -r line; do
         case $line in
@@ -250,6 +271,14 @@ make_rootfs() {
     copy_with_libs "$WORK/sysroot/usr/sbin/sshd" usr/sbin/sshd
     copy_with_libs "$WORK/sysroot/usr/sbin/qemu-ga" usr/sbin/qemu-ga
     copy_with_libs "$WRITER" usr/bin/ekman-writer
+    copy_with_libs "$MORPH" usr/bin/ekman-morph
+    for m in $MORPH_TOOLS; do
+        copy_with_libs "$m" "${m#/}"
+    done
+    for m in $LVM_LINKS; do
+        ln -sf lvm "$ROOTFS/sbin/$m"
+    done
+    mkdir -p "$ROOTFS/etc/lvm" "$ROOTFS/run/lvm" "$ROOTFS/run/lock/lvm"
     # modules: the closure, then a modules.dep for busybox modprobe
     d=$KDIR/lib/modules/$KVER
     while read -r m; do
@@ -316,7 +345,8 @@ EOF
 main() {
     parse_args "$@"
     check_tools
-    ensure_writer
+    ensure_binary WRITER ekman-writer "$BUILD_DIR/worker/ekman-writer"
+    ensure_binary MORPH ekman-morph "$BUILD_DIR/worker/morph/ekman-morph"
     mkdir -p "$WORK"
     manifest_files >"$WORK/manifest.files"
     if up_to_date; then
