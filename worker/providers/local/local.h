@@ -174,6 +174,21 @@ EK_ERR_CHECK ek_local_tracked_open(const ek_reader_ops_t *inner, void *inner_han
 /* Closes the wrapper and the inner reader. */
 void ek_local_tracked_close(ek_local_tracked_t *t);
 
+/* ---- replicate.c: the block-hash map of a replica (also the ova source's) ---------- */
+
+struct ek_repl_disk;
+/* Before a disk's sync: keeps the map when it describes the replica's last
+ * sync (or this very task wrote it), else drops it so every block is sent
+ * (with a WARNING event saying why). */
+EK_ERR_CHECK ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const struct ek_repl_disk *d,
+                                                 const char *hash_map);
+/* After a completed sync: stamps the map with the task's id and records it
+ * in the disk's volumes_info entry (hash_map_sync). */
+EK_ERR_CHECK ek_local_hash_map_seal(const struct ek_repl_disk *d, const char *hash_map);
+/* Marks (writing) or unmarks a sync of the map's replica as under way. */
+EK_ERR_CHECK ek_local_hash_map_mark(const char *hash_map, const char *task_id,
+                                              bool writing);
+
 /* ---- task functions (replicate.c, disks.c, deploy.c, tasks.c) ------------------------ */
 
 #define EK_LOCAL_TASK(name)                                                                        \

@@ -45,7 +45,7 @@
  *   - a re-run of this very task (its saved state names the disk) keeps the
  *     map: the earlier attempt dropped it already if it had to, and the
  *     engine resumes from what the writer acknowledged. */
-static ek_err_t *prepare_hash_map(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, const char *hash_map)
+ek_err_t *ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, const char *hash_map)
 {
     _cleanup_free_ char *pending = ek_xasprintf("%s.new", hash_map);
     _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", hash_map);
@@ -83,7 +83,7 @@ static ek_err_t *prepare_hash_map(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, c
 
 /* A completed sync: the map's token is the id of the task that made it,
  * and the state learns it. */
-static ek_err_t *seal_hash_map(const ek_repl_disk_t *d, const char *hash_map)
+ek_err_t *ek_local_hash_map_seal(const ek_repl_disk_t *d, const char *hash_map)
 {
     char token[128];
     if (d->task_id && *d->task_id && strlen(d->task_id) < sizeof(token))
@@ -103,7 +103,7 @@ static ek_err_t *seal_hash_map(const ek_repl_disk_t *d, const char *hash_map)
 
 /* Marks (or, done, unmarks) a sync of the disk as writing its replica; the
  * mark holds the task's id (a re-run of the task on this worker knows it). */
-static ek_err_t *mark_sync(const char *hash_map, const char *task_id, bool writing)
+ek_err_t *ek_local_hash_map_mark(const char *hash_map, const char *task_id, bool writing)
 {
     if (!hash_map)
         return NULL;
@@ -136,7 +136,7 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
         ek_task_event(ctx, "WARNING",
                       "disk '%s': the destination keeps no block hashes: every block is sent",
                       d->id);
-    if (hash_map && (err = prepare_hash_map(ctx, d, hash_map)))
+    if (hash_map && (err = ek_local_hash_map_prepare(ctx, d, hash_map)))
         return err;
     bool qcow2 = strcmp(format, "qcow2") == 0;
     local_disk_t *ld = ek_xcalloc(1, sizeof(*ld));
@@ -164,7 +164,7 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
         return err;
     }
     /* from here on the replica is being written: its map no longer describes it */
-    if ((err = mark_sync(hash_map, d->task_id, true))) {
+    if ((err = ek_local_hash_map_mark(hash_map, d->task_id, true))) {
         ek_local_tracked_close(ld->reader);
         ek_local_nbd_stop(ld->nbd);
         free(ld);
@@ -187,8 +187,8 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
     ek_local_nbd_stop(ld->nbd);
     /* committed: the map describes the replica again */
     ek_err_t *err = NULL;
-    if (ok && ld->hash_map && !(err = seal_hash_map(d, ld->hash_map)))
-        err = mark_sync(ld->hash_map, NULL, false);
+    if (ok && ld->hash_map && !(err = ek_local_hash_map_seal(d, ld->hash_map)))
+        err = ek_local_hash_map_mark(ld->hash_map, NULL, false);
     free(ld);
     return err;
 }

@@ -20,69 +20,8 @@
 #include "common/fsutil.h"
 #include "common/json.h"
 #include "common/mem.h"
-#include "common/uuid.h"
 #include "worker/providers/common/replicate.h"
 #include "worker/providers/local/local.h"
-
-static ek_err_t *prepare_hash_map(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, const char *map)
-{
-    _cleanup_free_ char *pending = ek_xasprintf("%s.new", map);
-    _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", map);
-    _cleanup_free_ char *sync = ek_xasprintf("%s.sync", map);
-    _cleanup_free_ char *have = NULL, *owner = NULL;
-    const char *want = NULL;
-    ek_err_t *err = ek_json_opt_string(d->volume, "volumes_info[]", "hash_map_sync", NULL, &want);
-    if (err)
-        return err;
-    size_t len = 0;
-    ek_err_free(ek_file_read(sync, 128, &have, &len));
-    bool unfinished = access(marker, F_OK) == 0;
-    if (unfinished)
-        ek_err_free(ek_file_read(marker, 128, &owner, &len));
-    bool ours = d->retried && d->task_id &&
-                ((owner && strcmp(owner, d->task_id) == 0) || (have && strcmp(have, d->task_id) == 0));
-    bool current = want && have && strcmp(have, want) == 0;
-    if (ours || (!d->retried && d->incremental && !unfinished && current))
-        return NULL;
-    if (d->incremental && access(map, F_OK) == 0)
-        ek_task_event(ctx, "WARNING",
-                      "disk '%s': the block hashes of the last sync %s: every block is sent again",
-                      d->id, current ? "are from a sync that did not finish"
-                                     : "are not those of the replica's last sync");
-    if ((err = ek_local_unlink(map)) || (err = ek_local_unlink(pending)) ||
-        (err = ek_local_unlink(sync)))
-        return err;
-    return NULL;
-}
-
-static ek_err_t *seal_hash_map(const ek_repl_disk_t *d, const char *map)
-{
-    char token[128];
-    if (d->task_id && *d->task_id && strlen(d->task_id) < sizeof(token))
-        snprintf(token, sizeof(token), "%s", d->task_id);
-    else
-        ek_uuid_generate(token);
-    _cleanup_free_ char *sync = ek_xasprintf("%s.sync", map);
-    _cleanup_free_ char *tmp = ek_xasprintf("%s.sync.tmp", map);
-    ek_err_t *err = ek_file_write(tmp, token, strlen(token), 0600);
-    if (!err && rename(tmp, sync) != 0)
-        err = ek_err_errno(errno, "could not rename \"%s\"", tmp);
-    if (err)
-        return err;
-    json_object_object_add(d->volume, "hash_map_sync", json_object_new_string(token));
-    return NULL;
-}
-
-static ek_err_t *mark_sync(const char *map, const char *task_id, bool writing)
-{
-    if (!map)
-        return NULL;
-    _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", map);
-    if (!writing)
-        return ek_local_unlink(marker);
-    const char *id = task_id ? task_id : "";
-    return ek_file_write(marker, id, strlen(id), 0600);
-}
 
 typedef struct ova_disk {
     ek_local_nbd_t *nbd;
@@ -165,7 +104,7 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
         ek_task_event(ctx, "WARNING",
                       "disk '%s': the destination keeps no block hashes: every block is sent",
                       d->id);
-    if (hash_map && (err = prepare_hash_map(ctx, d, hash_map)))
+    if (hash_map && (err = ek_local_hash_map_prepare(ctx, d, hash_map)))
         return err;
     int fd;
     uint64_t off = 0, len = 0;
@@ -186,7 +125,7 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
     void *ih = NULL;
     if ((err = ek_reader_nbd.open(ek_local_nbd_uri(od->nbd), &rp, &ih, &rd->size)) ||
         (err = ek_local_tracked_open(&ek_reader_nbd, ih, rd->size, hash_map, ctx, &od->reader)) ||
-        (err = mark_sync(hash_map, d->task_id, true))) {
+        (err = ek_local_hash_map_mark(hash_map, d->task_id, true))) {
         if (od->reader)
             ek_local_tracked_close(od->reader);
         else if (ih)
@@ -211,8 +150,8 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
     ek_local_tracked_close(od->reader);
     ek_local_nbd_stop(od->nbd);
     ek_err_t *err = NULL;
-    if (ok && od->hash_map && !(err = seal_hash_map(d, od->hash_map)))
-        err = mark_sync(od->hash_map, NULL, false);
+    if (ok && od->hash_map && !(err = ek_local_hash_map_seal(d, od->hash_map)))
+        err = ek_local_hash_map_mark(od->hash_map, NULL, false);
     free(od);
     return err;
 }
