@@ -23,7 +23,7 @@
 # Needs: apt-get, dpkg-deb, cpio, gzip, qemu-img, mkfs.fat (dosfstools),
 # syslinux + syslinux-common (+ mtools), busybox (busybox-static), and the
 # disk tools OS morphing runs, taken from this Debian 12 host with their
-# libraries: lvm (lvm2), blkid + partx (util-linux), ntfs-3g. No root.
+# libraries: lvm (lvm2), blkid + partx + losetup (util-linux), ntfs-3g. No root.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +39,7 @@ readonly MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci sr_mod 
   dm_mod dm_snapshot dm_mirror dm_zero dm_thin_pool xfs btrfs fuse"
 # Host programs OS morphing needs in the image (copied with their libraries);
 # lvm answers to its command names through links.
-readonly MORPH_TOOLS="/sbin/lvm /sbin/blkid /usr/bin/partx /bin/ntfs-3g"
+readonly MORPH_TOOLS="/sbin/lvm /sbin/blkid /usr/bin/partx /sbin/losetup /bin/ntfs-3g"
 readonly LVM_LINKS="pvs vgs lvs pvscan vgscan lvscan vgchange lvchange vgmknodes vgck pvdisplay vgdisplay lvdisplay"
 readonly GUEST_PACKAGES=(busybox-static openssh-server qemu-guest-agent)
 # cryptomgr.notests: the in-kernel crypto self-tests cost seconds under TCG

@@ -324,7 +324,12 @@ static int real_mount(void *ud, const char *src, const char *target, const char 
 {
     (void)ud;
     if (fstype && strcmp(fstype, "ntfs-3g") == 0) {
-        /* FUSE: the ntfs-3g program mounts */
+        /* FUSE: the ntfs-3g program mounts; /dev/fuse appears once its
+         * module is loaded (nothing loads it on demand in the worker image) */
+        if (access("/dev/fuse", F_OK) != 0) {
+            const char *mp[] = {"modprobe", "fuse", NULL};
+            ek_err_free(ek_morph_run_host(mp, NULL));
+        }
         const char *argv[] = {"ntfs-3g", "-o", data && *data ? data : "rw", src, target, NULL};
         ek_err_t *err = ek_morph_run_host(argv, NULL);
         if (err) {

@@ -213,9 +213,17 @@ static char *mapper_path(const char *vg, const char *lv)
     return ek_strbuf_detach(&sb);
 }
 
-/* Whether the kernel has device-mapper (LVs can be activated). */
+/* Whether the kernel has device-mapper (LVs can be activated). Its module
+ * is loaded first when it is not: without udev or kmod's static nodes,
+ * nothing else would load it (the worker image loads drivers by modalias). */
 static bool have_dm(void)
 {
+    static int loaded;
+    if (!loaded && access("/dev/mapper/control", F_OK) != 0) {
+        loaded = 1;
+        const char *const argv[] = {"modprobe", "dm_mod", NULL};
+        ek_err_free(ek_morph_run_host(argv, NULL));
+    }
     int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return false;
