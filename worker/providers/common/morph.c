@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "common/fsutil.h"
@@ -27,12 +28,12 @@
 #include "worker/transfer/stream.h"
 #include "worker/transfer/target.h"
 
-#define REMOTE_DIR       "/run/ekman-morph"
-#define REMOTE_PACKAGES  REMOTE_DIR "/packages"
-#define REMOTE_VIRTIO    REMOTE_DIR "/virtio-win"
-#define VIRTIO_ISO_MAX   (4ull << 30) /* the virtio-win ISO is ~700 MiB */
-#define LINE_MAX_BYTES   (64 * 1024)
-#define SLICE_MS         2000         /* how often a wait looks at the cancel flag */
+#define REMOTE_DIR      "/run/ekman-morph"
+#define REMOTE_PACKAGES REMOTE_DIR "/packages"
+#define REMOTE_VIRTIO   REMOTE_DIR "/virtio-win"
+#define VIRTIO_ISO_MAX  (4ull << 30) /* the virtio-win ISO is ~700 MiB */
+#define LINE_MAX_BYTES  (64 * 1024)
+#define SLICE_MS        2000 /* how often a wait looks at the cancel flag */
 
 static const char *str_of(json_object *o, const char *key, const char *def)
 {
@@ -50,7 +51,7 @@ bool ek_morph_file_name_ok(const char *name)
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '+' || c == '-' || c == '~'))
+              c == '.' || c == '_' || c == '+' || c == '-' || c == '~' || c == '%'))
             return false;
     }
     return true;
@@ -63,8 +64,8 @@ const char *ek_morph_user_script(json_object *user_scripts, const char *instance
     if (!user_scripts || !json_object_is_type(user_scripts, json_type_object))
         return NULL;
     if (instance && json_object_object_get_ex(user_scripts, "instances", &group) &&
-        json_object_object_get_ex(group, instance, &v) && json_object_is_type(v, json_type_string) &&
-        json_object_get_string_len(v) > 0)
+        json_object_object_get_ex(group, instance, &v) &&
+        json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
         return json_object_get_string(v);
     if (os_type && json_object_object_get_ex(user_scripts, "global", &group) &&
         json_object_object_get_ex(group, os_type, &v) && json_object_is_type(v, json_type_string) &&
@@ -161,8 +162,8 @@ static ek_err_t *remote_put(remote_t *r, const char *path, const char *remote_pa
         close(fd);
         return ek_err_new(EK_E_INVALID, "\"%s\" is not a regular file", path);
     }
-    _cleanup_free_ char *cmd = ek_xasprintf("cat > '%s' && wc -c < '%s'; echo ekman-rc=$?",
-                                            remote_path, remote_path);
+    _cleanup_free_ char *cmd =
+        ek_xasprintf("cat > '%s' && wc -c < '%s'; echo ekman-rc=$?", remote_path, remote_path);
     ek_stream_t *s;
     ek_err_t *err = remote_open(r, cmd, &s);
     if (err) {
@@ -208,6 +209,77 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Streams the files names (in dir) to the VM as one tar archive (the
+ * local tar writes it, the VM's tar unpacks it into remote_dir): one login
+ * instead of one per file. */
+static ek_err_t *remote_put_tar(remote_t *r, const char *dir, char **names, size_t n,
+                                const char *remote_dir)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return ek_err_errno(errno, "pipe");
+    const char **argv = ek_xcalloc(n + 7, sizeof(*argv));
+    size_t k = 0;
+    argv[k++] = "tar";
+    argv[k++] = "-c";
+    argv[k++] = "-C";
+    argv[k++] = dir;
+    argv[k++] = "--";
+    for (size_t i = 0; i < n; i++)
+        argv[k++] = names[i];
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], STDOUT_FILENO);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0)
+            dup2(devnull, STDIN_FILENO);
+        execvp("tar", (char *const *)argv);
+        _exit(127);
+    }
+    free(argv);
+    close(pfd[1]);
+    if (pid < 0) {
+        close(pfd[0]);
+        return ek_err_errno(errno, "fork");
+    }
+    _cleanup_free_ char *cmd = ek_xasprintf(
+        "rm -rf '%s' && mkdir -p '%s' && tar -x -C '%s' && ls '%s' | wc -l; echo ekman-rc=$?",
+        remote_dir, remote_dir, remote_dir, remote_dir);
+    ek_stream_t *s = NULL;
+    ek_err_t *err = remote_open(r, cmd, &s);
+    char *buf = ek_xmalloc(1 << 20);
+    for (ssize_t got; !err;) {
+        got = read(pfd[0], buf, 1 << 20);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        if ((err = ek_stream_write_all(s, buf, (size_t)got)))
+            err = ek_err_prefix(err, "copying the packages to the worker VM");
+    }
+    free(buf);
+    close(pfd[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!err && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        err = ek_err_new(EK_E_IO, "tar could not read the packages in \"%s\"", dir);
+    ek_strbuf_t out = EK_STRBUF_INIT;
+    if (s) {
+        ek_stream_finish(s);
+        if (!err)
+            err = read_rest(s, 4096, 300, &out);
+        ek_stream_free(s);
+    }
+    if (!err && (!strstr(out.buf, "ekman-rc=0") || strtoull(out.buf, NULL, 10) != n))
+        err = ek_err_new(EK_E_IO,
+                         "unpacking the packages into %s on the worker VM %s failed (%s): is its "
+                         "/run full?",
+                         remote_dir, r->vm, out.len ? out.buf : "no answer");
+    ek_strbuf_release(&out);
+    return err;
+}
+
 /* The operator's packages (osmorphing_packages_dir): every .deb and .rpm
  * directly in it. Returns how many were copied in *count. */
 static ek_err_t *put_packages(remote_t *r, const char *dir, int *count)
@@ -224,13 +296,15 @@ static ek_err_t *put_packages(remote_t *r, const char *dir, int *count)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
-        if (len < 5 || (strcmp(e->d_name + len - 4, ".deb") != 0 &&
-                        strcmp(e->d_name + len - 4, ".rpm") != 0))
+        if (len < 5 ||
+            (strcmp(e->d_name + len - 4, ".deb") != 0 && strcmp(e->d_name + len - 4, ".rpm") != 0))
             continue;
-        if (!ek_morph_file_name_ok(e->d_name)) {
+        struct stat st;
+        if (!ek_morph_file_name_ok(e->d_name) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
             ek_task_event(r->ctx, "WARNING",
-                          "osmorphing_packages_dir: skipping \"%s\" (a name with unusual "
-                          "characters)",
+                          "osmorphing_packages_dir: skipping \"%s\" (not a regular file, or a "
+                          "name with unusual characters)",
                           e->d_name);
             continue;
         }
@@ -241,19 +315,14 @@ static ek_err_t *put_packages(remote_t *r, const char *dir, int *count)
     qsort(names, n, sizeof(*names), name_cmp);
     ek_err_t *err = NULL;
     if (n) {
-        ek_task_event(r->ctx, "INFO", "copying %zu package(s) of osmorphing_packages_dir to the "
-                      "worker VM", n);
-        err = remote_run(r, "rm -rf " REMOTE_PACKAGES " && mkdir -p " REMOTE_PACKAGES, NULL, 0, 60,
-                         NULL);
+        ek_task_event(r->ctx, "INFO",
+                      "copying %zu package(s) of osmorphing_packages_dir to the "
+                      "worker VM",
+                      n);
+        err = remote_put_tar(r, dir, names, n, REMOTE_PACKAGES);
     }
-    for (size_t i = 0; i < n; i++) {
-        if (!err) {
-            _cleanup_free_ char *local = ek_xasprintf("%s/%s", dir, names[i]);
-            _cleanup_free_ char *remote = ek_xasprintf(REMOTE_PACKAGES "/%s", names[i]);
-            err = remote_put(r, local, remote);
-        }
+    for (size_t i = 0; i < n; i++)
         free(names[i]);
-    }
     free(names);
     if (!err)
         *count = (int)n;
@@ -323,7 +392,7 @@ static ek_err_t *fetch_virtio_iso(ek_task_ctx_t *ctx, const char *url, const cha
 
 typedef struct relay {
     ek_task_ctx_t *ctx;
-    int step;         /* current progress step, -1 before the first */
+    int step; /* current progress step, -1 before the first */
     json_object *changes;
     json_object *result; /* the "result" object, once seen */
     char *error;         /* the "error" message, once seen */
@@ -387,7 +456,8 @@ static ek_err_t *run_engine(remote_t *r, const char *options, int timeout_s, jso
     char buf[4096];
     for (;;) {
         if (!cancel_end && ek_task_cancelled(r->ctx)) {
-            ek_task_event(r->ctx, "WARNING", "cancelled: stopping OS morphing on the worker VM "
+            ek_task_event(r->ctx, "WARNING",
+                          "cancelled: stopping OS morphing on the worker VM "
                           "(it unmounts the guest's filesystems)");
             stop_remote(r);
             cancel_end = time(NULL) + 120;
@@ -401,9 +471,9 @@ static ek_err_t *run_engine(remote_t *r, const char *options, int timeout_s, jso
             if (waiting && cancel_end && time(NULL) >= cancel_end)
                 break;
             if (waiting && !cancel_end && time(NULL) >= end) {
-                err = ek_err_new(EK_E_TIMEOUT,
-                                 "OS morphing took longer than osmorphing_timeout (%d s)",
-                                 timeout_s);
+                err =
+                    ek_err_new(EK_E_TIMEOUT,
+                               "OS morphing took longer than osmorphing_timeout (%d s)", timeout_s);
                 stop_remote(r);
                 break;
             }
@@ -469,23 +539,26 @@ static char *engine_options(const ek_task_input_t *in, const ek_morph_params_t *
     json_object_object_add(o, "disks", json_object_get(p->disk_paths));
     const char *os_type = str_of(p->info, "os_type", NULL);
     json_object_object_add(o, "os_type", os_type ? json_object_new_string(os_type) : NULL);
-    json_object_object_add(o, "set_dhcp",
-                           json_object_new_boolean(json_object_object_get_ex(p->info, "set_dhcp", &v)
-                                                       ? json_object_get_boolean(v)
-                                                       : true));
+    json_object_object_add(
+        o, "set_dhcp",
+        json_object_new_boolean(json_object_object_get_ex(p->info, "set_dhcp", &v)
+                                    ? json_object_get_boolean(v)
+                                    : true));
     json_object_object_add(
         o, "retain_user_credentials",
         json_object_new_boolean(json_object_object_get_ex(p->info, "retain_user_credentials", &v)
                                     ? json_object_get_boolean(v)
                                     : true));
     json_object_object_add(o, "nics",
-                           json_object_object_get_ex(p->info, "nics", &v) ? json_object_get(v)
-                                                                          : json_object_new_array());
+                           json_object_object_get_ex(p->info, "nics", &v)
+                               ? json_object_get(v)
+                               : json_object_new_array());
     json_object_object_add(o, "packages_dir",
                            packages ? json_object_new_string(REMOTE_PACKAGES) : NULL);
-    json_object_object_add(o, "virtio_win_dir", virtio ? json_object_new_string(REMOTE_VIRTIO) : NULL);
-    const char *script = ek_morph_user_script(in->user_scripts, in->instance,
-                                              os_type ? os_type : "linux");
+    json_object_object_add(o, "virtio_win_dir",
+                           virtio ? json_object_new_string(REMOTE_VIRTIO) : NULL);
+    const char *script =
+        ek_morph_user_script(in->user_scripts, in->instance, os_type ? os_type : "linux");
     json_object_object_add(o, "user_script", script ? json_object_new_string(script) : NULL);
     json_object_object_add(o, "state_dir", json_object_new_string(REMOTE_DIR));
     char *text = ek_xasprintf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -493,12 +566,13 @@ static char *engine_options(const ek_task_input_t *in, const ek_morph_params_t *
     return text;
 }
 
-ek_err_t *ek_morph_run(ek_task_ctx_t *ctx, const ek_task_input_t *in, const ek_morph_params_t *p,
-                       json_object **report)
+ek_err_t *ek_morph_remote_run(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                              const ek_morph_params_t *p, json_object **report)
 {
     const ek_config_t *cfg = ek_task_config(ctx);
     const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : "/var/tmp";
-    const char *pkgdir = cfg ? ek_config_get_string(cfg, p->section, "osmorphing_packages_dir") : "";
+    const char *pkgdir =
+        cfg ? ek_config_get_string(cfg, p->section, "osmorphing_packages_dir") : "";
     int timeout_s = cfg ? (int)ek_config_get_int(cfg, p->section, "osmorphing_timeout") : 3600;
     if (timeout_s <= 0)
         timeout_s = 3600;
@@ -521,8 +595,9 @@ ek_err_t *ek_morph_run(ek_task_ctx_t *ctx, const ek_task_input_t *in, const ek_m
     int step = ek_task_step(ctx, 1, "Preparing the OS-morphing worker VM %s", vm);
     int packages = 0;
     bool virtio = false;
-    err = remote_run(&r, "command -v ekman-morph >/dev/null || { echo 'ekman-morph is not "
-                         "installed on this worker image'; exit 1; }; mkdir -p " REMOTE_DIR,
+    err = remote_run(&r,
+                     "command -v ekman-morph >/dev/null || { echo 'ekman-morph is not "
+                     "installed on this worker image'; exit 1; }; mkdir -p " REMOTE_DIR,
                      NULL, 0, 60, NULL);
     if (!err && pkgdir && *pkgdir)
         err = put_packages(&r, pkgdir, &packages);
@@ -540,8 +615,8 @@ ek_err_t *ek_morph_run(ek_task_ctx_t *ctx, const ek_task_input_t *in, const ek_m
                     !(err = remote_put(&r, iso, REMOTE_DIR "/virtio-win.iso")))
                     err = remote_run(&r,
                                      "mkdir -p " REMOTE_VIRTIO " && { mountpoint -q " REMOTE_VIRTIO
-                                     " || mount -o loop,ro " REMOTE_DIR "/virtio-win.iso " REMOTE_VIRTIO
-                                     "; }",
+                                     " || mount -o loop,ro " REMOTE_DIR
+                                     "/virtio-win.iso " REMOTE_VIRTIO "; }",
                                      NULL, 0, 120, NULL);
                 virtio = !err;
                 ek_rmtree(dir);
@@ -554,8 +629,8 @@ ek_err_t *ek_morph_run(ek_task_ctx_t *ctx, const ek_task_input_t *in, const ek_m
         err = run_engine(&r, options, timeout_s, report);
     }
     if (virtio) {
-        ek_err_t *e2 = remote_run(&r, "umount " REMOTE_VIRTIO "; rm -f " REMOTE_DIR "/virtio-win.iso",
-                                  NULL, 0, 60, NULL);
+        ek_err_t *e2 = remote_run(
+            &r, "umount " REMOTE_VIRTIO "; rm -f " REMOTE_DIR "/virtio-win.iso", NULL, 0, 60, NULL);
         ek_err_free(e2);
     }
     ek_writer_target_free(target);

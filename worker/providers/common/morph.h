@@ -21,18 +21,18 @@
 #include "worker/provider.h"
 
 typedef struct ek_morph_params {
-    const char *section;       /* config section: "libvirt_migration_provider", ... */
-    json_object *info;         /* osmorphing_info (borrowed) */
-    json_object *connection;   /* osmorphing_connection_info (borrowed) */
-    json_object *disk_paths;   /* array of "serial:S" / device paths for ekman-morph */
+    const char *section;     /* config section: "libvirt_migration_provider", ... */
+    json_object *info;       /* osmorphing_info (borrowed) */
+    json_object *connection; /* osmorphing_connection_info (borrowed) */
+    json_object *disk_paths; /* array of "serial:S" / device paths for ekman-morph */
 } ek_morph_params_t;
 
 /* Runs the OS morphing of in->instance. OS_MORPHING declares no result
  * keys: what ekman-morph found and changed goes into the task's events, and
  * into *report ({"os": {...}, "changes": [...]}, new reference) when report
  * is not NULL. */
-EK_ERR_CHECK ek_morph_run(ek_task_ctx_t *ctx, const ek_task_input_t *in,
-                          const ek_morph_params_t *p, json_object **report);
+EK_ERR_CHECK ek_morph_remote_run(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                 const ek_morph_params_t *p, json_object **report);
 
 /* The script of user_scripts for this instance and OS type: user_scripts is
  * {"global": {"linux": S, "windows": S}, "instances": {NAME: S}} (Coriolis'

@@ -528,7 +528,7 @@ EK_LV_TASK(os_morphing)
                            .info = info,
                            .connection = conn,
                            .disk_paths = paths};
-    err = ek_morph_run(ctx, in, &p, NULL);
+    err = ek_morph_remote_run(ctx, in, &p, NULL);
     json_object_put(paths);
     return err;
 }
