@@ -10,6 +10,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <json-c/json.h>
@@ -73,6 +76,48 @@ static void on_signal(int sig)
 {
     (void)sig;
     ek_morph_canceled = 1;
+}
+
+/* One run at a time. A run whose worker died (its SSH session gone) may
+ * still be going: the new run stops it (SIGTERM: it undoes its mounts),
+ * waits for it, and only then reads the journal. The lock holds the pid. */
+static ek_err_t *take_lock(const char *state_dir, ek_morph_report_t *r, int *out)
+{
+    _cleanup_free_ char *path = ek_xasprintf("%s/lock", state_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ek_err_errno(errno, "cannot open %s", path);
+    pid_t other = 0;
+    for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
+        if (errno != EWOULDBLOCK) {
+            close(fd);
+            return ek_err_errno(errno, "cannot lock %s", path);
+        }
+        if (i == 0) {
+            char buf[32] = "";
+            if (pread(fd, buf, sizeof(buf) - 1, 0) > 0)
+                other = (pid_t)atoi(buf);
+            ek_morph_event(r, "WARNING",
+                           "an earlier OS-morphing run (pid %d) is still going: stopping it", other);
+            if (other > 1)
+                kill(other, SIGTERM);
+        } else if (i == 1200 && other > 1) { /* 2 minutes to undo its work */
+            ek_morph_event(r, "WARNING", "the earlier run (pid %d) did not stop: killing it", other);
+            kill(other, SIGKILL);
+        } else if (i > 1300 || ek_morph_canceled) {
+            close(fd);
+            return ek_err_new(EK_E_CONFLICT, "another ekman-morph run holds %s", path);
+        }
+        usleep(100 * 1000);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        close(fd);
+        return ek_err_errno(errno, "cannot write %s", path);
+    }
+    *out = fd;
+    return NULL;
 }
 
 static ek_err_t *read_stdin(char **out, size_t *len)
@@ -239,6 +284,9 @@ int main(int argc, char **argv)
     ek_morph_journal_t *j = NULL;
     if (!err && mkdir(o->state_dir, 0700) != 0 && errno != EEXIST)
         err = ek_err_errno(errno, "cannot create the state directory %s", o->state_dir);
+    int lock_fd = -1;
+    if (!err)
+        err = take_lock(o->state_dir, r, &lock_fd);
     if (!err) {
         _cleanup_free_ char *jpath = ek_xasprintf("%s/journal", o->state_dir);
         _cleanup_free_ char *root = ek_xasprintf("%s/root", o->state_dir);
@@ -283,5 +331,7 @@ int main(int argc, char **argv)
         jl_emit("result", res);
     }
     json_object_put(jr.changes);
+    if (lock_fd >= 0)
+        close(lock_fd); /* the next run may start */
     return rc;
 }
