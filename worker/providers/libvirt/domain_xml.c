@@ -177,12 +177,14 @@ static void add_devices(xmlNodePtr root, const ek_lv_vm_t *vm)
     xmlNodePtr ct = child(console, "target", NULL);
     prop(ct, "type", "serial");
     prop(ct, "port", "0");
+    /* every domain gets the qemu-guest-agent channel: OS morphing installs
+     * the agent, and libvirt reads addresses and shuts down through it */
+    xmlNodePtr ch = child(devices, "channel", NULL);
+    prop(ch, "type", "unix");
+    xmlNodePtr t = child(ch, "target", NULL);
+    prop(t, "type", "virtio");
+    prop(t, "name", "org.qemu.guest_agent.0");
     if (vm->minion) {
-        xmlNodePtr ch = child(devices, "channel", NULL);
-        prop(ch, "type", "unix");
-        xmlNodePtr t = child(ch, "target", NULL);
-        prop(t, "type", "virtio");
-        prop(t, "name", "org.qemu.guest_agent.0");
         xmlNodePtr rng = child(devices, "rng", NULL);
         prop(rng, "model", "virtio");
         prop(child(rng, "backend", "/dev/urandom"), "model", "random");
