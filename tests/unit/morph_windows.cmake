@@ -4,5 +4,6 @@
 # virtio-win tree and a synthetic system volume.
 if(TARGET ekmorph_windows)
   ek_unit_test(test_morph_windows)
+  target_sources(test_morph_windows PRIVATE emptyhive.c)
   target_link_libraries(test_morph_windows PRIVATE ekmorph_windows)
 endif()
