@@ -369,7 +369,8 @@ static ek_err_t *lvm_vgchange(const char *how, const char *uuid, const char *fil
     if (err)
         return ek_err_prefix(err, "volume group %s", uuid);
     if (strcmp(how, "-ay") == 0) {
-        const char *mk[] = {"lvm", "vgmknodes", "--select", sel, "--config", config, NULL};
+        /* vgmknodes takes no --select: the filter shows it only the guest's VGs */
+        const char *mk[] = {"lvm", "vgmknodes", "--config", config, NULL};
         err = ek_morph_run_host(mk, NULL);
     }
     return err;
