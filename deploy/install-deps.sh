@@ -33,6 +33,7 @@ readonly PACKAGES=(
     # and virt-v2v / guestfs-tools as the side-by-side reference
     libhivex-dev libhivex-bin libwin-hivex-perl lvm2 xfsprogs btrfs-progs ntfs-3g fdisk
     e2fsprogs debootstrap grub-pc-bin grub2-common virt-v2v guestfs-tools libguestfs-tools
+    initramfs-tools-core libxml2-utils
 )
 
 # Service account for libvirt over SSH (see deploy/stack.sh).
