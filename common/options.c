@@ -57,7 +57,7 @@ const ek_opt_def_t ek_options[] = {
     /* [worker] */
     S("worker", "host", "", "Name of this worker (default: the host name)."),
     S("worker", "region", "", "Region this worker serves (empty: any)."),
-    L("worker", "providers", "local,libvirt,ovirt", "Providers this worker loads."),
+    L("worker", "providers", "local,libvirt,ovirt,ova", "Providers this worker loads."),
     I("worker", "capacity", 4, 1, 1024, "Tasks run at once."),
     I("worker", "task_stop_timeout", 300, 0, 86400, "Seconds running tasks get to finish on SIGTERM."),
     I("worker", "transfer_connections", 0, 0, 64, "Parallel data connections per disk (0: from the CPU count)."),

@@ -8,11 +8,25 @@
 # execution and a deployment with live progress. It ends with the new VM,
 # its disks compared with the source's, and how to look at it and tear all
 # down. Run it again: what exists is reused, a new transfer is made.
-#   deploy/quickstart.sh            (as root, from a checkout, Debian 12)
+#
+# With --vmware, the demo is a VMware migration with OS morphing instead: a
+# Debian 12 guest built the way VMware runs it (open-vm-tools, LSI/PVSCSI
+# drivers and no virtio in its initramfs, a vmxnet3 NIC named ens192; from
+# Debian packages with debootstrap, tests/fixtures/guest), exported as an OVA
+# into the stack's OVA directory, transferred by an `ova` endpoint and deployed
+# with OS morphing; the new VM boots on virtio disks and NIC to a login prompt
+# and its qemu-guest-agent answers.
+#   deploy/quickstart.sh [--vmware]   (as root, from a checkout, Debian 12)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${EKMAN_STACK_DIR:-$ROOT/.ekman-stack}
 DOM=${EKMAN_DEMO_VM:-ekman-demo}
+VMWARE=0
+case ${1:-} in
+    --vmware) VMWARE=1 ;;
+    "") ;;
+    *) printf 'usage: deploy/quickstart.sh [--vmware]\n' >&2; exit 2 ;;
+esac
 T0=$SECONDS
 step() { printf '\n==> [%3ds] %s\n' $((SECONDS - T0)) "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -23,6 +37,23 @@ step "installing dependencies"
 step "building (build/)"
 cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$ROOT/build" -j "$(nproc)" >/dev/null
+if [ $VMWARE = 1 ]; then
+    VM=ekman-vmware-demo
+    step "building a VMware-built Debian 12 guest (debootstrap; cached after the first time)"
+    mkdir -p "$DIR"
+    "$ROOT/tests/fixtures/guest/build-guest.sh" --out "$DIR/vmware-guest" | grep '^\[build-guest\]' || true
+    [ -s "$DIR/vmware-guest/guest.raw" ] || die "the guest could not be built (run tests/fixtures/guest/build-guest.sh --out $DIR/vmware-guest)"
+    # qemu-guest-agent and cloud-init for it, as an operator offers them to guests
+    # whose repositories are out of reach (osmorphing_packages_dir)
+    rm -rf "$DIR/osmorphing-packages"
+    cp -r "$DIR/vmware-guest/packages" "$DIR/osmorphing-packages"
+    step "exporting it as an OVA, as vSphere does (streamOptimized VMDK, OVF, manifest)"
+    mkdir -p "$DIR/ova"
+    "$ROOT/tests/fixtures/guest/make-ova.sh" --disk "$DIR/vmware-guest/guest.raw" --out "$DIR/ova/$VM.ova" \
+        --name "$VM" --adapter pvscsi --nic vmxnet3 >/dev/null
+    rm -f "$DIR/vmware-guest/guest.raw" # the OVA holds it now
+    ls -l "$DIR/ova/$VM.ova"
+fi
 step "bringing up the local stack in $DIR (and the worker image)"
 EKMAN_WORKER_IMAGE=1 EKMAN_BUILD_DIR="$ROOT/build" "$ROOT/deploy/stack.sh" up "$DIR"
 eval "$("$ROOT/deploy/stack.sh" env "$DIR")"
@@ -47,8 +78,60 @@ EKMAN_PASSWORD=$(cat "$PWFILE")
 export EKMAN_PASSWORD
 "${EKMAN[@]}" login >/dev/null
 
-# ---- the source VM: Ekman's small Linux image as its system disk, plus a data disk ---------
 v() { virsh -q -c qemu:///system "$@"; }
+
+# ---- --vmware: the OVA through an ova endpoint, deployed with OS morphing --------------------
+if [ $VMWARE = 1 ]; then
+    step "creating the endpoints: the stack's OVA directory (source), libvirt over SSH (destination)"
+    CONN=$DIR/demo-connection.json
+    jq -n --arg k "$(base64 -w0 "$EKMAN_SSH_KEY")" --arg kh "$(cat "$EKMAN_SSH_KNOWN_HOSTS")" \
+        --arg u "$EKMAN_SSH_USER" --argjson p "$EKMAN_SSH_PORT" \
+        '{host: "127.0.0.1", port: $p, username: $u, private_key: $k, known_hosts: $kh}' > "$CONN"
+    chmod 600 "$CONN"
+    "${EKMAN[@]}" endpoint show demo-destination >/dev/null 2>&1 ||
+        "${EKMAN[@]}" endpoint create --name demo-destination --provider libvirt --connection-file "$CONN" >/dev/null
+    "${EKMAN[@]}" endpoint show demo-ova >/dev/null 2>&1 ||
+        jq -n --arg p "$DIR/ova" '{path: $p}' |
+        "${EKMAN[@]}" endpoint create --name demo-ova --provider ova --connection-file - >/dev/null
+    "${EKMAN[@]}" endpoint instance list demo-ova
+    for old in $(v list --all --name | grep -x "$VM" || true); do
+        v destroy "$old" >/dev/null 2>&1 || true
+        v undefine "$old" --remove-all-storage >/dev/null
+    done
+    step "transferring '$VM' out of its OVA (a full copy through a temporary worker VM)"
+    ENV=$(jq -nc '{migr_worker_memory: 1024, migr_worker_vcpus: 1, migr_worker_volume_size: 1,
+        domain_type: "qemu", add_tpm_device: false, cpu_mode: "", cpu_features: [], set_dhcp: true}')
+    TRANSFER=$("${EKMAN[@]}" --format json transfer create --origin-endpoint demo-ova \
+        --destination-endpoint demo-destination --instance "$VM" \
+        --network-map "VM Network=$EKMAN_LIBVIRT_NETWORK" \
+        --destination-environment "$ENV" | jq -r '.transfer.id // .id')
+    "${EKMAN[@]}" transfer execute "$TRANSFER" --wait
+    step "deploying it with OS morphing (VMware tools out, virtio in, qemu-guest-agent installed)"
+    "${EKMAN[@]}" deployment create "$TRANSFER" --wait
+    step "the new VM '$VM' boots on virtio"
+    v dumpxml "$VM" | grep -E "<target dev='vd|<model type=" | sed 's/^ */  /'
+    LOG=/var/log/libvirt/qemu/$VM-serial.log
+    for _ in $(seq 600); do grep -qa 'login:' "$LOG" 2>/dev/null && break; sleep 1; done
+    grep -qa 'login:' "$LOG" || die "'$VM' did not reach a login prompt in 10 minutes (see $LOG)"
+    tail -n 3 "$LOG" | tr -d '\r'
+    for _ in $(seq 120); do
+        v qemu-agent-command "$VM" '{"execute":"guest-ping"}' >/dev/null 2>&1 && break; sleep 1
+    done
+    v qemu-agent-command "$VM" '{"execute":"guest-info"}' | jq -r '"qemu-guest-agent " + .return.version + " answers"'
+    cat <<MSG
+
+Done in $((SECONDS - T0)) s: the VMware-built '$VM' was migrated from its OVA and adapted
+to KVM by Ekman. See what OS morphing did:
+  eval "\$(deploy/stack.sh env $DIR)"; build/client/ekman deployment list
+  virsh console $VM   (user root, password ekman; Ctrl-] to leave)
+Tear it down:
+  virsh destroy $VM; virsh undefine $VM --remove-all-storage
+  deploy/services.sh stop $DIR && deploy/stack.sh destroy $DIR   (down: keep the data)
+MSG
+    exit 0
+fi
+
+# ---- the source VM: Ekman's small Linux image as its system disk, plus a data disk ---------
 if ! v dominfo "$DOM" >/dev/null 2>&1; then
     step "defining the source VM '$DOM' (2 disks) on the local libvirtd"
     ROOTDISK=$EKMAN_POOL_DIR/$DOM-root.qcow2 DATADISK=$EKMAN_POOL_DIR/$DOM-data.raw

@@ -1000,6 +1000,11 @@ region =
 default_storage_pool = $POOL
 migr_worker_network = $POOL
 $([[ -f $POOL_DIR/$WORKER_VOLUME ]] && echo "migr_image_map = linux:$WORKER_VOLUME")
+$([[ -d $DIR/osmorphing-packages ]] && echo "osmorphing_packages_dir = $DIR/osmorphing-packages")
+
+# VMware exports (.ova) put in DIR/ova can be migrated (an "ova" endpoint)
+[ova]
+allowed_roots = $DIR/ova
 EOF
 }
 
@@ -1010,7 +1015,7 @@ cmd_up() {
     t0=$(now_ms)
     require_root up
     check_tools
-    mkdir -p "$DIR"
+    mkdir -p "$DIR" "$DIR/ova"
     chmod 0755 "$DIR"
     lock_dir
     load_ports init

@@ -40,6 +40,8 @@ readonly MODULES="virtio_pci virtio_blk virtio_scsi sd_mod ata_piix ahci sr_mod 
 # Host programs OS morphing needs in the image (copied with their libraries);
 # lvm answers to its command names through links.
 readonly MORPH_TOOLS="/sbin/lvm /sbin/blkid /usr/bin/partx /sbin/losetup /bin/ntfs-3g"
+readonly GCONV=usr/lib/x86_64-linux-gnu/gconv
+readonly GCONV_MODULES="ISO8859-1 UTF-16 UTF-32 UNICODE"
 readonly LVM_LINKS="pvs vgs lvs pvscan vgscan lvscan vgchange lvchange vgmknodes vgck pvdisplay vgdisplay lvdisplay"
 readonly GUEST_PACKAGES=(busybox-static openssh-server qemu-guest-agent)
 # cryptomgr.notests: the in-kernel crypto self-tests cost seconds under TCG
@@ -279,6 +281,13 @@ make_rootfs() {
         ln -sf lvm "$ROOTFS/sbin/$m"
     done
     mkdir -p "$ROOTFS/etc/lvm" "$ROOTFS/run/lvm" "$ROOTFS/run/lock/lvm"
+    # hivex (Windows hives) converts key and value names with iconv: glibc
+    # loads these converters at run time
+    mkdir -p "$ROOTFS/$GCONV"
+    cp -a "/$GCONV"/gconv-modules* "$ROOTFS/$GCONV/"
+    for m in $GCONV_MODULES; do
+        install -m 0644 "/$GCONV/$m.so" "$ROOTFS/$GCONV/$m.so"
+    done
     # modules: the closure, then a modules.dep for busybox modprobe
     d=$KDIR/lib/modules/$KVER
     while read -r m; do

@@ -215,8 +215,6 @@ static ek_err_t *morph_windows(const ek_morph_opts_t *o, ek_morph_storage_t *st,
     ek_morph_step(r, "Adapting Windows for KVM");
     if ((err = ek_win_morph(dir, &wo, r, &info)))
         return err;
-    ek_morph_event(r, "INFO", "found %s (%s, %s, build %s) on %s", info.product_name, info.osinfo,
-                   info.arch, info.build, st->fs[root->fs].dev);
     *os_json = ek_win_info_json(&info);
     json_object_object_add(*os_json, "root", json_object_new_string(st->fs[root->fs].dev));
     return NULL;

@@ -20,6 +20,7 @@ elapsed() { echo "# [$((SECONDS - T0)) s] $*"; }
 minions() { virsh -q list --all --name | grep '^ekman-minion-' | tee -a "$TMP/minions"; }
 # DOMAINS: a regex of the domain names the test makes (removed at the end)
 DOMAINS='^$'
+DST_POOL='' # set by morph_setup
 morph_cleanup() {
   for p in "${PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
@@ -29,7 +30,7 @@ morph_cleanup() {
     v destroy "$d"; v undefine --nvram --tpm "$d" || v undefine "$d"
     rm -f "/var/log/libvirt/qemu/$d-serial.log"
   done
-  if v pool-info "$DST_POOL" > /dev/null; then
+  if [ -n "$DST_POOL" ] && v pool-info "$DST_POOL" > /dev/null; then
     for vol in $(v vol-list "$DST_POOL" | awk '{print $1}'); do v vol-delete --pool "$DST_POOL" "$vol"; done
     v pool-destroy "$DST_POOL"; v pool-undefine "$DST_POOL"
   fi

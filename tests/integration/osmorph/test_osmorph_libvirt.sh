@@ -96,7 +96,10 @@ check "qemu-guest-agent answers guest-ping" wait_for 180 bash -c "virsh -q qemu-
 check "the guest has an address on $NET" wait_for 120 bash -c "virsh -q domifaddr '$DOM' --source lease | grep -q ipv4"
 initrd=$(gexec "$DOM" 'lsinitramfs /boot/initrd.img-$(uname -r)')
 check "the guest's initramfs lists virtio_blk" grep -q "virtio_blk.ko" <<<"$initrd"
-check "open-vm-tools is gone (dpkg in the guest)" bash -c "[ \"\$1\" = absent ]" _ "$(gexec "$DOM" 'dpkg-query -W open-vm-tools >/dev/null 2>&1 && echo present || echo absent' | tr -d '\n')"
+# (dpkg status abbreviation: "ii " installed, "pn " purged, "" unknown; "|" shows the command ran)
+ovt=$(gexec "$DOM" 'dpkg-query -W -f="\${db:Status-Abbrev}" open-vm-tools 2>/dev/null; echo "|"' | tr -d '\n')
+echo "# open-vm-tools in the guest's dpkg: '$ovt'"
+check "open-vm-tools is gone (dpkg in the guest)" bash -c "[[ \$1 == *'|' && \$1 != ii* ]]" _ "$ovt"
 fstab=$(gexec "$DOM" 'cat /etc/fstab')
 echo "$fstab" | grep -v '^#' | sed 's/^/# fstab: /'
 check "fstab names /boot by UUID (no /dev/sdX left)" bash -c "grep -q '^UUID=.* /boot ' <<<\"\$1\" && ! grep -q '^/dev/sd' <<<\"\$1\"" _ "$fstab"

@@ -41,9 +41,11 @@ hive() {
     hivexregedit --merge --prefix "HKEY_LOCAL_MACHINE\\$kind" "$out" "$FIX/$reg" || return 1
   done
 }
-# ntfs_attach IMAGE [ro]: the NTFS partition of IMAGE (at 1 MiB) on $LOOP, mounted on $MNT
+# loop_attach IMAGE [ro]: the partition of IMAGE at 1 MiB on $LOOP
+loop_attach() { LOOP=$(losetup -f --show -o 1048576 ${2:+-r} "$1"); }
+# ntfs_attach IMAGE [ro]: that partition's NTFS mounted on $MNT
 ntfs_attach() {
-  LOOP=$(losetup -f --show -o 1048576 ${2:+-r} "$1") || return 1
+  loop_attach "$@" || return 1
   mkdir -p "$MNT"
   ntfs-3g -o "${2:-rw}" "$LOOP" "$MNT"
 }
@@ -52,8 +54,9 @@ ntfs_detach() { umount "$MNT"; losetup -d "$LOOP"; LOOP=""; }
 # --- the synthetic Windows guest ------------------------------------------------------------
 truncate -s 256M "$TMP/win.raw"
 echo 'start=2048, type=7, bootable' | sfdisk -q --label dos "$TMP/win.raw"
-ntfs_attach "$TMP/win.raw" || { echo "FAIL - cannot attach the NTFS partition"; exit 1; }
+loop_attach "$TMP/win.raw" || { echo "FAIL - cannot attach the partition"; exit 1; }
 mkntfs -q -Q -F -L Windows "$LOOP" > /dev/null 2>&1 || { echo "FAIL - mkntfs"; exit 1; }
+mkdir -p "$MNT"
 ntfs-3g "$LOOP" "$MNT" || { echo "FAIL - ntfs-3g"; exit 1; }
 mkdir -p "$MNT/Windows/System32/config" "$MNT/Windows/System32/drivers" "$MNT/Program Files"
 printf 'MZ' > "$MNT/Windows/System32/cmd.exe"
