@@ -22,9 +22,9 @@ minions() { virsh -q list --all --name | grep '^ekman-minion-' | tee -a "$TMP/mi
 DOMAINS='^$'
 DST_POOL='' # set by morph_setup
 morph_cleanup() {
+  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null # (before the wait below)
   for p in "${PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
-  [ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null
   for d in $(v list --all --name | grep -E "$DOMAINS|^ekman-minion-"); do
     case $d in ekman-minion-*) grep -qx "$d" "$TMP/minions" 2>/dev/null || continue ;; esac
     v destroy "$d"; v undefine --nvram --tpm "$d" || v undefine "$d"
