@@ -90,7 +90,7 @@ parse_args() {
 
 check_tools() {
     local t missing=()
-    for t in apt-get apt-cache dpkg-deb cpio gzip qemu-img mkfs.fat syslinux mcopy busybox ldd sha256sum; do
+    for t in apt-get apt-cache dpkg-deb cpio gzip qemu-img mkfs.fat syslinux mcopy busybox ldd sha256sum strip; do
         command -v "$t" >/dev/null 2>&1 || missing+=("$t")
     done
     [[ -r /usr/lib/syslinux/mbr/mbr.bin ]] || missing+=("/usr/lib/syslinux/mbr/mbr.bin")
@@ -274,6 +274,9 @@ make_rootfs() {
     copy_with_libs "$WORK/sysroot/usr/sbin/qemu-ga" usr/sbin/qemu-ga
     copy_with_libs "$WRITER" usr/bin/ekman-writer
     copy_with_libs "$MORPH" usr/bin/ekman-morph
+    # Ekman's own binaries without their debug information (a Debug or
+    # sanitizer build's is tens of MiB, and the whole image lives in RAM)
+    strip --strip-debug "$ROOTFS/usr/bin/ekman-writer" "$ROOTFS/usr/bin/ekman-morph"
     for m in $MORPH_TOOLS; do
         copy_with_libs "$m" "${m#/}"
     done

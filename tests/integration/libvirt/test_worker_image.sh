@@ -9,7 +9,7 @@
 # own (img-test-net, a pool under /var/tmp); removes everything it made.
 # Usage: test_worker_image.sh BUILD_DIR SOURCE_DIR [STACK_DIR]
 # Environment: EKMAN_WORKER_TEST_MACHINE=pc|q35 (default pc, as the provider),
-#   EKMAN_WORKER_TEST_MEMORY=MiB (192), EKMAN_WORKER_TEST_RNG=0 (no virtio-rng),
+#   EKMAN_WORKER_TEST_MEMORY=MiB (256), EKMAN_WORKER_TEST_RNG=0 (no virtio-rng),
 #   EKMAN_TEST_KEEP=1 (leave it all, to debug)
 set -u
 BUILD=$(realpath "$1") SRC=$(realpath "$2") STACK=${3:-}
@@ -20,7 +20,7 @@ T=$(mktemp -d /var/tmp/image-test.XXXXXX)
 chmod 0755 "$T"
 DOM=image-test-wi-$$
 NET='' NET_OURS='' POOL='' POOL_OURS='' VOLS=()
-MEM_MIB=${EKMAN_WORKER_TEST_MEMORY:-192}
+MEM_MIB=${EKMAN_WORKER_TEST_MEMORY:-256}
 MACHINE=${EKMAN_WORKER_TEST_MACHINE:-pc}
 now_ms() { local t=${EPOCHREALTIME//[.,]/}; echo $((t / 1000)); }
 say() { echo "# $*"; }
