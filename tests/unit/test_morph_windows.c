@@ -102,7 +102,7 @@ static void guest_make(guest_t *g, const char *software_reg, const char *const *
     mkdir(g->virtio, 0755);
     mkfile(g->volume, "WINDOWS/system32/cmd.exe", "MZ");
     mkfile(g->volume, "WINDOWS/system32/drivers/lsi_sas.sys", "MZ");
-    mkfile(g->volume, "Program Files/placeholder", "");
+    mkfile(g->volume, "Program Files/desktop.ini", ""); /* the directory exists, as on Windows */
     if (wow64)
         mkfile(g->volume, "WINDOWS/SysWOW64/cmd.exe", "MZ");
     g->system = ek_xasprintf("%s/WINDOWS/system32/config/system", g->volume);
