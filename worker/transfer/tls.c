@@ -16,12 +16,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include "common/mem.h"
-#include "worker/transfer/tlsrec.h"
 
 /* AES-128-GCM first: the fastest on CPUs with AES-NI, and as safe here. */
 #define CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-
-static void keylog_cb(const SSL *ssl, const char *line);
 
 static const char *ssl_errstr(char *buf, size_t len)
 {
@@ -43,8 +40,9 @@ static ek_err_t *ctx_common(SSL_CTX *ctx, const char *cert, const char *key, con
         return ek_err_new(EK_E_INTERNAL, "TLS: cannot set cipher suites: %s",
                           ssl_errstr(eb, sizeof(eb)));
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    /* Hands the traffic secrets to the record layer below, nowhere else. */
-    SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+    /* The kernel seals the records where it can (the "tls" module); else
+     * OpenSSL does (see the stream below). */
+    SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     if (!cert) /* a client without a certificate (the writer refuses it) */
         goto ca;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
@@ -100,349 +98,344 @@ ek_err_t *ek_tls_client_ctx_new(const char *cert, const char *key, const char *c
 
 /* ---- the stream ---- */
 
-/* After the handshake the records are sealed and opened by tlsrec.c with the
- * traffic secrets of this connection, which OpenSSL hands over through its
- * key-log callback (the only way OpenSSL 3.0 gives them out; they go nowhere
- * else). OpenSSL's SSL object is then kept for the peer's certificate and the
- * cipher name only: it never writes a record again (its BIO is a null BIO),
- * so no nonce is ever used twice. Reading and writing have separate state,
- * so one thread reads while another writes, without a lock between them. */
+/* OpenSSL seals and opens every record (SSL_write_ex / SSL_read_ex). The SSL
+ * object is used under a mutex, never while waiting: the socket is
+ * non-blocking and waits happen outside the lock, so one thread reads
+ * acknowledgements while others write frames.
+ *
+ * Without kernel TLS, OpenSSL's records pass through two buffers of ours
+ * (a BIO of our own, plain bytes in and out): its 16 KiB records cross the
+ * kernel in ~1 MiB system calls, not one each, which alone halves the CPU
+ * the TCP stack costs on loopback. (Not OpenSSL's read-ahead: each SSL_read
+ * moves what it buffered to the front, a quadratic copy.) With kernel TLS
+ * (SSL_OP_ENABLE_KTLS, when the kernel has the "tls" module and OpenSSL
+ * turned it on for this connection) the socket BIO stays and the kernel
+ * seals the records. */
 typedef struct tls_stream {
     ek_stream_t base;
     int fd;
     SSL *ssl;
+    pthread_mutex_t lock; /* the SSL object and the buffers below */
     volatile bool shut;
-    bool rd_eof;   /* the peer's close_notify came */
-    bool rd_bad;   /* reading failed: the record stream cannot be resumed */
-    bool wr_done;  /* ours went */
-    int ku_wanted; /* the peer asked for our KeyUpdate (atomic) */
-    /* traffic secrets from the key log during the handshake: [0] client, [1] server */
-    uint8_t secret[2][EVP_MAX_MD_SIZE];
-    size_t secret_len[2];
-    ek_tlsrec_t rd, wr;
-    uint8_t *rbuf;          /* ciphertext received: [rstart, rend) */
-    size_t rstart, rend;
-    uint8_t *plain;         /* a record's content the caller had no room for */
-    size_t ppos, plen;
-    uint8_t *wbuf;          /* sealed records waiting for send() */
-    size_t wlen;
+    bool ktls;            /* kernel TLS for sending (the socket BIO stays) */
+    int rd_end;           /* reading ended: 1 the peer's close_notify, -1 failed (error set) */
+    uint64_t since_update; /* bytes sealed with the current key */
+    uint8_t *rbuf, *wbuf;  /* NULL with kernel TLS */
+    size_t rpos, rlen, wpos, wlen, wcap;
 } tls_stream_t;
 
-/* ~1 MiB per system call: 16 KiB records one by one would cost a send() or
- * recv() each (that alone doubled the TCP stack's CPU on loopback). */
-#define TLS_RBUF   ((1u << 20) + EK_TLSREC_MAX_SEALED)
-#define TLS_WBATCH (1u << 20)
-#define TLS_WBUF   (TLS_WBATCH + EK_TLSREC_MAX_SEALED)
+#define TLS_RBUF   (1u << 20)
+#define TLS_WCHUNK ((size_t)1 << 20) /* plaintext per SSL_write_ex */
 
-/* Records per key before a KeyUpdate: §5.5 allows AES-GCM 2^24.5 full-size
- * records per key; the margin costs nothing. Tests lower it. */
-static uint64_t records_per_key = 1ull << 24;
+/* Bytes sealed with one key before a KeyUpdate: RFC 8446 §5.5 allows
+ * AES-GCM 2^24.5 full records per key; 2^24 records of 16 KiB keep a margin.
+ * Tests lower it. */
+static uint64_t bytes_per_key = (1ull << 24) * 16384;
 
 void ek_tls_set_records_per_key(uint64_t n)
 {
-    records_per_key = n ? n : 1ull << 24;
+    bytes_per_key = (n ? n : 1ull << 24) * 16384;
 }
 
-static void keylog_cb(const SSL *ssl, const char *line)
+static int bio_read(BIO *b, char *out, int len)
 {
-    tls_stream_t *t = SSL_get_app_data(ssl);
-    int side;
-    if (!t)
-        return;
-    if (strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0)
-        side = 0;
-    else if (strncmp(line, "SERVER_TRAFFIC_SECRET_0 ", 24) == 0)
-        side = 1;
-    else
-        return;
-    /* "<label> <client random, hex> <secret, hex>" */
-    const char *hex = strchr(line + 24, ' ');
-    if (!hex)
-        return;
-    hex++;
-    size_t n = 0, hl = strlen(hex);
-    if (hl % 2 || hl / 2 > sizeof(t->secret[side]))
-        return;
-    for (; n < hl / 2; n++) {
-        unsigned v;
-        if (sscanf(hex + 2 * n, "%2x", &v) != 1)
-            return;
-        t->secret[side][n] = (uint8_t)v;
+    tls_stream_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->rpos == t->rlen) {
+        t->rpos = t->rlen = 0;
+        ssize_t n = recv(t->fd, t->rbuf, TLS_RBUF, MSG_DONTWAIT);
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                BIO_set_retry_read(b);
+            return -1;
+        }
+        t->rlen = (size_t)n;
     }
-    t->secret_len[side] = n;
+    size_t k = EK_MIN((size_t)len, t->rlen - t->rpos);
+    memcpy(out, t->rbuf + t->rpos, k);
+    t->rpos += k;
+    return (int)k;
 }
 
-static int tls_wait(tls_stream_t *t, short ev)
+static int bio_write(BIO *b, const char *in, int len)
 {
+    tls_stream_t *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->wlen + (size_t)len > t->wcap) {
+        t->wcap = EK_MAX(t->wcap * 2, t->wlen + (size_t)len);
+        t->wbuf = ek_xrealloc(t->wbuf, t->wcap);
+    }
+    memcpy(t->wbuf + t->wlen, in, (size_t)len);
+    t->wlen += (size_t)len;
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    tls_stream_t *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* tls_flush() sends, outside OpenSSL */
+    case BIO_CTRL_PENDING:
+        return (long)(t->rlen - t->rpos);
+    case BIO_CTRL_WPENDING:
+        return (long)(t->wlen - t->wpos);
+    default:
+        return 0;
+    }
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static void bio_method_init(void)
+{
+    bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ekman-buffered");
+    if (!bio_method)
+        return;
+    BIO_meth_set_read(bio_method, bio_read);
+    BIO_meth_set_write(bio_method, bio_write);
+    BIO_meth_set_ctrl(bio_method, bio_ctrl);
+}
+
+/* After the handshake: kernel TLS if OpenSSL turned it on for sending, else
+ * our buffers. OpenSSL has read exactly the handshake's records from the
+ * socket (no read-ahead), so nothing of the peer's is lost in the switch. */
+static const char *tls_setup_io(tls_stream_t *t)
+{
+    if (SSL_version(t->ssl) != TLS1_3_VERSION)
+        return "not TLS 1.3";
+    if (BIO_get_ktls_send(SSL_get_wbio(t->ssl))) {
+        t->ktls = true;
+        SSL_set_mode(t->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        return NULL;
+    }
+    if (SSL_has_pending(t->ssl))
+        return "OpenSSL holds records received after the handshake";
+    pthread_once(&bio_once, bio_method_init);
+    BIO *r = bio_method ? BIO_new(bio_method) : NULL, *w = bio_method ? BIO_new(bio_method) : NULL;
+    if (!r || !w) {
+        BIO_free(r);
+        BIO_free(w);
+        return "out of memory";
+    }
+    BIO_set_data(r, t);
+    BIO_set_data(w, t);
+    BIO_set_init(r, 1);
+    BIO_set_init(w, 1);
+    t->rbuf = ek_xmalloc(TLS_RBUF);
+    t->wcap = TLS_WCHUNK + TLS_WCHUNK / 8;
+    t->wbuf = ek_xmalloc(t->wcap);
+    SSL_set_bio(t->ssl, r, w);
+    /* bio_write never refuses bytes, so SSL_write_ex takes a whole chunk:
+     * with partial writes it would return after each 16 KiB record. */
+    SSL_clear_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE);
+    return NULL;
+}
+
+/* True for the alerts a peer sends when it refuses our certificate. */
+static bool is_cert_alert(unsigned long e)
+{
+    int r = ERR_GET_REASON(e) - SSL_AD_REASON_OFFSET;
+    return ERR_GET_LIB(e) == ERR_LIB_SSL &&
+           (r == SSL_AD_BAD_CERTIFICATE || r == SSL_AD_UNSUPPORTED_CERTIFICATE ||
+            r == SSL_AD_CERTIFICATE_REVOKED || r == SSL_AD_CERTIFICATE_EXPIRED ||
+            r == SSL_AD_CERTIFICATE_UNKNOWN || r == SSL_AD_UNKNOWN_CA ||
+            r == SSL_AD_ACCESS_DENIED || r == SSL_AD_CERTIFICATE_REQUIRED);
+}
+
+static void tls_note_error(tls_stream_t *t, int code, int saved_errno)
+{
+    char eb[256];
+    unsigned long e = ERR_peek_error();
+    if (code == SSL_ERROR_SYSCALL && e == 0) {
+        ek_stream_set_error(&t->base, "%s",
+                            saved_errno ? strerror(saved_errno)
+                                        : (t->rpos == t->rlen ? "connection closed"
+                                                              : "connection closed inside a "
+                                                                "TLS record"));
+        return;
+    }
+    if (is_cert_alert(e)) {
+        t->base.error_code = EK_E_AUTH;
+        ek_stream_set_error(&t->base, "the peer refused our certificate (%s)",
+                            ssl_errstr(eb, sizeof(eb)));
+        return;
+    }
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC ||
+                                          ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED)) {
+        ek_stream_set_error(&t->base, "a TLS record failed its integrity check (altered or "
+                                      "corrupted on the way): %s",
+                            ssl_errstr(eb, sizeof(eb)));
+        return;
+    }
+    ek_stream_set_error(&t->base, "%s", ssl_errstr(eb, sizeof(eb)));
+}
+
+/* One SSL call under the lock: its result, and the SSL error code. */
+#define SSL_CALL(t, expr, ok, code)                                                                \
+    do {                                                                                           \
+        pthread_mutex_lock(&(t)->lock);                                                            \
+        ERR_clear_error();                                                                         \
+        errno = 0;                                                                                 \
+        int rc_ = (expr);                                                                          \
+        int e_ = errno;                                                                            \
+        (ok) = rc_ > 0;                                                                            \
+        (code) = rc_ > 0 ? SSL_ERROR_NONE : SSL_get_error((t)->ssl, rc_);                          \
+        if ((code) == SSL_ERROR_SSL || (code) == SSL_ERROR_SYSCALL)                                \
+            tls_note_error(t, code, e_);                                                           \
+        pthread_mutex_unlock(&(t)->lock);                                                          \
+    } while (0)
+
+static int tls_wait(tls_stream_t *t, int code)
+{
+    short ev = code == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+    uint64_t t0 = ev == POLLOUT ? ek_stream_now_ns() : 0;
     if (ek_stream_poll_fd(t->fd, ev, t->base.timeout_ms, &t->shut) != 0) {
         ek_stream_set_error(&t->base, "%s", t->shut ? "shut down" : strerror(errno));
         return -1;
     }
+    if (ev == POLLOUT)
+        __atomic_add_fetch(&t->base.write_wait_ns, ek_stream_now_ns() - t0, __ATOMIC_RELAXED);
     return 0;
 }
 
-/* ---- writing (under the stream's write lock) ---- */
-
-/* Sends the sealed records. After a partial send the socket buffer is full:
- * sending again at once would move one record per system call as the peer
- * drains it, so it waits for POLLOUT, which comes when a good part is free. */
-static int send_batch(tls_stream_t *t)
+/* Reads what the peer sent: at least one byte (waiting for it), then what
+ * more is already here, up to len. */
+static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
 {
-    size_t pos = 0;
-    while (pos < t->wlen) {
+    tls_stream_t *t = (tls_stream_t *)s;
+    size_t got = 0;
+    for (;;) {
+        if (t->rd_end) /* kept from an earlier call: OpenSSL's error queue is gone */
+            return got ? (ssize_t)got : t->rd_end > 0 ? 0 : -1;
+        if (t->shut) {
+            ek_stream_set_error(s, "shut down");
+            return -1;
+        }
+        size_t n = 0;
+        int ok, code;
+        SSL_CALL(t, SSL_read_ex(t->ssl, (uint8_t *)buf + got, len - got, &n), ok, code);
+        if (ok) {
+            got += n;
+            if (got == len)
+                return (ssize_t)got;
+            continue; /* more records may be buffered already */
+        }
+        if (code == SSL_ERROR_ZERO_RETURN) {
+            t->rd_end = 1;
+            continue;
+        }
+        if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) {
+            t->rd_end = -1; /* the error is set; a record failed or the connection broke */
+            continue;
+        }
+        if (got)
+            return (ssize_t)got;
+        if (tls_wait(t, code) != 0)
+            return -1;
+    }
+}
+
+/* Sends what OpenSSL put in wbuf (the caller holds the stream's write
+ * lock). After a partial send the socket buffer is full: sending again at
+ * once would move one record per system call as the peer drains it, so it
+ * waits for POLLOUT, which the kernel gives when a good part is free. */
+static int tls_flush(tls_stream_t *t)
+{
+    if (t->ktls)
+        return 0;
+    for (;;) {
+        pthread_mutex_lock(&t->lock);
+        if (t->wpos == t->wlen) {
+            t->wpos = t->wlen = 0;
+            pthread_mutex_unlock(&t->lock);
+            return 0;
+        }
+        size_t want = t->wlen - t->wpos;
+        ssize_t n = send(t->fd, t->wbuf + t->wpos, want, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int e = errno;
+        if (n > 0)
+            t->wpos += (size_t)n;
+        pthread_mutex_unlock(&t->lock);
+        if (n == (ssize_t)want)
+            continue;
         if (t->shut) {
             ek_stream_set_error(&t->base, "shut down");
             return -1;
         }
-        ssize_t n = send(t->fd, t->wbuf + pos, t->wlen - pos, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0)
-            pos += (size_t)n;
-        if (pos == t->wlen)
-            break;
-        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-            uint64_t t0 = ek_stream_now_ns();
-            if (tls_wait(t, POLLOUT) != 0)
+        if (n > 0 || (n < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == EINTR))) {
+            if (tls_wait(t, SSL_ERROR_WANT_WRITE) != 0)
                 return -1;
-            __atomic_add_fetch(&t->base.write_wait_ns, ek_stream_now_ns() - t0, __ATOMIC_RELAXED);
             continue;
         }
-        ek_stream_set_error(&t->base, "%s", n < 0 ? strerror(errno) : "sent nothing");
+        ek_stream_set_error(&t->base, "%s", n < 0 ? strerror(e) : "sent nothing");
         return -1;
     }
-    t->wlen = 0;
-    return 0;
 }
 
-static int seal_one(tls_stream_t *t, uint8_t type, const void *p, size_t n)
-{
-    if (t->wlen + EK_TLSREC_MAX_SEALED > TLS_WBUF && send_batch(t) != 0)
-        return -1;
-    long rec = ek_tlsrec_seal(&t->wr, type, p, n, t->wbuf + t->wlen);
-    if (rec < 0) {
-        ek_stream_set_error(&t->base, "cannot encrypt a TLS record");
-        return -1;
-    }
-    t->wlen += (size_t)rec;
-    return 0;
-}
-
-/* Seals len bytes of content into records, and moves to a new key first
- * when this one has sealed enough or the peer asked for it (§4.6.3). */
-static int seal(tls_stream_t *t, uint8_t type, const uint8_t *p, size_t len)
+/* Seals len bytes (OpenSSL), in chunks that each go out before the next is
+ * sealed, so the buffer stays ~1 MiB. A new key first when this one has
+ * sealed enough (OpenSSL sends the KeyUpdate before the next record). */
+static int tls_seal(tls_stream_t *t, const uint8_t *p, size_t len)
 {
     while (len) {
-        if (t->wr.seq >= records_per_key || __atomic_exchange_n(&t->ku_wanted, 0, __ATOMIC_ACQ_REL)) {
-            static const uint8_t key_update[] = {24, 0, 0, 1, 0}; /* update_not_requested */
-            if (seal_one(t, EK_TLSREC_HANDSHAKE, key_update, sizeof(key_update)) != 0)
-                return -1;
-            if (ek_tlsrec_update(&t->wr) != 0) {
-                ek_stream_set_error(&t->base, "cannot derive the next TLS traffic key");
+        size_t chunk = EK_MIN(len, TLS_WCHUNK);
+        int ok, code;
+        if (t->since_update >= bytes_per_key) {
+            SSL_CALL(t, SSL_key_update(t->ssl, SSL_KEY_UPDATE_NOT_REQUESTED), ok, code);
+            if (!ok) {
+                ek_stream_set_error(&t->base, "cannot move to the next TLS traffic key");
                 return -1;
             }
+            t->since_update = 0;
         }
-        size_t n = EK_MIN(len, (size_t)EK_TLSREC_MAX_PLAIN);
-        if (seal_one(t, type, p, n) != 0)
-            return -1;
+        size_t n = 0;
+        for (;;) {
+            if (t->shut) {
+                ek_stream_set_error(&t->base, "shut down");
+                return -1;
+            }
+            SSL_CALL(t, SSL_write_ex(t->ssl, p, chunk, &n), ok, code);
+            if (ok)
+                break;
+            /* kernel TLS: the socket is full; the same call again after the wait */
+            if ((code != SSL_ERROR_WANT_WRITE && code != SSL_ERROR_WANT_READ) ||
+                tls_wait(t, code) != 0)
+                return -1;
+        }
+        t->since_update += n;
         p += n;
         len -= n;
+        if (t->wlen - t->wpos >= TLS_WCHUNK && tls_flush(t) != 0)
+            return -1;
     }
     return 0;
 }
 
-/* Each element gets records of its own (a frame's header, then its payload
- * in whole records), so that the reader decrypts a payload straight into
- * its buffer; all of them leave in as few send() calls as fit. */
+/* Each element is sealed in turn (a frame's header, then its payload) and
+ * all of them leave in as few send() calls as fit. */
 static int tls_writev(ek_stream_t *s, const struct iovec *iov, int iovcnt)
 {
     tls_stream_t *t = (tls_stream_t *)s;
-    if (t->shut || t->wr_done) {
-        ek_stream_set_error(s, "%s", t->shut ? "shut down" : "already closed");
+    if (t->shut) {
+        ek_stream_set_error(s, "shut down");
         return -1;
     }
     for (int i = 0; i < iovcnt; i++)
-        if (seal(t, EK_TLSREC_APPDATA, iov[i].iov_base, iov[i].iov_len) != 0)
+        if (tls_seal(t, iov[i].iov_base, iov[i].iov_len) != 0)
             return -1;
-    return send_batch(t);
+    return tls_flush(t);
 }
 
 static ssize_t tls_write(ek_stream_t *s, const void *buf, size_t len)
 {
     struct iovec iov = {(void *)buf, len};
     return tls_writev(s, &iov, 1) == 0 ? (ssize_t)len : -1;
-}
-
-static void send_close_notify(tls_stream_t *t)
-{
-    static const uint8_t close_notify[] = {1, 0}; /* warning, close_notify */
-    if (!t->wr_done && seal_one(t, EK_TLSREC_ALERT, close_notify, sizeof(close_notify)) == 0)
-        t->wr_done = true;
-}
-
-/* ---- reading (one reader at a time) ---- */
-
-/* Makes [rstart, rstart + need) hold received bytes: 1, 0 at the end of the
- * stream, -1 on error. */
-static int fill(tls_stream_t *t, size_t need)
-{
-    if (t->rstart == t->rend)
-        t->rstart = t->rend = 0; /* all used: the next recv() gets the whole buffer */
-    while (t->rend - t->rstart < need) {
-        if (t->rstart + need > TLS_RBUF) {
-            memmove(t->rbuf, t->rbuf + t->rstart, t->rend - t->rstart);
-            t->rend -= t->rstart;
-            t->rstart = 0;
-        }
-        if (t->shut) {
-            ek_stream_set_error(&t->base, "shut down");
-            return -1;
-        }
-        ssize_t n = recv(t->fd, t->rbuf + t->rend, TLS_RBUF - t->rend, MSG_DONTWAIT);
-        if (n > 0) {
-            t->rend += (size_t)n;
-        } else if (n == 0) {
-            return 0;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            if (tls_wait(t, POLLIN) != 0)
-                return -1;
-        } else {
-            ek_stream_set_error(&t->base, "%s", strerror(errno));
-            return -1;
-        }
-    }
-    return 1;
-}
-
-static bool is_cert_alert(int desc)
-{
-    return desc == SSL_AD_BAD_CERTIFICATE || desc == SSL_AD_UNSUPPORTED_CERTIFICATE ||
-           desc == SSL_AD_CERTIFICATE_REVOKED || desc == SSL_AD_CERTIFICATE_EXPIRED ||
-           desc == SSL_AD_CERTIFICATE_UNKNOWN || desc == SSL_AD_UNKNOWN_CA ||
-           desc == SSL_AD_ACCESS_DENIED || desc == SSL_AD_CERTIFICATE_REQUIRED;
-}
-
-/* An alert record: 0 for close_notify (the end), 1 to read on, -1. */
-static int on_alert(tls_stream_t *t, const uint8_t *p, size_t n)
-{
-    if (n != 2) {
-        ek_stream_set_error(&t->base, "malformed TLS alert");
-        return -1;
-    }
-    if (p[1] == SSL_AD_CLOSE_NOTIFY) {
-        t->rd_eof = true;
-        return 0;
-    }
-    if (p[1] == SSL_AD_USER_CANCELLED) /* a close_notify follows (§6.1) */
-        return 1;
-    if (is_cert_alert(p[1])) {
-        t->base.error_code = EK_E_AUTH;
-        ek_stream_set_error(&t->base, "the peer refused our certificate (TLS alert: %s)",
-                            SSL_alert_desc_string_long(p[1]));
-    } else {
-        ek_stream_set_error(&t->base, "the peer ended the connection (TLS alert: %s)",
-                            SSL_alert_desc_string_long(p[1]));
-    }
-    return -1;
-}
-
-/* Post-handshake messages (§4.6): KeyUpdate is followed, tickets ignored. */
-static int on_handshake(tls_stream_t *t, const uint8_t *p, size_t n)
-{
-    while (n) {
-        if (n < 4 || 4 + ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) > n) {
-            ek_stream_set_error(&t->base, "a TLS handshake message split across records");
-            return -1;
-        }
-        size_t ml = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-        if (p[0] == 24) { /* KeyUpdate */
-            if (ml != 1 || p[4] > 1 || ek_tlsrec_update(&t->rd) != 0) {
-                ek_stream_set_error(&t->base, "bad TLS KeyUpdate");
-                return -1;
-            }
-            if (p[4] == 1)
-                __atomic_store_n(&t->ku_wanted, 1, __ATOMIC_RELEASE);
-        } else if (p[0] != 4) { /* NewSessionTicket: we never resume */
-            ek_stream_set_error(&t->base, "unexpected TLS handshake message %u after the handshake",
-                                p[0]);
-            return -1;
-        }
-        p += 4 + ml;
-        n -= 4 + ml;
-    }
-    return 1;
-}
-
-static ssize_t tls_read_records(tls_stream_t *t, void *buf, size_t len)
-{
-    ek_stream_t *s = &t->base;
-    if (t->ppos < t->plen) {
-        size_t k = EK_MIN(len, t->plen - t->ppos);
-        memcpy(buf, t->plain + t->ppos, k);
-        t->ppos += k;
-        return (ssize_t)k;
-    }
-    while (!t->rd_eof) {
-        int rc = fill(t, EK_TLSREC_HEADER);
-        if (rc <= 0) {
-            if (rc == 0)
-                ek_stream_set_error(s, "%s", t->rend > t->rstart
-                                                 ? "connection closed inside a TLS record"
-                                                 : "connection closed");
-            return -1;
-        }
-        const uint8_t *rec = t->rbuf + t->rstart;
-        long body = ek_tlsrec_header(rec);
-        if (body < 0) {
-            ek_stream_set_error(s, "not a TLS 1.3 record (type %u, version %02x%02x, length %u)",
-                                rec[0], rec[1], rec[2], (unsigned)rec[3] << 8 | rec[4]);
-            return -1;
-        }
-        if ((rc = fill(t, EK_TLSREC_HEADER + (size_t)body)) <= 0) {
-            if (rc == 0)
-                ek_stream_set_error(s, "connection closed inside a TLS record");
-            return -1;
-        }
-        rec = t->rbuf + t->rstart;
-        /* Content that fits goes straight to the caller. */
-        size_t room = (size_t)body - EK_TLSREC_TAG - 1;
-        uint8_t *out = len >= room ? buf : t->plain;
-        uint8_t type;
-        size_t n;
-        if (ek_tlsrec_open(&t->rd, rec, (size_t)body, out, &type, &n) != 0) {
-            ek_stream_set_error(s, "a TLS record failed its integrity check (altered or "
-                                   "corrupted on the way)");
-            return -1;
-        }
-        t->rstart += EK_TLSREC_HEADER + (size_t)body;
-        if (type == EK_TLSREC_APPDATA) {
-            if (n == 0)
-                continue;
-            if (out == buf)
-                return (ssize_t)n;
-            t->ppos = EK_MIN(len, n);
-            t->plen = n;
-            memcpy(buf, t->plain, t->ppos);
-            return (ssize_t)t->ppos;
-        }
-        rc = type == EK_TLSREC_ALERT       ? on_alert(t, out, n)
-             : type == EK_TLSREC_HANDSHAKE ? on_handshake(t, out, n)
-                                           : (ek_stream_set_error(s, "unexpected TLS record "
-                                                                     "type %u", type),
-                                              -1);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static ssize_t tls_read(ek_stream_t *s, void *buf, size_t len)
-{
-    tls_stream_t *t = (tls_stream_t *)s;
-    if (t->rd_bad)
-        return -1; /* the error set then stays */
-    ssize_t n = tls_read_records(t, buf, len);
-    if (n < 0)
-        t->rd_bad = true;
-    return n;
 }
 
 static void tls_shutdown(ek_stream_t *s)
@@ -457,8 +450,10 @@ static void tls_finish(ek_stream_t *s)
     tls_stream_t *t = (tls_stream_t *)s;
     if (t->shut)
         return;
-    send_close_notify(t); /* the peer's reply ends our reads */
-    send_batch(t);
+    pthread_mutex_lock(&t->lock);
+    SSL_shutdown(t->ssl); /* close_notify; the peer's reply ends our reads */
+    pthread_mutex_unlock(&t->lock);
+    tls_flush(t);
 }
 
 static void tls_wire_bytes(ek_stream_t *s, uint64_t *out, uint64_t *in)
@@ -474,11 +469,8 @@ static void tls_free(tls_stream_t *t)
 {
     SSL_free(t->ssl);
     close(t->fd);
-    ek_tlsrec_free(&t->rd);
-    ek_tlsrec_free(&t->wr);
-    OPENSSL_cleanse(t->secret, sizeof(t->secret));
+    pthread_mutex_destroy(&t->lock);
     free(t->rbuf);
-    free(t->plain);
     free(t->wbuf);
     free(t);
 }
@@ -486,12 +478,12 @@ static void tls_free(tls_stream_t *t)
 static void tls_destroy(ek_stream_t *s)
 {
     tls_stream_t *t = (tls_stream_t *)s;
-    if (!t->shut && t->wr.ctx && !t->wr_done) {
-        /* one try at close_notify; the socket is non-blocking */
-        t->wlen = 0;
-        send_close_notify(t);
-        if (t->wlen)
-            (void)!send(t->fd, t->wbuf, t->wlen, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!t->shut) {
+        pthread_mutex_lock(&t->lock);
+        SSL_shutdown(t->ssl); /* one try at close_notify; the socket is non-blocking */
+        if (t->wbuf && t->wlen > t->wpos)
+            (void)!send(t->fd, t->wbuf + t->wpos, t->wlen - t->wpos, MSG_DONTWAIT | MSG_NOSIGNAL);
+        pthread_mutex_unlock(&t->lock);
     }
     tls_free(t);
 }
@@ -514,36 +506,9 @@ const char *ek_tls_cipher(ek_stream_t *s)
     return SSL_get_cipher_name(((tls_stream_t *)s)->ssl);
 }
 
-/* Moves the established connection to our record layer (see above). */
-static const char *take_over(tls_stream_t *t, bool server)
+bool ek_tls_is_ktls(ek_stream_t *s)
 {
-    if (SSL_version(t->ssl) != TLS1_3_VERSION)
-        return "not TLS 1.3";
-    /* Nothing may have been protected with the application keys yet: our
-     * sequence numbers start at 0. A server sending session tickets would
-     * have used some (ek_tls_server_ctx_new turns them off). */
-    if (server && SSL_get_num_tickets(t->ssl) != 0)
-        return "session tickets are on";
-    if (SSL_has_pending(t->ssl))
-        return "OpenSSL holds records received after the handshake";
-    if (!t->secret_len[0] || !t->secret_len[1])
-        return "no traffic secrets from the handshake";
-    uint16_t suite = SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(t->ssl));
-    int mine = server ? 1 : 0;
-    if (ek_tlsrec_init(&t->wr, suite, true, t->secret[mine], t->secret_len[mine]) != 0 ||
-        ek_tlsrec_init(&t->rd, suite, false, t->secret[!mine], t->secret_len[!mine]) != 0)
-        return "cannot set up the record keys";
-    OPENSSL_cleanse(t->secret, sizeof(t->secret));
-    /* OpenSSL must never protect a record with these keys again. */
-    SSL_set_quiet_shutdown(t->ssl, 1);
-    BIO *null = BIO_new(BIO_s_null());
-    if (!null)
-        return "out of memory";
-    SSL_set_bio(t->ssl, null, null);
-    t->rbuf = ek_xmalloc(TLS_RBUF);
-    t->plain = ek_xmalloc(EK_TLSREC_MAX_BODY);
-    t->wbuf = ek_xmalloc(TLS_WBUF);
-    return NULL;
+    return s && s->ops == &tls_ops && ((tls_stream_t *)s)->ktls;
 }
 
 static int64_t now_ms(void)
@@ -566,10 +531,11 @@ static ek_err_t *handshake(SSL_CTX *ctx, int fd, bool server, const char *server
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     tls_stream_t *t = ek_xcalloc(1, sizeof(*t));
     ek_stream_init(&t->base, &tls_ops);
+    pthread_mutex_init(&t->lock, NULL);
     t->fd = fd;
     t->ssl = SSL_new(ctx);
     ek_err_t *err = NULL;
-    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1 || SSL_set_app_data(t->ssl, t) != 1) {
+    if (!t->ssl || SSL_set_fd(t->ssl, fd) != 1) {
         err = ek_err_new(EK_E_INTERNAL, "TLS: cannot set up the connection: %s",
                          ssl_errstr(eb, sizeof(eb)));
         goto fail;
@@ -613,9 +579,9 @@ static ek_err_t *handshake(SSL_CTX *ctx, int fd, bool server, const char *server
             err = ek_err_new(EK_E_AUTH, "TLS handshake failed: %s", ssl_errstr(eb, sizeof(eb)));
         goto fail;
     }
-    const char *why = take_over(t, server);
+    const char *why = tls_setup_io(t);
     if (why) {
-        err = ek_err_new(EK_E_INTERNAL, "TLS: cannot take over the connection: %s", why);
+        err = ek_err_new(EK_E_INTERNAL, "TLS: cannot set up the connection: %s", why);
         goto fail;
     }
     *out = &t->base;

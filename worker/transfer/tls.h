@@ -18,9 +18,9 @@ EK_ERR_CHECK ek_tls_server_ctx_new(const char *cert, const char *key, const char
                                    SSL_CTX **out);
 /* The engine's context: its client certificate and key, and the CA that
  * must have signed the writer's certificate. cert and key NULL: a client
- * without a certificate, which a writer refuses (for tests). Connections
- * need a context made by one of these two functions: its key-log callback
- * hands the traffic secrets to the stream's record layer. */
+ * without a certificate, which a writer refuses (for tests). Both contexts
+ * ask for kernel TLS (SSL_OP_ENABLE_KTLS); OpenSSL uses it where the kernel
+ * has it, and seals the records itself otherwise. */
 EK_ERR_CHECK ek_tls_client_ctx_new(const char *cert, const char *key, const char *ca,
                                    SSL_CTX **out);
 
@@ -33,11 +33,14 @@ EK_ERR_CHECK ek_tls_accept(SSL_CTX *ctx, int fd, int timeout_ms, ek_stream_t **o
 EK_ERR_CHECK ek_tls_connect(SSL_CTX *ctx, int fd, const char *server_name, int timeout_ms,
                             ek_stream_t **out);
 
-/* Records sealed with one key before a KeyUpdate (0: the default, 2^24).
- * For tests, which need key updates within a few records. */
+/* Full (16 KiB) records sealed with one key before a KeyUpdate (0: the
+ * default, 2^24): counted in bytes handed to OpenSSL, which sends the
+ * KeyUpdate. For tests, which need key updates within a few records. */
 void ek_tls_set_records_per_key(uint64_t n);
 
 /* The negotiated cipher suite of a TLS stream (for logs), or "". */
 const char *ek_tls_cipher(ek_stream_t *s);
+/* True when the kernel seals this TLS stream's records (kernel TLS). */
+bool ek_tls_is_ktls(ek_stream_t *s);
 
 #endif
