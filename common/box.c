@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 #include "common/base64.h"
 #include "common/mem.h"
+#include "common/redact.h"
 
 #define BOX_PREFIX "b1:"
 #define RAW_LEN    32
@@ -329,4 +330,93 @@ ek_err_t *ek_box_open(const ek_box_ring_t *ring, const char *aad, const char *se
         OPENSSL_cleanse(key, sizeof(key));
     }
     return err ? ek_err_prefix(err, "sealed box") : NULL;
+}
+
+/* ---- secrets inside JSON ---- */
+
+#define BOX_KEY "$box"
+
+/* The sealed text of a {"$box": "..."} object, else NULL. */
+static const char *boxed(json_object *v)
+{
+    json_object *b;
+    if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) != 1 ||
+        !json_object_object_get_ex(v, BOX_KEY, &b) || !json_object_is_type(b, json_type_string))
+        return NULL;
+    return json_object_get_string(b);
+}
+
+static ek_err_t *seal_value(json_object **slot, const char *public_b64, const char *aad)
+{
+    char *sealed = NULL;
+    ek_err_t *err = ek_box_seal(public_b64, aad, json_object_get_string(*slot), &sealed);
+    if (err)
+        return err;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, BOX_KEY, json_object_new_string(sealed));
+    free(sealed);
+    *slot = o;
+    return NULL;
+}
+
+ek_err_t *ek_box_json_seal(json_object *obj, const char *public_b64, const char *aad)
+{
+    ek_err_t *err = NULL;
+    if (json_object_is_type(obj, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(obj) && !err; i++)
+            err = ek_box_json_seal(json_object_array_get_idx(obj, i), public_b64, aad);
+        return err;
+    }
+    if (!json_object_is_type(obj, json_type_object) || boxed(obj))
+        return NULL;
+    json_object_object_foreach(obj, key, val)
+    {
+        if (err)
+            break;
+        if (ek_redact_is_secret_key(key) && json_object_is_type(val, json_type_string)) {
+            json_object *o = val;
+            if (!(err = seal_value(&o, public_b64, aad)))
+                json_object_object_add(obj, key, o); /* replaces (and puts) val */
+        } else {
+            err = ek_box_json_seal(val, public_b64, aad);
+        }
+    }
+    return err;
+}
+
+ek_err_t *ek_box_json_open(json_object *obj, const ek_box_ring_t *ring, const char *aad)
+{
+    ek_err_t *err = NULL;
+    if (json_object_is_type(obj, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(obj) && !err; i++) {
+            json_object *v = json_object_array_get_idx(obj, i);
+            const char *s = boxed(v);
+            char *plain = NULL;
+            if (!s)
+                err = ek_box_json_open(v, ring, aad);
+            else if (!(err = ek_box_open(ring, aad, s, &plain))) {
+                json_object_array_put_idx(obj, i, json_object_new_string(plain));
+                ek_free_secret(plain);
+            }
+        }
+        return err;
+    }
+    if (!json_object_is_type(obj, json_type_object))
+        return NULL;
+    json_object_object_foreach(obj, key, val)
+    {
+        if (err)
+            break;
+        const char *s = boxed(val);
+        char *plain = NULL;
+        if (!s)
+            err = ek_box_json_open(val, ring, aad);
+        else if (!(err = ek_box_open(ring, aad, s, &plain))) {
+            json_object_object_add(obj, key, json_object_new_string(plain));
+            ek_free_secret(plain);
+        }
+        if (err)
+            err = ek_err_prefix(err, "\"%s\"", key);
+    }
+    return err;
 }

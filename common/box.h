@@ -17,6 +17,7 @@
 #define EK_BOX_H
 
 #include <stdbool.h>
+#include <json-c/json.h>
 #include "common/error.h"
 #include "common/secret.h"
 
@@ -49,5 +50,14 @@ EK_ERR_CHECK ek_box_open(const ek_box_ring_t *ring, const char *aad, const char 
                          char **plaintext);
 /* True if text looks like a sealed box ("b1:"). */
 bool ek_box_is_sealed(const char *text);
+
+/* Secrets inside JSON documents (task info): a string under a key that names
+ * a secret (ek_redact_is_secret_key: "private_key", "key_pem", "password"...)
+ * becomes {"$box": "b1:..."} sealed for public_b64, at any depth. Values
+ * already sealed stay as they are. */
+EK_ERR_CHECK ek_box_json_seal(json_object *obj, const char *public_b64, const char *aad);
+/* Every {"$box": ...} in obj, at any depth, becomes its plaintext string
+ * again (opened with the ring). */
+EK_ERR_CHECK ek_box_json_open(json_object *obj, const ek_box_ring_t *ring, const char *aad);
 
 #endif

@@ -64,6 +64,7 @@ const ek_opt_def_t ek_options[] = {
     I("worker", "compression_level", 3, 0, 19, "zstd level for disk data (0 turns compression off)."),
     I("worker", "bandwidth_limit", 0, 0, 1000000, "Data-plane bandwidth limit per transfer, MiB/s (0: none)."),
     S("worker", "tmp_dir", "/var/tmp", "Directory for temporary files (private keys are written 0600)."),
+    S("worker", "key_file", "", "This worker's X25519 key (PEM, 0600; made on first start): the conductor seals each task's secrets for it alone. Empty: <state_dir>/worker.key. Rotate with `ekman-worker --rotate-key` (the previous key keeps opening tasks sealed before)."),
 
     /* [libvirt_migration_provider]: seed 004 */
     S(LV, "default_storage_pool", "", "Storage pool for volumes not mapped in storage_mappings."),

@@ -18,7 +18,7 @@
 
 ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
 {
-    const char *host, *binary, *topic, *region = "";
+    const char *host, *binary, *topic, *region = "", *box_pub = "", *box_kid = "";
     json_object *providers = NULL;
     int64_t capacity = 1, running = 0;
     json_object *b = env->body;
@@ -29,7 +29,9 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
         (err = ek_json_opt_string(b, "body", "region", "", &region)) ||
         (err = ek_json_opt_object(b, "body", "providers", &providers)) ||
         (err = ek_json_opt_int(b, "body", "capacity", 1, &capacity)) ||
-        (err = ek_json_opt_int(b, "body", "running_tasks", 0, &running))) {
+        (err = ek_json_opt_int(b, "body", "running_tasks", 0, &running)) ||
+        (err = ek_json_opt_string(b, "body", "box_public_key", "", &box_pub)) ||
+        (err = ek_json_opt_string(b, "body", "box_key_id", "", &box_kid))) {
         err->code = EK_E_PROTOCOL;
         return err;
     }
@@ -40,6 +42,11 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
     snprintf(run, sizeof(run), "%lld", (long long)running);
     json_object *specs = json_object_new_object();
     json_object_object_add(specs, "region", json_object_new_string(region));
+    /* the key the conductor seals this worker's tasks for (common/box.h) */
+    if (*box_pub) {
+        json_object_object_add(specs, "box_public_key", json_object_new_string(box_pub));
+        json_object_object_add(specs, "box_key_id", json_object_new_string(box_kid));
+    }
     PGresult *res;
     err = ek_db_query(
         db, &res,

@@ -8,8 +8,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "common/amqp.h"
+#include "common/box.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -19,6 +21,7 @@
 #include "proto/messages.h"
 #include "proto/providers.h"
 #include "worker/child.h"
+#include "worker/keys.h"
 #include "worker/provider.h"
 #include "worker/supervisor.h"
 
@@ -67,6 +70,20 @@ static json_object *service_body(struct worker *w)
     json_object_object_add(b, "running_tasks",
                            json_object_new_int(ek_supervisor_running(w->sup)));
     json_object_object_add(b, "pid", json_object_new_int((int)getpid()));
+    /* the key the conductor seals this worker's tasks for; read each time, so
+     * that a rotation (ekman-worker --rotate-key) is announced at once */
+    _cleanup_free_ char *kf = ek_worker_key_path(w->cfg);
+    ek_box_ring_t *ring = NULL;
+    ek_err_t *err = ek_box_ring_load(kf, true, &ring);
+    if (err) {
+        ek_log_err(err, "no key to announce: tasks cannot be sealed for this worker");
+        ek_err_free(err);
+    } else {
+        json_object_object_add(b, "box_public_key",
+                               json_object_new_string(ek_box_ring_public(ring)));
+        json_object_object_add(b, "box_key_id", json_object_new_string(ek_box_ring_kid(ring)));
+        ek_box_ring_free(ring);
+    }
     return b;
 }
 
@@ -267,6 +284,23 @@ int main(int argc, char **argv)
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
     bool child = argc == 2 && strcmp(argv[1], "--task-child") == 0;
+    if (argc == 2 && strcmp(argv[1], "--rotate-key") == 0) {
+        /* a new key pair; the previous one still opens what was sealed for it */
+        _cleanup_free_ char *kf = ek_worker_key_path(cfg);
+        char kid[EK_BOX_KID_LEN + 1];
+        ek_err_t *err = ek_box_rotate(kf, kid);
+        if (err) {
+            fprintf(stderr, "%s: cannot rotate the key: %s\n", info.name, err->message);
+            ek_err_free(err);
+            ek_config_free(cfg);
+            return 1;
+        }
+        printf("new key %s in %s (the previous one kept in %s.prev); a running worker "
+               "announces it with its next heartbeat\n",
+               kid, kf, kf);
+        ek_config_free(cfg);
+        return 0;
+    }
     if (argc > 1 && !child) {
         fprintf(stderr, "%s: unknown argument '%s' (see --help)\n", info.name, argv[1]);
         ek_config_free(cfg);
@@ -289,6 +323,27 @@ int main(int argc, char **argv)
     w.own_queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, w.host);
     w.capacity = (int)ek_config_get_int(cfg, "worker", "capacity");
     atomic_init(&w.stop_heartbeat, false);
+    {
+        /* the key exists before the first heartbeat and task (made now if new) */
+        _cleanup_free_ char *kf = ek_worker_key_path(cfg);
+        _cleanup_free_ char *dir = ek_xstrdup(kf);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = '\0';
+            (void)mkdir(dir, 0700); /* [DEFAULT] state_dir on a fresh machine */
+        }
+        ek_box_ring_t *ring = NULL;
+        ek_err_t *err = ek_box_ring_load(kf, true, &ring);
+        if (err) {
+            ek_log_err(err, "cannot start: [worker] key_file");
+            ek_err_free(err);
+            free(w.own_queue);
+            ek_config_free(cfg);
+            return 1;
+        }
+        ek_log_kv(EK_LOG_INFO, "worker key", "key_id", ek_box_ring_kid(ring), "file", kf, NULL);
+        ek_box_ring_free(ring);
+    }
 
     /* task processes are this very binary, exec'ed afresh */
     char self[PATH_MAX];

@@ -200,6 +200,45 @@ static void test_derived(void **state)
     ek_box_ring_free(b);
 }
 
+/* Secrets inside task info: sealed at any depth under secret-named keys,
+ * opened back to the same document; other values untouched. */
+static void test_json(void **state)
+{
+    (void)state;
+    _cleanup_free_ char *p = path_of("j.key");
+    ek_box_ring_t *r = NULL;
+    assert_null(ek_box_ring_load(p, true, &r));
+    const char *doc = "{\"minion\": {\"connection_info\": {\"kind\": \"ssh\", \"host\": \"10.0.0.5\", "
+                      "\"private_key\": \"S3CRET-KEY\"}}, \"disks\": [{\"id\": \"d1\", "
+                      "\"password\": \"pw-1\"}], \"count\": 3}";
+    json_object *o = json_tokener_parse(doc);
+    json_object *want = json_tokener_parse(doc);
+    assert_null(ek_box_json_seal(o, ek_box_ring_public(r), "action-1"));
+    const char *text = json_object_to_json_string(o);
+    assert_null(strstr(text, "S3CRET-KEY"));
+    assert_null(strstr(text, "pw-1"));
+    assert_non_null(strstr(text, "10.0.0.5"));
+    assert_non_null(strstr(text, "\"$box\""));
+    /* sealing again leaves sealed values as they are */
+    char *once = ek_xstrdup(text);
+    assert_null(ek_box_json_seal(o, ek_box_ring_public(r), "action-1"));
+    assert_string_equal(json_object_to_json_string(o), once);
+    free(once);
+    /* the wrong place does not open; the right one gives the document back */
+    json_object *copy = NULL;
+    assert_int_equal(json_object_deep_copy(o, &copy, NULL), 0);
+    ek_err_t *err = ek_box_json_open(copy, r, "action-2");
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "private_key"));
+    ek_err_free(err);
+    json_object_put(copy);
+    assert_null(ek_box_json_open(o, r, "action-1"));
+    assert_true(json_object_equal(o, want));
+    json_object_put(o);
+    json_object_put(want);
+    ek_box_ring_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_derived),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
