@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "common/json.h"
@@ -18,11 +19,35 @@
 
 #define FIX EK_FIXTURES "/local/"
 
+/* The operator's roots for these tests: the fixtures and the temporary
+ * directories (issue #17: the local provider reads nothing else). */
+static ek_config_t *cfg;
+static ek_local_scope_t sc_;
+static const ek_local_scope_t *const SC = &sc_;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    cfg = ek_config_new();
+    if (ek_config_load_string(cfg, "[local]\nallowed_roots = " EK_FIXTURES "/local, /tmp\n",
+                              "test.conf"))
+        return -1;
+    sc_ = (ek_local_scope_t){cfg, "test"};
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    ek_config_free(cfg);
+    return 0;
+}
+
 static ek_local_domain_t *load_ok(const char *name)
 {
     _cleanup_free_ char *path = ek_xasprintf(FIX "%s", name);
     ek_local_domain_t *d = NULL;
-    ek_err_t *err = ek_local_domain_load(path, false, &d);
+    ek_err_t *err = ek_local_domain_load(SC, path, false, &d);
     if (err)
         fail_msg("%s: %s", name, err->message);
     return d;
@@ -32,7 +57,7 @@ static void expect_error(const char *name, const char *fragment)
 {
     _cleanup_free_ char *path = ek_xasprintf(FIX "%s", name);
     ek_local_domain_t *d = NULL;
-    ek_err_t *err = ek_local_domain_load(path, false, &d);
+    ek_err_t *err = ek_local_domain_load(SC, path, false, &d);
     assert_non_null(err);
     assert_null(d);
     if (!strstr(err->message, fragment))
@@ -103,7 +128,7 @@ static void test_bad(void **state)
     expect_error("bad-malformed.xml", "malformed domain XML at line");
     expect_error("bad-network-disk.xml", "is of type 'network'");
     expect_error("bad-vmdk.xml", "format 'vmdk'");
-    expect_error("bad-traversal.xml", "cannot be used as a file name");
+    expect_error("bad-traversal.xml", "cannot be used");
     ek_local_domain_t *d = NULL;
     static const char *const docs[][2] = {
         {"<network><name>x</name></network>", "the root element is <network>"},
@@ -123,7 +148,7 @@ static void test_bad(void **state)
          "has no <target dev"},
     };
     for (size_t i = 0; i < sizeof(docs) / sizeof(*docs); i++) {
-        ek_err_t *err = ek_local_domain_parse(docs[i][0], strlen(docs[i][0]), "/", false, &d);
+        ek_err_t *err = ek_local_domain_parse(NULL, docs[i][0], strlen(docs[i][0]), "/", false, &d);
         if (!err)
             fail_msg("document %zu parsed", i);
         if (!strstr(err->message, docs[i][1]))
@@ -155,32 +180,32 @@ static void test_probe(void **state)
     _cleanup_free_ char *raw = ek_xasprintf("%s/a.img", dir);
     _cleanup_free_ char *q = ek_xasprintf("%s/b.qcow2", dir);
     write_file(raw, "hello", 5, 3 << 20);
-    /* a qcow2 header: magic, version 3, ..., virtual size (big endian) at 24 */
-    unsigned char h[72] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
-    h[24 + 3] = 0x01; /* 1 << 32 */
-    write_file(q, h, sizeof(h), -1);
+    _cleanup_free_ char *mk = ek_xasprintf("qemu-img create -q -f qcow2 %s 4G", q);
+    assert_int_equal(system(mk), 0);
+    struct stat qst;
+    assert_int_equal(stat(q, &qst), 0);
     const char *fmt;
     uint64_t size;
-    assert_null(ek_local_image_probe(raw, NULL, &fmt, &size));
+    assert_null(ek_local_image_probe(SC, raw, NULL, &fmt, &size));
     assert_string_equal(fmt, "raw");
     assert_int_equal(size, 3 << 20);
-    assert_null(ek_local_image_probe(q, NULL, &fmt, &size));
+    assert_null(ek_local_image_probe(SC, q, NULL, &fmt, &size));
     assert_string_equal(fmt, "qcow2");
     assert_int_equal(size, 1ull << 32);
     /* declared raw: the guest sees the qcow2 file's bytes */
-    assert_null(ek_local_image_probe(q, "raw", &fmt, &size));
+    assert_null(ek_local_image_probe(SC, q, "raw", &fmt, &size));
     assert_string_equal(fmt, "raw");
-    assert_int_equal(size, sizeof(h));
-    ek_err_t *err = ek_local_image_probe(raw, "qcow2", &fmt, &size);
+    assert_int_equal(size, (uint64_t)qst.st_size);
+    ek_err_t *err = ek_local_image_probe(SC, raw, "qcow2", &fmt, &size);
     assert_non_null(err);
-    assert_non_null(strstr(err->message, "is not a qcow2 image"));
+    assert_non_null(strstr(err->message, "declared as 'qcow2' but its header says 'raw'"));
     ek_err_free(err);
-    err = ek_local_image_probe(raw, "vpc", &fmt, &size);
+    err = ek_local_image_probe(SC, raw, "vpc", &fmt, &size);
     assert_non_null(strstr(err->message, "raw and qcow2"));
     ek_err_free(err);
     _cleanup_free_ char *missing = ek_xasprintf("%s/none.img", dir);
-    err = ek_local_image_probe(missing, NULL, &fmt, &size);
-    assert_non_null(strstr(err->message, "could not open image"));
+    err = ek_local_image_probe(SC, missing, NULL, &fmt, &size);
+    assert_non_null(strstr(err->message, "cannot open"));
     ek_err_free(err);
     unlink(raw);
     unlink(q);
@@ -209,22 +234,22 @@ static void test_find_and_list(void **state)
     free(x1);
     free(x2);
     ek_local_domain_t *d;
-    assert_null(ek_local_domain_find(dir, "alpha", true, &d));
+    assert_null(ek_local_domain_find(SC, dir, "alpha", true, &d));
     assert_string_equal(d->xml_path, p1);
     assert_int_equal(d->disks[0].size, 1 << 20);
     ek_local_domain_free(d);
-    assert_null(ek_local_domain_find(dir, "beta", false, &d));
+    assert_null(ek_local_domain_find(SC, dir, "beta", false, &d));
     assert_string_equal(d->xml_path, p2);
     ek_local_domain_free(d);
-    ek_err_t *err = ek_local_domain_find(dir, "gamma", false, &d);
+    ek_err_t *err = ek_local_domain_find(SC, dir, "gamma", false, &d);
     assert_int_equal(err->code, EK_E_NOTFOUND);
     ek_err_free(err);
-    err = ek_local_domain_find(dir, "../etc", false, &d);
+    err = ek_local_domain_find(SC, dir, "../etc", false, &d);
     assert_int_equal(err->code, EK_E_NOTFOUND);
     ek_err_free(err);
     ek_local_domain_t **v;
     size_t n;
-    assert_null(ek_local_domain_list(dir, false, &v, &n));
+    assert_null(ek_local_domain_list(SC, dir, false, &v, &n));
     assert_int_equal(n, 2); /* junk.xml skipped */
     assert_string_equal(v[0]->name, "alpha");
     assert_string_equal(v[1]->name, "beta");
@@ -260,7 +285,7 @@ static void test_generated_xml(void **state)
     assert_non_null(strstr(xml, "<domain type=\"qemu\">"));
     assert_non_null(strstr(xml, "<name>win &amp; co</name>"));
     ek_local_domain_t *back = NULL;
-    ek_err_t *err = ek_local_domain_parse(xml, strlen(xml), "/", false, &back);
+    ek_err_t *err = ek_local_domain_parse(NULL, xml, strlen(xml), "/", false, &back);
     if (err)
         fail_msg("%s\n%s", err->message, xml);
     assert_string_equal(back->name, "win & co");
@@ -343,5 +368,5 @@ int main(void)
         cmocka_unit_test(test_find_and_list), cmocka_unit_test(test_generated_xml),
         cmocka_unit_test(test_names),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

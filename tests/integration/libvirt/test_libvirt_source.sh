@@ -23,6 +23,12 @@
 #   7. shut-off domain changed offline: read through libvirt (volume
 #      download), only the changed blocks are sent; bit-identical
 #   8. the source cleanups remove the checkpoints
+#   9. a running domain whose qcow2 disk is v2 (no dirty bitmaps)
+#  10. tenant isolation (issue #17): an endpoint without a private_key does
+#      not get the operator's ssh_key_path unless operator_key_uris lists
+#      it; a shut-off domain whose qcow2's external data file is the
+#      worker's ekman.conf is refused and nothing of that file reaches the
+#      destination
 # After every sync: at most one Ekman checkpoint, no backup job, no host
 # directory, no key file, no ssh tunnel left.
 set -uo pipefail
@@ -55,6 +61,7 @@ chmod 755 "$W"
 mkdir -p "$W/con" "$W/tmp" "$W/dst" "$W/ref"
 chmod 777 "$W/con" # QEMU (libvirt-qemu) binds the console socket there
 DOM=lvsrc-src-$$
+EVIL=lvsrc-evil-$$ EVIL_VDA=lvsrc-evil-$$-vda.qcow2
 VDA=$DOM-vda.qcow2 VDB=$DOM-vdb.img
 TAG=$(printf '%08x' $((RANDOM * 32768 + RANDOM)))
 DEST_ID=$TAG-0000-4000-8000-000000000000
@@ -65,13 +72,19 @@ cleanup() {
     virsh -q undefine "$DOM" --checkpoints-metadata >/dev/null 2>&1
     virsh -q vol-delete --pool "$EKMAN_POOL" "$VDA" >/dev/null 2>&1
     virsh -q vol-delete --pool "$EKMAN_POOL" "$VDB" >/dev/null 2>&1
+    virsh -q undefine "$EVIL" >/dev/null 2>&1
+    rm -f "$EKMAN_POOL_DIR/$EVIL_VDA"
     rm -rf /var/tmp/ekman-backup-"$TAG"-*
     rm -f "$LSAN_SUPP"
     [[ -n ${KEEP:-} ]] || rm -rf "$W"
 }
 trap cleanup EXIT
 
-printf '[worker]\ntmp_dir = %s\n' "$W/tmp" >"$W/ekman.conf"
+# The worker's configuration; the comment stands for its secrets (issue #17:
+# no tenant image may make it reach a destination). The destination is the
+# `local` provider, in the operator's allowed roots.
+printf '# EKMAN-SECRET-%s\n[worker]\ntmp_dir = %s\n[local]\nallowed_roots = %s\n' \
+    "$TAG" "$W/tmp" "$W/dst" >"$W/ekman.conf"
 jq -n --arg k "$(base64 -w0 "$EKMAN_SSH_KEY")" --arg kh "$(cat "$EKMAN_SSH_KNOWN_HOSTS")" \
     --arg u "$EKMAN_SSH_USER" --argjson p "$EKMAN_SSH_PORT" \
     '{host: "127.0.0.1", port: $p, username: $u, private_key: $k, known_hosts: $kh}' >"$W/conn.json"
@@ -81,7 +94,8 @@ task() { # task TYPE [ARGS...]: one task; its output in $W/last.log, report in $
     local t=$1
     shift
     "$RUN" task "$t" --conn "$W/conn.json" --config "$W/ekman.conf" --dst "$W/dst" \
-        --dest-id "$DEST_ID" --instance "$DOM" --info "$INFO" --report "$W/last.json" "$@" \
+        --dest-id "$DEST_ID" --instance "${INSTANCE:-$DOM}" --info "${INFO_FILE:-$INFO}" \
+        --report "$W/last.json" "$@" \
         >"$W/last.log" 2>&1
 }
 show() { sed 's/^/    /' "$W/last.log"; }
@@ -346,5 +360,41 @@ check "replicas identical to the disks at the sync" identical s9
 check "vda: nothing sent, its blocks equal the replica's (block hashes)" test "$(stat_of vda data_bytes)" -eq 0
 check "no checkpoint, nothing else left" leftovers 0
 virsh -q destroy "$DOM" >/dev/null 2>&1
+
+# ---------------------------------------------------------------- 10. tenant isolation
+log "10. tenant isolation: the operator's key; a qcow2 whose data file is the worker's ekman.conf"
+jq 'del(.private_key)' "$W/conn.json" >"$W/nokey.json"
+URI="qemu+ssh://$EKMAN_SSH_USER@127.0.0.1:$EKMAN_SSH_PORT/system"
+cp "$W/ekman.conf" "$W/opkey.conf"
+printf '[libvirt_migration_provider]\nssh_key_path = %s\n' "$EKMAN_SSH_KEY" >>"$W/opkey.conf"
+out=$("$RUN" endpoint validate_connection --conn "$W/nokey.json" --config "$W/opkey.conf" 2>/dev/null)
+if [[ $out == ERROR:*"operator_key_uris"* && $out == *"$URI"* ]]; then
+    ok "a keyless endpoint does not get the operator's key: $(cut -c1-120 <<<"$out")..."
+else not_ok "a keyless endpoint got the operator's key: $out"; fi
+printf 'operator_key_uris = %s\n' "$URI" >>"$W/opkey.conf"
+check "listed in operator_key_uris, it does" \
+    "$RUN" endpoint validate_connection --conn "$W/nokey.json" --config "$W/opkey.conf"
+
+truncate -s 1M "$W/dummy.raw"
+qemu-img create -q -f qcow2 -o data_file="$W/dummy.raw",data_file_raw=on \
+    "$EKMAN_POOL_DIR/$EVIL_VDA" 1M || die "cannot create $EVIL_VDA"
+qemu-img amend -q -f qcow2 -o data_file="$W/ekman.conf" "$EKMAN_POOL_DIR/$EVIL_VDA" ||
+    die "cannot point $EVIL_VDA at ekman.conf"
+virsh -q pool-refresh "$EKMAN_POOL" >/dev/null
+guest_xml "$EVIL" "$GUEST_KERNEL" "$GUEST_INITRD" "$W/con" "$EKMAN_POOL_DIR/$EVIL_VDA" qcow2 \
+    "$EKMAN_POOL_DIR/$VDB" raw >"$W/evil.xml"
+virsh -q define "$W/evil.xml" >/dev/null || die "cannot define $EVIL"
+echo '{}' >"$W/evil-info.json"
+for t in GET_INSTANCE_INFO DEPLOY_TRANSFER_DISKS DEPLOY_TRANSFER_TARGET_RESOURCES; do
+    INSTANCE=$EVIL INFO_FILE=$W/evil-info.json task "$t" || { show; die "$t of $EVIL failed"; }
+done
+INSTANCE=$EVIL INFO_FILE=$W/evil-info.json task REPLICATE_DISKS --params '{"incremental": false}'
+rc=$?
+check "the sync of the shut-off domain is refused" test "$rc" -ne 0
+check "the error names the data file" grep -q "disk 'vda'.*refers to other files\|external data file" "$W/last.log" ||
+    show
+check "nothing of the worker's ekman.conf reached the destination" \
+    bash -c "! grep -rqa 'EKMAN-SECRET-$TAG' '$W/dst'"
+check "no download, qemu-nbd or key left" test -z "$(ls -A "$W/tmp")"
 
 finish

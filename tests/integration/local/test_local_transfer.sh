@@ -16,6 +16,12 @@
 #      makes new replicas and copies everything again, interrupted half-way
 #      and resumed; the execution after it sends nothing
 #   7. delete-disks removes the replicas, not the deployed VM
+#   8. tenant isolation (issue #17): the provider reads only beneath the
+#      operator's [local] allowed_roots (passed here as the worker's
+#      ekman.conf); a source outside them, a disk image reached through a
+#      link out of them and a qcow2 whose backing file is the worker's
+#      ekman.conf are refused, and nothing of that file reaches the
+#      destination
 set -euo pipefail
 
 BUILD=$(cd "$1" && pwd)
@@ -32,8 +38,13 @@ done
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/ekman-local-XXXXXX")
 trap '[[ -n ${KEEP:-} ]] || rm -rf "$W"' EXIT
-mkdir -p "$W/src" "$W/dst"
+mkdir -p "$W/src" "$W/dst" "$W/tenant" "$W/outside"
 S=$W/src D=$W/dst/web01
+# The worker's configuration: the operator allows the source, destination
+# and tenant directories, not $W itself (where this file lies).
+CONF=$W/ekman.conf
+printf '# a stand-in for the key: EKMAN-SECRET-%s\n[local]\nallowed_roots = %s, %s, %s\n' \
+    "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" "$W/src" "$W/dst" "$W/tenant" >"$CONF"
 MiB=1048576
 
 rnd() { # rnd FILE OFFSET_BYTES LENGTH_BYTES: random bytes written in place
@@ -60,8 +71,9 @@ NETMAP='{"default": "lan", "br-lan": "bridge:br0"}'
 run() { # run REPORT ARGS...: one execution; its log in REPORT.log
     local report=$1
     shift
-    "$RUN" --src "$S" --dst "$W/dst" --instance web01 --info "$W/info.json" \
-        --network-map "$NETMAP" --report "$W/$report.json" "$@" >"$W/$report.log" 2>&1
+    "$RUN" --src "${SRC_DIR:-$S}" --dst "$W/dst" --instance "${INSTANCE:-web01}" \
+        --info "$W/info.json" --network-map "$NETMAP" --report "$W/$report.json" \
+        --config "$CONF" "$@" >"$W/$report.log" 2>&1
 }
 expect_ok() {
     run "$@" || { cat "$W/$1.log"; fail "$1: the execution failed"; }
@@ -228,6 +240,44 @@ expect_ok r8 delete-disks
 same_as_source "$D/deployed" .img
 jq -e '.transfer.web01.volumes_info == []' "$W/info.json" >/dev/null ||
     fail "delete-disks did not empty volumes_info"
+
+log "8. tenant isolation: allowed roots, links, backing files"
+refused() { # refused REPORT WHAT: the execution failed, its log says WHAT
+    local report=$1 what=$2
+    shift 2
+    run "$report" "$@" && { cat "$W/$report.log"; fail "$report: the execution succeeded"; }
+    grep -qF -- "$what" "$W/$report.log" ||
+        { cat "$W/$report.log"; fail "$report: the log does not say: $what"; }
+    echo "  refused: $(grep -F -- "$what" "$W/$report.log" | head -1 | cut -c1-200)"
+}
+cp "$S/web01.xml" "$W/outside/web01.xml"
+SRC_DIR=$W/outside refused r9 "not under any of the directories" transfer
+# a domain XML in an allowed directory whose image is a link out of it
+ln -s "$S/../outside" "$W/tenant/out"
+cp "$S/web01-swap.img" "$W/outside/leak.img"
+tenant_vm() { # tenant_vm NAME FORMAT SOURCE: a one-disk domain in $W/tenant
+    printf "<domain type='kvm'><name>%s</name><memory unit='MiB'>64</memory><devices>
+<disk type='file' device='disk'><driver name='qemu' type='%s'/><source file='%s'/>
+<target dev='vda' bus='virtio'/></disk></devices></domain>\n" "$1" "$2" "$3" >"$W/tenant/$1.xml"
+}
+tenant_vm linked raw out/leak.img
+SRC_DIR=$W/tenant INSTANCE=linked refused r10 "leads out of the allowed directory" transfer
+# a qcow2 whose backing file is the worker's ekman.conf
+qemu-img create -q -f qcow2 -b "$CONF" -F raw -u "$W/tenant/evil.qcow2" 1M
+tenant_vm evil qcow2 evil.qcow2
+SRC_DIR=$W/tenant INSTANCE=evil refused r11 "backing file" transfer
+# ... and declared raw it is the guest's bytes, the header only
+tenant_vm evilraw raw evil.qcow2
+SRC_DIR=$W/tenant INSTANCE=evilraw expect_ok r12 transfer
+if grep -rqa EKMAN-SECRET "$W/dst"; then fail "the worker's ekman.conf reached the destination"; fi
+cmp -s "$W/tenant/evil.qcow2" "$W/dst/evilraw/disk-vda.img" ||
+    fail "the raw disk was not copied as it is"
+# a <target dev> that is a path
+tenant_vm dots raw evil.qcow2
+sed -i "s|dev='vda'|dev='../x'|" "$W/tenant/dots.xml"
+SRC_DIR=$W/tenant INSTANCE=dots refused r13 "" transfer
+grep -q "cannot be used\|no domain XML" "$W/r13.log" || { cat "$W/r13.log"; fail "r13: no reason"; }
+[[ ! -e $W/dst/x && ! -e $W/x ]] || fail "a file was written outside the destination"
 
 echo
 echo "local provider: all checks passed"

@@ -30,6 +30,8 @@ ROOT=$W/root
 mkdir -p "$ROOT/ovas" "$W/dst" "$W/build" "$W/outside"
 printf '[ova]\nallowed_roots = %s\n' "$ROOT" >"$W/ekman.conf"
 printf '[worker]\ntmp_dir = %s\n' "$W" >>"$W/ekman.conf"
+# the destination is a local endpoint: its directory must lie under [local] allowed_roots
+printf '[local]\nallowed_roots = %s\n' "$W/dst" >>"$W/ekman.conf"
 MiB=1048576
 
 rnd() { # rnd FILE OFFSET LENGTH (multiples of 64 KiB)

@@ -13,7 +13,12 @@
  * Files live in "<tmp_dir>/ekman-lv-<pid>-XXXXXX" (0700; key and known_hosts
  * 0600) and go with ek_lv_disconnect. A task process killed outright cannot
  * clean up: the next connection of any task removes directories whose
- * process is gone. */
+ * process is gone.
+ *
+ * An endpoint is a tenant's: it brings its own key. The operator's key
+ * ([libvirt_migration_provider] ssh_key_path) is used only for the
+ * endpoints the operator lists by URI in operator_key_uris, so no member of
+ * a project reaches a host with the operator's credential. */
 #include "worker/providers/libvirt/libvirt.h"
 
 #include <arpa/inet.h>
@@ -276,9 +281,31 @@ static bool uri_path_ok(const char *s)
     return true;
 }
 
+/* Whether the operator lets endpoint c use the operator's own key: its URI
+ * (qemu+ssh://USER@HOST:PORT/PATH, ":PORT" optional for 22) is listed in
+ * [libvirt_migration_provider] operator_key_uris. */
+static bool operator_key_allowed(const ek_lv_conn_t *c, const ek_config_t *cfg, char **uri)
+{
+    *uri = ek_xasprintf("qemu+ssh://%s@%s:%d/%s", c->user, c->host, c->port, c->uri_path);
+    const ek_strlist_t *allowed =
+        cfg ? ek_config_get_list(cfg, "libvirt_migration_provider", "operator_key_uris") : NULL;
+    _cleanup_free_ char *short_uri =
+        c->port == 22 ? ek_xasprintf("qemu+ssh://%s@%s/%s", c->user, c->host, c->uri_path) : NULL;
+    for (size_t i = 0; allowed && i < allowed->n; i++) {
+        const char *a = allowed->items[i];
+        if (a && (strcmp(a, *uri) == 0 || (short_uri && strcmp(a, short_uri) == 0)))
+            return true;
+    }
+    return false;
+}
+
 /* The key: connection_info.private_key (base64), else the configured
- * ssh_key_path. *key is malloc'ed (secret). */
-static ek_err_t *load_key(json_object *ci, const ek_config_t *cfg, unsigned char **key, size_t *len)
+ * ssh_key_path - the operator's credential, so only for the endpoints the
+ * operator lists in operator_key_uris: any member of any project can create
+ * an endpoint, and must not reach a host with the operator's key.
+ * *key is malloc'ed (secret). */
+static ek_err_t *load_key(const ek_lv_conn_t *c, const char *endpoint, json_object *ci,
+                          const ek_config_t *cfg, unsigned char **key, size_t *len)
 {
     const char *b64 = NULL;
     ek_err_t *err = ek_json_opt_string(ci, "connection_info", "private_key", NULL, &b64);
@@ -298,6 +325,16 @@ static ek_err_t *load_key(json_object *ci, const ek_config_t *cfg, unsigned char
         }
         return NULL;
     }
+    _cleanup_free_ char *uri = NULL;
+    if (!operator_key_allowed(c, cfg, &uri))
+        return ek_err_new(EK_E_FORBIDDEN,
+                          "endpoint '%s' (%s) has no connection_info.private_key, and the "
+                          "operator's key ([libvirt_migration_provider] ssh_key_path) is used "
+                          "only for the endpoints listed in [libvirt_migration_provider] "
+                          "operator_key_uris: give the endpoint its own SSH private key "
+                          "(base64 -w0 KEYFILE), or ask the operator to add %s to "
+                          "operator_key_uris",
+                          endpoint, uri, uri);
     const char *path =
         cfg ? ek_config_get_string(cfg, "libvirt_migration_provider", "ssh_key_path") : NULL;
     if (!path || !*path)
@@ -379,7 +416,7 @@ static ek_err_t *conn_setup(ek_lv_conn_t *c, const ek_endpoint_t *ep, const ek_c
     c->kh_file = ek_xasprintf("%s/known_hosts", c->dir);
     unsigned char *key = NULL;
     size_t klen = 0;
-    if ((err = load_key(ci, cfg, &key, &klen)))
+    if ((err = load_key(c, ep->name ? ep->name : "?", ci, cfg, &key, &klen)))
         return err;
     err = write_private(c->key_file, key, klen);
     explicit_bzero(key, klen);

@@ -31,23 +31,6 @@
 
 /* ---- connection and helpers --------------------------------------------------------- */
 
-/* The worker's configuration with ssh_key_path replaced (a destination
- * environment may name another key file). */
-static ek_err_t *config_with_key(const ek_config_t *cfg, const char *key_path, ek_config_t **out)
-{
-    const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : "/var/tmp";
-    _cleanup_free_ char *text = ek_xasprintf(
-        "[worker]\ntmp_dir = %s\n[libvirt_migration_provider]\nssh_key_path = %s\n", tmp,
-        key_path);
-    *out = ek_config_new();
-    ek_err_t *err = ek_config_load_string(*out, text, "destination environment");
-    if (err) {
-        ek_config_free(*out);
-        *out = NULL;
-    }
-    return err;
-}
-
 ek_err_t *ek_lv_task_connect_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                          ek_lv_conn_t **c, ek_lv_opts_t *o)
 {
@@ -57,16 +40,9 @@ ek_err_t *ek_lv_task_connect_destination(ek_task_ctx_t *ctx, const ek_task_input
     ek_err_t *err = ek_lv_opts_load(cfg, in->destination->environment, o);
     if (err)
         return err;
-    json_object *v;
-    ek_config_t *own = NULL;
-    if (in->destination->environment &&
-        json_object_object_get_ex(in->destination->environment, "ssh_key_path", &v) &&
-        (err = config_with_key(cfg, o->ssh_key_path, &own))) {
-        ek_lv_opts_release(o);
-        return err;
-    }
-    err = ek_lv_connect(in->destination, own ? own : cfg, c);
-    ek_config_free(own);
+    /* The key is the endpoint's, or the operator's for the endpoints the
+     * operator allows (conn.c): an environment names no key file. */
+    err = ek_lv_connect(in->destination, cfg, c);
     if (err) {
         ek_lv_opts_release(o);
         return ek_err_prefix(err, "destination endpoint");

@@ -196,9 +196,21 @@ static ek_err_t *check_env_keys(json_object *env)
         return NULL;
     if (!json_object_is_type(env, json_type_object))
         return ek_err_new(EK_E_INVALID, "the destination environment must be an object");
+    /* Options that name the worker's files or grant the operator's
+     * credentials: the operator's alone (ekman.conf), never a tenant's. */
+    static const char *const operator_only[] = {"ssh_key_path", "operator_key_uris",
+                                                "osmorphing_packages_dir",
+                                                "sqlite_database_file", NULL};
     json_object_object_foreach(env, key, val)
     {
         (void)val;
+        for (size_t i = 0; operator_only[i]; i++)
+            if (strcmp(key, operator_only[i]) == 0)
+                return ek_err_new(EK_E_FORBIDDEN,
+                                  "destination environment: '%s' can only be set by the "
+                                  "operator, in the workers' ekman.conf ([" SECTION "]): remove "
+                                  "it from the environment",
+                                  key);
         if (!ek_config_find_option(SECTION, key))
             return ek_err_new(EK_E_INVALID,
                               "destination environment: '%s' is not an option of "

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/process.h"
+#include "common/tenantname.h"
 #include "worker/providers/common/taskutil.h"
 
 #define SHUTDOWN_TIMEOUT_S 300
@@ -129,6 +130,11 @@ static ek_err_t *parse_disk(xmlXPathContextPtr xp, xmlNodePtr node, ek_lv_domain
         return ek_err_new(EK_E_INVALID, "domain '%s' has a disk without <target dev=...>", d->name);
     ek_lv_disk_t *k = &d->disks[d->n_disks++];
     k->id = id;
+    /* The target names the disk's files on the worker, its bitmaps and its
+     * NBD export: a name, never a path. */
+    ek_err_t *bad = ek_tenant_name_check(id, "disk target dev");
+    if (bad)
+        return ek_err_prefix(bad, "domain '%s'", d->name);
     if (!type || strcmp(type, "file") == 0) {
         k->path = xp_string(xp, node, "source/@file");
     } else if (strcmp(type, "block") == 0) {

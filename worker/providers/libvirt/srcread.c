@@ -13,7 +13,11 @@
  * Shut-off domain: the volume is downloaded through libvirt
  * (virStorageVolDownload, sparse) into the connection's private directory
  * and read from there (qcow2 through a local qemu-nbd), with the same hash
- * comparison on incremental syncs. Downloading, rather than running
+ * comparison on incremental syncs. The image is the tenant's: its format is
+ * checked against its header, any backing file, data file or extent is
+ * refused, and qemu opens it with the format forced and "backing": null
+ * (worker/providers/common/tenant_image.h), so no file of the worker can
+ * reach the destination through it. Downloading, rather than running
  * qemu-nbd on the host over SSH, because libvirt gives a shut-off domain's
  * images back to root (0600): the SSH account of a non-root endpoint
  * cannot open them, while libvirtd serves them; and no tool is needed on
@@ -51,7 +55,9 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/process.h"
+#include "common/tenantname.h"
 #include "worker/providers/common/replicate.h"
+#include "worker/providers/common/tenant_image.h"
 
 #define NBD_START_TIMEOUT_MS 30000
 
@@ -263,17 +269,22 @@ static void nbd_stop(disk_rd_t *r)
 }
 
 /* qemu-nbd serving the downloaded image read-only: the guest's view of a
- * qcow2 (or any other format qemu reads). Dies with the task. */
-static ek_err_t *nbd_start(disk_rd_t *r, const char *dir, const char *id, const char *format)
+ * qcow2 (or any other format qemu reads). The image comes from the tenant:
+ * it was probed (tenant_image.h) and qemu opens it through fd with the
+ * format forced and "backing": null, so it reaches no other file. Dies
+ * with the task. */
+static ek_err_t *nbd_start(disk_rd_t *r, const char *dir, const char *id, int fd, uint64_t size,
+                           const char *format)
 {
     r->nbd_sock = ek_xasprintf("%s/%s.nbd.sock", dir, id);
     _cleanup_free_ char *fmt = ek_xasprintf("--format=%s", format);
     _cleanup_free_ char *sock = ek_xasprintf("--socket=%s", r->nbd_sock);
     _cleanup_free_ char *log = ek_xasprintf("%s/%s.qemu-nbd.log", dir, id);
+    _cleanup_free_ char *spec = ek_tenant_image_spec(fd, 0, size, NULL);
     const char *bin = getenv("EKMAN_QEMU_NBD");
     if (!bin || !*bin)
         bin = "qemu-nbd";
-    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt, sock, r->file,
+    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt, sock, spec,
                           NULL};
     ek_err_t *err = ek_helper_start(argv, r->nbd_sock, log, NBD_START_TIMEOUT_MS, "qemu-nbd",
                                     &r->nbd_pid);
@@ -291,19 +302,39 @@ static const ek_lv_disk_t *find_disk(const ek_lv_domain_t *d, const char *id)
 static ek_err_t *open_offline(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *k, disk_rd_t *r,
                               uint64_t *size)
 {
+    /* k->id names a file here: checked when the domain was parsed, and
+     * again because this is where it becomes a path. */
+    ek_err_t *err = ek_tenant_name_check(k->id, "disk target dev");
+    if (err)
+        return err;
     r->file = ek_xasprintf("%s/%s.img", ek_lv_tmp_dir(s->c), k->id);
     char sz[32];
     ek_task_event(ctx, "INFO", "disk '%s': downloading volume \"%s\" (%s, %s) through libvirt",
                   k->id, k->path, k->format, ek_lv_human_size(k->size, sz));
-    ek_err_t *err = download(s, ctx, k, r->file);
+    if ((err = download(s, ctx, k, r->file)))
+        return err;
+    /* Not close-on-exec: qemu-img and qemu-nbd read it as /dev/fd/N. */
+    int fd = open(r->file, O_RDONLY);
+    if (fd < 0)
+        return ek_err_errno(errno, "could not open \"%s\"", r->file);
+    struct stat st;
+    _cleanup_free_ char *format = NULL;
+    _cleanup_free_ char *what = ek_xasprintf("'%s' (\"%s\")", k->id, k->path);
+    uint64_t vsize = 0;
+    if (fstat(fd, &st) != 0)
+        err = ek_err_errno(errno, "could not stat \"%s\"", r->file);
+    else
+        err = ek_tenant_image_probe(fd, 0, (uint64_t)st.st_size, k->format, what, &format,
+                                    &vsize);
+    if (!err && strcmp(format, "raw") != 0)
+        err = nbd_start(r, ek_lv_tmp_dir(s->c), k->id, fd, (uint64_t)st.st_size, format);
+    close(fd); /* qemu-nbd holds its own */
     if (err)
         return err;
     const char *uri = r->file;
     _cleanup_free_ char *nbd_uri = NULL;
     r->ops = &ek_reader_file;
-    if (strcmp(k->format, "raw") != 0) {
-        if ((err = nbd_start(r, ek_lv_tmp_dir(s->c), k->id, k->format)))
-            return err;
+    if (strcmp(format, "raw") != 0) {
         nbd_uri = ek_xasprintf("nbd+unix:///?socket=%s", r->nbd_sock);
         uri = nbd_uri;
         r->ops = &ek_reader_nbd;
@@ -363,6 +394,9 @@ static ek_err_t *src_begin(void *opaque, ek_task_ctx_t *ctx, const ek_task_input
     return err;
 }
 
+static ek_err_t *src_close(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_t *d,
+                           ek_repl_reader_t *rr, bool ok);
+
 static ek_err_t *src_open(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_t *d,
                           ek_repl_reader_t *out)
 {
@@ -391,8 +425,11 @@ static ek_err_t *src_open(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_t
     } else {
         err = open_offline(s, ctx, k, r, &out->size);
     }
-    if (err)
+    if (err) {
+        /* the driver closes only what opened: the download, qemu-nbd and r go now */
+        ek_err_free(src_close(opaque, ctx, d, out, false));
         return err;
+    }
     r->hash_mode = d->incremental && !bitmap;
     out->tracked = bitmap != NULL || r->hash_mode;
     if (r->hash_mode) {

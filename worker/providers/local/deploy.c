@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/tenantname.h"
 
 typedef struct deploy_paths {
     char *dir, *deployed, *xml;
@@ -34,12 +35,12 @@ static void paths_release(deploy_paths_t *p)
     free(p->xml);
 }
 
-static ek_err_t *paths_get(const ek_task_input_t *in, deploy_paths_t *p)
+static ek_err_t *paths_get(ek_task_ctx_t *ctx, const ek_task_input_t *in, deploy_paths_t *p)
 {
     const char *dst;
     ek_err_t *err;
     memset(p, 0, sizeof(*p));
-    if ((err = ek_local_task_dirs(in, NULL, &dst)) ||
+    if ((err = ek_local_task_dirs(ctx, in, NULL, &dst)) ||
         (err = ek_local_name_check(in->instance, "instance name")))
         return err;
     p->dir = ek_local_instance_dir(dst, in->instance);
@@ -64,7 +65,7 @@ EK_LOCAL_TASK(validate_deployment_inputs)
     json_object *export_info, *disks, *vols = NULL;
     ek_err_t *err;
     (void)result;
-    if ((err = paths_get(in, &p)))
+    if ((err = paths_get(ctx, in, &p)))
         return err;
     if ((err = ek_local_environment_check(in->destination->environment, "destination")) ||
         (err = ek_local_info_get(in, "export_info", json_type_object, &export_info)) ||
@@ -78,7 +79,7 @@ EK_LOCAL_TASK(validate_deployment_inputs)
         const char *id;
         if ((err = ek_json_req_string(json_object_array_get_idx(disks, i), "export_info.disks[]",
                                       "id", &id)) ||
-            (err = ek_local_name_check(id, "disk id")))
+            (err = ek_tenant_name_check(id, "disk id")))
             break;
         _cleanup_free_ char *path = ek_local_replica_path(p.dir, id, ".img");
         if (!ek_local_volume_find(vols, id) || access(path, R_OK) != 0)
@@ -106,7 +107,7 @@ EK_LOCAL_TASK(deploy_instance_resources)
     deploy_paths_t p;
     json_object *export_info, *disks, *vols;
     ek_err_t *err;
-    if ((err = paths_get(in, &p)))
+    if ((err = paths_get(ctx, in, &p)))
         return err;
     if ((err = ek_local_info_get(in, "export_info", json_type_object, &export_info)) ||
         (err = ek_local_info_get(in, "volumes_info", json_type_array, &vols)) ||
@@ -132,7 +133,7 @@ EK_LOCAL_TASK(deploy_instance_resources)
             (err = ek_json_opt_string(d, "export_info.disks[]", "bus", "virtio", &bus)) ||
             (err = ek_json_opt_int(d, "export_info.disks[]", "size_bytes", 0, &size)) ||
             (err = ek_json_opt_int(d, "export_info.disks[]", "boot_order", 0, &boot)) ||
-            (err = ek_local_name_check(id, "disk id")))
+            (err = ek_tenant_name_check(id, "disk id")))
             break;
         json_object *vol = ek_local_volume_find(vols, id);
         if (!vol) {
@@ -349,7 +350,7 @@ EK_LOCAL_TASK(cleanup_failed_deployment)
         return NULL;
     }
     deploy_paths_t p;
-    if ((err = paths_get(in, &p)))
+    if ((err = paths_get(ctx, in, &p)))
         return err;
     if ((err = ek_json_req_string(info, "instance_deployment_info", "directory", &dir)) ||
         (err = ek_json_req_string(info, "instance_deployment_info", "deployed_directory",
@@ -371,7 +372,7 @@ EK_LOCAL_TASK(cleanup_failed_deployment)
         const char *id;
         if ((err = ek_json_req_string(json_object_array_get_idx(disks, i),
                                       "instance_deployment_info.disks[]", "disk_id", &id)) ||
-            (err = ek_local_name_check(id, "disk id")))
+            (err = ek_tenant_name_check(id, "disk id")))
             break;
         _cleanup_free_ char *path = ek_local_replica_path(p.deployed, id, ".img");
         _cleanup_free_ char *origin = ek_local_replica_path(p.dir, id, ".img");

@@ -19,13 +19,15 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/tenantname.h"
 
 /* The instance's directory on the destination, checked; malloc'ed. */
-static ek_err_t *instance_dir(const ek_task_input_t *in, bool create, char **out)
+static ek_err_t *instance_dir(ek_task_ctx_t *ctx, const ek_task_input_t *in, bool create,
+                             char **out)
 {
     const char *dst;
     ek_err_t *err;
-    if ((err = ek_local_task_dirs(in, NULL, &dst)) ||
+    if ((err = ek_local_task_dirs(ctx, in, NULL, &dst)) ||
         (err = ek_local_name_check(in->instance, "instance name")))
         return err;
     char *dir = ek_local_instance_dir(dst, in->instance);
@@ -146,7 +148,7 @@ static const char *volume_id(json_object *v)
     json_object *id;
     if (!json_object_object_get_ex(v, "disk_id", &id) || !json_object_is_type(id, json_type_string))
         return NULL;
-    ek_err_t *bad = ek_local_name_check(json_object_get_string(id), "disk id");
+    ek_err_t *bad = ek_tenant_name_check(json_object_get_string(id), "disk id");
     if (bad) {
         ek_err_free(bad);
         return NULL;
@@ -161,7 +163,7 @@ EK_LOCAL_TASK(deploy_disks)
     ek_err_t *err;
     if ((err = ek_local_info_get(in, "export_info", json_type_object, &export_info)) ||
         (err = ek_json_req_array(export_info, "export_info", "disks", &disks)) ||
-        (err = instance_dir(in, true, &dir)))
+        (err = instance_dir(ctx, in, true, &dir)))
         return err;
     if (in->task_info && json_object_object_get_ex(in->task_info, "volumes_info", &v) &&
         json_object_is_type(v, json_type_array))
@@ -174,7 +176,7 @@ EK_LOCAL_TASK(deploy_disks)
         int64_t size;
         if ((err = ek_json_req_string(d, "export_info.disks[]", "id", &id)) ||
             (err = ek_json_opt_int(d, "export_info.disks[]", "size_bytes", 0, &size)) ||
-            (err = ek_local_name_check(id, "disk id")))
+            (err = ek_tenant_name_check(id, "disk id")))
             break;
         if (size <= 0) {
             err = ek_err_new(EK_E_INVALID, "disk '%s' has no size in export_info", id);
@@ -214,7 +216,7 @@ EK_LOCAL_TASK(delete_disks)
     _cleanup_free_ char *dir = NULL;
     ek_err_t *err;
     if ((err = ek_local_info_get(in, "volumes_info", json_type_array, &vols)) ||
-        (err = instance_dir(in, false, &dir)))
+        (err = instance_dir(ctx, in, false, &dir)))
         return err;
     size_t n = json_object_array_length(vols), removed = 0;
     for (size_t i = 0; i < n && !err; i++) {
@@ -271,7 +273,7 @@ EK_LOCAL_TASK(create_snapshots)
     ek_err_t *err;
     if ((err = volumes_copy(in, &vols)))
         return err;
-    if ((err = instance_dir(in, false, &dir)) ||
+    if ((err = instance_dir(ctx, in, false, &dir)) ||
         (in->params && json_object_is_type(in->params, json_type_object) &&
          (err = ek_json_opt_bool(in->params, "params", "clone_disks", clone, &clone)))) {
         json_object_put(vols);
@@ -329,7 +331,7 @@ EK_LOCAL_TASK(delete_snapshots)
     ek_err_t *err;
     if ((err = volumes_copy(in, &vols)))
         return err;
-    if ((err = instance_dir(in, false, &dir))) {
+    if ((err = instance_dir(ctx, in, false, &dir))) {
         json_object_put(vols);
         return err;
     }
@@ -362,7 +364,7 @@ EK_LOCAL_TASK(restore_snapshots)
     ek_err_t *err;
     if ((err = volumes_copy(in, &vols)))
         return err;
-    if ((err = instance_dir(in, false, &dir))) {
+    if ((err = instance_dir(ctx, in, false, &dir))) {
         json_object_put(vols);
         return err;
     }

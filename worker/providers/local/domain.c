@@ -6,7 +6,10 @@
  * guest OS family when libosinfo metadata names it, the disks (device
  * "disk" of type file or block; CD-ROMs and floppies are not migrated) and
  * the network interfaces. Entities are not expanded and nothing is fetched
- * from the network while parsing. */
+ * from the network while parsing. The XML and the images it names are
+ * opened beneath the operator's [local] allowed_roots only, the images
+ * probed as untrusted input (worker/providers/common/tenant_image.h), and a
+ * disk's target dev must be a plain name (common/tenantname.h). */
 #include "worker/providers/local/local.h"
 
 #include <dirent.h>
@@ -27,68 +30,74 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
+#include "common/tenantname.h"
+#include "worker/providers/common/tenant_image.h"
 
 #define MAX_XML_BYTES (4u << 20)
 
 /* ---- images -------------------------------------------------------------------------- */
 
-static uint64_t be64(const unsigned char *p)
+/* Size of the window qemu may read: a file's length, a block device's. */
+static ek_err_t *image_size(int fd, const char *path, uint64_t *size)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return ek_err_errno(errno, "could not stat image \"%s\"", path);
+    if (S_ISBLK(st.st_mode)) {
+        if (ioctl(fd, BLKGETSIZE64, size) != 0)
+            return ek_err_errno(errno, "could not get the size of \"%s\"", path);
+    } else if (S_ISREG(st.st_mode)) {
+        *size = (uint64_t)st.st_size;
+    } else {
+        return ek_err_new(EK_E_INVALID, "image \"%s\" is neither a file nor a block device",
+                          path);
+    }
+    if (*size == 0)
+        return ek_err_new(EK_E_INVALID, "image \"%s\" is empty", path);
+    return NULL;
 }
 
-ek_err_t *ek_local_image_probe(const char *path, const char *declared, const char **format,
-                               uint64_t *size)
+ek_err_t *ek_local_image_open(const ek_local_scope_t *sc, const char *path, const char *declared,
+                              int *fd_out, const char **format, uint64_t *size)
 {
     if (declared && strcmp(declared, "raw") != 0 && strcmp(declared, "qcow2") != 0)
         return ek_err_new(EK_E_INVALID,
                           "image \"%s\" is in format '%s': the local provider reads raw and "
                           "qcow2 images (convert it with qemu-img convert)",
                           path, declared);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ek_err_errno(errno, "could not open image \"%s\"", path);
-    struct stat st;
-    unsigned char head[32];
-    ek_err_t *err = NULL;
-    ssize_t got = 0;
-    uint64_t raw_size = 0;
-    if (fstat(fd, &st) != 0) {
-        err = ek_err_errno(errno, "could not stat image \"%s\"", path);
-    } else if (S_ISBLK(st.st_mode)) {
-        if (ioctl(fd, BLKGETSIZE64, &raw_size) != 0)
-            err = ek_err_errno(errno, "could not get the size of \"%s\"", path);
-    } else if (S_ISREG(st.st_mode)) {
-        raw_size = (uint64_t)st.st_size;
-    } else {
-        err = ek_err_new(EK_E_INVALID, "image \"%s\" is neither a file nor a block device", path);
-    }
-    if (!err && (got = pread(fd, head, sizeof(head), 0)) < 0)
-        err = ek_err_errno(errno, "could not read image \"%s\"", path);
-    close(fd);
+    int fd;
+    ek_err_t *err = ek_local_path_open(sc, path, O_RDONLY, &fd);
     if (err)
         return err;
-    bool is_qcow2 = got == (ssize_t)sizeof(head) && memcmp(head, "QFI\xfb", 4) == 0;
+    uint64_t len = 0;
+    _cleanup_free_ char *fmt = NULL;
+    _cleanup_free_ char *what = ek_xasprintf("\"%s\"", path);
     /* The XML says how the guest sees the image: a raw disk that happens to
      * hold a qcow2 file is raw to the guest, and stays raw here. */
-    const char *fmt = declared ? declared : is_qcow2 ? "qcow2" : "raw";
-    if (strcmp(fmt, "qcow2") == 0) {
-        if (!is_qcow2)
-            return ek_err_new(EK_E_INVALID,
-                              "image \"%s\" is declared qcow2 but is not a qcow2 "
-                              "image",
-                              path);
-        *size = be64(head + 24);
-    } else {
-        *size = raw_size;
+    if (!(err = image_size(fd, path, &len)) &&
+        !(err = ek_tenant_image_probe(fd, 0, len, declared, what, &fmt, size)) &&
+        strcmp(fmt, "raw") != 0 && strcmp(fmt, "qcow2") != 0)
+        err = ek_err_new(EK_E_INVALID,
+                         "image \"%s\" is in format '%s': the local provider reads raw and "
+                         "qcow2 images (convert it with qemu-img convert)",
+                         path, fmt);
+    if (err) {
+        close(fd);
+        return err;
     }
-    if (*size == 0)
-        return ek_err_new(EK_E_INVALID, "image \"%s\" is empty", path);
     *format = strcmp(fmt, "qcow2") == 0 ? "qcow2" : "raw";
+    *fd_out = fd;
     return NULL;
+}
+
+ek_err_t *ek_local_image_probe(const ek_local_scope_t *sc, const char *path, const char *declared,
+                               const char **format, uint64_t *size)
+{
+    int fd;
+    ek_err_t *err = ek_local_image_open(sc, path, declared, &fd, format, size);
+    if (!err)
+        close(fd);
+    return err;
 }
 
 /* ---- XML helpers --------------------------------------------------------------------- */
@@ -207,8 +216,8 @@ void ek_local_domain_free(ek_local_domain_t *d)
     free(d);
 }
 
-static ek_err_t *parse_disks(xmlXPathContextPtr xp, xmlNodePtr root, const char *base_dir,
-                             bool probe, ek_local_domain_t *d)
+static ek_err_t *parse_disks(const ek_local_scope_t *sc, xmlXPathContextPtr xp, xmlNodePtr root,
+                             const char *base_dir, bool probe, ek_local_domain_t *d)
 {
     xmlXPathObjectPtr set = xp_nodes(xp, root, "devices/disk");
     size_t n = xp_count(set);
@@ -230,7 +239,7 @@ static ek_err_t *parse_disks(xmlXPathContextPtr xp, xmlNodePtr root, const char 
         for (size_t j = 0; j + 1 < d->n_disks && !err; j++)
             if (strcmp(d->disks[j].id, k->id) == 0)
                 err = ek_err_new(EK_E_INVALID, "two disks have target dev '%s'", k->id);
-        if (err || (err = ek_local_name_check(k->id, "disk target dev")))
+        if (err || (err = ek_tenant_name_check(k->id, "disk target dev")))
             break;
         _cleanup_free_ char *src = NULL;
         if (!type || strcmp(type, "file") == 0)
@@ -259,7 +268,7 @@ static ek_err_t *parse_disks(xmlXPathContextPtr xp, xmlNodePtr root, const char 
         k->boot_order = boot ? atoi(boot) : 0;
         if (probe) {
             const char *fmt;
-            if ((err = ek_local_image_probe(k->path, k->format, &fmt, &k->size))) {
+            if ((err = ek_local_image_probe(sc, k->path, k->format, &fmt, &k->size))) {
                 err = ek_err_prefix(err, "disk '%s'", k->id);
                 break;
             }
@@ -322,8 +331,8 @@ static char *guess_firmware(xmlXPathContextPtr xp, xmlNodePtr root)
     return ek_xstrdup("bios");
 }
 
-ek_err_t *ek_local_domain_parse(const char *text, size_t len, const char *base_dir, bool probe,
-                                ek_local_domain_t **out)
+ek_err_t *ek_local_domain_parse(const ek_local_scope_t *sc, const char *text, size_t len,
+                                const char *base_dir, bool probe, ek_local_domain_t **out)
 {
     *out = NULL;
     if (len > MAX_XML_BYTES)
@@ -378,7 +387,7 @@ ek_err_t *ek_local_domain_parse(const char *text, size_t len, const char *base_d
             d->arch = ek_xstrdup("x86_64");
         d->firmware = guess_firmware(xp, root);
         d->os_type = guess_os_type(xp, root);
-        if ((err = parse_disks(xp, root, base_dir, probe, d)))
+        if ((err = parse_disks(sc, xp, root, base_dir, probe, d)))
             err = ek_err_prefix(err, "domain '%s'", d->name);
         else
             parse_nics(xp, root, d);
@@ -393,15 +402,21 @@ ek_err_t *ek_local_domain_parse(const char *text, size_t len, const char *base_d
     return NULL;
 }
 
-ek_err_t *ek_local_domain_load(const char *xml_path, bool probe, ek_local_domain_t **out)
+ek_err_t *ek_local_domain_load(const ek_local_scope_t *sc, const char *xml_path, bool probe,
+                               ek_local_domain_t **out)
 {
     *out = NULL;
-    int fd = open(xml_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ek_err_errno(errno, "could not open \"%s\"", xml_path);
+    int fd;
+    struct stat st;
+    ek_err_t *err = ek_local_path_open(sc, xml_path, O_RDONLY | O_CLOEXEC, &fd);
+    if (err)
+        return err;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ek_err_new(EK_E_INVALID, "\"%s\" is not a regular file", xml_path);
+    }
     ek_strbuf_t sb = EK_STRBUF_INIT;
     char buf[16384];
-    ek_err_t *err = NULL;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
@@ -422,7 +437,7 @@ ek_err_t *ek_local_domain_load(const char *xml_path, bool probe, ek_local_domain
     close(fd);
     if (!err) {
         _cleanup_free_ char *copy = ek_xstrdup(xml_path);
-        err = ek_local_domain_parse(sb.buf, sb.len, dirname(copy), probe, out);
+        err = ek_local_domain_parse(sc, sb.buf, sb.len, dirname(copy), probe, out);
         if (err)
             err = ek_err_prefix(err, "\"%s\"", xml_path);
     }
@@ -473,11 +488,11 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
-ek_err_t *ek_local_domain_find(const char *dir, const char *name, bool probe,
-                               ek_local_domain_t **out)
+ek_err_t *ek_local_domain_find(const ek_local_scope_t *sc, const char *dir, const char *name,
+                               bool probe, ek_local_domain_t **out)
 {
     *out = NULL;
-    ek_err_t *err = ek_local_name_check(name, "name");
+    ek_err_t *err = ek_tenant_name_check(name, "name");
     if (err) {
         ek_err_free(err); /* not a file name: only the scan can find it */
         err = NULL;
@@ -486,12 +501,12 @@ ek_err_t *ek_local_domain_find(const char *dir, const char *name, bool probe,
         _cleanup_free_ char *path = ek_xasprintf("%s/%s.xml", dir, name);
         ek_local_domain_t *d = NULL;
         if (access(path, F_OK) == 0) {
-            if ((err = ek_local_domain_load(path, false, &d))) {
+            if ((err = ek_local_domain_load(sc, path, false, &d))) {
                 ek_err_free(err); /* maybe another file holds it */
                 err = NULL;
             } else if (strcmp(d->name, name) == 0) {
                 ek_local_domain_free(d);
-                return ek_local_domain_load(path, probe, out);
+                return ek_local_domain_load(sc, path, probe, out);
             }
             ek_local_domain_free(d);
         }
@@ -502,13 +517,13 @@ ek_err_t *ek_local_domain_find(const char *dir, const char *name, bool probe,
         return err;
     for (size_t i = 0; i < n && !*out; i++) {
         ek_local_domain_t *d = NULL;
-        ek_err_t *e = ek_local_domain_load(files[i], false, &d);
+        ek_err_t *e = ek_local_domain_load(sc, files[i], false, &d);
         if (e) {
             ek_err_free(e);
             continue;
         }
         if (strcmp(d->name, name) == 0)
-            err = ek_local_domain_load(files[i], probe, out);
+            err = ek_local_domain_load(sc, files[i], probe, out);
         ek_local_domain_free(d);
         if (err)
             break;
@@ -527,7 +542,8 @@ static int cmp_domain(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-ek_err_t *ek_local_domain_list(const char *dir, bool probe, ek_local_domain_t ***out, size_t *n)
+ek_err_t *ek_local_domain_list(const ek_local_scope_t *sc, const char *dir, bool probe,
+                               ek_local_domain_t ***out, size_t *n)
 {
     char **files;
     size_t nf;
@@ -538,7 +554,7 @@ ek_err_t *ek_local_domain_list(const char *dir, bool probe, ek_local_domain_t **
     size_t len = 0;
     for (size_t i = 0; i < nf; i++) {
         ek_local_domain_t *d;
-        ek_err_t *e = ek_local_domain_load(files[i], probe, &d);
+        ek_err_t *e = ek_local_domain_load(sc, files[i], probe, &d);
         if (e) {
             ek_log_kv(EK_LOG_WARNING, "domain XML skipped", "error", e->message, NULL);
             ek_err_free(e);

@@ -25,6 +25,13 @@
  *   tasks.c       the other tasks (validation, instance info, resources) and helpers
  *   provider.c    the provider table and the endpoint calls
  *
+ * Every path a tenant names - an endpoint's connection_info.path, the image
+ * paths of its domain XML, the paths in export_info - is opened only
+ * beneath the operator's [local] allowed_roots (paths.c, with
+ * worker/providers/common/tenant_root.h); without roots the provider is off.
+ * Images are probed and opened with their format forced and no external
+ * reference (worker/providers/common/tenant_image.h).
+ *
  * Everything here runs in a task child of the worker (worker/child.c). */
 #ifndef EK_PROVIDER_LOCAL_H
 #define EK_PROVIDER_LOCAL_H
@@ -33,12 +40,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "common/config.h"
 #include "common/error.h"
 #include "worker/provider.h"
 #include "worker/transfer/reader.h"
 
 /* The provider table (provider.c). */
 extern const ek_provider_t ek_provider_local;
+
+/* Where a local endpoint's paths may lead: the worker's configuration
+ * ([local] allowed_roots; NULL: nothing is allowed) and the endpoint's name
+ * for errors. Both borrowed. */
+typedef struct ek_local_scope {
+    const ek_config_t *cfg;
+    const char *endpoint;
+} ek_local_scope_t;
 
 /* ---- domain.c ---------------------------------------------------------------------- */
 
@@ -73,26 +89,37 @@ typedef struct ek_local_domain {
 } ek_local_domain_t;
 
 /* Parses a domain XML document. Relative image paths are resolved against
- * base_dir; with probe, each image is opened to learn its virtual size (and
- * its format when the XML does not say it). */
-EK_ERR_CHECK ek_local_domain_parse(const char *text, size_t len, const char *base_dir, bool probe,
-                                   ek_local_domain_t **out);
-/* Reads and parses one file (probing the images). */
-EK_ERR_CHECK ek_local_domain_load(const char *xml_path, bool probe, ek_local_domain_t **out);
+ * base_dir; with probe, each image is opened (beneath sc's roots) to learn
+ * its virtual size (and its format when the XML does not say it). sc may be
+ * NULL without probe. */
+EK_ERR_CHECK ek_local_domain_parse(const ek_local_scope_t *sc, const char *text, size_t len,
+                                   const char *base_dir, bool probe, ek_local_domain_t **out);
+/* Reads (beneath sc's roots) and parses one file. */
+EK_ERR_CHECK ek_local_domain_load(const ek_local_scope_t *sc, const char *xml_path, bool probe,
+                                  ek_local_domain_t **out);
 /* The domain named `name` in the source directory: DIR/<name>.xml when it
  * holds that domain, else the first *.xml file that does. */
-EK_ERR_CHECK ek_local_domain_find(const char *dir, const char *name, bool probe,
-                                  ek_local_domain_t **out);
+EK_ERR_CHECK ek_local_domain_find(const ek_local_scope_t *sc, const char *dir, const char *name,
+                                  bool probe, ek_local_domain_t **out);
 /* Every domain of the directory, sorted by name; files that do not parse are
  * skipped with a warning in the log. The caller frees each and the array. */
-EK_ERR_CHECK ek_local_domain_list(const char *dir, bool probe, ek_local_domain_t ***out, size_t *n);
+EK_ERR_CHECK ek_local_domain_list(const ek_local_scope_t *sc, const char *dir, bool probe,
+                                  ek_local_domain_t ***out, size_t *n);
 void ek_local_domain_free(ek_local_domain_t *d);
 /* The export_info document of the task info (new reference). */
 json_object *ek_local_domain_export_info(const ek_local_domain_t *d);
 
-/* Format ("raw"/"qcow2", or NULL to detect) and virtual size of an image. */
-EK_ERR_CHECK ek_local_image_probe(const char *path, const char *declared_format,
-                                  const char **format, uint64_t *size);
+/* Format ("raw"/"qcow2"; declared_format NULL to detect) and virtual size
+ * of an image, opened beneath sc's roots and checked as every tenant image
+ * is (tenant_image.h): a qcow2 naming a backing or data file is refused. */
+EK_ERR_CHECK ek_local_image_probe(const ek_local_scope_t *sc, const char *path,
+                                  const char *declared_format, const char **format,
+                                  uint64_t *size);
+/* Opens the image at path beneath sc's roots (not close-on-exec: qemu
+ * reads it as /dev/fd/N) and probes it as above. *fd is the caller's. */
+EK_ERR_CHECK ek_local_image_open(const ek_local_scope_t *sc, const char *path,
+                                 const char *declared_format, int *fd, const char **format,
+                                 uint64_t *size);
 
 /* ---- domain_xml.c ------------------------------------------------------------------ */
 
@@ -113,8 +140,14 @@ EK_ERR_CHECK ek_local_domain_xml_build(json_object *export_info,
 /* ---- paths.c ----------------------------------------------------------------------- */
 
 /* connection_info.path of an endpoint, checked to be an absolute directory
- * the worker can read (and, with writable, write). Borrowed. */
-EK_ERR_CHECK ek_local_endpoint_dir(const ek_endpoint_t *ep, bool writable, const char **dir);
+ * beneath one of cfg's [local] allowed_roots (reached without a link out of
+ * it) that the worker can read (and, with writable, write). Borrowed. No
+ * roots configured: an error telling the operator what to set. */
+EK_ERR_CHECK ek_local_endpoint_dir(const ek_config_t *cfg, const ek_endpoint_t *ep, bool writable,
+                                   const char **dir);
+/* Opens path (absolute, named by the tenant) with open(2) flags beneath one
+ * of the [local] allowed_roots of sc->cfg. */
+EK_ERR_CHECK ek_local_path_open(const ek_local_scope_t *sc, const char *path, int flags, int *fd);
 /* A name usable as one path component: not empty, ".", ".."; no '/', NUL
  * or control characters; at most 200 bytes. `what` names it in the error. */
 EK_ERR_CHECK ek_local_name_check(const char *name, const char *what);
@@ -130,8 +163,10 @@ EK_ERR_CHECK ek_local_unlink(const char *path);
 /* Free and total bytes of the file system holding path. */
 EK_ERR_CHECK ek_local_fs_space(const char *path, uint64_t *free_bytes, uint64_t *total_bytes);
 /* The connection_info.path of the task's endpoints (already checked by the
- * validations; checked again here because a task may run alone). */
-EK_ERR_CHECK ek_local_task_dirs(const ek_task_input_t *in, const char **src, const char **dst);
+ * validations; checked again here because a task may run alone), against
+ * the roots of the task's configuration. */
+EK_ERR_CHECK ek_local_task_dirs(const ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                const char **src, const char **dst);
 
 /* ---- filecopy.c -------------------------------------------------------------------- */
 

@@ -1,10 +1,12 @@
 /* paths.c - where the local provider's files are: the endpoints'
  * directories (checked before use), names that become path components,
  * the destination layout of local.h, the ekman-writer binary to run, and
- * small file-system helpers. */
+ * small file-system helpers. A tenant's path is used only when it lies
+ * beneath one of the operator's [local] allowed_roots. */
 #include "worker/providers/local/local.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <string.h>
@@ -14,8 +16,16 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
+#include "worker/providers/common/tenant_root.h"
 
-ek_err_t *ek_local_endpoint_dir(const ek_endpoint_t *ep, bool writable, const char **dir)
+ek_err_t *ek_local_path_open(const ek_local_scope_t *sc, const char *path, int flags, int *fd)
+{
+    return ek_tenant_root_open(sc ? sc->cfg : NULL, "local", "local endpoints",
+                               sc && sc->endpoint ? sc->endpoint : "?", path, flags, fd);
+}
+
+ek_err_t *ek_local_endpoint_dir(const ek_config_t *cfg, const ek_endpoint_t *ep, bool writable,
+                                const char **dir)
 {
     const char *name = ep && ep->name ? ep->name : "?";
     const char *path;
@@ -28,6 +38,13 @@ ek_err_t *ek_local_endpoint_dir(const ek_endpoint_t *ep, bool writable, const ch
         return ek_err_new(EK_E_INVALID,
                           "endpoint '%s': connection_info.path \"%s\" must be an absolute path",
                           name, path);
+    /* The operator's roots, reached without a link out of them: what a
+     * tenant may point an endpoint at. */
+    ek_local_scope_t sc = {cfg, name};
+    int fd;
+    if ((err = ek_local_path_open(&sc, path, O_DIRECTORY | O_RDONLY | O_CLOEXEC, &fd)))
+        return err;
+    close(fd);
     struct stat st;
     if (stat(path, &st) != 0)
         return ek_err_prefix(ek_err_errno(errno, "cannot use \"%s\"", path), "endpoint '%s'", name);
@@ -43,12 +60,14 @@ ek_err_t *ek_local_endpoint_dir(const ek_endpoint_t *ep, bool writable, const ch
     return NULL;
 }
 
-ek_err_t *ek_local_task_dirs(const ek_task_input_t *in, const char **src, const char **dst)
+ek_err_t *ek_local_task_dirs(const ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                             const char **src, const char **dst)
 {
+    const ek_config_t *cfg = ctx ? ek_task_config(ctx) : NULL;
     ek_err_t *err = NULL;
-    if (src && (err = ek_local_endpoint_dir(in->origin, false, src)))
+    if (src && (err = ek_local_endpoint_dir(cfg, in->origin, false, src)))
         return err;
-    if (dst && (err = ek_local_endpoint_dir(in->destination, true, dst)))
+    if (dst && (err = ek_local_endpoint_dir(cfg, in->destination, true, dst)))
         return err;
     return NULL;
 }

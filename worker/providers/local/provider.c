@@ -20,13 +20,23 @@ static const char *arg_string(json_object *args, const char *key)
     return json_object_get_string(v);
 }
 
+/* The endpoint's directory, beneath the operator's [local] allowed_roots. */
+static ek_err_t *ep_dir(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char **dir)
+{
+    return ek_local_endpoint_dir(ctx ? ek_task_config(ctx) : NULL, ep, false, dir);
+}
+
+static ek_local_scope_t ep_scope(ek_task_ctx_t *ctx, const ek_endpoint_t *ep)
+{
+    return (ek_local_scope_t){ctx ? ek_task_config(ctx) : NULL, ep && ep->name ? ep->name : "?"};
+}
+
 static ek_err_t *ep_validate_connection(ek_task_ctx_t *ctx, const ek_endpoint_t *ep,
                                         json_object *args, json_object **out)
 {
     const char *dir;
-    (void)ctx;
     (void)args;
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
     if (err)
         return err;
     *out = json_object_new_object();
@@ -35,14 +45,14 @@ static ek_err_t *ep_validate_connection(ek_task_ctx_t *ctx, const ek_endpoint_t 
 
 /* The images' sizes where they can be read; a domain whose image is
  * missing is still listed, with the error on the disk. */
-static json_object *instance_json(ek_local_domain_t *d)
+static json_object *instance_json(const ek_local_scope_t *sc, ek_local_domain_t *d)
 {
     json_object *o = ek_local_domain_export_info(d);
     json_object *disks = json_object_object_get(o, "disks");
     for (size_t i = 0; i < d->n_disks; i++) {
         const char *fmt;
         uint64_t size;
-        ek_err_t *err = ek_local_image_probe(d->disks[i].path, d->disks[i].format, &fmt, &size);
+        ek_err_t *err = ek_local_image_probe(sc, d->disks[i].path, d->disks[i].format, &fmt, &size);
         json_object *x = json_object_array_get_idx(disks, i);
         if (err) {
             json_object_object_add(x, "error", json_object_new_string(err->message));
@@ -63,9 +73,9 @@ static ek_err_t *ep_list_instances(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, 
     long limit = limit_s ? strtol(limit_s, NULL, 10) : 0;
     ek_local_domain_t **v;
     size_t n;
-    (void)ctx;
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
-    if (err || (err = ek_local_domain_list(dir, false, &v, &n)))
+    ek_local_scope_t sc = ep_scope(ctx, ep);
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
+    if (err || (err = ek_local_domain_list(&sc, dir, false, &v, &n)))
         return err;
     json_object *list = json_object_new_array();
     bool past_marker = !marker || !*marker;
@@ -75,7 +85,7 @@ static ek_err_t *ep_list_instances(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, 
             past_marker = strcmp(d->name, marker) == 0;
         } else if ((!pattern || !*pattern || strcasestr(d->name, pattern)) &&
                    (limit <= 0 || json_object_array_length(list) < (size_t)limit)) {
-            json_object_array_add(list, instance_json(d));
+            json_object_array_add(list, instance_json(&sc, d));
         }
         ek_local_domain_free(d);
     }
@@ -89,13 +99,13 @@ static ek_err_t *ep_get_instance(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, js
 {
     const char *dir, *name = arg_string(args, "name");
     ek_local_domain_t *d;
-    (void)ctx;
+    ek_local_scope_t sc = ep_scope(ctx, ep);
     if (!name || !*name)
         return ek_err_new(EK_E_INVALID, "the instance name is missing");
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
-    if (err || (err = ek_local_domain_find(dir, name, false, &d)))
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
+    if (err || (err = ek_local_domain_find(&sc, dir, name, false, &d)))
         return err;
-    *out = instance_json(d);
+    *out = instance_json(&sc, d);
     ek_local_domain_free(d);
     return NULL;
 }
@@ -106,10 +116,10 @@ static ek_err_t *ep_list_networks(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, j
     const char *dir;
     ek_local_domain_t **v;
     size_t n;
-    (void)ctx;
+    ek_local_scope_t sc = ep_scope(ctx, ep);
     (void)args;
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
-    if (err || (err = ek_local_domain_list(dir, false, &v, &n)))
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
+    if (err || (err = ek_local_domain_list(&sc, dir, false, &v, &n)))
         return err;
     json_object *seen = json_object_new_object(); /* name -> kind */
     for (size_t i = 0; i < n; i++) {
@@ -140,9 +150,8 @@ static ek_err_t *ep_list_storage(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, js
 {
     const char *dir;
     uint64_t free_bytes, total_bytes;
-    (void)ctx;
     (void)args;
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
     if (err || (err = ek_local_fs_space(dir, &free_bytes, &total_bytes)))
         return err;
     json_object *b = json_object_new_object();
@@ -164,9 +173,8 @@ static ek_err_t *ep_no_options(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, json
                                json_object **out)
 {
     const char *dir;
-    (void)ctx;
     (void)args;
-    ek_err_t *err = ek_local_endpoint_dir(ep, false, &dir);
+    ek_err_t *err = ep_dir(ctx, ep, &dir);
     if (err)
         return err;
     *out = json_object_new_array();

@@ -6,6 +6,11 @@
  *   raw images:   the raw file reader, with its hash map for incrementals
  *   qcow2 images: qemu-nbd -> the NBD reader, hash map kept by tracked.c
  *
+ * The image is opened beneath the operator's [local] allowed_roots and
+ * probed as a tenant's image (no backing or data file), and both readers
+ * read that descriptor (/dev/fd/N, qemu with the format forced and
+ * "backing": null), never the path again.
+ *
  * The hash map of a disk is volumes_info[i].hash_map (the destination puts
  * it beside the replica and drops it whenever the replica is re-created).
  * A first execution (params.incremental false) starts a fresh map, and one
@@ -33,6 +38,7 @@
 #include "common/mem.h"
 #include "common/uuid.h"
 #include "worker/providers/common/replicate.h"
+#include "worker/providers/common/tenant_image.h"
 
 /* Decides what the hash map of a disk is worth before the reader opens it
  * (a sync marks itself as under way with "<map>.inprogress" just before it
@@ -121,10 +127,15 @@ typedef struct local_disk {
     const char *hash_map;
 } local_disk_t;
 
+/* What open_disk needs to know of the task: the source endpoint's name. */
+typedef struct local_src {
+    const char *endpoint;
+} local_src_t;
+
 static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_t *d,
                            ek_repl_reader_t *rd)
 {
-    (void)opaque;
+    const local_src_t *ls = opaque;
     const ek_config_t *cfg = ek_task_config(ctx);
     const char *path, *format, *hash_map;
     ek_err_t *err;
@@ -138,14 +149,27 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
                       d->id);
     if (hash_map && (err = ek_local_hash_map_prepare(ctx, d, hash_map)))
         return err;
+    /* The path comes from the task info: opened beneath the operator's
+     * roots and probed again, as the first time (GET_INSTANCE_INFO). */
+    ek_local_scope_t sc = {cfg, ls->endpoint};
+    int fd;
+    uint64_t vsize;
+    if ((err = ek_local_image_open(&sc, path, format, &fd, &format, &vsize)))
+        return ek_err_prefix(err, "disk '%s'", d->id);
     bool qcow2 = strcmp(format, "qcow2") == 0;
     local_disk_t *ld = ek_xcalloc(1, sizeof(*ld));
     ld->hash_map = hash_map;
     const ek_reader_ops_t *inner = &ek_reader_file;
-    const char *source = path;
+    char fd_path[32];
+    snprintf(fd_path, sizeof(fd_path), "/dev/fd/%d", fd);
+    const char *source = fd_path; /* the file we opened, not the path again */
     if (qcow2) {
         const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : "/tmp";
-        if ((err = ek_local_nbd_start(path, "qcow2", tmp, &ld->nbd))) {
+        _cleanup_free_ char *spec = ek_tenant_image_spec(fd, 0, (uint64_t)lseek(fd, 0, SEEK_END),
+                                                         NULL);
+        err = ek_local_nbd_start(spec, "qcow2", tmp, &ld->nbd);
+        if (err) {
+            close(fd);
             free(ld);
             return err;
         }
@@ -154,7 +178,9 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
     }
     ek_reader_params_t rp = {.hash_map = qcow2 ? NULL : hash_map};
     void *ih = NULL;
-    if ((err = inner->open(source, &rp, &ih, &rd->size)) ||
+    err = inner->open(source, &rp, &ih, &rd->size);
+    close(fd); /* the reader (or qemu-nbd) holds its own */
+    if (err ||
         (err = ek_local_tracked_open(inner, ih, rd->size, qcow2 ? hash_map : NULL, ctx,
                                      &ld->reader))) {
         if (ih && !ld->reader)
@@ -195,9 +221,10 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
 
 EK_LOCAL_TASK(replicate_disks)
 {
-    ek_err_t *err = ek_local_task_dirs(in, NULL, NULL);
+    ek_err_t *err = ek_local_task_dirs(ctx, in, NULL, NULL);
     if (err)
         return err;
-    static const ek_repl_source_t src = {.open = open_disk, .close = close_disk};
+    local_src_t ls = {in->origin && in->origin->name ? in->origin->name : "?"};
+    ek_repl_source_t src = {.opaque = &ls, .open = open_disk, .close = close_disk};
     return ek_replicate_disks(ctx, in, &src, result);
 }

@@ -2,102 +2,24 @@
  *
  * The operator lists the directories OVAs may come from ([ova]
  * allowed_roots); an endpoint's path must be one of them or lie beneath
- * one. From the root on, every path is resolved with openat2(2) and
- * RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, so no symbolic link (nor "..")
- * leads out of it; where the kernel lacks openat2, each component is opened
- * with O_NOFOLLOW (links are then refused altogether). */
+ * one. The rule and its openat2(2) RESOLVE_BENEATH resolution are shared
+ * with the other providers that read tenant-named paths
+ * (worker/providers/common/tenant_root.h); this file applies it to ova
+ * endpoints. */
 #include "worker/providers/ova/ova.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include "common/json.h"
-#include "common/mem.h"
-
-/* A relative path that may be opened beneath a directory: not empty, not
- * absolute, no "." or ".." component. */
-static ek_err_t *rel_check(const char *rel)
-{
-    if (!rel || !*rel)
-        return ek_err_new(EK_E_INVALID, "an empty file name");
-    if (rel[0] == '/')
-        return ek_err_new(EK_E_INVALID, "\"%s\" is an absolute path: only names relative to "
-                                        "the endpoint directory are allowed", rel);
-    for (const char *p = rel; *p;) {
-        size_t n = strcspn(p, "/");
-        if ((n == 2 && strncmp(p, "..", 2) == 0))
-            return ek_err_new(EK_E_INVALID, "\"%s\" names a parent directory (\"..\"): refused",
-                              rel);
-        p += n;
-        while (*p == '/')
-            p++;
-    }
-    return NULL;
-}
-
-/* openat(O_NOFOLLOW) one component after the other. */
-static int open_walk(int dirfd, const char *rel, int flags)
-{
-    _cleanup_free_ char *copy = ek_xstrdup(rel);
-    int cur = dirfd;
-    char *save = NULL;
-    char *part = strtok_r(copy, "/", &save);
-    while (part) {
-        char *next = strtok_r(NULL, "/", &save);
-        int fd;
-        if (strcmp(part, ".") == 0) {
-            fd = openat(cur, ".", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        } else {
-            fd = openat(cur, part, (next ? (O_DIRECTORY | O_RDONLY | O_CLOEXEC) : flags) |
-                                        O_NOFOLLOW);
-        }
-        int e = errno;
-        if (cur != dirfd)
-            close(cur);
-        if (fd < 0) {
-            errno = e;
-            return -1;
-        }
-        cur = fd;
-        part = next;
-    }
-    if (cur == dirfd)
-        return openat(dirfd, ".", flags);
-    return cur;
-}
-
-static int open_beneath(int dirfd, const char *rel, int flags)
-{
-    struct open_how how = {.flags = (uint64_t)flags,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-    long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-        return (int)fd;
-    return open_walk(dirfd, rel, flags); /* an old kernel, or a seccomp filter */
-}
-
-static ek_err_t *open_error(int e, const char *rel)
-{
-    if (e == EXDEV || e == ELOOP)
-        return ek_err_new(EK_E_FORBIDDEN,
-                          "\"%s\" leads out of the allowed directory (a symbolic link or \"..\"): "
-                          "refused; copy the file in instead of linking it",
-                          rel);
-    return ek_err_errno(e, "cannot open \"%s\"", rel);
-}
+#include "worker/providers/common/tenant_root.h"
 
 ek_err_t *ek_ova_open_beneath(int dirfd, const char *rel, int *fd)
 {
-    ek_err_t *err = rel_check(rel);
+    int f;
+    ek_err_t *err = ek_tenant_open_beneath(dirfd, rel, O_RDONLY, &f);
     if (err)
         return err;
-    int f = open_beneath(dirfd, rel, O_RDONLY);
-    if (f < 0)
-        return open_error(errno, rel);
     struct stat st;
     if (fstat(f, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(f);
@@ -107,67 +29,11 @@ ek_err_t *ek_ova_open_beneath(int dirfd, const char *rel, int *fd)
     return NULL;
 }
 
-/* Whether path equals root or lies beneath it (lexically; both absolute,
- * trailing slashes ignored). *rest points at the part below root. */
-static bool under_root(const char *path, const char *root, const char **rest)
-{
-    size_t n = strlen(root);
-    while (n > 1 && root[n - 1] == '/')
-        n--;
-    if (n == 1 && root[0] == '/') {
-        *rest = path + 1;
-        return true;
-    }
-    if (strncmp(path, root, n) != 0 || (path[n] != '\0' && path[n] != '/'))
-        return false;
-    *rest = path + n;
-    while (**rest == '/')
-        (*rest)++;
-    return true;
-}
-
 ek_err_t *ek_ova_root_open_dir(const ek_config_t *cfg, const char *endpoint, const char *dir,
                                int *dirfd)
 {
-    const ek_strlist_t *roots = cfg ? ek_config_get_list(cfg, "ova", "allowed_roots") : NULL;
-    if (!roots || roots->n == 0)
-        return ek_err_new(EK_E_FORBIDDEN,
-                          "endpoint '%s': no directory is allowed for OVA sources: the operator "
-                          "must list them in the workers' ekman.conf ([ova] allowed_roots = "
-                          "/srv/ova, ...)",
-                          endpoint);
-    if (!dir || dir[0] != '/')
-        return ek_err_new(EK_E_INVALID,
-                          "endpoint '%s': connection_info.path \"%s\" must be an absolute path",
-                          endpoint, dir ? dir : "");
-    for (size_t i = 0; i < roots->n; i++) {
-        const char *root = roots->items[i], *rest;
-        if (!root || root[0] != '/' || !under_root(dir, root, &rest))
-            continue;
-        int rfd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        if (rfd < 0)
-            return ek_err_prefix(ek_err_errno(errno, "cannot open the allowed root \"%s\"", root),
-                                 "endpoint '%s'", endpoint);
-        if (!*rest) {
-            *dirfd = rfd;
-            return NULL;
-        }
-        ek_err_t *err = rel_check(rest);
-        int fd = err ? -1 : open_beneath(rfd, rest, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-        int e = errno;
-        close(rfd);
-        if (err)
-            return ek_err_prefix(err, "endpoint '%s'", endpoint);
-        if (fd < 0)
-            return ek_err_prefix(open_error(e, dir), "endpoint '%s'", endpoint);
-        *dirfd = fd;
-        return NULL;
-    }
-    return ek_err_new(EK_E_FORBIDDEN,
-                      "endpoint '%s': \"%s\" is not under any of the directories the operator "
-                      "allows for OVA sources ([ova] allowed_roots): move the files there or ask "
-                      "the operator to add the directory",
-                      endpoint, dir);
+    return ek_tenant_root_open(cfg, "ova", "OVA sources", endpoint, dir,
+                               O_DIRECTORY | O_RDONLY | O_CLOEXEC, dirfd);
 }
 
 ek_err_t *ek_ova_endpoint_open(const ek_config_t *cfg, const ek_endpoint_t *ep, int *dirfd)
