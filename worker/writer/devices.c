@@ -6,11 +6,16 @@
  *   <by-id dir>/virtio-S, <by-id dir>/scsi-0QEMU_QEMU_HARDDISK_S, <by-id dir>/S
  *   (udev's or mdev's links, default /dev/disk/by-id), then
  *   /sys/block/X/serial == S (virtio-blk without links) -> /dev/X.
+ * A link found there is resolved to the node it names (the by-id directory
+ * is udev's, not a client's): disk.c opens the node itself beneath an
+ * --allow-path directory, and never follows a link at the last component.
  * A disk hot-plugged a moment ago may not be there yet: resolution waits
  * for it up to a few seconds. */
 #include "worker/writer/writer.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -69,10 +74,10 @@ static char *find_once(const char *by_id_dir, const char *serial)
 {
     static const char *const prefixes[] = {"virtio-", "scsi-0QEMU_QEMU_HARDDISK_", ""};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-        char *p = ek_xasprintf("%s/%s%s", by_id_dir, prefixes[i], serial);
-        if (access(p, F_OK) == 0)
-            return p;
-        free(p);
+        _cleanup_free_ char *p = ek_xasprintf("%s/%s%s", by_id_dir, prefixes[i], serial);
+        char node[PATH_MAX];
+        if (realpath(p, node))
+            return ek_xstrdup(node);
     }
     return find_in_sysfs(serial);
 }

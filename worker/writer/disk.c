@@ -2,6 +2,13 @@
  * permits, writing at offsets, zeroing (punch hole, zero range or plain
  * zeros, whichever the file or device supports), flushing and hashing.
  *
+ * A disk is opened beneath the --allow-path directory that holds its name,
+ * in one step: openat2(RESOLVE_BENEATH) with O_NOFOLLOW, so that neither
+ * "..", nor a link in the path, nor a link planted at the disk's own name
+ * reaches anything else (no check of a resolved path followed by an open of
+ * the name, which a swap in between would defeat). Files it creates are
+ * 0600: they hold a tenant's disk.
+ *
  * A second descriptor opened with O_DIRECT reads blocks back from the
  * device (not the page cache) for verification and, with --direct, takes
  * the data too: it spares the copy into the page cache (CPU), but each
@@ -23,15 +30,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "common/log.h"
 #include "common/mem.h"
@@ -115,52 +123,128 @@ char *ek_writer_allow_canonical(const char *prefix)
     return ek_xstrndup(prefix, n);
 }
 
-static bool under_prefix(const char *path, const char *prefix)
+/* Whether path lies under prefix (lexically; both absolute). *rest points at
+ * what follows the prefix, without leading slashes ("" for the prefix itself). */
+static bool under_prefix(const char *path, const char *prefix, const char **rest)
 {
     size_t n = strlen(prefix);
-    if (strcmp(prefix, "/") == 0)
-        return true;
-    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+    while (n > 1 && prefix[n - 1] == '/')
+        n--;
+    if (n == 1 && prefix[0] == '/')
+        n = 0;
+    else if (strncmp(path, prefix, n) != 0 || (path[n] != 0 && path[n] != '/'))
+        return false;
+    while (path[n] == '/')
+        n++;
+    *rest = path + n;
+    return true;
 }
 
-/* The canonical path of an existing file, or of a file to create in an
- * existing directory. */
-static bool canonical(const char *path, bool create, char out[PATH_MAX])
+/* Whether an absolute path has a "." or ".." component: such a path is
+ * refused rather than resolved, so that what is checked is what is opened. */
+static bool has_dot_component(const char *path)
 {
-    if (realpath(path, out))
-        return true;
-    if (errno != ENOENT || !create)
-        return false;
-    _cleanup_free_ char *d = ek_xstrdup(path), *b = ek_xstrdup(path);
-    const char *base = basename(b);
-    char dir[PATH_MAX];
-    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || !realpath(dirname(d), dir))
-        return false;
-    if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "", base) >= PATH_MAX) {
-        errno = ENAMETOOLONG;
-        return false;
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return true;
+        p += n;
     }
-    errno = ENOENT;
-    return true;
+    return false;
+}
+
+/* openat() one component after the other, none of them a symbolic link:
+ * for kernels without openat2 (before 5.6) or a seccomp filter that
+ * refuses it. Links are then refused everywhere below the directory. */
+static int open_walk(int dirfd, const char *rel, int flags, mode_t mode)
+{
+    _cleanup_free_ char *copy = ek_xstrdup(rel);
+    int cur = dirfd;
+    char *save = NULL, *part = strtok_r(copy, "/", &save);
+    while (part) {
+        char *next = strtok_r(NULL, "/", &save);
+        int fd = next ? openat(cur, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                      : openat(cur, part, flags | O_NOFOLLOW, mode);
+        int e = errno;
+        if (cur != dirfd)
+            close(cur);
+        if (fd < 0) {
+            errno = e;
+            return -1;
+        }
+        cur = fd;
+        part = next;
+    }
+    if (cur == dirfd) {
+        errno = EISDIR;
+        return -1;
+    }
+    return cur;
+}
+
+/* Opens rel beneath dirfd: no "..", no absolute or magic link leads out of
+ * it (openat2 RESOLVE_BENEATH), and the last component is never a link
+ * (O_NOFOLLOW). One system call resolves and opens: nothing can be swapped
+ * between a check and the open. */
+static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+                           .mode = (flags & O_CREAT) ? mode : 0,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+        return (int)fd;
+    return open_walk(dirfd, rel, flags | O_CLOEXEC, mode);
+}
+
+/* The directory a disk is opened beneath (*rel: the name below it): the
+ * --allow-path prefix the path lies under, or the parent of a prefix that
+ * names one disk (--allow-path /dev/vdb). The prefix is the operator's: it
+ * may be reached through links. -1 with errno, or EACCES when no prefix
+ * holds the path. */
+static int allowed_dir(const ek_writer_opts_t *opts, const char *path, const char **rel)
+{
+    for (size_t i = 0; i < opts->n_allow; i++) {
+        const char *rest;
+        if (!under_prefix(path, opts->allow[i], &rest))
+            continue;
+        if (*rest) {
+            *rel = rest;
+            return open(opts->allow[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        /* the prefix is the disk itself: open it beneath its parent */
+        const char *slash = strrchr(path, '/');
+        if (!slash || !slash[1]) {
+            errno = EISDIR;
+            return -1;
+        }
+        _cleanup_free_ char *parent = ek_xstrndup(path, (size_t)(slash - path));
+        *rel = slash + 1;
+        return open(*parent ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+    errno = EACCES;
+    return -1;
 }
 
 /* The O_DIRECT descriptor of the file st describes, or -1 (--no-direct, or
  * a filesystem that refuses it: tmpfs). *align: the alignment its I/O needs. */
-static int open_direct(const ek_writer_opts_t *opts, const char *canon, const struct stat *st,
-                       uint32_t *align)
+static int open_direct(const ek_writer_opts_t *opts, int dirfd, const char *rel, const char *path,
+                       const struct stat *st, uint32_t *align)
 {
     *align = EK_WRITER_ALIGN;
     if (opts->no_direct)
         return -1;
-    int dfd = open(canon, O_RDWR | O_CLOEXEC | O_DIRECT);
+    int dfd = open_beneath(dirfd, rel, O_RDWR | O_DIRECT, 0);
     struct stat st2;
     if (dfd < 0) {
-        ek_log_kv(EK_LOG_INFO, "O_DIRECT refused: writing through the page cache", "disk", canon,
+        ek_log_kv(EK_LOG_INFO, "O_DIRECT refused: writing through the page cache", "disk", path,
                   "error", strerror(errno), NULL);
         return -1;
     }
     if (fstat(dfd, &st2) != 0 || st2.st_dev != st->st_dev || st2.st_ino != st->st_ino) {
-        close(dfd); /* the path changed between the two opens: no second file */
+        close(dfd); /* the name changed between the two opens: no second file */
         return -1;
     }
     int lbs = 0;
@@ -174,15 +258,29 @@ static int open_direct(const ek_writer_opts_t *opts, const char *canon, const st
     return dfd;
 }
 
+/* Why a name beneath the allowed directory did not open, as the client
+ * should read it. */
+static ek_dp_errcode_t open_failed(int e, const char *path, char *msg, size_t msglen)
+{
+    if (e == ELOOP || e == EXDEV) {
+        snprintf(msg, msglen,
+                 "disk \"%s\" is or goes through a symbolic link%s: refused (name the disk "
+                 "itself, beneath an --allow-path directory)",
+                 path, e == EXDEV ? " that leads out of the allowed directory" : "");
+        return EK_DP_E_FORBIDDEN;
+    }
+    snprintf(msg, msglen, "could not open disk \"%s\": %s", path, strerror(e));
+    return e == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+}
+
 ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
                                     uint32_t flags, ek_writer_disk_t **out, char *msg,
                                     size_t msglen)
 {
-    char canon[PATH_MAX];
     _cleanup_free_ char *by_serial = NULL;
     if (strncmp(path, EK_WRITER_SERIAL_PREFIX, strlen(EK_WRITER_SERIAL_PREFIX)) == 0) {
-        by_serial = ek_writer_resolve_serial(opts, path + strlen(EK_WRITER_SERIAL_PREFIX), msg,
-                                             msglen);
+        by_serial =
+            ek_writer_resolve_serial(opts, path + strlen(EK_WRITER_SERIAL_PREFIX), msg, msglen);
         if (!by_serial)
             return EK_DP_E_NOT_FOUND;
         path = by_serial;
@@ -191,43 +289,78 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
         snprintf(msg, msglen, "disk path \"%s\" is not absolute", path);
         return EK_DP_E_FORBIDDEN;
     }
-    if (!canonical(path, flags & EK_DP_OPEN_CREATE, canon)) {
-        snprintf(msg, msglen, "disk \"%s\": %s", path, strerror(errno));
-        return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+    if (has_dot_component(path)) {
+        snprintf(msg, msglen,
+                 "disk path \"%s\" has a \".\" or \"..\" component: name the disk "
+                 "by its plain path",
+                 path);
+        return EK_DP_E_FORBIDDEN;
     }
-    bool allowed = false;
-    for (size_t i = 0; i < opts->n_allow && !allowed; i++)
-        allowed = under_prefix(canon, opts->allow[i]);
-    if (!allowed) {
+    const char *rel;
+    int dirfd = allowed_dir(opts, path, &rel);
+    if (dirfd < 0 && errno == EACCES) {
         snprintf(msg, msglen, "disk \"%s\" is outside the paths this writer may open%s", path,
                  opts->n_allow ? "" : " (it was started without --allow-path)");
         return EK_DP_E_FORBIDDEN;
     }
-    /* O_EXCL first: a file this open creates is known to read as zeros. */
+    if (dirfd < 0) {
+        snprintf(msg, msglen, "disk \"%s\": the directory it may be in cannot be opened: %s", path,
+                 strerror(errno));
+        return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+    }
+    /* A file this open creates (O_EXCL) is known to read as zeros, and is
+     * private to the writer's user: it holds a tenant's disk. */
     uint64_t zero_from = UINT64_MAX;
     int fd = -1;
     if (flags & EK_DP_OPEN_CREATE) {
-        fd = open(canon, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0644);
+        fd = open_beneath(dirfd, rel, O_RDWR | O_CREAT | O_EXCL, 0600);
         if (fd >= 0)
             zero_from = 0;
-    }
-    if (fd < 0)
-        fd = open(canon, O_RDWR | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        snprintf(msg, msglen, "could not open disk \"%s\": %s", canon, strerror(errno));
-        return errno == ENOENT ? EK_DP_E_NOT_FOUND : EK_DP_E_IO;
+        else if (errno != EEXIST) {
+            ek_dp_errcode_t rc = open_failed(errno, path, msg, msglen);
+            close(dirfd);
+            return rc;
+        }
     }
     struct stat st;
+    if (fd < 0) {
+        /* Look before opening for real: opening a character device or a FIFO
+         * can act on it (a watchdog starts, a terminal is taken). */
+        int pfd = open_beneath(dirfd, rel, O_PATH, 0);
+        if (pfd < 0 || fstat(pfd, &st) != 0) {
+            ek_dp_errcode_t rc = open_failed(errno, path, msg, msglen);
+            if (pfd >= 0)
+                close(pfd);
+            close(dirfd);
+            return rc;
+        }
+        close(pfd);
+        if (S_ISLNK(st.st_mode)) { /* O_PATH | O_NOFOLLOW opens the link itself */
+            close(dirfd);
+            return open_failed(ELOOP, path, msg, msglen);
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+            snprintf(msg, msglen, "\"%s\" is neither a block device nor a regular file", path);
+            close(dirfd);
+            return EK_DP_E_FORBIDDEN;
+        }
+        fd = open_beneath(dirfd, rel, O_RDWR, 0);
+        if (fd < 0) {
+            ek_dp_errcode_t rc = open_failed(errno, path, msg, msglen);
+            close(dirfd);
+            return rc;
+        }
+    }
     uint64_t real = 0;
     bool blockdev = false;
     if (fstat(fd, &st) != 0) {
-        snprintf(msg, msglen, "could not stat disk \"%s\": %s", canon, strerror(errno));
+        snprintf(msg, msglen, "could not stat disk \"%s\": %s", path, strerror(errno));
         goto fail_io;
     }
     if (S_ISBLK(st.st_mode)) {
         blockdev = true;
         if (ioctl(fd, BLKGETSIZE64, &real) != 0) {
-            snprintf(msg, msglen, "could not get the size of \"%s\": %s", canon, strerror(errno));
+            snprintf(msg, msglen, "could not get the size of \"%s\": %s", path, strerror(errno));
             goto fail_io;
         }
     } else if (S_ISREG(st.st_mode)) {
@@ -236,26 +369,28 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
             if (zero_from > real)
                 zero_from = real; /* what ftruncate adds reads as zeros */
             if (ftruncate(fd, (off_t)size) != 0) {
-                snprintf(msg, msglen, "could not grow \"%s\" to %llu bytes: %s", canon,
+                snprintf(msg, msglen, "could not grow \"%s\" to %llu bytes: %s", path,
                          (unsigned long long)size, strerror(errno));
                 goto fail_io;
             }
             real = size;
         }
     } else {
-        snprintf(msg, msglen, "\"%s\" is neither a block device nor a regular file", canon);
+        snprintf(msg, msglen, "\"%s\" is neither a block device nor a regular file", path);
         close(fd);
+        close(dirfd);
         return EK_DP_E_FORBIDDEN;
     }
     if (real < size) {
-        snprintf(msg, msglen, "disk \"%s\" holds %llu bytes, %llu were asked for", canon,
+        snprintf(msg, msglen, "disk \"%s\" holds %llu bytes, %llu were asked for", path,
                  (unsigned long long)real, (unsigned long long)size);
         close(fd);
+        close(dirfd);
         return EK_DP_E_SIZE;
     }
     ek_writer_disk_t *d = ek_xcalloc(1, sizeof(*d));
     d->fd = fd;
-    d->path = ek_xstrdup(canon);
+    d->path = ek_xstrdup(path);
     d->size = size;
     d->real_size = real;
     d->blockdev = blockdev;
@@ -263,13 +398,15 @@ ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *pa
     d->wlock = disk_lock_get(st.st_dev, st.st_ino);
     d->record = d->wlock->record;
     d->readback = opts->verify_readback;
-    d->dfd = open_direct(opts, canon, &st, &d->align);
+    d->dfd = open_direct(opts, dirfd, rel, path, &st, &d->align);
     d->write_direct = opts->direct;
     d->cache_limit = opts->cache_limit;
+    close(dirfd);
     *out = d;
     return EK_DP_OK;
 fail_io:
     close(fd);
+    close(dirfd);
     return EK_DP_E_IO;
 }
 

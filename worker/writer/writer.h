@@ -57,7 +57,7 @@ typedef struct ek_writer_disk {
     bool direct_off; /* the filesystem refused O_DIRECT I/O on dfd */
     bool write_direct; /* data goes through dfd (--direct) */
     bool readback;   /* HASH reads back even what the record knows */
-    char *path;    /* canonical */
+    char *path;    /* as the client named it (a serial: the node it resolved to) */
     uint64_t size; /* what the client asked for (the device may be larger) */
     uint64_t real_size;
     uint64_t zero_from; /* this open created or grew the file: it reads zeros from here */
@@ -70,9 +70,11 @@ typedef struct ek_writer_disk {
     int wb_error;         /* a write-back error seen while dropping cached ranges */
 } ek_writer_disk_t;
 
-/* Checks path against the allow list, opens it (creating or growing a
- * regular file when flags say so) and checks it holds size bytes. On
- * failure returns the protocol error code and a message in msg. */
+/* Opens path beneath the --allow-path directory that holds it (no "." or
+ * ".." component, no symbolic link at its last component, none leading out
+ * of that directory), creating (mode 0600) or growing a regular file when
+ * flags say so, and checks it holds size bytes. On failure returns the
+ * protocol error code and a message in msg. */
 ek_dp_errcode_t ek_writer_disk_open(const ek_writer_opts_t *opts, const char *path, uint64_t size,
                                     uint32_t flags, ek_writer_disk_t **out, char *msg,
                                     size_t msglen);
@@ -106,7 +108,9 @@ int ek_writer_disk_flush(ek_writer_disk_t *d);
 int ek_writer_disk_hash(ek_writer_disk_t *d, uint64_t offset, uint64_t len, uint32_t block_size,
                         uint8_t *out, uint8_t *buf, uint64_t *recorded);
 void ek_writer_disk_close(ek_writer_disk_t *d);
-/* Canonical form of an --allow-path prefix (realpath when it exists). */
+/* Canonical form of an --allow-path prefix (realpath when it exists; the
+ * prefix is the operator's). Disk paths are matched against prefixes as
+ * written, not resolved: main.c keeps both forms when they differ. */
 char *ek_writer_allow_canonical(const char *prefix);
 
 /* ---- record.c ---- */
