@@ -1,24 +1,36 @@
-/* amqp.c - connection, queues, confirmed publishing, consuming and
- * request/reply over librabbitmq. */
+/* amqp.c - connection (TCP or TLS), the exchanges and queues of Ekman's
+ * topology, confirmed publishing, consuming and request/reply over
+ * librabbitmq. */
 #include "common/amqp.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/program.h"
 #include "common/redact.h"
+#include "common/uuid.h"
 
 #define CHANNEL 1
-#define DIRECT_REPLY_TO "amq.rabbitmq.reply-to"
+#define QUEUE_PREFIX "ekman."
+#define REPLY_PREFIX "ekman.reply."
+#define EXCHANGE_PREFIX "x.ekman."
+#define DEAD_EXCHANGE "x.ekman.dead"
+#define REPLY_EXCHANGE "x.ekman.reply"
+#define ACCESS_REFUSED 403
+#define NOT_FOUND 404
 
 struct ek_amqp {
     amqp_connection_state_t conn;
-    bool confirms;      /* confirm.select done on the channel */
-    bool reply_consumer; /* consuming DIRECT_REPLY_TO */
+    bool confirms;    /* confirm.select done on the channel */
+    char *reply_queue; /* our exclusive reply queue, consumed (no-ack) */
     char peer[300];
 };
 
@@ -41,9 +53,11 @@ static ek_err_t *reply_error(amqp_rpc_reply_t r, const char *what)
         }
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
             amqp_channel_close_t *m = r.reply.decoded;
-            return ek_err_new(EK_E_PROTOCOL, "%s: broker closed the channel: %d %.*s", what,
-                              m->reply_code, (int)m->reply_text.len,
-                              (const char *)m->reply_text.bytes);
+            return ek_err_new(m->reply_code == ACCESS_REFUSED ? EK_E_FORBIDDEN
+                              : m->reply_code == NOT_FOUND    ? EK_E_NOTFOUND
+                                                              : EK_E_PROTOCOL,
+                              "%s: broker closed the channel: %d %.*s", what, m->reply_code,
+                              (int)m->reply_text.len, (const char *)m->reply_text.bytes);
         }
         return ek_err_new(EK_E_PROTOCOL, "%s: broker error (method 0x%08x)", what, r.reply.id);
     }
@@ -57,35 +71,157 @@ static ek_err_t *status_error(int status, const char *what)
                : ek_err_new(EK_E_UNAVAILABLE, "%s: %s", what, amqp_error_string2(status));
 }
 
+/* A channel the broker closed (403, 404 on a declare or publish) is
+ * acknowledged and opened again, so the connection stays usable. */
+static ek_err_t *channel_reopen(ek_amqp_t *c)
+{
+    amqp_channel_close_ok_t ok = {0};
+    if (amqp_send_method(c->conn, CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
+        return ek_err_new(EK_E_UNAVAILABLE, "lost the broker connection");
+    c->confirms = false;
+    free(c->reply_queue); /* its consumer went with the channel: a new one next call */
+    c->reply_queue = NULL;
+    amqp_channel_open(c->conn, CHANNEL);
+    return reply_error(amqp_get_rpc_reply(c->conn), "opening a channel");
+}
+
+/* Runs after an RPC that failed: when the broker closed only the channel,
+ * reopens it and keeps err (whose code says 403 or 404). */
+static ek_err_t *after_channel_error(ek_amqp_t *c, amqp_rpc_reply_t r, ek_err_t *err)
+{
+    if (err && r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        ek_err_t *e2 = channel_reopen(c);
+        if (e2) {
+            ek_err_free(err);
+            return e2;
+        }
+    }
+    return err;
+}
+
+/* Decodes %XX in place (URI query values). Returns false on a bad escape. */
+static bool percent_decode(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '%') {
+            *w++ = *r;
+            continue;
+        }
+        unsigned v;
+        if (!r[1] || !r[2] || sscanf(r + 1, "%2x", &v) != 1 || v == 0)
+            return false;
+        *w++ = (char)v;
+        r += 2;
+    }
+    *w = '\0';
+    return true;
+}
+
+ek_err_t *ek_amqp_url_parse(char *url, ek_amqp_url_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *query = strchr(url, '?');
+    if (query) {
+        *query++ = '\0';
+        char *save = NULL;
+        for (char *kv = strtok_r(query, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+            char *eq = strchr(kv, '=');
+            if (eq)
+                *eq++ = '\0';
+            if (strcmp(kv, "cacertfile") != 0 || !eq || !*eq)
+                return ek_err_new(EK_E_INVALID,
+                                  "query parameter '%s' is not supported (only cacertfile=PATH)",
+                                  kv);
+            if (!percent_decode(eq))
+                return ek_err_new(EK_E_INVALID, "cacertfile: a bad %%-escape");
+            out->cacertfile = eq;
+        }
+    }
+    amqp_default_connection_info(&out->info);
+    if (amqp_parse_url(url, &out->info) != AMQP_STATUS_OK)
+        return ek_err_new(EK_E_INVALID, "not an AMQP URL (amqps://user:password@host:port/vhost"
+                                        "?cacertfile=CA.pem)");
+    if (out->cacertfile && !out->info.ssl)
+        return ek_err_new(EK_E_INVALID, "cacertfile is for amqps:// URLs only");
+    return NULL;
+}
+
+/* The TLS socket: TLS 1.2 or newer, the broker's chain checked against
+ * cacertfile (else the system's trust store) and its name against the host
+ * of the URL. */
+static ek_err_t *tls_socket(ek_amqp_t *c, const ek_amqp_url_t *u, amqp_socket_t **out)
+{
+    amqp_socket_t *sock = amqp_ssl_socket_new(c->conn);
+    if (!sock)
+        return ek_err_new(EK_E_INTERNAL, "could not create a TLS socket for the broker");
+    amqp_ssl_socket_set_verify_peer(sock, 1);
+    amqp_ssl_socket_set_verify_hostname(sock, 1);
+    if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) != AMQP_STATUS_OK)
+        return ek_err_new(EK_E_INTERNAL, "could not require TLS 1.2 for the broker");
+    if (u->cacertfile) {
+        if (access(u->cacertfile, R_OK) != 0)
+            return ek_err_errno(errno,
+                                "cacertfile=%s of [messaging] transport_url cannot be read",
+                                u->cacertfile);
+        if (amqp_ssl_socket_set_cacert(sock, u->cacertfile) != AMQP_STATUS_OK)
+            return ek_err_new(EK_E_INVALID,
+                              "cacertfile=%s of [messaging] transport_url holds no PEM "
+                              "certificate",
+                              u->cacertfile);
+    } else {
+        SSL_CTX *ctx = amqp_ssl_socket_get_context(sock);
+        if (!ctx || SSL_CTX_set_default_verify_paths(ctx) != 1)
+            return ek_err_new(EK_E_INTERNAL, "could not load the system's CA certificates");
+    }
+    *out = sock;
+    return NULL;
+}
+
 ek_err_t *ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out)
 {
-    struct amqp_connection_info info;
+    ek_amqp_url_t u;
     char *copy = ek_xstrdup(url);
     char *shown = ek_redact_url(url);
     ek_err_t *err = NULL;
     ek_amqp_t *c = NULL;
     *out = NULL;
-    amqp_default_connection_info(&info);
-    if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
-        err = ek_err_new(EK_E_INVALID,
-                         "[messaging] transport_url '%s' is not an AMQP URL "
-                         "(amqp://user:password@host:port/vhost)",
-                         shown);
+    if ((err = ek_amqp_url_parse(copy, &u))) {
+        ek_err_prefix(err, "[messaging] transport_url '%s'", shown);
         goto out;
     }
     c = ek_xcalloc(1, sizeof(*c));
-    snprintf(c->peer, sizeof(c->peer), "%s:%d/%s", info.host, info.port, info.vhost);
+    snprintf(c->peer, sizeof(c->peer), "%s:%d/%s", u.info.host, u.info.port, u.info.vhost);
     c->conn = amqp_new_connection();
-    amqp_socket_t *sock = amqp_tcp_socket_new(c->conn);
+    amqp_socket_t *sock = NULL;
+    if (u.info.ssl) {
+        if ((err = tls_socket(c, &u, &sock)))
+            goto out;
+    } else {
+        sock = amqp_tcp_socket_new(c->conn);
+    }
     struct timeval tv = {.tv_sec = 10};
-    int st = sock ? amqp_socket_open_noblock(sock, info.host, info.port, &tv) : AMQP_STATUS_NO_MEMORY;
+    int st = sock ? amqp_socket_open_noblock(sock, u.info.host, u.info.port, &tv)
+                  : AMQP_STATUS_NO_MEMORY;
+    if (st == AMQP_STATUS_SSL_CONNECTION_FAILED || st == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ||
+        st == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED || st == AMQP_STATUS_SSL_ERROR) {
+        /* not worth retrying: the same certificate comes back */
+        err = ek_err_new(EK_E_AUTH,
+                         "TLS with the broker %s failed: %s (is the broker's certificate "
+                         "signed by the CA in cacertfile=%s of [messaging] transport_url, for "
+                         "the host name of the URL?)",
+                         shown, amqp_error_string2(st),
+                         u.cacertfile ? u.cacertfile : "(none: the system's CAs)");
+        goto out;
+    }
     if (st != AMQP_STATUS_OK) {
         err = ek_err_new(EK_E_UNAVAILABLE, "could not connect to the broker %s: %s", shown,
                          amqp_error_string2(st));
         goto out;
     }
-    amqp_rpc_reply_t r = amqp_login(c->conn, info.vhost, 0, 131072, heartbeat_s,
-                                    AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+    amqp_rpc_reply_t r = amqp_login(c->conn, u.info.vhost, 0, 131072, heartbeat_s,
+                                    AMQP_SASL_METHOD_PLAIN, u.info.user, u.info.password);
     if ((err = reply_error(r, "broker login"))) {
         err->code = EK_E_AUTH;
         ek_err_prefix(err, "broker %s (check the user, password and vhost of [messaging] "
@@ -104,9 +240,29 @@ out:
     return err;
 }
 
+/* The role of this process: the last '-' part of its name (ekman-worker,
+ * ek-test-worker: "worker"). */
+const char *ek_amqp_config_url(const ek_config_t *cfg)
+{
+    static const char *const roles[] = {"conductor", "worker", "scheduler"};
+    const char *name = program_invocation_short_name;
+    const char *dash = strrchr(name, '-');
+    const char *role = dash ? dash + 1 : name;
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        if (strcmp(role, roles[i]) != 0)
+            continue;
+        char opt[64];
+        snprintf(opt, sizeof(opt), "%s_transport_url", roles[i]);
+        const char *url = ek_config_get_string(cfg, "messaging", opt);
+        if (url && *url)
+            return url;
+    }
+    return ek_config_get_string(cfg, "messaging", "transport_url");
+}
+
 ek_err_t *ek_amqp_connect_config(const ek_config_t *cfg, ek_amqp_t **out)
 {
-    const char *url = ek_config_get_string(cfg, "messaging", "transport_url");
+    const char *url = ek_amqp_config_url(cfg);
     int heartbeat = (int)ek_config_get_int(cfg, "messaging", "heartbeat");
     int timeout_ms = (int)ek_config_get_int(cfg, "messaging", "connect_timeout") * 1000;
     int delay_ms = 100, waited_ms = 0;
@@ -124,6 +280,41 @@ ek_err_t *ek_amqp_connect_config(const ek_config_t *cfg, ek_amqp_t **out)
     }
 }
 
+ek_err_t *ek_amqp_route(const char *queue, char **exchange)
+{
+    *exchange = NULL;
+    size_t plen = strlen(QUEUE_PREFIX), len = strlen(queue), n = 0;
+    if (strncmp(queue, QUEUE_PREFIX, plen) == 0)
+        n = strspn(queue + plen, "abcdefghijklmnopqrstuvwxyz");
+    char next = n ? queue[plen + n] : 'X';
+    if (!n || (next != '\0' && next != '.') || queue[len - 1] == '.' || len > 255)
+        return ek_err_new(EK_E_INVALID,
+                          "'%s' is not an Ekman queue name (ekman.<role> or ekman.<role>.<name>)",
+                          queue);
+    *exchange = ek_xasprintf(EXCHANGE_PREFIX "%.*s", (int)n, queue + plen);
+    return NULL;
+}
+
+/* Declares a durable direct exchange (idempotent). */
+static ek_err_t *declare_exchange(ek_amqp_t *c, const char *name)
+{
+    amqp_exchange_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes("direct"),
+                          0, 1, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+    return ek_err_prefix(after_channel_error(c, r, reply_error(r, "declaring an exchange")),
+                         "exchange '%s'", name);
+}
+
+/* Binds queue to exchange with the queue's name as the routing key. */
+static ek_err_t *bind_queue(ek_amqp_t *c, const char *queue, const char *exchange)
+{
+    amqp_queue_bind(c->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(queue), amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+    return ek_err_prefix(after_channel_error(c, r, reply_error(r, "binding a queue")),
+                         "queue '%s' to '%s'", queue, exchange);
+}
+
 static ek_err_t *declare(ek_amqp_t *c, const char *name, bool quorum, const char *dead_letter)
 {
     amqp_table_entry_t entries[3];
@@ -135,14 +326,16 @@ static ek_err_t *declare(ek_amqp_t *c, const char *name, bool quorum, const char
     if (dead_letter) {
         entries[n++] = (amqp_table_entry_t){
             .key = amqp_cstring_bytes("x-dead-letter-exchange"),
-            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("")}};
+            .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                      .value.bytes = amqp_cstring_bytes(DEAD_EXCHANGE)}};
         entries[n++] = (amqp_table_entry_t){
             .key = amqp_cstring_bytes("x-dead-letter-routing-key"),
             .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(dead_letter)}};
     }
     amqp_table_t args = {.num_entries = n, .entries = n ? entries : NULL};
     amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
-    ek_err_t *err = reply_error(amqp_get_rpc_reply(c->conn), "declaring a queue");
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+    ek_err_t *err = after_channel_error(c, r, reply_error(r, "declaring a queue"));
     if (err && strstr(err->message, "PRECONDITION_FAILED"))
         return ek_err_prefix(err, "queue '%s' exists with other settings (delete it with "
                                   "rabbitmqctl delete_queue)",
@@ -150,14 +343,61 @@ static ek_err_t *declare(ek_amqp_t *c, const char *name, bool quorum, const char
     return ek_err_prefix(err, "queue '%s'", name);
 }
 
-ek_err_t *ek_amqp_declare_queue(ek_amqp_t *c, const char *name, bool quorum)
+/* Sets *exists when the queue exists (a passive declare needs no permission). */
+static ek_err_t *queue_exists(ek_amqp_t *c, const char *name, bool *exists)
 {
+    amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+    ek_err_t *err = after_channel_error(c, r, reply_error(r, "looking up a queue"));
+    *exists = !err;
+    if (err && err->code == EK_E_NOTFOUND) {
+        ek_err_free(err);
+        return NULL;
+    }
+    return err;
+}
+
+/* The queue, its dead-letter queue "<name>.dead" bound to DEAD_EXCHANGE, and
+ * the exchange of its role ("x.ekman.<role>") routing to it by its name. */
+static ek_err_t *declare_all(ek_amqp_t *c, const char *name, bool quorum)
+{
+    char *exchange = NULL;
+    ek_err_t *err = ek_amqp_route(name, &exchange);
     char *dead = ek_xasprintf("%s.dead", name);
-    ek_err_t *err = declare(c, dead, quorum, NULL);
+    if (!err)
+        err = declare_exchange(c, DEAD_EXCHANGE);
+    if (!err)
+        err = declare_exchange(c, exchange);
+    if (!err)
+        err = declare(c, dead, quorum, NULL);
+    if (!err)
+        err = bind_queue(c, dead, DEAD_EXCHANGE);
     if (!err)
         err = declare(c, name, quorum, dead);
+    if (!err)
+        err = bind_queue(c, name, exchange);
     free(dead);
+    free(exchange);
     return err;
+}
+
+ek_err_t *ek_amqp_declare_queue(ek_amqp_t *c, const char *name, bool quorum)
+{
+    ek_err_t *err = declare_all(c, name, quorum);
+    if (!err || err->code != EK_E_FORBIDDEN)
+        return err;
+    /* The broker user of this role may not configure it: another role
+     * consumes it and declares it; publishing needs only that it exists. */
+    bool exists = false;
+    ek_err_t *e2 = queue_exists(c, name, &exists);
+    if (e2 || !exists) {
+        ek_err_free(e2);
+        return ek_err_prefix(err, "queue '%s' does not exist yet and this broker user may not "
+                                  "create it (its consumer declares it when it starts)",
+                             name);
+    }
+    ek_err_free(err);
+    return NULL;
 }
 
 static amqp_basic_properties_t message_props(const char *reply_to, const char *correlation_id)
@@ -206,12 +446,17 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
         c->confirms = true;
     }
     amqp_basic_properties_t props = message_props(reply_to, correlation_id);
+    _cleanup_free_ char *exchange = NULL;
+    ek_err_t *err = ek_amqp_route(queue, &exchange);
+    if (err)
+        return err;
     /* mandatory: a message for a queue that does not exist comes back instead
-     * of vanishing. Direct reply-to pseudo-queues do not support it. */
-    bool mandatory = strncmp(queue, DIRECT_REPLY_TO, strlen(DIRECT_REPLY_TO)) != 0;
-    int st = amqp_basic_publish(c->conn, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(queue),
-                                mandatory, 0, &props, amqp_cstring_bytes(body));
-    ek_err_t *err = status_error(st, "publishing");
+     * of vanishing; an answer to a caller that left may vanish. */
+    bool mandatory = strncmp(queue, REPLY_PREFIX, strlen(REPLY_PREFIX)) != 0;
+    int st = amqp_basic_publish(c->conn, CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(queue), mandatory, 0, &props,
+                                amqp_cstring_bytes(body));
+    err = status_error(st, "publishing");
     if (err)
         return ek_err_prefix(err, "queue '%s'", queue);
     bool returned = false;
@@ -238,10 +483,28 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
             if ((err = drain_content(c)))
                 return err;
             break;
-        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CHANNEL_CLOSE_METHOD: {
+            amqp_channel_close_t *m = frame.payload.method.decoded;
+            int code = m->reply_code;
+            if ((err = channel_reopen(c)))
+                return err;
+            if (code == NOT_FOUND)
+                return ek_err_new(EK_E_NOTFOUND,
+                                  "queue '%s' does not exist (exchange '%s' is missing: is its "
+                                  "consumer started?)",
+                                  queue, exchange);
+            if (code == ACCESS_REFUSED)
+                return ek_err_new(EK_E_FORBIDDEN,
+                                  "the broker refused a message for queue '%s': this broker "
+                                  "user may not publish to exchange '%s'",
+                                  queue, exchange);
+            return ek_err_new(EK_E_UNAVAILABLE,
+                              "the broker closed the channel (%d) while publishing to '%s'", code,
+                              queue);
+        }
         case AMQP_CONNECTION_CLOSE_METHOD:
-            return ek_err_new(EK_E_UNAVAILABLE, "the broker closed the channel while publishing "
-                                                "to '%s'",
+            return ek_err_new(EK_E_UNAVAILABLE, "the broker closed the connection while "
+                                                "publishing to '%s'",
                               queue);
         default:
             break;
@@ -284,8 +547,17 @@ ek_err_t *ek_amqp_receive(ek_amqp_t *c, int timeout_ms, ek_amqp_msg_t *msg, bool
         msg->len = env.message.body.len;
         msg->body = bytes_dup(env.message.body);
         msg->redelivered = env.redelivered;
-        if (env.message.properties._flags & AMQP_BASIC_REPLY_TO_FLAG)
+        /* answers go only to reply queues: a reply_to naming another
+         * queue would make this process publish there for the sender */
+        if (env.message.properties._flags & AMQP_BASIC_REPLY_TO_FLAG) {
             msg->reply_to = bytes_dup(env.message.properties.reply_to);
+            if (!ek_amqp_reply_queue_valid(msg->reply_to)) {
+                ek_log_kv(EK_LOG_WARNING, "ignoring a reply_to that is not a reply queue",
+                          "reply_to", msg->reply_to, NULL);
+                free(msg->reply_to);
+                msg->reply_to = NULL;
+            }
+        }
         if (env.message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)
             msg->correlation_id = bytes_dup(env.message.properties.correlation_id);
         amqp_destroy_envelope(&env);
@@ -327,22 +599,58 @@ ek_err_t *ek_amqp_reject(ek_amqp_t *c, uint64_t tag, bool requeue)
     return status_error(amqp_basic_reject(c->conn, CHANNEL, tag, requeue), "rejecting a message");
 }
 
+bool ek_amqp_reply_queue_valid(const char *name)
+{
+    size_t plen = strlen(REPLY_PREFIX), len = strlen(name);
+    return strncmp(name, REPLY_PREFIX, plen) == 0 && len > plen && len <= 255 &&
+           strspn(name + plen, "0123456789abcdef-") == len - plen;
+}
+
+/* An exclusive reply queue (gone with the connection) bound to
+ * REPLY_EXCHANGE, consumed without acks. */
+static ek_err_t *reply_queue(ek_amqp_t *c)
+{
+    char id[EK_UUID_STRLEN + 1];
+    ek_uuid_generate(id);
+    char *name = ek_xasprintf(REPLY_PREFIX "%s", id);
+    ek_err_t *err = declare_exchange(c, REPLY_EXCHANGE);
+    if (!err) {
+        amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 0, 0, 1, 1,
+                           amqp_empty_table);
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+        err = ek_err_prefix(after_channel_error(c, r, reply_error(r, "declaring a reply queue")),
+                            "queue '%s'", name);
+    }
+    if (!err)
+        err = bind_queue(c, name, REPLY_EXCHANGE);
+    if (!err) {
+        amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(name), amqp_empty_bytes, 0, 1, 1,
+                           amqp_empty_table);
+        amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
+        err = after_channel_error(c, r, reply_error(r, "consuming replies"));
+    }
+    if (err) {
+        free(name);
+        return err;
+    }
+    c->reply_queue = name;
+    return NULL;
+}
+
 ek_err_t *ek_amqp_call(ek_amqp_t *c, const char *queue, const char *body,
                        const char *correlation_id, int timeout_ms, char **reply)
 {
     *reply = NULL;
-    if (!c->reply_consumer) {
-        amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(DIRECT_REPLY_TO),
-                           amqp_empty_bytes, 0, 1, 0, amqp_empty_table);
-        ek_err_t *err = reply_error(amqp_get_rpc_reply(c->conn), "consuming replies");
-        if (err)
-            return err;
-        c->reply_consumer = true;
-    }
-    amqp_basic_properties_t props = message_props(DIRECT_REPLY_TO, correlation_id);
+    _cleanup_free_ char *exchange = NULL;
+    ek_err_t *err = ek_amqp_route(queue, &exchange);
+    if (!err && !c->reply_queue)
+        err = reply_queue(c);
+    if (err)
+        return err;
+    amqp_basic_properties_t props = message_props(c->reply_queue, correlation_id);
     props.delivery_mode = AMQP_DELIVERY_NONPERSISTENT; /* a request outlives no restart */
-    int st = amqp_basic_publish(c->conn, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(queue), 0,
-                                0, &props, amqp_cstring_bytes(body));
+    int st = amqp_basic_publish(c->conn, CHANNEL, amqp_cstring_bytes(exchange),
+                                amqp_cstring_bytes(queue), 0, 0, &props, amqp_cstring_bytes(body));
     if (st != AMQP_STATUS_OK)
         return ek_err_prefix(status_error(st, "sending a request"), "queue '%s'", queue);
     struct timeval start, now;
@@ -355,7 +663,7 @@ ek_err_t *ek_amqp_call(ek_amqp_t *c, const char *queue, const char *body,
                               timeout_ms / 1000);
         ek_amqp_msg_t msg;
         bool got;
-        ek_err_t *err = ek_amqp_receive(c, (int)(timeout_ms - elapsed), &msg, &got);
+        err = ek_amqp_receive(c, (int)(timeout_ms - elapsed), &msg, &got);
         if (err)
             return err;
         if (!got)
@@ -381,5 +689,6 @@ void ek_amqp_close(ek_amqp_t *c)
     amqp_channel_close(c->conn, CHANNEL, AMQP_REPLY_SUCCESS);
     amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(c->conn);
+    free(c->reply_queue);
     free(c);
 }

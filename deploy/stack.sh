@@ -543,7 +543,11 @@ epmd_up() {
 # rmq_start: launch the node in the background (no wait: see rmq_wait).
 rmq_start() {
     RMQ_LAUNCHED='' RMQ_FRESH=''
-    [[ -n $(rmq_pid) ]] && return 0
+    if [[ -n $(rmq_pid) ]]; then
+        rmq_tls_ready && return 0
+        log "rabbitmq: restarting the node: it listens without TLS"
+        rmq_down
+    fi
     check_port_free rabbitmq "$AMQP_PORT"
     check_port_free "rabbitmq (Erlang distribution)" "$DIST_PORT"
     [[ -d $RMQ_DIR/mnesia/$RMQ_NODE ]] || RMQ_FRESH=1
@@ -551,9 +555,19 @@ rmq_start() {
     RMQ_LOG_OFFSET=$(stat -c %s "$RMQ_LOG" 2>/dev/null || echo 0)
     : >"$RMQ_DIR/rabbitmq-env.conf"
     echo '[].' >"$RMQ_DIR/enabled_plugins"
+    rmq_tls_files
+    # TLS only (AMQPS): no plain listener, not even on loopback.
     cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
 # written by deploy/stack.sh at every 'up'
-listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
+listeners.tcp = none
+listeners.ssl.default = 127.0.0.1:$AMQP_PORT
+ssl_options.cacertfile = $RMQ_TLS/ca.pem
+ssl_options.certfile = $RMQ_TLS/server.pem
+ssl_options.keyfile = $RMQ_TLS/server.key
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
 log.console = false
 log.file.level = ${EKMAN_RABBITMQ_LOG_LEVEL:-info}
 EOF
@@ -598,24 +612,110 @@ rmq_wait() {
     rmq_provision 3>&1 >>"$RMQ_STDOUT" 2>&1 || service_failed rabbitmq "$RMQ_STDOUT" "could not create vhost/user ekman"
 }
 
-# vhost + user ekman. The definitions persist in mnesia, so this runs once
-# per password (marker = hash of it), not at every start.
+# rmq_tls_files: a CA (its key in DIR/secrets) and the broker's certificate
+# for localhost and 127.0.0.1, made once. Clients check the broker against
+# DIR/rabbitmq/tls/ca.pem (cacertfile= in the URLs). To rotate: delete
+# DIR/secrets/amqp_ca.key, DIR/rabbitmq/tls, then down + up.
+rmq_tls_files() {
+    RMQ_TLS=$RMQ_DIR/tls
+    mkdir -p "$RMQ_TLS"
+    chmod 0755 "$RMQ_TLS"
+    if [[ ! -s $SECRETS/amqp_ca.key || ! -s $RMQ_TLS/ca.pem ]]; then
+        (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$SECRETS/amqp_ca.key" 2>/dev/null) || die "rabbitmq: openssl could not make the CA key"
+        openssl req -x509 -new -key "$SECRETS/amqp_ca.key" -subj "/CN=Ekman stack bus CA $POOL" \
+            -days 3650 -sha256 -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign -out "$RMQ_TLS/ca.pem" 2>/dev/null ||
+            die "rabbitmq: openssl could not make the CA certificate"
+        rm -f "$RMQ_TLS/server.pem"
+    fi
+    if [[ ! -s $RMQ_TLS/server.pem || ! -s $RMQ_TLS/server.key ]]; then
+        (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$RMQ_TLS/server.key" 2>/dev/null) || die "rabbitmq: openssl could not make the broker key"
+        openssl req -new -key "$RMQ_TLS/server.key" -subj /CN=localhost -out "$RMQ_TLS/server.csr" 2>/dev/null &&
+            openssl x509 -req -in "$RMQ_TLS/server.csr" -CA "$RMQ_TLS/ca.pem" -CAkey "$SECRETS/amqp_ca.key" \
+                -CAcreateserial -days 825 -sha256 -out "$RMQ_TLS/server.pem" \
+                -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n') \
+                2>/dev/null || die "rabbitmq: openssl could not sign the broker certificate"
+        rm -f "$RMQ_TLS/server.csr" "$RMQ_TLS/ca.srl"
+    fi
+    chmod 0644 "$RMQ_TLS/ca.pem" "$RMQ_TLS/server.pem"
+    chmod 0600 "$RMQ_TLS/server.key"
+}
+
+# rmq_tls_ready: the node's configuration is the TLS-only one.
+rmq_tls_ready() { grep -qx 'listeners.tcp = none' "$RMQ_DIR/rabbitmq.conf" 2>/dev/null; }
+
+# One broker user per role, each allowed (configure, write, read regexes on
+# the names of exchanges and queues) only what common/amqp.c needs for that
+# role: queues ekman.<role>[.<name>] reached through exchanges x.ekman.<role>,
+# dead letters through x.ekman.dead, answers through x.ekman.reply to
+# exclusive ekman.reply.<uuid> queues. ekman (transport_url) is the
+# operator's user for tools; daemons use their role's user.
+readonly RMQ_ROLES='conductor worker scheduler'
+rmq_role_perms() { # rmq_role_perms ROLE: configure write read
+    local r='ekman\.reply\..+'
+    case $1 in
+        conductor) printf '%s\n' \
+            "^(ekman\.conductor(\.dead)?|$r|x\.ekman\.(conductor|dead|reply))\$" \
+            "^(ekman\.conductor(\.dead)?|$r|x\.ekman\.(worker|dead|reply))\$" \
+            "^(ekman\.conductor|$r|x\.ekman\.(conductor|dead|reply))\$" ;;
+        worker) printf '%s\n' \
+            "^(ekman\.worker(\..+)?|$r|x\.ekman\.(worker|dead|reply))\$" \
+            "^(ekman\.worker(\..+)?|$r|x\.ekman\.(conductor|scheduler|dead|reply))\$" \
+            "^(ekman\.worker(\..+)?|$r|x\.ekman\.(worker|dead|reply))\$" ;;
+        scheduler) printf '%s\n' \
+            '^(ekman\.scheduler(\.dead)?|x\.ekman\.(scheduler|dead))$' \
+            '^(ekman\.scheduler(\.dead)?|x\.ekman\.dead)$' \
+            '^(ekman\.scheduler|x\.ekman\.(scheduler|dead))$' ;;
+    esac
+}
+
+# rmq_user NAME SECRET: create or re-password a user.
+rmq_user() {
+    if [[ -z $RMQ_FRESH ]] && rmqctl -q list_users | cut -f1 | grep -qx "$1"; then
+        secret "$2" | rmqctl -q change_password "$1" || return 1
+    else
+        secret "$2" | rmqctl -q add_user "$1" || return 1
+    fi
+}
+
+# vhost + users. The definitions persist in mnesia, so this runs once per
+# set of passwords and permissions (marker = hash of them), not at every
+# start. A vhost from before the exchange topology (issue #17) is recreated:
+# its queues dead-letter through the default exchange.
 rmq_provision() {
-    local marker
-    marker=$(secret amqp_password | sha256sum | cut -c1-16)
-    [[ $(cat "$RMQ_DIR/provisioned" 2>/dev/null) == "$marker" ]] && return 0
-    log "rabbitmq: creating vhost ekman and user ekman" >&3
+    local marker role perms old
+    marker=v2-$({ for f in amqp_password amqp_conductor_password amqp_worker_password amqp_scheduler_password; do secret $f; done
+        for role in $RMQ_ROLES; do rmq_role_perms "$role"; done; } | sha256sum | cut -c1-16)
+    old=$(cat "$RMQ_DIR/provisioned" 2>/dev/null || true)
+    [[ $old == "$marker" ]] && return 0
+    log "rabbitmq: creating vhost ekman and users ekman, ekman-conductor, ekman-worker, ekman-scheduler" >&3
     # (each rabbitmqctl call costs ~0.6 s: on a fresh node skip the lookups)
-    if [[ -n $RMQ_FRESH ]] || ! rmqctl -q list_vhosts name | grep -qx ekman; then
+    if [[ -z $RMQ_FRESH && -n $old && $old != v2-* ]] && rmqctl -q list_vhosts name | grep -qx ekman; then
+        log "rabbitmq: recreating vhost ekman (its queues predate the exchange topology)" >&3
+        rmqctl -q delete_vhost ekman || return 1
+        rmqctl -q add_vhost ekman || return 1
+    elif [[ -n $RMQ_FRESH ]] || ! rmqctl -q list_vhosts name | grep -qx ekman; then
         rmqctl -q add_vhost ekman || return 1
     fi
-    if [[ -z $RMQ_FRESH ]] && rmqctl -q list_users | cut -f1 | grep -qx ekman; then
-        secret amqp_password | rmqctl -q change_password ekman || return 1
-    else
-        secret amqp_password | rmqctl -q add_user ekman || return 1
+    # the default guest user (full rights on /) is not needed
+    if [[ -n $RMQ_FRESH ]] || rmqctl -q list_users | cut -f1 | grep -qx guest; then
+        rmqctl -q delete_user guest || return 1
     fi
+    rmq_user ekman amqp_password || return 1
     rmqctl -q set_permissions -p ekman ekman '.*' '.*' '.*' || return 1
+    for role in $RMQ_ROLES; do
+        rmq_user "ekman-$role" "amqp_${role}_password" || return 1
+        mapfile -t perms < <(rmq_role_perms "$role")
+        rmqctl -q set_permissions -p ekman "ekman-$role" "${perms[@]}" || return 1
+    done
     echo "$marker" >"$RMQ_DIR/provisioned"
+}
+
+# amqp_url USER SECRET: the AMQPS URL of a broker user of the stack.
+amqp_url() {
+    printf 'amqps://%s:%s@localhost:%s/ekman?cacertfile=%s\n' "$1" "$(secret "$2")" "$AMQP_PORT" "$RMQ_DIR/tls/ca.pem"
 }
 
 rmq_kill_failed() { # stop a node that did not come up (e.g. BOOT FAILED)
@@ -982,12 +1082,19 @@ write_conf() {
 [DEFAULT]
 log_level = info
 encryption_key = $(secret encryption_key)
+# this stack's own state (the worker's key pair: [worker] key_file)
+state_dir = $DIR/state
 
 [database]
 connection = postgresql://ekman:$(secret pg_password)@127.0.0.1:$PG_PORT/ekman
 
+# AMQPS, the broker checked against the stack's CA; one broker user per
+# daemon role (<role>_transport_url), transport_url for tools
 [messaging]
-transport_url = amqp://ekman:$(secret amqp_password)@127.0.0.1:$AMQP_PORT/ekman
+transport_url = $(amqp_url ekman amqp_password)
+conductor_transport_url = $(amqp_url ekman-conductor amqp_conductor_password)
+worker_transport_url = $(amqp_url ekman-worker amqp_worker_password)
+scheduler_transport_url = $(amqp_url ekman-scheduler amqp_scheduler_password)
 
 [api]
 listen_address = 127.0.0.1
@@ -1005,6 +1112,10 @@ $([[ -d $DIR/osmorphing-packages ]] && echo "osmorphing_packages_dir = $DIR/osmo
 # VMware exports (.ova) put in DIR/ova can be migrated (an "ova" endpoint)
 [ova]
 allowed_roots = $DIR/ova
+
+# "local" endpoints (directories of disk images on the worker) only under DIR/local
+[local]
+allowed_roots = $DIR/local
 EOF
 }
 
@@ -1015,8 +1126,9 @@ cmd_up() {
     t0=$(now_ms)
     require_root up
     check_tools
-    mkdir -p "$DIR" "$DIR/ova"
-    chmod 0755 "$DIR"
+    mkdir -p "$DIR" "$DIR/ova" "$DIR/local"
+    mkdir -p -m 0700 "$DIR/state"
+    chmod 0755 "$DIR" "$DIR/local"
     lock_dir
     load_ports init
     echo '*' >"$DIR/.gitignore"
@@ -1024,12 +1136,15 @@ cmd_up() {
     chmod 0700 "$SECRETS"
     gen_secret "$SECRETS/pg_password" password
     gen_secret "$SECRETS/amqp_password" password
+    for s in conductor worker scheduler; do gen_secret "$SECRETS/amqp_${s}_password" password; done
     gen_secret "$SECRETS/encryption_key" key
     rmq_env
     rmq_write_ctl
     # Fast path: everything already runs (and was provisioned) -> report.
-    if [[ -s $CONF && -s $RMQ_DIR/provisioned ]] && status_lines >"$DIR/status.txt" && [[ -n $STATUS_ALL_RUNNING ]]; then
+    if [[ -s $CONF && $(cat "$RMQ_DIR/provisioned" 2>/dev/null) == v2-* ]] && rmq_tls_ready && status_lines >"$DIR/status.txt" && [[ -n $STATUS_ALL_RUNNING ]]; then
         worker_image_up
+        RMQ_FRESH=''
+        rmq_provision 3>&1 >>"$RMQ_STDOUT" 2>&1 || service_failed rabbitmq "$RMQ_STDOUT" "could not update the broker users"
         write_conf
         log "already up, nothing to start; stack dir $DIR"
         cat "$DIR/status.txt"
@@ -1161,15 +1276,14 @@ cmd_status() {
 }
 
 cmd_env() {
-    local pw_pg pw_amqp
+    local pw_pg
     [[ -s $PORTS_ENV ]] || die "no stack in $DIR: run '$0 up${DIR:+ $DIR}' first"
     load_ports
     local f
-    for f in pg_password amqp_password encryption_key; do
+    for f in pg_password amqp_password amqp_conductor_password amqp_worker_password amqp_scheduler_password encryption_key; do
         [[ -r $SECRETS/$f ]] || die "cannot read $SECRETS/$f (run as root; was 'up' completed?)"
     done
     pw_pg=$(secret pg_password)
-    pw_amqp=$(secret amqp_password)
     rmq_write_ctl
     write_conf
     ex() { printf 'export %s=%q\n' "$1" "$2"; }
@@ -1179,7 +1293,8 @@ cmd_env() {
     ex EKMAN_DB_URL "postgresql://ekman:$pw_pg@127.0.0.1:$PG_PORT/ekman"
     ex EKMAN_PG_ADMIN_URL "postgresql:///postgres?host=$PG_DIR&port=$PG_PORT&user=postgres"
     ex EKMAN_AMQP_PORT "$AMQP_PORT"
-    ex EKMAN_AMQP_URL "amqp://ekman:$pw_amqp@127.0.0.1:$AMQP_PORT/ekman"
+    ex EKMAN_AMQP_URL "$(amqp_url ekman amqp_password)"
+    ex EKMAN_AMQP_CA "$RMQ_DIR/tls/ca.pem"
     ex EKMAN_RABBITMQ_NODENAME "$RMQ_NODE"
     ex EKMAN_RABBITMQCTL "$RMQ_CTL"
     ex EKMAN_SSH_HOST 127.0.0.1

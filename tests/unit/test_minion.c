@@ -101,7 +101,9 @@ static void test_target_errors(void **state)
         {"{\"kind\": \"ssh\", \"host\": \"h\", \"private_key\": \"eA==\"}", "known_hosts"},
         {"{\"kind\": \"ssh\", \"host\": \"h\", \"private_key\": \"*\", \"known_hosts\": \"x\"}",
          "not base64"},
-        {"{\"kind\": \"exec\"}", "command"},
+        {"{\"kind\": \"exec\"}", "allow_path"},
+        {"{\"kind\": \"exec\", \"allow_path\": \"/tmp\", \"command\": \"touch /tmp/x\"}",
+         "command"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_object *doc = NULL;

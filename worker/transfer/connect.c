@@ -119,14 +119,14 @@ ek_err_t *ek_exec_connect(void *target, ek_stream_t **out)
         int e = errno;
         close(sv[0]);
         close(sv[1]);
-        return ek_err_errno(e, "cannot start \"%s\"", t->command);
+        return ek_err_errno(e, "cannot start \"%s\"", t->argv[0]);
     }
     if (pid == 0) {
         /* Child: the socket is its stdin and stdout; stderr stays ours. */
         signal(SIGPIPE, SIG_DFL);
         if (dup2(sv[1], STDIN_FILENO) < 0 || dup2(sv[1], STDOUT_FILENO) < 0)
             _exit(127);
-        execl("/bin/sh", "sh", "-c", t->command, (char *)NULL);
+        execv(t->argv[0], t->argv);
         _exit(127);
     }
     close(sv[1]);

@@ -4,8 +4,9 @@
  *   https  TCP + TLS 1.3 with client certificate + HTTP/1.1 upgrade of
  *          POST /v1/stream (the writer listens with --listen)
  *   ssh    an SSH session (libssh2) that runs `ekman-writer --stdio`
- *   exec   a local command speaking the frames on stdin/stdout (tests,
- *          local copies): `ekman-writer --stdio --allow-path ...` */
+ *   exec   the worker's own ekman-writer speaking the frames on stdin/stdout
+ *          (local copies): `ekman-writer --stdio --allow-path DIR`, run with
+ *          execv (never a shell; the argv is built by the worker, see target.c) */
 #ifndef EK_TRANSFER_CONNECT_H
 #define EK_TRANSFER_CONNECT_H
 
@@ -36,7 +37,7 @@ typedef struct ek_ssh_target {
 EK_ERR_CHECK ek_ssh_connect(void *target, ek_stream_t **out);
 
 typedef struct ek_exec_target {
-    const char *command; /* run with /bin/sh -c */
+    char **argv; /* argv[0] is an absolute path; run with execv, no shell */
 } ek_exec_target_t;
 EK_ERR_CHECK ek_exec_connect(void *target, ek_stream_t **out);
 

@@ -387,7 +387,7 @@ int main(int argc, char **argv)
         if (mkdir(gen_pki, 0700) != 0 && errno != EEXIST)
             err = ek_err_errno(errno, "could not create \"%s\"", gen_pki);
         if (!err)
-            err = ek_pki_generate(gen_pki, sans, 30);
+            err = ek_pki_generate(gen_pki, sans, 0);
         code = err ? 1 : 0;
         if (err) {
             ek_log_err(err, "cannot generate certificates");
@@ -425,7 +425,9 @@ int main(int argc, char **argv)
         disk = basename(tcopy);
     ek_https_target_t ht = {0};
     ek_ssh_target_t st = {0};
-    ek_exec_target_t et = {.command = exec_cmd};
+    /* --exec is the operator's own command line (never a message's): a shell runs it */
+    char *exec_argv[] = {"/bin/sh", "-c", (char *)exec_cmd, NULL};
+    ek_exec_target_t et = {.argv = exec_argv};
     SSL_CTX *ctx = NULL;
     ek_err_t *err = NULL;
     if (https) {

@@ -6,9 +6,12 @@
  * engine may reconnect). */
 #include "worker/transfer/target.h"
 
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "common/base64.h"
 #include "common/fsutil.h"
 #include "common/json.h"
@@ -27,6 +30,7 @@ struct ek_writer_target {
     ek_https_target_t https;
     ek_ssh_target_t ssh;
     ek_exec_target_t exec;
+    char *exec_argv[7]; /* writer --stdio --log-level warning --allow-path DIR NULL */
 };
 
 void ek_writer_target_free(ek_writer_target_t *t)
@@ -47,6 +51,8 @@ void ek_writer_target_free(ek_writer_target_t *t)
     free(t->server_name);
     free(t->key_file);
     free(t->known_hosts);
+    free(t->exec_argv[0]);
+    free(t->exec_argv[5]);
     free(t);
 }
 
@@ -133,15 +139,101 @@ static ek_err_t *open_ssh(json_object *info, ek_writer_target_t *t)
     return NULL;
 }
 
+/* The ekman-writer this worker runs for an "exec" target: $EKMAN_WRITER (the
+ * worker's own environment), else the one next to the running binary, else
+ * the first on $PATH. Never a name that came in a message. */
+static ek_err_t *writer_binary(char **out)
+{
+    const char *env = getenv("EKMAN_WRITER");
+    if (env && *env) {
+        if (env[0] != '/' || access(env, X_OK) != 0)
+            return ek_err_new(EK_E_INVALID,
+                              "EKMAN_WRITER \"%s\" is not an absolute path to a program this "
+                              "worker can run",
+                              env);
+        *out = ek_xstrdup(env);
+        return NULL;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *path = ek_xasprintf("%s/ekman-writer", dirname(self));
+        if (access(path, X_OK) == 0) {
+            *out = path;
+            return NULL;
+        }
+        free(path);
+    }
+    const char *p = getenv("PATH");
+    _cleanup_free_ char *copy = ek_xstrdup(p && *p ? p : "/usr/local/bin:/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        if (d[0] != '/')
+            continue; /* a relative PATH entry depends on the working directory */
+        char *path = ek_xasprintf("%s/ekman-writer", d);
+        if (access(path, X_OK) == 0) {
+            *out = path;
+            return NULL;
+        }
+        free(path);
+    }
+    return ek_err_new(EK_E_NOTFOUND, "no ekman-writer next to this worker, nor on PATH (set "
+                                     "EKMAN_WRITER to its absolute path)");
+}
+
+/* allow_path: the one directory the local writer may write in. An absolute,
+ * normalised path without control characters: it becomes one argv element,
+ * never shell text, but a "../" would widen what the writer may touch. */
+static ek_err_t *check_allow_path(const char *path)
+{
+    size_t len = strlen(path);
+    if (path[0] != '/' || len > 4000)
+        return ek_err_new(EK_E_INVALID, "%s.allow_path must be an absolute path", WHAT);
+    for (const char *c = path; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return ek_err_new(EK_E_INVALID, "%s.allow_path contains a control character", WHAT);
+    for (const char *c = path; *c;) {
+        while (*c == '/')
+            c++;
+        const char *end = strchrnul(c, '/');
+        size_t n = (size_t)(end - c);
+        if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return ek_err_new(EK_E_INVALID, "%s.allow_path \"%s\" has a '.' or '..' component",
+                              WHAT, path);
+        c = end;
+    }
+    return NULL;
+}
+
+/* {"kind": "exec", "allow_path": DIR}: the worker runs its own ekman-writer
+ * with fixed arguments. A "command" in the document is refused: a message
+ * never chooses what a worker runs. */
 static ek_err_t *open_exec(json_object *info, ek_writer_target_t *t)
 {
-    const char *command;
-    ek_err_t *err = ek_json_req_string(info, WHAT, "command", &command);
+    const char *dir;
+    if (json_object_object_get_ex(info, "command", NULL))
+        return ek_err_new(EK_E_INVALID,
+                          "%s.command is not accepted for kind exec: the worker runs its own "
+                          "ekman-writer (give allow_path instead)",
+                          WHAT);
+    ek_err_t *err = ek_json_req_string(info, WHAT, "allow_path", &dir);
+    if (!err)
+        err = check_allow_path(dir);
+    char *writer = NULL;
+    if (!err)
+        err = writer_binary(&writer);
     if (err)
         return err;
-    t->command = ek_xstrdup(command);
-    t->exec.command = t->command;
-    t->describe = ek_xstrdup("a local ekman-writer");
+    t->exec_argv[0] = writer;
+    t->exec_argv[1] = "--stdio";
+    t->exec_argv[2] = "--log-level";
+    t->exec_argv[3] = "warning";
+    t->exec_argv[4] = "--allow-path";
+    t->exec_argv[5] = ek_xstrdup(dir);
+    t->exec_argv[6] = NULL;
+    t->exec.argv = t->exec_argv;
+    t->describe = ek_xasprintf("the local ekman-writer %s", writer);
     return NULL;
 }
 
@@ -203,12 +295,12 @@ void *ek_writer_target_connect_arg(ek_writer_target_t *t)
 
 ek_err_t *ek_writer_target_set_command(ek_writer_target_t *t, const char *command)
 {
-    if (strcmp(t->kind, "ssh") != 0 && strcmp(t->kind, "exec") != 0)
-        return ek_err_new(EK_E_INVALID, "%s: a %s connection runs no command", WHAT, t->kind);
+    if (strcmp(t->kind, "ssh") != 0)
+        return ek_err_new(EK_E_INVALID, "%s: a %s connection runs no command of its own", WHAT,
+                          t->kind);
     free(t->command);
     t->command = ek_xstrdup(command);
     t->ssh.command = t->command;
-    t->exec.command = t->command;
     return NULL;
 }
 

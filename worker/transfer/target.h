@@ -8,7 +8,10 @@
  *    "private_key": base64 of an OpenSSH ed25519/ecdsa private key,
  *    "known_hosts": "H ssh-ed25519 AAAA..." (required),
  *    "command": "ekman-writer --stdio --allow-path /dev"}
- *   {"kind": "exec", "command": "ekman-writer --stdio ..."}   local writer
+ *   {"kind": "exec", "allow_path": DIR}   this worker's own ekman-writer
+ *        ($EKMAN_WRITER, else next to the worker binary, else on PATH), run
+ *        with execv as `ekman-writer --stdio --log-level warning --allow-path
+ *        DIR`; a "command" is refused: messages never choose what runs
  *
  * Optional for every kind: "timeout_ms". Each disk's path for the writer is
  * in volumes_info[i].path ("serial:S", a device or a file). */
@@ -31,9 +34,9 @@ ek_connect_fn ek_writer_target_connect_fn(const ek_writer_target_t *t);
 void *ek_writer_target_connect_arg(ek_writer_target_t *t);
 /* "https://10.0.0.5:5566", "ssh://root@10.0.0.5:22", "exec" (for messages). */
 const char *ek_writer_target_describe(const ek_writer_target_t *t);
-/* Replaces the command an ssh (or exec) target runs on its next
+/* Replaces the command an ssh target runs on its next
  * connections: OS morphing runs its own commands on the worker VM over the
- * same login. Other kinds: an error. */
+ * same login. Other kinds (exec included): an error. */
 EK_ERR_CHECK ek_writer_target_set_command(ek_writer_target_t *t, const char *command);
 /* "https", "ssh" or "exec". */
 const char *ek_writer_target_kind(const ek_writer_target_t *t);

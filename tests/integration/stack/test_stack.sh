@@ -139,10 +139,13 @@ psql_ekman() { psql -X -v ON_ERROR_STOP=1 "$EKMAN_DB_URL" -Atc "$1"; }
 # AMQP 0-9-1 handshake + login + vhost open with the URL's credentials.
 amqp_login() {
     python3 - "$1" <<'PY'
-import socket, struct, sys, urllib.parse
+import socket, ssl, struct, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 vhost = urllib.parse.unquote(u.path[1:]) if len(u.path) > 1 else "/"
 s = socket.create_connection((u.hostname, u.port), timeout=10)
+if u.scheme == "amqps":  # the broker's certificate checked against the stack's CA
+    ca = urllib.parse.parse_qs(u.query).get("cacertfile", [None])[0]
+    s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname=u.hostname)
 s.sendall(b"AMQP\x00\x00\x09\x01")
 buf = b""
 def frame():
@@ -187,9 +190,11 @@ print("AMQP login as %s on vhost %s: ok" % (u.username, vhost))
 PY
 }
 
-amqp_banner() { # the port answers the AMQP 0-9-1 header with connection.start
+amqp_banner() { # the port answers the AMQP 0-9-1 header with connection.start, over TLS
     local out=$AUX/amqp-banner.bin
-    printf 'AMQP\0\0\x09\x01' | timeout 10 nc -w 2 127.0.0.1 "$EKMAN_AMQP_PORT" >"$out" || true
+    { printf 'AMQP\0\0\x09\x01'; sleep 2; } | timeout 10 openssl s_client -quiet -verify_return_error \
+        -CAfile "$EKMAN_AMQP_CA" -verify_hostname localhost -connect "127.0.0.1:$EKMAN_AMQP_PORT" \
+        >"$out" 2>/dev/null || true
     [[ $(head -c 1 "$out" | od -An -tx1 | tr -d ' ') == 01 ]] && grep -aq PLAIN "$out"
 }
 
@@ -230,7 +235,8 @@ conf_ok() {
     local s
     for s in '^\[DEFAULT\]$' '^log_level = info$' '^encryption_key = [A-Za-z0-9+/]{43}=$' '^\[database\]$' \
         "^connection = postgresql://ekman:[0-9a-f]+@127.0.0.1:$EKMAN_PG_PORT/ekman$" '^\[messaging\]$' \
-        "^transport_url = amqp://ekman:[0-9a-f]+@127.0.0.1:$EKMAN_AMQP_PORT/ekman$" '^\[api\]$' \
+        "^transport_url = amqps://ekman:[0-9a-f]+@localhost:$EKMAN_AMQP_PORT/ekman\\?cacertfile=$DIR/rabbitmq/tls/ca.pem$" \
+        "^worker_transport_url = amqps://ekman-worker:[0-9a-f]+@localhost:$EKMAN_AMQP_PORT/ekman\\?cacertfile=" '^\[api\]$' \
         '^listen_address = 127.0.0.1$' "^port = $EKMAN_API_PORT$" '^\[worker\]$' '^region =$' \
         '^\[libvirt_migration_provider\]$' "^default_storage_pool = $EKMAN_POOL$"; do
         grep -Eq "$s" "$EKMAN_CONFIG" || { echo "no line matching $s"; return 1; }
@@ -261,7 +267,8 @@ check "psql EKMAN_PG_ADMIN_URL is superuser" test "$(psql -X "$EKMAN_PG_ADMIN_UR
 check "wrong PostgreSQL password refused" not psql -X "postgresql://ekman:wrong@127.0.0.1:$EKMAN_PG_PORT/ekman" -Atc 'select 1'
 check "AMQP port answers the protocol header" amqp_banner
 check "AMQP login + vhost open (EKMAN_AMQP_URL)" amqp_login "$EKMAN_AMQP_URL"
-check "AMQP wrong password refused" not amqp_login "amqp://ekman:wrong@127.0.0.1:$EKMAN_AMQP_PORT/ekman"
+check "AMQP wrong password refused" not amqp_login "amqps://ekman:wrong@localhost:$EKMAN_AMQP_PORT/ekman?cacertfile=$EKMAN_AMQP_CA"
+check "AMQP without TLS refused (no plain listener)" not amqp_login "amqp://ekman:x@127.0.0.1:$EKMAN_AMQP_PORT/ekman"
 check "rabbitmqctl (EKMAN_RABBITMQCTL) sees vhost ekman" rabbitmqctl_vhost
 check "ssh with the key runs id" ssh_id_user
 check "virsh over qemu+libssh2 lists the pool" virsh_libssh2_pool

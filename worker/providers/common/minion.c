@@ -85,7 +85,7 @@ ek_err_t *ek_minion_boot_new(const char *name, const char *tmp_dir, const char *
         !(err = slurp(b->dir, "id_ed25519.pub", &b->client_pub)) &&
         !(err = slurp(b->dir, "ssh_host_ed25519_key", &b->host_key_pem)) &&
         !(err = slurp(b->dir, "ssh_host_ed25519_key.pub", &b->host_pub)) &&
-        !(err = ek_pki_generate(pki, extra_names, 30)) &&
+        !(err = ek_pki_generate(pki, extra_names, 0)) &&
         !(err = slurp(pki, "ca.pem", &b->ca_pem)) &&
         !(err = slurp(pki, "server.pem", &b->server_cert_pem)) &&
         !(err = slurp(pki, "server.key", &b->server_key_pem)) &&

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/tenantname.h"
 #include "common/process.h"
 #include "worker/providers/common/taskutil.h"
 
@@ -80,13 +81,15 @@ const char *ek_local_human_size(uint64_t bytes, char buf[32])
 }
 
 /* The source domain of the task's instance, images probed. */
-static ek_err_t *source_domain(const ek_task_input_t *in, ek_local_domain_t **out)
+static ek_err_t *source_domain(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                               ek_local_domain_t **out)
 {
     const char *src;
-    ek_err_t *err = ek_local_task_dirs(in, &src, NULL);
+    ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
     if (err)
         return err;
-    return ek_local_domain_find(src, in->instance, true, out);
+    ek_local_scope_t sc = {ek_task_config(ctx), in->origin->name};
+    return ek_local_domain_find(&sc, src, in->instance, true, out);
 }
 
 /* ---- source tasks -------------------------------------------------------------------- */
@@ -95,7 +98,7 @@ EK_LOCAL_TASK(validate_source_inputs)
 {
     ek_local_domain_t *d;
     ek_err_t *err = ek_local_environment_check(in->origin->environment, "source");
-    if (err || (err = source_domain(in, &d)))
+    if (err || (err = source_domain(ctx, in, &d)))
         return err;
     if (d->n_disks == 0)
         err = ek_err_new(EK_E_INVALID, "instance '%s' (\"%s\") has no disk to transfer", d->name,
@@ -115,7 +118,7 @@ EK_LOCAL_TASK(validate_source_inputs)
 EK_LOCAL_TASK(get_instance_info)
 {
     ek_local_domain_t *d;
-    ek_err_t *err = source_domain(in, &d);
+    ek_err_t *err = source_domain(ctx, in, &d);
     if (err)
         return err;
     uint64_t total = 0;
@@ -135,7 +138,7 @@ EK_LOCAL_TASK(get_instance_info)
 EK_LOCAL_TASK(deploy_source_resources)
 {
     const char *src;
-    ek_err_t *err = ek_local_task_dirs(in, &src, NULL);
+    ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
     if (err)
         return err;
     (void)ctx;
@@ -158,7 +161,7 @@ EK_LOCAL_TASK(delete_source_resources)
 EK_LOCAL_TASK(shutdown_instance)
 {
     ek_local_domain_t *d;
-    ek_err_t *err = source_domain(in, &d);
+    ek_err_t *err = source_domain(ctx, in, &d);
     if (err)
         return err;
     ek_task_event(ctx, "INFO",
@@ -173,7 +176,7 @@ EK_LOCAL_TASK(shutdown_instance)
 EK_LOCAL_TASK(delete_source_snapshots)
 {
     const char *src;
-    ek_err_t *err = ek_local_task_dirs(in, &src, NULL);
+    ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
     if (!err)
         ek_task_event(ctx, "INFO", "the local source takes no snapshots: nothing to delete");
     (void)result;
@@ -185,7 +188,7 @@ EK_LOCAL_TASK(update_source)
     const char *src;
     (void)ctx;
     (void)result;
-    ek_err_t *err = ek_local_task_dirs(in, &src, NULL);
+    ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
     return err ? err : ek_local_environment_check(in->origin->environment, "source");
 }
 
@@ -198,7 +201,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     const char *dst;
     json_object *disks;
     ek_err_t *err;
-    if ((err = ek_local_task_dirs(in, NULL, &dst)) ||
+    if ((err = ek_local_task_dirs(ctx, in, NULL, &dst)) ||
         (err = ek_local_environment_check(in->destination->environment, "destination")) ||
         (err = ek_local_name_check(in->instance, "instance name")) ||
         (err = ek_local_info_get(in, "export_info", json_type_object, export_info)) ||
@@ -211,7 +214,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
         int64_t size;
         if ((err = ek_json_req_string(d, "export_info.disks[]", "id", &id)) ||
             (err = ek_json_opt_int(d, "export_info.disks[]", "size_bytes", 0, &size)) ||
-            (err = ek_local_name_check(id, "disk id")))
+            (err = ek_tenant_name_check(id, "disk id")))
             return err;
         total += (uint64_t)(size > 0 ? size : 0);
     }
@@ -250,7 +253,7 @@ EK_LOCAL_TASK(deploy_target_resources)
     const char *dst;
     json_object *vols;
     ek_err_t *err;
-    if ((err = ek_local_task_dirs(in, NULL, &dst)) ||
+    if ((err = ek_local_task_dirs(ctx, in, NULL, &dst)) ||
         (err = ek_local_name_check(in->instance, "instance name")) ||
         (err = ek_local_info_get(in, "volumes_info", json_type_array, &vols)))
         return err;
@@ -264,11 +267,9 @@ EK_LOCAL_TASK(deploy_target_resources)
     _cleanup_free_ char *writer = NULL;
     if ((err = ek_local_writer_binary(&writer)))
         return err;
-    /* The writer may open only this instance's replicas. */
-    _cleanup_free_ char *qw = ek_shell_quote(writer);
-    _cleanup_free_ char *qd = ek_shell_quote(dir);
-    _cleanup_free_ char *command =
-        ek_xasprintf("exec %s --stdio --log-level warning --allow-path %s", qw, qd);
+    /* The writer may open only this instance's replicas. The worker that
+     * connects runs its own ekman-writer (worker/transfer/target.c): the
+     * message names the directory, never a command. */
     json_object *copy = NULL;
     if (json_object_deep_copy(vols, &copy, NULL) != 0)
         return ek_err_new(EK_E_INTERNAL, "could not copy volumes_info");
@@ -277,7 +278,7 @@ EK_LOCAL_TASK(deploy_target_resources)
     json_object_object_add(res, "directory", json_object_new_string(dir));
     json_object *conn = json_object_new_object();
     json_object_object_add(conn, "kind", json_object_new_string("exec"));
-    json_object_object_add(conn, "command", json_object_new_string(command));
+    json_object_object_add(conn, "allow_path", json_object_new_string(dir));
     json_object_object_add(result, "volumes_info", copy);
     json_object_object_add(result, "target_resources", res);
     json_object_object_add(result, "target_resources_connection_info", conn);
