@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "common/mem.h"
 #include "common/strbuf.h"
 
@@ -14,8 +15,14 @@ static const char *const secret_words[] = {
     "apikey",      "encryption_key", "authorization", "cookie",  "credential",
 };
 
+/* A registered secret; until 0 means for the life of the process. */
+struct registered {
+    char *secret;
+    time_t until;
+};
+
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **registered;
+static struct registered *registered;
 static size_t n_registered;
 
 static const char *strcasestr_n(const char *hay, const char *needle)
@@ -42,27 +49,69 @@ bool ek_redact_is_secret_key(const char *name)
     return false;
 }
 
-void ek_redact_register(const char *secret)
+/* Drops secrets whose time has passed; called with reg_lock held. */
+static void drop_expired(time_t now)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n_registered; i++) {
+        if (registered[i].until && registered[i].until <= now)
+            ek_free_secret(registered[i].secret);
+        else
+            registered[kept++] = registered[i];
+    }
+    n_registered = kept;
+}
+
+void ek_redact_register_until(const char *secret, time_t until)
 {
     if (!secret || strlen(secret) < 4)
         return;
     pthread_mutex_lock(&reg_lock);
+    drop_expired(time(NULL));
     for (size_t i = 0; i < n_registered; i++) {
-        if (strcmp(registered[i], secret) == 0) {
+        if (strcmp(registered[i].secret, secret) == 0) {
+            if (!until || (registered[i].until && until > registered[i].until))
+                registered[i].until = until;
             pthread_mutex_unlock(&reg_lock);
             return;
         }
     }
+    if (until && n_registered >= EK_REDACT_MAX_EXPIRING) {
+        /* full: the secret closest to its end makes room (never a permanent one) */
+        size_t victim = n_registered;
+        for (size_t i = 0; i < n_registered; i++)
+            if (registered[i].until &&
+                (victim == n_registered || registered[i].until < registered[victim].until))
+                victim = i;
+        if (victim < n_registered) {
+            ek_free_secret(registered[victim].secret);
+            registered[victim] = registered[--n_registered];
+        }
+    }
     registered = ek_xrealloc(registered, (n_registered + 1) * sizeof(*registered));
-    registered[n_registered++] = ek_xstrdup(secret);
+    registered[n_registered++] = (struct registered){ek_xstrdup(secret), until};
     pthread_mutex_unlock(&reg_lock);
+}
+
+void ek_redact_register(const char *secret)
+{
+    ek_redact_register_until(secret, 0);
+}
+
+size_t ek_redact_registered_count(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    drop_expired(time(NULL));
+    size_t n = n_registered;
+    pthread_mutex_unlock(&reg_lock);
+    return n;
 }
 
 void ek_redact_reset(void)
 {
     pthread_mutex_lock(&reg_lock);
     for (size_t i = 0; i < n_registered; i++)
-        ek_free_secret(registered[i]);
+        ek_free_secret(registered[i].secret);
     free(registered);
     registered = NULL;
     n_registered = 0;
@@ -73,8 +122,9 @@ void ek_redact_reset(void)
 static void mask_registered(ek_strbuf_t *sb)
 {
     pthread_mutex_lock(&reg_lock);
+    drop_expired(time(NULL));
     for (size_t i = 0; i < n_registered; i++) {
-        const char *s = registered[i];
+        const char *s = registered[i].secret;
         size_t slen = strlen(s);
         char *hit;
         size_t from = 0;

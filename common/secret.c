@@ -2,6 +2,7 @@
 #include "common/secret.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/crypto.h>
@@ -125,32 +126,70 @@ ek_err_t *ek_secret_open(const unsigned char key[EK_SECRET_KEY_LEN], const char 
 
 /* ---- passwords ------------------------------------------------------------ */
 
-#define SCRYPT_N 32768
+/* OWASP's password storage guidance for scrypt: N=2^17, r=8, p=1 (128 MiB,
+ * about 0.4 s on one core). A stored hash carries its own parameters, so older
+ * hashes (N=2^15) still verify; the limits below bound what a stored string
+ * may ask for. */
+#define SCRYPT_N 131072
 #define SCRYPT_R 8
 #define SCRYPT_P 1
+#define SCRYPT_MAX_N (1u << 18)
+#define SCRYPT_MAX_R 16
+#define SCRYPT_MAX_P 4
 #define SALT_LEN 16
 #define HASH_LEN 32
 
 static bool scrypt(const char *pw, const unsigned char *salt, size_t salt_len, uint64_t n,
                    uint64_t r, uint64_t p, unsigned char *out, size_t out_len)
 {
-    return EVP_PBE_scrypt(pw, strlen(pw), salt, salt_len, n, r, p, 64 * 1024 * 1024, out,
-                          out_len) == 1;
+    /* what scrypt needs (128 * r * (n + p) bytes) plus room for OpenSSL's checks */
+    uint64_t maxmem = 128 * r * (n + p) + (1u << 20);
+    return EVP_PBE_scrypt(pw, strlen(pw), salt, salt_len, n, r, p, maxmem, out, out_len) == 1;
 }
 
-char *ek_password_hash(const char *password)
+static char *hash_with(const char *password, uint64_t n, uint64_t r, uint64_t p)
 {
     unsigned char salt[SALT_LEN], hash[HASH_LEN];
     random_bytes(salt, sizeof(salt));
-    if (!scrypt(password, salt, sizeof(salt), SCRYPT_N, SCRYPT_R, SCRYPT_P, hash, sizeof(hash))) {
+    if (!scrypt(password, salt, sizeof(salt), n, r, p, hash, sizeof(hash))) {
         fprintf(stderr, "ekman: scrypt failed\n");
         abort();
     }
     char *s = ek_base64_encode(salt, sizeof(salt)), *h = ek_base64_encode(hash, sizeof(hash));
-    char *out = ek_xasprintf("scrypt$%d$%d$%d$%s$%s", SCRYPT_N, SCRYPT_R, SCRYPT_P, s, h);
+    char *out = ek_xasprintf("scrypt$%llu$%llu$%llu$%s$%s", (unsigned long long)n,
+                             (unsigned long long)r, (unsigned long long)p, s, h);
     free(s);
     free(h);
+    OPENSSL_cleanse(hash, sizeof(hash));
     return out;
+}
+
+char *ek_password_hash(const char *password)
+{
+    return hash_with(password, SCRYPT_N, SCRYPT_R, SCRYPT_P);
+}
+
+char *ek_password_hash_params(const char *password, unsigned log2_n, unsigned r, unsigned p)
+{
+    return hash_with(password, (uint64_t)1 << log2_n, r, p);
+}
+
+static char *dummy_hash;
+
+static void dummy_hash_make(void)
+{
+    char *nobody = ek_token_new();
+    dummy_hash = ek_password_hash(nobody);
+    ek_free_secret(nobody);
+}
+
+const char *ek_password_dummy_hash(void)
+{
+    /* a hash at the current parameters of a password nobody knows: checking an
+     * unknown user against it costs what checking a real one costs */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, dummy_hash_make);
+    return dummy_hash;
 }
 
 bool ek_password_verify(const char *password, const char *stored)
@@ -159,12 +198,15 @@ bool ek_password_verify(const char *password, const char *stored)
     char salt_b64[64], hash_b64[128];
     if (sscanf(stored, "scrypt$%llu$%llu$%llu$%63[^$]$%127s", &n, &r, &p, salt_b64, hash_b64) != 5)
         return false;
+    if (n < 2 || (n & (n - 1)) || n > SCRYPT_MAX_N || r < 1 || r > SCRYPT_MAX_R || p < 1 ||
+        p > SCRYPT_MAX_P)
+        return false;
     unsigned char *salt = NULL, *want = NULL;
     size_t salt_len = 0, want_len = 0;
     bool ok = false;
     ek_err_t *e1 = ek_base64_decode(salt_b64, &salt, &salt_len);
     ek_err_t *e2 = ek_base64_decode(hash_b64, &want, &want_len);
-    if (!e1 && !e2 && want_len > 0 && want_len <= 64 && n <= (1u << 20)) {
+    if (!e1 && !e2 && want_len > 0 && want_len <= 64) {
         unsigned char got[64];
         ok = scrypt(password, salt, salt_len, n, r, p, got, want_len) &&
              CRYPTO_memcmp(got, want, want_len) == 0;

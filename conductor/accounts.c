@@ -37,26 +37,29 @@ ek_err_t *ek_project_ensure(PGconn *db, const char *name_or_id, bool create, cha
     return ek_project_ensure(db, name_or_id, false, out); /* whoever won the race */
 }
 
-ek_err_t *ek_user_create(PGconn *db, const char *name, const char *password, const char *project,
-                         const char *role, char *out_id)
+ek_err_t *ek_user_check(const char *name, const char *password, const char *role)
 {
     if (!*name || strlen(name) > 255)
         return ek_err_new(EK_E_INVALID, "the user name must have 1 to 255 characters");
-    if (strlen(password) < 8)
-        return ek_err_new(EK_E_INVALID, "the password must have at least 8 characters");
+    if (strlen(password) < 8 || strlen(password) > 1024)
+        return ek_err_new(EK_E_INVALID, "the password must have 8 to 1024 characters");
     if (strcmp(role, "admin") && strcmp(role, "member"))
         return ek_err_new(EK_E_INVALID, "role must be admin or member, not '%s'", role);
+    return NULL;
+}
+
+ek_err_t *ek_user_create_hashed(PGconn *db, const char *name, const char *hash,
+                                const char *project, const char *role, char *out_id)
+{
     char project_id[EK_UUID_STRLEN + 1];
     ek_err_t *err = ek_project_ensure(db, project, true, project_id);
     if (err)
         return err;
     ek_uuid_generate(out_id);
-    char *hash = ek_password_hash(password);
     err = ek_db_query(db, NULL,
                       "INSERT INTO users (id, name, password_hash, project_id, role) "
                       "VALUES ($1, $2, $3, $4, $5)",
                       5, (const char *[]){out_id, name, hash, project_id, role});
-    free(hash);
     if (err && err->code == EK_E_CONFLICT) {
         ek_err_free(err);
         return ek_err_new(EK_E_CONFLICT, "a user named '%s' already exists", name);
@@ -64,12 +67,33 @@ ek_err_t *ek_user_create(PGconn *db, const char *name, const char *password, con
     return err;
 }
 
-ek_err_t *ek_token_issue(PGconn *db, const char *username, const char *password, int lifetime_s,
-                         json_object **token_doc, char **token)
+ek_err_t *ek_user_create(PGconn *db, const char *name, const char *password, const char *project,
+                         const char *role, char *out_id)
 {
+    ek_err_t *err = ek_user_check(name, password, role);
+    if (err)
+        return err;
+    char *hash = ek_password_hash(password);
+    err = ek_user_create_hashed(db, name, hash, project, role, out_id);
+    free(hash);
+    return err;
+}
+
+void ek_account_free(ek_account_t *acc)
+{
+    if (!acc)
+        return;
+    free(acc->name);
+    free(acc->project_name);
+    free(acc->role);
+    ek_free_secret(acc->password_hash);
+    free(acc);
+}
+
+ek_err_t *ek_account_find(PGconn *db, const char *username, ek_account_t **out)
+{
+    *out = NULL;
     PGresult *res;
-    *token = NULL;
-    *token_doc = NULL;
     ek_err_t *err = ek_db_query(db, &res,
                                 "SELECT u.id, u.password_hash, u.project_id, u.role, p.name "
                                 "FROM users u JOIN projects p ON p.id = u.project_id "
@@ -77,19 +101,32 @@ ek_err_t *ek_token_issue(PGconn *db, const char *username, const char *password,
                                 1, (const char *[]){username});
     if (err)
         return err;
-    /* the same answer for an unknown user and a wrong password */
-    bool ok = PQntuples(res) == 1 && ek_password_verify(password, PQgetvalue(res, 0, 1));
-    if (!ok) {
-        PQclear(res);
-        return ek_err_new(EK_E_AUTH, "wrong user name or password");
+    if (PQntuples(res) == 1) {
+        ek_account_t *acc = ek_xcalloc(1, sizeof(*acc));
+        snprintf(acc->id, sizeof(acc->id), "%s", PQgetvalue(res, 0, 0));
+        acc->password_hash = ek_xstrdup(PQgetvalue(res, 0, 1));
+        snprintf(acc->project_id, sizeof(acc->project_id), "%s", PQgetvalue(res, 0, 2));
+        acc->role = ek_xstrdup(PQgetvalue(res, 0, 3));
+        acc->project_name = ek_xstrdup(PQgetvalue(res, 0, 4));
+        acc->name = ek_xstrdup(username);
+        *out = acc;
     }
+    PQclear(res);
+    return NULL;
+}
+
+ek_err_t *ek_token_issue(PGconn *db, const ek_account_t *acc, int lifetime_s,
+                         json_object **token_doc, char **token)
+{
+    *token = NULL;
+    *token_doc = NULL;
     char *tok = ek_token_new();
     char digest[65], lifetime[32];
     ek_token_digest(tok, digest);
     snprintf(lifetime, sizeof(lifetime), "%d", lifetime_s);
-    bool admin = strcmp(PQgetvalue(res, 0, 3), "admin") == 0;
+    bool admin = strcmp(acc->role, "admin") == 0;
     json_object *doc = NULL;
-    err = ek_db_query_json(
+    ek_err_t *err = ek_db_query_json(
         db, &doc,
         "INSERT INTO tokens (token_hash, user_id, project_id, is_admin, expires_at) "
         "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::int)) "
@@ -98,10 +135,8 @@ ek_err_t *ek_token_issue(PGconn *db, const char *username, const char *password,
         "'project', jsonb_build_object('id', project_id, 'name', $7::text), "
         "'roles', jsonb_build_array($8::text))",
         8,
-        (const char *[]){digest, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
-                         admin ? "true" : "false", lifetime, username, PQgetvalue(res, 0, 4),
-                         PQgetvalue(res, 0, 3)});
-    PQclear(res);
+        (const char *[]){digest, acc->id, acc->project_id, admin ? "true" : "false", lifetime,
+                         acc->name, acc->project_name, acc->role});
     /* expired tokens are swept now and then */
     if (!err)
         ek_err_free(ek_db_exec(db, "DELETE FROM tokens WHERE expires_at < now() - interval '1 day'"));

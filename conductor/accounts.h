@@ -7,16 +7,38 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include "common/error.h"
+#include "common/uuid.h"
 
 /* Finds a project by id or name, creating it (by name) when create is set.
  * out receives the id (37 bytes). */
 EK_ERR_CHECK ek_project_ensure(PGconn *db, const char *name_or_id, bool create, char *out);
+/* Checks a new user's name (1-255 bytes), password (8-1024) and role. */
+EK_ERR_CHECK ek_user_check(const char *name, const char *password, const char *role);
+/* Creates a user whose password the caller hashed (ek_password_hash, off the
+ * API threads); the arguments were checked with ek_user_check. */
+EK_ERR_CHECK ek_user_create_hashed(PGconn *db, const char *name, const char *hash,
+                                   const char *project, const char *role, char *out_id);
 /* Creates a user (role "admin" or "member") in a project (id or name, created
- * if missing); out_id receives the new id. A taken name is EK_E_CONFLICT. */
+ * if missing); out_id receives the new id. A taken name is EK_E_CONFLICT.
+ * Hashes the password here (0.4 s): for the command line. */
 EK_ERR_CHECK ek_user_create(PGconn *db, const char *name, const char *password,
                             const char *project, const char *role, char *out_id);
-/* Checks a password and issues a token valid for lifetime_s seconds. */
-EK_ERR_CHECK ek_token_issue(PGconn *db, const char *username, const char *password,
-                            int lifetime_s, json_object **token_doc, char **token);
+/* An enabled user as a login needs it. */
+typedef struct ek_account {
+    char id[EK_UUID_STRLEN + 1];
+    char project_id[EK_UUID_STRLEN + 1];
+    char *name, *project_name, *role;
+    char *password_hash; /* "scrypt$N$r$p$salt$hash" */
+} ek_account_t;
+
+/* Finds an enabled user by name; *out is NULL (and no error) when there is
+ * none. The caller frees *out with ek_account_free. */
+EK_ERR_CHECK ek_account_find(PGconn *db, const char *username, ek_account_t **out);
+void ek_account_free(ek_account_t *acc);
+/* Issues a token valid for lifetime_s seconds to acc, whose password the
+ * caller checked. token_doc is the API's view; *token the secret (caller
+ * frees both). */
+EK_ERR_CHECK ek_token_issue(PGconn *db, const ek_account_t *acc, int lifetime_s,
+                            json_object **token_doc, char **token);
 
 #endif

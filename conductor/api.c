@@ -6,34 +6,67 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include "common/backoff.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/secret.h"
 #include "common/strbuf.h"
+#include "common/utf8.h"
+#include "conductor/hashpool.h"
+#include "conductor/input.h"
 #include "conductor/routes.h"
+
+#define SEG_MAX (EK_UUID_STRLEN * 4)
 
 struct ek_api {
     ek_app_t *app;
     struct MHD_Daemon *daemon;
     char address[64];
     size_t max_body;
+    char metrics_digest[65]; /* SHA-256 of [api] metrics_token, "" when unset */
 };
 
-/* What a request accumulates while its body arrives. */
+enum phase {
+    PHASE_BODY,     /* admitted: the body arrives */
+    PHASE_DEFERRED, /* a handler's work runs on the hash pool */
+    PHASE_DONE,     /* a response was queued */
+};
+
+/* What a request accumulates from its headers to its response. */
 struct request {
+    enum phase phase;
+    const struct route *route;
+    char segs[5][SEG_MAX];
+    int nsegs;
+    char source[64];
+    /* the caller, authenticated before the body was read */
+    char user_id[EK_UUID_STRLEN + 1];
+    char project_id[EK_UUID_STRLEN + 1];
+    bool is_admin;
+    /* the body */
     ek_strbuf_t body;
+    size_t limit;
     bool too_large;
+    /* deferred work: the pool thread and the API thread meet under lock */
+    pthread_mutex_t lock;
+    bool lock_ready, suspended, done;
+    struct MHD_Connection *conn;
+    ek_defer_t defer;
 };
 
 enum route_auth {
-    AUTH_NONE,    /* public */
-    AUTH_USER,    /* any valid token */
-    AUTH_PROJECT, /* a token, and /v1/{project_id}/ in the path */
-    AUTH_ADMIN,   /* an admin's token */
+    AUTH_NONE,     /* public */
+    AUTH_USER,     /* any valid token */
+    AUTH_PROJECT,  /* a token, and /v1/{project_id}/ in the path */
+    AUTH_ADMIN,    /* an admin's token */
+    AUTH_OPERATOR, /* an admin's token or [api] metrics_token */
 };
 
 struct route {
@@ -47,7 +80,7 @@ struct route {
 
 static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, NULL},
-    {"GET", "/metrics", AUTH_NONE, r_metrics},
+    {"GET", "/metrics", AUTH_OPERATOR, r_metrics},
     {"POST", "/v1/auth/tokens", AUTH_NONE, r_tokens_create},
     {"GET", "/v1/users", AUTH_ADMIN, r_users_list},
     {"POST", "/v1/users", AUTH_ADMIN, r_users_create},
@@ -149,6 +182,11 @@ void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...)
     free(msg);
 }
 
+void ek_resp_defer(ek_resp_t *resp, const ek_defer_t *defer)
+{
+    resp->defer = *defer;
+}
+
 void ek_resp_error(ek_resp_t *resp, ek_err_t *err)
 {
     unsigned status;
@@ -202,9 +240,8 @@ const char *ek_req_scope(const ek_req_t *req)
 
 /* ---- routing and authentication --------------------------------------------- */
 
-/* Matches url against pattern; fills args with the captured segments. */
-static bool match(const char *pattern, const char *url, char segs[][EK_UUID_STRLEN * 4],
-                  int *nsegs)
+/* Matches url against pattern; fills segs with the captured segments. */
+static bool match(const char *pattern, const char *url, char segs[][SEG_MAX], int *nsegs)
 {
     *nsegs = 0;
     const char *p = pattern, *u = url;
@@ -217,7 +254,7 @@ static bool match(const char *pattern, const char *url, char segs[][EK_UUID_STRL
         if (ulen == 0)
             return false;
         if (plen == 1 && *p == '*') {
-            if (*nsegs == 5 || ulen >= EK_UUID_STRLEN * 4)
+            if (*nsegs == 5 || ulen >= SEG_MAX)
                 return false;
             memcpy(segs[*nsegs], u, ulen);
             segs[(*nsegs)++][ulen] = '\0';
@@ -230,24 +267,39 @@ static bool match(const char *pattern, const char *url, char segs[][EK_UUID_STRL
     return !*p && (!*u || (u[0] == '/' && !u[1]));
 }
 
-static ek_err_t *authenticate(ek_req_t *req)
+static const char *request_token(struct MHD_Connection *conn)
 {
-    const char *token = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Auth-Token");
+    const char *token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Token");
     const char *authz =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!token && authz && strncasecmp(authz, "Bearer ", 7) == 0)
         token = authz + 7;
-    if (!token || !*token)
+    return token && *token ? token : NULL;
+}
+
+/* Looks the token up; fills rq's identity. Takes a database connection only
+ * for the one query. */
+static ek_err_t *authenticate(ek_api_t *api, struct request *rq, const char *token)
+{
+    if (!token)
         return ek_err_new(EK_E_AUTH, "authentication required: send a token from POST "
                                      "/v1/auth/tokens in X-Auth-Token or Authorization: Bearer");
+    if (strlen(token) > 512 || !ek_utf8_is_valid(token, strlen(token)))
+        return ek_err_new(EK_E_AUTH, "the token is invalid or has expired: get a new one from "
+                                     "POST /v1/auth/tokens");
     char digest[65];
     ek_token_digest(token, digest);
+    PGconn *db;
+    ek_err_t *err = ek_dbpool_get(api->app->db, &db);
+    if (err)
+        return err;
     PGresult *res;
-    ek_err_t *err = ek_db_query(req->db, &res,
-                                "SELECT t.user_id, t.project_id, t.is_admin FROM tokens t "
-                                "JOIN users u ON u.id = t.user_id "
-                                "WHERE t.token_hash = $1 AND t.expires_at > now() AND u.enabled",
-                                1, (const char *[]){digest});
+    err = ek_db_query(db, &res,
+                      "SELECT t.user_id, t.project_id, t.is_admin FROM tokens t "
+                      "JOIN users u ON u.id = t.user_id "
+                      "WHERE t.token_hash = $1 AND t.expires_at > now() AND u.enabled",
+                      1, (const char *[]){digest});
+    ek_dbpool_put(api->app->db, db);
     if (err)
         return err;
     if (PQntuples(res) != 1) {
@@ -255,34 +307,121 @@ static ek_err_t *authenticate(ek_req_t *req)
         return ek_err_new(EK_E_AUTH, "the token is invalid or has expired: get a new one from "
                                      "POST /v1/auth/tokens");
     }
-    snprintf(req->user_id, sizeof(req->user_id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(req->project_id, sizeof(req->project_id), "%s", PQgetvalue(res, 0, 1));
-    req->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
+    snprintf(rq->user_id, sizeof(rq->user_id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(rq->project_id, sizeof(rq->project_id), "%s", PQgetvalue(res, 0, 1));
+    rq->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
     return NULL;
 }
 
-static void handle(ek_api_t *api, ek_req_t *req, ek_resp_t *resp, const char *body, size_t len)
+static bool is_metrics_token(const ek_api_t *api, const char *token)
 {
-    char segs[5][EK_UUID_STRLEN * 4];
-    int nsegs = 0;
-    const struct route *found = NULL;
+    if (!api->metrics_digest[0] || !token)
+        return false;
+    char digest[65];
+    ek_token_digest(token, digest);
+    return CRYPTO_memcmp(digest, api->metrics_digest, sizeof(digest)) == 0;
+}
+
+struct query_check {
+    ek_err_t *err;
+};
+
+static enum MHD_Result check_query_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                         const char *value)
+{
+    (void)kind;
+    struct query_check *qc = cls;
+    char what[96];
+    if (!ek_utf8_is_valid(key, strlen(key))) {
+        qc->err = ek_err_new(EK_E_INVALID, "a query parameter name contains invalid UTF-8 or a "
+                                           "NUL character; send UTF-8 text");
+        return MHD_NO;
+    }
+    snprintf(what, sizeof(what), "query parameter %s", key);
+    if (value && (qc->err = ek_utf8_check_text(what, value, strlen(value))))
+        return MHD_NO;
+    return MHD_YES;
+}
+
+/* What is decided from the request line and headers alone, before any body
+ * is read: the route, the encoding of the path and query, the Content-Type,
+ * the caller and the body limit. false with an error response in early. */
+static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn, const char *url,
+                  const char *method, ek_resp_t *early)
+{
+    ek_err_t *err;
+    if ((err = ek_utf8_check_text("path", url, strlen(url)))) {
+        ek_resp_error(early, err);
+        return false;
+    }
+    struct query_check qc = {NULL};
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_query_value, &qc);
+    if (qc.err) {
+        ek_resp_error(early, qc.err);
+        return false;
+    }
     bool path_known = false;
-    for (size_t i = 0; i < EK_ARRAY_SIZE(routes) && !found; i++) {
-        if (!match(routes[i].pattern, req->url, segs, &nsegs))
+    for (size_t i = 0; i < EK_ARRAY_SIZE(routes) && !rq->route; i++) {
+        if (!match(routes[i].pattern, url, rq->segs, &rq->nsegs))
             continue;
         path_known = true;
-        if (strcmp(routes[i].method, req->method) == 0)
-            found = &routes[i];
+        if (strcmp(routes[i].method, method) == 0)
+            rq->route = &routes[i];
     }
-    if (!found) {
+    if (!rq->route) {
         if (path_known)
-            ek_resp_fail(resp, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
-                         req->method, req->url);
+            ek_resp_fail(early, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method,
+                         url);
         else
-            ek_resp_fail(resp, MHD_HTTP_NOT_FOUND, "no route for %s %s", req->method, req->url);
-        return;
+            ek_resp_fail(early, MHD_HTTP_NOT_FOUND, "no route for %s %s", method, url);
+        return false;
     }
+    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (strcmp(method, "GET") && strcmp(method, "DELETE") && !ek_input_content_type_ok(ctype)) {
+        ek_resp_fail(early, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                     "the body must be JSON: send Content-Type: application/json");
+        return false;
+    }
+    const struct route *r = rq->route;
+    const char *token = request_token(conn);
+    rq->limit = EK_API_ANON_MAX_BODY;
+    if (r->auth == AUTH_OPERATOR && is_metrics_token(api, token)) {
+        rq->limit = api->max_body;
+    } else if (r->auth != AUTH_NONE) {
+        if ((err = authenticate(api, rq, token))) {
+            ek_resp_error(early, err);
+            return false;
+        }
+        if ((r->auth == AUTH_ADMIN || r->auth == AUTH_OPERATOR) && !rq->is_admin) {
+            ek_resp_fail(early, MHD_HTTP_FORBIDDEN, "only an admin may do that");
+            return false;
+        }
+        if (r->auth == AUTH_PROJECT && (!ek_uuid_is_valid(rq->segs[0]) ||
+                                        (!rq->is_admin && strcmp(rq->segs[0], rq->project_id)))) {
+            /* another project's id answers 404, as if it did not exist */
+            ek_resp_fail(early, MHD_HTTP_NOT_FOUND, "project %s not found", rq->segs[0]);
+            return false;
+        }
+        rq->limit = api->max_body;
+    }
+    const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && strtoull(clen, NULL, 10) > rq->limit) {
+        ek_resp_fail(early, MHD_HTTP_CONTENT_TOO_LARGE,
+                     "request body is larger than the limit of %zu bytes%s", rq->limit,
+                     rq->limit == api->max_body ? " ([api] max_body_size)"
+                                                : " for a request without a token");
+        return false;
+    }
+    return true;
+}
+
+/* Runs the route's handler on a complete request. */
+static void handle(struct request *rq, ek_req_t *req, ek_resp_t *resp)
+{
+    const struct route *found = rq->route;
     if (!found->fn) { /* healthz */
         json_object *doc = json_object_new_object();
         json_object_object_add(doc, "status", json_object_new_string("ok"));
@@ -290,38 +429,25 @@ static void handle(ek_api_t *api, ek_req_t *req, ek_resp_t *resp, const char *bo
         ek_resp_json(resp, MHD_HTTP_OK, doc);
         return;
     }
-    if (len) {
-        ek_err_t *err = ek_json_parse(body, len, &req->body);
-        if (err) {
+    ek_err_t *err;
+    if (rq->body.len) {
+        if ((err = ek_json_parse(rq->body.buf, rq->body.len, &req->body)) ||
+            (err = ek_input_check_body(req->body, rq->body.buf, rq->body.len))) {
             ek_resp_error(resp, err);
             return;
         }
     }
+    if ((err = ek_dbpool_get(req->app->db, &req->db))) {
+        ek_resp_error(resp, err);
+        return;
+    }
     int first = 0;
-    ek_err_t *err = ek_dbpool_get(req->app->db, &req->db);
-    if (err) {
-        ek_resp_error(resp, err);
-        return;
-    }
-    if (found->auth != AUTH_NONE && (err = authenticate(req))) {
-        ek_resp_error(resp, err);
-        return;
-    }
-    if (found->auth == AUTH_ADMIN && !req->is_admin) {
-        ek_resp_fail(resp, MHD_HTTP_FORBIDDEN, "only an admin may do that");
-        return;
-    }
     if (found->auth == AUTH_PROJECT) {
-        /* another project's id answers 404, as if it did not exist */
-        if (!ek_uuid_is_valid(segs[0]) || (!req->is_admin && strcmp(segs[0], req->project_id))) {
-            ek_resp_fail(resp, MHD_HTTP_NOT_FOUND, "project %s not found", segs[0]);
-            return;
-        }
-        memcpy(req->project_id, segs[0], EK_UUID_STRLEN + 1); /* validated as a UUID */
+        memcpy(req->project_id, rq->segs[0], EK_UUID_STRLEN + 1); /* validated as a UUID */
         first = 1;
     }
-    for (int i = first; i < nsegs; i++)
-        req->arg[req->nargs++] = segs[i];
+    for (int i = first; i < rq->nsegs; i++)
+        req->arg[req->nargs++] = rq->segs[i];
     found->fn(req, resp);
 }
 
@@ -333,6 +459,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
     char *text;
     if (resp->text) {
         text = resp->text;
+        resp->text = NULL;
         type = "text/plain; version=0.0.4";
     } else if (!resp->body) {
         text = ek_xstrdup(resp->status == MHD_HTTP_NO_CONTENT ? "" : "{}");
@@ -342,65 +469,285 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (resp->retry_after) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%u", resp->retry_after);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     enum MHD_Result rc = MHD_queue_response(conn, resp->status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+/* Counts, logs and queues a response; frees what it holds. */
+static enum MHD_Result respond(ek_api_t *api, struct request *rq, struct MHD_Connection *conn,
+                               const char *method, const char *url, ek_resp_t *resp)
+{
+    rq->phase = PHASE_DONE;
+    if (!resp->status)
+        ek_resp_fail(resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "the handler set no response");
+    unsigned cls_idx = resp->status / 100;
+    if (cls_idx >= 1 && cls_idx <= 5)
+        atomic_fetch_add(&api->app->http_requests[cls_idx], 1);
+    char status[8];
+    snprintf(status, sizeof(status), "%u", resp->status);
+    ek_log_kv(resp->status >= 500 ? EK_LOG_WARNING : EK_LOG_DEBUG, "request", "method", method,
+              "url", url, "status", status, NULL);
+    enum MHD_Result r = send_resp(conn, resp);
+    json_object_put(resp->body);
+    free(resp->text);
+    return r;
+}
+
+static void request_fill(ek_api_t *api, struct request *rq, ek_req_t *req,
+                         struct MHD_Connection *conn, const char *method, const char *url)
+{
+    *req = (ek_req_t){.app = api->app, .conn = conn, .method = method, .url = url};
+    memcpy(req->user_id, rq->user_id, sizeof(req->user_id));
+    memcpy(req->project_id, rq->project_id, sizeof(req->project_id));
+    req->is_admin = rq->is_admin;
+    memcpy(req->source, rq->source, sizeof(req->source));
+}
+
+static void request_release(ek_api_t *api, ek_req_t *req)
+{
+    if (req->db)
+        ek_dbpool_put(api->app->db, req->db);
+    req->db = NULL;
+    json_object_put(req->body);
+    req->body = NULL;
+}
+
+/* On a hash pool thread: the handler's slow work, then wake the connection. */
+static void deferred_run(void *arg)
+{
+    struct request *rq = arg;
+    rq->defer.work(rq->defer.arg);
+    pthread_mutex_lock(&rq->lock);
+    rq->done = true;
+    if (rq->suspended)
+        MHD_resume_connection(rq->conn); /* rq is not touched after the unlock */
+    pthread_mutex_unlock(&rq->lock);
+}
+
+static void defer_release(struct request *rq)
+{
+    if (rq->defer.release && rq->defer.arg)
+        rq->defer.release(rq->defer.arg);
+    memset(&rq->defer, 0, sizeof(rq->defer));
+}
+
+/* The deferred work is done: the handler's second half on this thread. */
+static enum MHD_Result deferred_finish(ek_api_t *api, struct request *rq,
+                                       struct MHD_Connection *conn, const char *method,
+                                       const char *url)
+{
+    ek_req_t req;
+    ek_resp_t resp = {0};
+    request_fill(api, rq, &req, conn, method, url);
+    ek_err_t *err = ek_dbpool_get(api->app->db, &req.db);
+    if (err)
+        ek_resp_error(&resp, err);
+    else
+        rq->defer.finish(&req, &resp, rq->defer.arg);
+    defer_release(rq);
+    request_release(api, &req);
+    return respond(api, rq, conn, method, url, &resp);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **state)
 {
+    (void)version;
     ek_api_t *api = cls;
     struct request *rq = *state;
     if (!rq) {
         rq = ek_xcalloc(1, sizeof(*rq));
         ek_strbuf_init(&rq->body, 0);
         *state = rq;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
+                      rq->source, sizeof(rq->source));
+        ek_resp_t early = {0};
+        if (!admit(api, rq, conn, url, method, &early))
+            return respond(api, rq, conn, method, url, &early);
+        return MHD_YES;
+    }
+    if (rq->phase == PHASE_DEFERRED) {
+        *data_size = 0;
+        return deferred_finish(api, rq, conn, method, url);
+    }
+    if (rq->phase != PHASE_BODY) {
+        *data_size = 0;
         return MHD_YES;
     }
     if (*data_size) {
-        if (rq->body.len + *data_size > api->max_body)
-            rq->too_large = true;
+        if (rq->too_large || rq->body.len + *data_size > rq->limit)
+            rq->too_large = true; /* the rest is read and dropped */
         else
             ek_strbuf_add(&rq->body, data, *data_size);
         *data_size = 0;
         return MHD_YES;
     }
     ek_resp_t resp = {0};
-    ek_req_t req = {.app = api->app, .conn = conn, .method = method, .url = url};
-    if (rq->too_large)
+    if (rq->too_large) {
         ek_resp_fail(&resp, MHD_HTTP_CONTENT_TOO_LARGE,
-                     "request body is larger than the limit of %zu bytes ([api] max_body_size)",
-                     api->max_body);
-    else
-        handle(api, &req, &resp, rq->body.buf, rq->body.len);
-    if (req.db)
-        ek_dbpool_put(api->app->db, req.db);
-    json_object_put(req.body);
-    if (!resp.status)
-        ek_resp_fail(&resp, MHD_HTTP_INTERNAL_SERVER_ERROR, "the handler set no response");
-    unsigned cls_idx = resp.status / 100;
-    if (cls_idx >= 1 && cls_idx <= 5)
-        atomic_fetch_add(&api->app->http_requests[cls_idx], 1);
-    char status[8];
-    snprintf(status, sizeof(status), "%u", resp.status);
-    ek_log_kv(resp.status >= 500 ? EK_LOG_WARNING : EK_LOG_DEBUG, "request", "method", method,
-              "url", url, "status", status, NULL);
-    enum MHD_Result r = send_resp(conn, &resp);
+                     "request body is larger than the limit of %zu bytes%s", rq->limit,
+                     rq->limit == api->max_body ? " ([api] max_body_size)"
+                                                : " for a request without a token");
+        return respond(api, rq, conn, method, url, &resp);
+    }
+    ek_req_t req;
+    request_fill(api, rq, &req, conn, method, url);
+    handle(rq, &req, &resp);
+    request_release(api, &req);
+    ek_strbuf_release(&rq->body);
+    if (!resp.defer.work)
+        return respond(api, rq, conn, method, url, &resp);
+
+    /* the handler continues on the hash pool: this thread serves others */
     json_object_put(resp.body);
-    return r;
+    free(resp.text);
+    rq->defer = resp.defer;
+    rq->conn = conn;
+    pthread_mutex_init(&rq->lock, NULL);
+    rq->lock_ready = true;
+    rq->phase = PHASE_DEFERRED;
+    ek_err_t *err = ek_hashpool_submit(api->app->hashpool, rq->source, deferred_run, rq);
+    if (err) {
+        if (rq->defer.refused) {
+            ek_req_t req2;
+            request_fill(api, rq, &req2, conn, method, url);
+            rq->defer.refused(&req2, rq->defer.arg);
+        }
+        defer_release(rq);
+        ek_resp_t busy = {0};
+        ek_resp_error(&busy, err);
+        busy.retry_after = 1;
+        return respond(api, rq, conn, method, url, &busy);
+    }
+    pthread_mutex_lock(&rq->lock);
+    bool done = rq->done;
+    if (!done) {
+        MHD_suspend_connection(conn);
+        rq->suspended = true;
+    }
+    pthread_mutex_unlock(&rq->lock);
+    if (done) /* the pool was faster than us */
+        return deferred_finish(api, rq, conn, method, url);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
                          enum MHD_RequestTerminationCode code)
 {
+    (void)cls;
+    (void)conn;
+    (void)code;
     struct request *rq = *state;
-    if (rq) {
-        ek_strbuf_release(&rq->body);
-        free(rq);
-        *state = NULL;
+    if (!rq)
+        return;
+    if (rq->lock_ready) {
+        /* the pool thread may still be leaving deferred_run */
+        pthread_mutex_lock(&rq->lock);
+        pthread_mutex_unlock(&rq->lock);
+        pthread_mutex_destroy(&rq->lock);
     }
+    defer_release(rq);
+    ek_strbuf_release(&rq->body);
+    free(rq);
+    *state = NULL;
+}
+
+/* libmicrohttpd's own messages (a client that went away, a malformed request)
+ * go to the log in its format, at most LOG_BURST lines a minute: a client must
+ * not be able to grow the log at will. */
+#define LOG_BURST 20
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static time_t window;
+    static unsigned lines, dropped;
+    time_t now = time(NULL);
+    unsigned report = 0;
+    pthread_mutex_lock(&lock);
+    if (now - window >= 60) {
+        report = dropped;
+        window = now;
+        lines = dropped = 0;
+    }
+    bool write_it = lines < LOG_BURST;
+    if (write_it)
+        lines++;
+    else
+        dropped++;
+    pthread_mutex_unlock(&lock);
+    if (report) {
+        char n[16];
+        snprintf(n, sizeof(n), "%u", report);
+        ek_log_kv(EK_LOG_WARNING, "HTTP server messages suppressed in the last minute", "count",
+                  n, NULL);
+    }
+    if (!write_it)
+        return;
+    char *msg = ek_xvasprintf(fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    ek_log_kv(EK_LOG_WARNING, "HTTP server", "detail", msg, NULL);
+    free(msg);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes the path and query values in place. A %00 becomes the
+ * invalid UTF-8 pair C0 80 instead of a NUL that would silently cut the
+ * string: the UTF-8 check at the edge then refuses it. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+            unsigned char c = (unsigned char)(hi * 16 + lo);
+            if (c == 0) {
+                *w++ = (char)0xc0;
+                *w++ = (char)0x80;
+            } else {
+                *w++ = (char)c;
+            }
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static void ek_api_free_logins(ek_app_t *app)
+{
+    ek_hashpool_free(app->hashpool);
+    ek_backoff_free(app->login_by_user);
+    ek_backoff_free(app->login_by_addr);
+    app->hashpool = NULL;
+    app->login_by_user = app->login_by_addr = NULL;
 }
 
 ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
@@ -420,15 +767,28 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     ek_api_t *api = ek_xcalloc(1, sizeof(*api));
     api->app = app;
     api->max_body = (size_t)ek_config_get_int(cfg, "api", "max_body_size");
+    const char *metrics_token = ek_config_get_string(cfg, "api", "metrics_token");
+    if (*metrics_token)
+        ek_token_digest(metrics_token, api->metrics_digest);
     unsigned threads = (unsigned)ek_config_get_int(cfg, "api", "threads");
+    unsigned login_threads = (unsigned)ek_config_get_int(cfg, "api", "login_threads");
+    app->hashpool = ek_hashpool_new(login_threads, EK_API_LOGIN_QUEUE, EK_API_LOGIN_PER_SOURCE);
+    app->login_by_user = ek_backoff_new(
+        &(ek_backoff_policy_t){.free_failures = 5, .max_wait = 60, .forget_after = 900}, 4096);
+    app->login_by_addr = ek_backoff_new(
+        &(ek_backoff_policy_t){.free_failures = 10, .max_wait = 300, .forget_after = 900}, 4096);
+    (void)ek_password_dummy_hash(); /* made now, not during the first login */
     api->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
-        NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-        MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME,
+        (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        api, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, api, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
     if (!api->daemon) {
         int e = errno;
+        ek_api_free_logins(app);
         free(api);
         return ek_err_new(EK_E_UNAVAILABLE,
                           "could not listen on %s:%d: %s (is another conductor running? set [api] "
@@ -449,6 +809,9 @@ void ek_api_stop(ek_api_t *api)
 {
     if (!api)
         return;
+    /* logins still hashing resume their connections before the server stops */
+    ek_hashpool_drain(api->app->hashpool);
     MHD_stop_daemon(api->daemon);
+    ek_api_free_logins(api->app);
     free(api);
 }

@@ -4,7 +4,13 @@
  *
  * Errors map to HTTP statuses by code: invalid 400, unauthorized 401,
  * forbidden 403, not found 404, conflict 409, timeout 504, unavailable 503,
- * anything else 500 (whose details go to the log, not to the client). */
+ * anything else 500 (whose details go to the log, not to the client).
+ *
+ * Before a handler runs, the edge has: matched the route, refused a
+ * Content-Type other than JSON (415), authenticated the caller before reading
+ * the body (unauthenticated bodies are limited to EK_API_ANON_MAX_BODY), read
+ * at most [api] max_body_size, and checked every path segment, query value and
+ * JSON string as UTF-8 without NUL and names/notes lengths (conductor/input.h). */
 #ifndef EK_CONDUCTOR_API_H
 #define EK_CONDUCTOR_API_H
 
@@ -16,6 +22,12 @@
 #include "conductor/app.h"
 
 typedef struct ek_api ek_api_t;
+
+/* The body limit of a request without a token (a login). */
+#define EK_API_ANON_MAX_BODY 16384
+/* Logins waiting for or in password hashing, in all and per client address. */
+#define EK_API_LOGIN_QUEUE      32
+#define EK_API_LOGIN_PER_SOURCE 1
 
 typedef struct ek_req {
     ek_app_t *app;
@@ -30,13 +42,33 @@ typedef struct ek_req {
     char project_id[EK_UUID_STRLEN + 1]; /* the URL's project (the token's when absent) */
     bool is_admin;
     PGconn *db;
+    char source[64]; /* the client's address */
 } ek_req_t;
 
-typedef struct ek_resp {
+typedef struct ek_resp ek_resp_t;
+
+/* Slow work a handler hands off the request thread (password hashing): work
+ * runs on the hash pool (conductor/hashpool.h) while the connection waits
+ * without holding an API thread; then finish runs on an API thread with a
+ * database connection and sets the response. release frees arg in every case,
+ * also when the pool is full (the client gets 503 and refused is called) or
+ * the client went away. */
+typedef struct ek_defer {
+    void (*work)(void *arg);
+    void (*finish)(ek_req_t *req, ek_resp_t *resp, void *arg);
+    void (*release)(void *arg);
+    /* optional: told when the pool refused the work (before release) */
+    void (*refused)(ek_req_t *req, void *arg);
+    void *arg;
+} ek_defer_t;
+
+struct ek_resp {
     unsigned status;
     json_object *body;
-    char *text; /* instead of body: plain text (metrics) */
-} ek_resp_t;
+    char *text;           /* instead of body: plain text (metrics) */
+    unsigned retry_after; /* seconds; sent as Retry-After (429, 503) when set */
+    ek_defer_t defer;     /* set instead of a status to continue off the thread */
+};
 
 typedef void (*ek_route_fn)(ek_req_t *req, ek_resp_t *resp);
 
@@ -59,7 +91,10 @@ void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...) EK_PRI
         return;                                                                                    \
     } while (0)
 
-/* A query-string argument, or NULL. */
+/* Continues the request with slow work off the API thread (see ek_defer_t). */
+void ek_resp_defer(ek_resp_t *resp, const ek_defer_t *defer);
+
+/* A query-string argument, or NULL (checked as UTF-8 without NUL at the edge). */
 const char *ek_req_query(const ek_req_t *req, const char *key);
 /* The request body's object under key ({"transfer": {...}}), or a 400. */
 EK_ERR_CHECK ek_req_body_object(const ek_req_t *req, const char *key, json_object **out);

@@ -17,6 +17,11 @@ typedef struct ek_app {
     unsigned char key[EK_SECRET_KEY_LEN];
     int token_lifetime;
     int rpc_timeout_ms;
+    int max_transfer_instances; /* [api] max_transfer_instances */
+    /* logins (made and freed by the API server): scrypt runs on its own
+     * bounded pool; failures back off per user name and per client address */
+    struct ek_hashpool *hashpool;
+    struct ek_backoff *login_by_user, *login_by_addr;
     bool quorum;
     char host[256];
 

@@ -113,6 +113,7 @@ int main(int argc, char **argv)
     pthread_cond_init(&app.wake, NULL);
     app.token_lifetime = (int)ek_config_get_int(cfg, "api", "token_lifetime");
     app.rpc_timeout_ms = (int)ek_config_get_int(cfg, "messaging", "rpc_timeout") * 1000;
+    app.max_transfer_instances = (int)ek_config_get_int(cfg, "api", "max_transfer_instances");
     app.quorum = ek_config_get_bool(cfg, "messaging", "quorum_queues");
     if (gethostname(app.host, sizeof(app.host) - 1) != 0)
         snprintf(app.host, sizeof(app.host), "localhost");

@@ -1,5 +1,8 @@
 /* r_auth.c - POST /v1/auth/tokens, and user and project administration. */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include "common/backoff.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "common/mem.h"
@@ -7,6 +10,69 @@
 #include "common/secret.h"
 #include "conductor/accounts.h"
 #include "conductor/routes.h"
+
+/* ---- POST /v1/auth/tokens ---------------------------------------------------
+ * The password check (scrypt) runs on the hash pool, not on an API thread.
+ * An unknown user is checked against a dummy hash of the same cost, so that
+ * the answer's timing does not tell whether a user exists. Failures back off
+ * per user name and per client address (429 with Retry-After). */
+
+#define MAX_USERNAME 255
+#define MAX_PASSWORD 1024
+
+struct login {
+    ek_account_t *acc; /* NULL: no such (enabled) user */
+    char *password;
+    char user_key[MAX_USERNAME + 8], addr_key[72];
+    bool ok;
+};
+
+static void login_release(void *arg)
+{
+    struct login *l = arg;
+    ek_account_free(l->acc);
+    ek_free_secret(l->password);
+    free(l);
+}
+
+static void login_work(void *arg)
+{
+    struct login *l = arg;
+    const char *hash = l->acc ? l->acc->password_hash : ek_password_dummy_hash();
+    bool match = ek_password_verify(l->password, hash);
+    l->ok = match && l->acc;
+}
+
+/* A client whose logins overflow its share of the hash pool is flooding:
+ * that counts against its address like a failure. */
+static void login_refused(ek_req_t *req, void *arg)
+{
+    struct login *l = arg;
+    ek_backoff_fail(req->app->login_by_addr, l->addr_key, ek_backoff_now());
+}
+
+static void login_finish(ek_req_t *req, ek_resp_t *resp, void *arg)
+{
+    struct login *l = arg;
+    ek_app_t *app = req->app;
+    if (!l->ok) {
+        int64_t now = ek_backoff_now();
+        ek_backoff_fail(app->login_by_user, l->user_key, now);
+        ek_backoff_fail(app->login_by_addr, l->addr_key, now);
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_AUTH, "wrong user name or password"));
+    }
+    ek_backoff_reset(app->login_by_user, l->user_key);
+    ek_backoff_reset(app->login_by_addr, l->addr_key);
+    json_object *doc;
+    char *token;
+    ek_err_t *err = ek_token_issue(req->db, l->acc, app->token_lifetime, &doc, &token);
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    /* masked in the log while it is valid, then forgotten */
+    ek_redact_register_until(token, time(NULL) + app->token_lifetime + 60);
+    ek_free_secret(token);
+    ek_resp_wrap(resp, 201, "token", doc);
+}
 
 void r_tokens_create(ek_req_t *req, ek_resp_t *resp)
 {
@@ -17,13 +83,37 @@ void r_tokens_create(ek_req_t *req, ek_resp_t *resp)
         (err = ek_json_req_string(auth, "auth", "username", &user)) ||
         (err = ek_json_req_string(auth, "auth", "password", &password)))
         EK_RESP_RETURN_ERR(resp, err);
-    json_object *doc;
-    char *token;
-    if ((err = ek_token_issue(req->db, user, password, req->app->token_lifetime, &doc, &token)))
+    if (strlen(user) > MAX_USERNAME || strlen(password) > MAX_PASSWORD)
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
+                                            "auth.username may have at most %d bytes and "
+                                            "auth.password at most %d",
+                                            MAX_USERNAME, MAX_PASSWORD));
+    struct login *l = ek_xcalloc(1, sizeof(*l));
+    snprintf(l->user_key, sizeof(l->user_key), "user:%s", user);
+    snprintf(l->addr_key, sizeof(l->addr_key), "addr:%s", req->source);
+    int64_t now = ek_backoff_now();
+    unsigned wait_user = ek_backoff_wait(req->app->login_by_user, l->user_key, now);
+    unsigned wait_addr = ek_backoff_wait(req->app->login_by_addr, l->addr_key, now);
+    unsigned wait = wait_user > wait_addr ? wait_user : wait_addr;
+    if (wait) {
+        /* trying on while told to wait lengthens the address's wait */
+        ek_backoff_fail(req->app->login_by_addr, l->addr_key, now);
+        login_release(l);
+        ek_resp_fail(resp, 429, "too many failed logins %s: try again in %u seconds",
+                     wait_addr >= wait_user ? "from your address" : "for this user", wait);
+        resp->retry_after = wait;
+        return;
+    }
+    if ((err = ek_account_find(req->db, user, &l->acc))) {
+        login_release(l);
         EK_RESP_RETURN_ERR(resp, err);
-    ek_redact_register(token);
-    ek_free_secret(token);
-    ek_resp_wrap(resp, 201, "token", doc);
+    }
+    l->password = ek_xstrdup(password);
+    ek_resp_defer(resp, &(ek_defer_t){.work = login_work,
+                                      .finish = login_finish,
+                                      .release = login_release,
+                                      .refused = login_refused,
+                                      .arg = l});
 }
 
 void r_users_list(ek_req_t *req, ek_resp_t *resp)
@@ -41,27 +131,69 @@ void r_users_list(ek_req_t *req, ek_resp_t *resp)
     ek_resp_wrap(resp, 200, "users", list);
 }
 
-void r_users_create(ek_req_t *req, ek_resp_t *resp)
+/* ---- users: a new password is hashed on the hash pool too ---------------------- */
+
+struct user_change {
+    char *id, *name, *project, *role; /* id: the user updated (update only) */
+    char *password, *hash;            /* hash: made by hash_work */
+    bool has_enabled, enabled;
+};
+
+static void user_change_release(void *arg)
 {
-    json_object *u;
-    const char *name, *password, *project, *role;
-    ek_err_t *err;
-    if ((err = ek_req_body_object(req, "user", &u)) ||
-        (err = ek_json_req_string(u, "user", "name", &name)) ||
-        (err = ek_json_req_string(u, "user", "password", &password)) ||
-        (err = ek_json_req_string(u, "user", "project", &project)) ||
-        (err = ek_json_opt_string(u, "user", "role", "member", &role)))
-        EK_RESP_RETURN_ERR(resp, err);
+    struct user_change *u = arg;
+    free(u->id);
+    free(u->name);
+    free(u->project);
+    free(u->role);
+    ek_free_secret(u->password);
+    free(u->hash);
+    free(u);
+}
+
+static void hash_work(void *arg)
+{
+    struct user_change *u = arg;
+    u->hash = ek_password_hash(u->password);
+}
+
+static void user_create_finish(ek_req_t *req, ek_resp_t *resp, void *arg)
+{
+    struct user_change *u = arg;
     char id[EK_UUID_STRLEN + 1];
+    ek_err_t *err;
     if ((err = ek_db_exec(req->db, "BEGIN")) ||
-        (err = ek_user_create(req->db, name, password, project, role, id)) ||
+        (err = ek_user_create_hashed(req->db, u->name, u->hash, u->project, u->role, id)) ||
         (err = ek_db_exec(req->db, "COMMIT")))
         EK_RESP_RETURN_ERR(resp, err);
     json_object *out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_string(id));
-    json_object_object_add(out, "name", json_object_new_string(name));
-    json_object_object_add(out, "role", json_object_new_string(role));
+    json_object_object_add(out, "name", json_object_new_string(u->name));
+    json_object_object_add(out, "role", json_object_new_string(u->role));
     ek_resp_wrap(resp, 201, "user", out);
+}
+
+void r_users_create(ek_req_t *req, ek_resp_t *resp)
+{
+    json_object *j;
+    const char *name, *password, *project, *role;
+    ek_err_t *err;
+    if ((err = ek_req_body_object(req, "user", &j)) ||
+        (err = ek_json_req_string(j, "user", "name", &name)) ||
+        (err = ek_json_req_string(j, "user", "password", &password)) ||
+        (err = ek_json_req_string(j, "user", "project", &project)) ||
+        (err = ek_json_opt_string(j, "user", "role", "member", &role)) ||
+        (err = ek_user_check(name, password, role)))
+        EK_RESP_RETURN_ERR(resp, err);
+    struct user_change *u = ek_xcalloc(1, sizeof(*u));
+    u->name = ek_xstrdup(name);
+    u->project = ek_xstrdup(project);
+    u->role = ek_xstrdup(role);
+    u->password = ek_xstrdup(password);
+    ek_resp_defer(resp, &(ek_defer_t){.work = hash_work,
+                                      .finish = user_create_finish,
+                                      .release = user_change_release,
+                                      .arg = u});
 }
 
 void r_users_delete(ek_req_t *req, ek_resp_t *resp)
@@ -82,25 +214,57 @@ void r_users_delete(ek_req_t *req, ek_resp_t *resp)
     ek_resp_json(resp, 204, NULL);
 }
 
+static void user_update_finish(ek_req_t *req, ek_resp_t *resp, void *arg)
+{
+    struct user_change *u = arg;
+    PGresult *res;
+    ek_err_t *err = ek_db_query(
+        req->db, &res,
+        "UPDATE users SET password_hash = coalesce($2, password_hash), "
+        "role = coalesce($3, role), enabled = coalesce($4::bool, enabled) WHERE id = $1",
+        4,
+        (const char *[]){u->id, u->hash, u->role,
+                         u->has_enabled ? (u->enabled ? "true" : "false") : NULL});
+    if (err)
+        EK_RESP_RETURN_ERR(resp, err);
+    bool found = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!found)
+        EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", u->id));
+    /* a new password, role or a disabled account ends the sessions it had */
+    if (u->hash || u->role || (u->has_enabled && !u->enabled))
+        ek_err_free(ek_db_query(req->db, NULL, "DELETE FROM tokens WHERE user_id = $1", 1,
+                                (const char *[]){u->id}));
+    json_object *out;
+    if ((err = ek_db_query_json(req->db, &out,
+                                "SELECT jsonb_build_object('id', u.id, 'name', u.name, 'role', "
+                                "u.role, 'project_id', u.project_id, 'project_name', p.name, "
+                                "'enabled', u.enabled, 'created_at', u.created_at) FROM users u "
+                                "JOIN projects p ON p.id = u.project_id WHERE u.id = $1",
+                                1, (const char *[]){u->id})))
+        EK_RESP_RETURN_ERR(resp, err);
+    ek_resp_wrap(resp, 200, "user", out);
+}
+
 /* {"user": {"password", "role", "enabled"}}, each optional: a password reset,
  * a role change, an account disabled (its tokens stop working at once). */
 void r_users_update(ek_req_t *req, ek_resp_t *resp)
 {
-    json_object *u, *has;
+    json_object *j, *has;
     const char *password = NULL, *role = NULL;
     bool enabled = true;
     ek_err_t *err;
     if (!ek_uuid_is_valid(req->arg[0]))
         EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
-    if ((err = ek_req_body_object(req, "user", &u)) ||
-        (err = ek_json_opt_string(u, "user", "password", NULL, &password)) ||
-        (err = ek_json_opt_string(u, "user", "role", NULL, &role)) ||
-        (err = ek_json_opt_bool(u, "user", "enabled", true, &enabled)))
+    if ((err = ek_req_body_object(req, "user", &j)) ||
+        (err = ek_json_opt_string(j, "user", "password", NULL, &password)) ||
+        (err = ek_json_opt_string(j, "user", "role", NULL, &role)) ||
+        (err = ek_json_opt_bool(j, "user", "enabled", true, &enabled)))
         EK_RESP_RETURN_ERR(resp, err);
-    bool has_enabled = json_object_object_get_ex(u, "enabled", &has);
-    if (password && strlen(password) < 8)
+    bool has_enabled = json_object_object_get_ex(j, "enabled", &has);
+    if (password && (strlen(password) < 8 || strlen(password) > 1024))
         EK_RESP_RETURN_ERR(
-            resp, ek_err_new(EK_E_INVALID, "the password must have at least 8 characters"));
+            resp, ek_err_new(EK_E_INVALID, "the password must have 8 to 1024 characters"));
     if (role && strcmp(role, "admin") && strcmp(role, "member"))
         EK_RESP_RETURN_ERR(
             resp, ek_err_new(EK_E_INVALID, "role must be admin or member, not '%s'", role));
@@ -109,35 +273,21 @@ void r_users_update(ek_req_t *req, ek_resp_t *resp)
         ek_resp_fail(resp, 409, "you cannot disable or demote your own account");
         return;
     }
-    char *hash = password ? ek_password_hash(password) : NULL;
-    PGresult *res;
-    err = ek_db_query(req->db, &res,
-                      "UPDATE users SET password_hash = coalesce($2, password_hash), "
-                      "role = coalesce($3, role), enabled = coalesce($4::bool, enabled) "
-                      "WHERE id = $1",
-                      4,
-                      (const char *[]){req->arg[0], hash, role,
-                                       has_enabled ? (enabled ? "true" : "false") : NULL});
-    free(hash);
-    if (err)
-        EK_RESP_RETURN_ERR(resp, err);
-    bool found = atoi(PQcmdTuples(res)) == 1;
-    PQclear(res);
-    if (!found)
-        EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
-    /* a new password, role or a disabled account ends the sessions it had */
-    if (password || role || (has_enabled && !enabled))
-        ek_err_free(ek_db_query(req->db, NULL, "DELETE FROM tokens WHERE user_id = $1", 1,
-                                (const char *[]){req->arg[0]}));
-    json_object *out;
-    if ((err = ek_db_query_json(req->db, &out,
-                                "SELECT jsonb_build_object('id', u.id, 'name', u.name, 'role', "
-                                "u.role, 'project_id', u.project_id, 'project_name', p.name, "
-                                "'enabled', u.enabled, 'created_at', u.created_at) FROM users u "
-                                "JOIN projects p ON p.id = u.project_id WHERE u.id = $1",
-                                1, (const char *[]){req->arg[0]})))
-        EK_RESP_RETURN_ERR(resp, err);
-    ek_resp_wrap(resp, 200, "user", out);
+    struct user_change *u = ek_xcalloc(1, sizeof(*u));
+    u->id = ek_xstrdup(req->arg[0]);
+    u->role = role ? ek_xstrdup(role) : NULL;
+    u->has_enabled = has_enabled;
+    u->enabled = enabled;
+    if (!password) { /* nothing slow to do */
+        user_update_finish(req, resp, u);
+        user_change_release(u);
+        return;
+    }
+    u->password = ek_xstrdup(password);
+    ek_resp_defer(resp, &(ek_defer_t){.work = hash_work,
+                                      .finish = user_update_finish,
+                                      .release = user_change_release,
+                                      .arg = u});
 }
 
 void r_projects_list(ek_req_t *req, ek_resp_t *resp)

@@ -6,6 +6,7 @@
 #include "common/db.h"
 #include "common/json.h"
 #include "common/jsonschema.h"
+#include "conductor/conninfo.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/redact.h"
@@ -106,8 +107,9 @@ static ek_err_t *set_regions(ek_req_t *req, const char *id, json_object *regions
 
 static ek_err_t *check_connection_info(const char *type, json_object *info)
 {
-    return ek_jsonschema_validate(ek_provider_schema(type, EK_SCHEMA_CONNECTION), info,
-                                  "endpoint.connection_info");
+    ek_err_t *err = ek_jsonschema_validate(ek_provider_schema(type, EK_SCHEMA_CONNECTION), info,
+                                           "endpoint.connection_info");
+    return err ? err : ek_conninfo_check(info, "endpoint.connection_info");
 }
 
 void r_endpoints_list(ek_req_t *req, ek_resp_t *resp)
@@ -286,7 +288,7 @@ static void query(ek_req_t *req, ek_resp_t *resp, const char *what, json_object 
     free(sealed);
     json_object_put(doc);
     json_object *result = NULL;
-    err = ek_rpc_endpoint_query(req->app, endpoint, what, args, &result);
+    err = ek_rpc_endpoint_query(req->app, req->db, endpoint, what, args, &result);
     json_object_put(endpoint);
     json_object_put(args);
     if (err)
@@ -355,7 +357,7 @@ void r_endpoints_action(ek_req_t *req, ek_resp_t *resp)
     free(sealed);
     json_object_put(doc);
     json_object *result = NULL;
-    err = ek_rpc_endpoint_query(req->app, endpoint, "validate_connection", NULL, &result);
+    err = ek_rpc_endpoint_query(req->app, req->db, endpoint, "validate_connection", NULL, &result);
     json_object_put(endpoint);
     json_object *out = json_object_new_object();
     if (err && err->code == EK_E_UNAVAILABLE && !strstr(err->message, "no worker answered")) {

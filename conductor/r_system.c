@@ -516,8 +516,13 @@ void r_pools_delete(ek_req_t *req, ek_resp_t *resp)
 
 /* ---- diagnostics ------------------------------------------------------------------------- */
 
+/* Host names and versions help an attacker: for admins (operators) only. */
 void r_diagnostics(ek_req_t *req, ek_resp_t *resp)
 {
+    if (!req->is_admin) {
+        ek_resp_fail(resp, 403, "only an admin may read diagnostics");
+        return;
+    }
     json_object *services = NULL;
     ek_err_t *err = ek_db_query_json(req->db, &services,
                                      "SELECT coalesce(jsonb_agg(jsonb_build_object('host', host, "

@@ -6,6 +6,7 @@
 #include "common/db.h"
 #include "common/json.h"
 #include "common/jsonschema.h"
+#include "conductor/input.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/redact.h"
@@ -181,6 +182,37 @@ static ek_err_t *read_fields(json_object *t, const char *origin_type, const char
     return NULL;
 }
 
+/* The instance names: 1 to max of them, each named once. The duplicate check
+ * is a hash set (json-c's object table), so linear in the count. */
+static ek_err_t *check_instances(json_object *instances, size_t max)
+{
+    size_t n = json_object_array_length(instances);
+    if (n == 0)
+        return ek_err_new(EK_E_INVALID, "transfer.instances must name an instance");
+    if (n > max)
+        return ek_err_new(EK_E_INVALID,
+                          "transfer.instances names %zu instances, more than the limit of %zu "
+                          "([api] max_transfer_instances): split it into several transfers",
+                          n, max);
+    json_object *seen = json_object_new_object();
+    ek_err_t *err = NULL;
+    for (size_t i = 0; i < n && !err; i++) {
+        json_object *v = json_object_array_get_idx(instances, i);
+        const char *name = json_object_get_string(v);
+        if (!json_object_is_type(v, json_type_string) || !*name)
+            err = ek_err_new(EK_E_INVALID, "transfer.instances[%zu] must be an instance name", i);
+        else if (strlen(name) > EK_INPUT_MAX_NAME)
+            err = ek_err_new(EK_E_INVALID, "\"transfer.instances[%zu]\": is longer than %d bytes",
+                             i, EK_INPUT_MAX_NAME);
+        else if (json_object_object_get_ex(seen, name, NULL))
+            err = ek_err_new(EK_E_INVALID, "transfer.instances names '%s' twice", name);
+        else
+            json_object_object_add(seen, name, NULL);
+    }
+    json_object_put(seen);
+    return err;
+}
+
 static const char *json_or(json_object *o, const char *dflt)
 {
     return o ? json_object_to_json_string(o) : dflt;
@@ -204,23 +236,8 @@ void r_transfers_create(ek_req_t *req, ek_resp_t *resp)
     if (strcmp(scenario, "replica") && strcmp(scenario, "live_migration"))
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
                                             "transfer.scenario must be replica or live_migration"));
-    size_t n = json_object_array_length(instances);
-    if (n == 0)
-        EK_RESP_RETURN_ERR(resp,
-                           ek_err_new(EK_E_INVALID, "transfer.instances must name an instance"));
-    for (size_t i = 0; i < n; i++) {
-        json_object *v = json_object_array_get_idx(instances, i);
-        if (!json_object_is_type(v, json_type_string) || !*json_object_get_string(v))
-            EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                                "transfer.instances[%zu] must be an instance name",
-                                                i));
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(json_object_get_string(v),
-                        json_object_get_string(json_object_array_get_idx(instances, j))))
-                EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                                    "transfer.instances names '%s' twice",
-                                                    json_object_get_string(v)));
-    }
+    if ((err = check_instances(instances, (size_t)req->app->max_transfer_instances)))
+        EK_RESP_RETURN_ERR(resp, err);
     if ((err = endpoint_type(req, "origin_endpoint_id", origin, otype, sizeof(otype))) ||
         (err = endpoint_type(req, "destination_endpoint_id", dest, dtype, sizeof(dtype))))
         EK_RESP_RETURN_ERR(resp, err);

@@ -192,7 +192,7 @@ api "$A" PUT "/v1/$PA/transfers/$T/schedules/$S" '{"enabled": false}' > "$TMP/s.
 check "schedule disabled" test "$(jq -r .schedule.enabled "$TMP/s.json")" = false
 api "$A" DELETE "/v1/$PA/transfers/$T/schedules/$S" > /dev/null
 check "schedule deleted (204)" test "$(code)" = 204
-curl -s "$URL/metrics" > "$TMP/metrics"
+curl -s -H "X-Auth-Token: $ADMIN" "$URL/metrics" > "$TMP/metrics"
 check "metrics count dispatched tasks" grep -q "^ekman_tasks_dispatched_total [1-9]" "$TMP/metrics"
 check "metrics show executions by status" grep -q '^ekman_executions{status="COMPLETED"}' "$TMP/metrics"
 

@@ -48,8 +48,11 @@ echo "tasks: $tasks in the database, $ran runs, $unique distinct"
 check "every task ran" test "$unique" = "$tasks"
 check "no task ran twice" test "$ran" = "$unique"
 check "both workers took work" test -s "$TMP/wa.tasks" -a -s "$TMP/wb.tasks"
-d1=$(curl -s "http://127.0.0.1:$P1/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
-d2=$(curl -s "http://127.0.0.1:$P2/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
+# /metrics is for operators: an admin's token
+create_user "two-adm-$R" "two-adm-$R" admin "Two-adm-pass-$R"
+read -r ATOK _ < <(login "two-adm-$R" "Two-adm-pass-$R")
+d1=$(curl -s -H "X-Auth-Token: $ATOK" "http://127.0.0.1:$P1/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
+d2=$(curl -s -H "X-Auth-Token: $ATOK" "http://127.0.0.1:$P2/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
 echo "dispatched by conductor 1: $d1, by conductor 2: $d2"
 check "both conductors dispatched" test "${d1:-0}" -gt 0 -a "${d2:-0}" -gt 0
 for p in c1 c2 wa wb; do
