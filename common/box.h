@@ -22,6 +22,9 @@
 #include "common/secret.h"
 
 #define EK_BOX_KID_LEN 16
+/* Associated data of secrets workers return in task info and saved task
+ * state, sealed for the conductors' key pair. */
+#define EK_BOX_TASK_INFO_AAD "ekman-task-info"
 
 typedef struct ek_box_ring ek_box_ring_t;
 

@@ -35,7 +35,10 @@ const ek_opt_def_t ek_options[] = {
     I("database", "connect_timeout", 10, 1, 3600, "Seconds to wait for the database at start-up."),
 
     /* [messaging]: RabbitMQ */
-    URL("messaging", "transport_url", "amqp://guest@127.0.0.1:5672/", "AMQP 0-9-1 broker URL (vhost as path)."),
+    URL("messaging", "transport_url", "amqp://guest@127.0.0.1:5672/", "AMQP 0-9-1 broker URL (vhost as path): amqps://user:password@host:port/vhost?cacertfile=CA.pem verifies the broker's certificate against CA.pem (system CAs without it); amqp:// is plain TCP, credentials in clear: a trusted network only. Used by a daemon whose <role>_transport_url is empty."),
+    URL("messaging", "conductor_transport_url", "", "Broker URL of ekman-conductor (its own broker user); empty: transport_url."),
+    URL("messaging", "worker_transport_url", "", "Broker URL of ekman-worker (its own broker user); empty: transport_url."),
+    URL("messaging", "scheduler_transport_url", "", "Broker URL of ekman-scheduler (its own broker user); empty: transport_url."),
     I("messaging", "heartbeat", 30, 0, 3600, "AMQP heartbeat in seconds (0 disables)."),
     I("messaging", "connect_timeout", 30, 1, 3600, "Seconds to wait for the broker at start-up."),
     B("messaging", "quorum_queues", "false", "Declare quorum queues (for a RabbitMQ cluster)."),
@@ -47,6 +50,10 @@ const ek_opt_def_t ek_options[] = {
     I("api", "threads", 8, 1, 256, "Threads serving API requests."),
     I("api", "token_lifetime", 3600, 60, 31536000, "Seconds an authentication token stays valid."),
     I("api", "max_body_size", 1048576, 1024, 268435456, "Largest request body accepted, in bytes."),
+    I("api", "max_transfer_instances", 1000, 1, 100000, "Most instances one transfer may name."),
+    I("api", "login_threads", 2, 1, 64, "Threads that check passwords (scrypt), apart from the API threads."),
+    SECRET("api", "metrics_token",
+           "A bearer token that may read GET /metrics besides admins (for a scraper); empty: admins only."),
     S("api", "tls_cert_file", "", "PEM certificate for HTTPS (plain HTTP when empty)."),
     S("api", "tls_key_file", "", "PEM private key for HTTPS."),
 
@@ -87,7 +94,11 @@ const ek_opt_def_t ek_options[] = {
     B(LV, "cpu_migratable", "true", "Disable CPU features that prevent live migration."),
     L(LV, "cpu_features", "rdtscp,invtsc,x2apic", "CPU features to require on created domains."),
     SC(LV, "migr_worker_iface_addr_src", "agent", "agent|lease|arp", "Where the worker VM's address is read from."),
-    S(LV, "ssh_key_path", "", "SSH key used to reach libvirt hosts when the endpoint has none."),
+    S(LV, "ssh_key_path", "",
+      "SSH key used to reach libvirt hosts when the endpoint has none (only those in operator_key_uris)."),
+    L(LV, "operator_key_uris", "",
+      "Endpoints (qemu+ssh://USER@HOST:PORT/PATH, comma-separated) that may use ssh_key_path when they give "
+      "no private_key; none: every endpoint must bring its own key."),
     S(LV, "sqlite_database_file", "/opt/coriolis/libvirt_provider_db.sqlite",
       "Backend-specific data file (Ekman keeps this state in PostgreSQL; see docs/)."),
     B(LV, "add_tpm_device", "true", "Attach a persistent TPM device to replica instances."),
@@ -124,6 +135,11 @@ const ek_opt_def_t ek_options[] = {
     /* [ova]: the OVA/OVF source provider (worker) */
     L("ova", "allowed_roots", "",
       "Directories under which ova endpoints may point (comma-separated); none: ova endpoints are refused."),
+
+    /* [local]: the local provider (worker) */
+    L("local", "allowed_roots", "",
+      "Directories under which local endpoints (and the images their domain XML names) may lie "
+      "(comma-separated); none: local endpoints are refused."),
 
     {0},
 };

@@ -11,6 +11,7 @@
 #include "common/mem.h"
 #include "common/program.h"
 #include "conductor/engine.h"
+#include "conductor/seal.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
 #include "proto/providers.h"
@@ -60,8 +61,7 @@ static bool ensure_connections(ek_bus_t *bus, PGconn **db, ek_amqp_t **mq, const
         if (!*db)
             err = ek_db_connect_config(bus->app->cfg, db);
         if (!err && !*mq)
-            err = ek_amqp_connect(ek_config_get_string(bus->app->cfg, "messaging",
-                                                       "transport_url"),
+            err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg),
                                   (int)ek_config_get_int(bus->app->cfg, "messaging", "heartbeat"),
                                   mq);
         if (!err)
@@ -168,9 +168,9 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         "t.task_type, 'instance', t.instance, 'params', t.params, "
         "'action', jsonb_build_object('id', a.id, 'type', a.action_type), "
         "'origin', jsonb_build_object('id', oe.id, 'name', oe.name, 'type', oe.type, "
-        "'connection_info_sealed', oe.connection_info, 'environment', a.source_environment), "
+        "'environment', a.source_environment), "
         "'destination', jsonb_build_object('id', de.id, 'name', de.name, 'type', de.type, "
-        "'connection_info_sealed', de.connection_info, 'environment', "
+        "'environment', "
         "a.destination_environment, 'network_map', a.network_map, 'storage_mappings', "
         "a.storage_mappings), 'user_scripts', a.user_scripts, 'clone_disks', a.clone_disks, "
         "'skip_os_morphing', a.skip_os_morphing, "
@@ -193,6 +193,25 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         char attempt[EK_UUID_STRLEN + 1];
         ek_uuid_generate(attempt);
         json_object_object_add(body, "attempt_id", json_object_new_string(attempt));
+        /* No secret travels with the task: its connection info comes with the
+         * grant of the claim, sealed for the claiming worker (seal.h); secrets
+         * in the task info not yet sealed for the conductors are sealed now,
+         * and the worker learns the key to seal its results for. */
+        const ek_box_ring_t *ring = ek_seal_conductor_ring(app->key);
+        json_object *ti = json_object_object_get(body, "task_info");
+        if (!ring) {
+            json_object_put(body);
+            err = ek_err_new(EK_E_INTERNAL, "the conductors' key pair is not available");
+            break;
+        }
+        json_object *st = json_object_object_get(body, "state");
+        if ((ti && (err = ek_box_json_seal(ti, ek_box_ring_public(ring), EK_SEAL_TASK_INFO_AAD))) ||
+            (st && (err = ek_box_json_seal(st, ek_box_ring_public(ring), EK_SEAL_TASK_INFO_AAD)))) {
+            json_object_put(body);
+            break;
+        }
+        json_object_object_add(body, "conductor_box_key",
+                               json_object_new_string(ek_box_ring_public(ring)));
         ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_DISPATCH, body);
         env->project_id = ek_xstrdup(PQgetvalue(res, i, 2));
         env->user_id = ek_xstrdup(PQgetvalue(res, i, 3));
@@ -350,7 +369,25 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
     atomic_fetch_add(&bus->app->reports_handled, 1);
     if (strcmp(env->type, EK_MSG_TASK_CLAIM) == 0 && msg->reply_to) {
         json_object *body = json_object_new_object();
+        json_object *secrets = NULL;
+        const char *wkey = json_object_get_string(json_object_object_get(env->body, "box_public_key"));
+        if (granted && wkey) {
+            /* the task's secrets, for the worker that now runs it and no other */
+            err = ek_seal_claim_secrets(db, bus->app->key, r.task_id, wkey, &secrets);
+            if (err) {
+                ek_log_kv(EK_LOG_ERROR, "cannot seal the task's secrets for the worker", "task_id",
+                          r.task_id, "host", r.host, "error", err->message, NULL);
+                ek_err_free(err);
+                err = NULL;
+                json_object_object_add(body, "error",
+                                       json_object_new_string("the conductor could not seal the "
+                                                              "task's secrets for this worker's "
+                                                              "key (see the conductor's log)"));
+            }
+        }
         json_object_object_add(body, "granted", json_object_new_boolean(granted));
+        if (secrets)
+            json_object_object_add(body, "secrets", secrets);
         ek_envelope_t *reply = ek_envelope_new(EK_MSG_REPLY, body);
         reply->correlation_id = ek_xstrdup(env->id);
         char *wire = ek_envelope_encode(reply);
@@ -379,9 +416,7 @@ static void *listener_main(void *arg)
     while (ensure_connections(bus, &db, &mq, "listener")) {
         ek_err_t *err = NULL;
         if (!pub)
-            err = ek_amqp_connect(ek_config_get_string(bus->app->cfg, "messaging",
-                                                       "transport_url"),
-                                  0, &pub);
+            err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg), 0, &pub);
         if (!err)
             err = ek_amqp_declare_queue(mq, EK_QUEUE_CONDUCTOR, bus->app->quorum);
         if (!err)

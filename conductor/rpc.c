@@ -4,30 +4,52 @@
 #include <string.h>
 #include "common/amqp.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
+#include "conductor/seal.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
 
-ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, json_object *endpoint, const char *query,
-                                json_object *args, json_object **result)
+ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint,
+                                const char *query, json_object *args, json_object **result)
 {
     *result = NULL;
+    const char *etype = json_object_get_string(json_object_object_get(endpoint, "type"));
+    const char *ename = json_object_get_string(json_object_object_get(endpoint, "name"));
+    /* one worker that can answer, and the connection info for it alone */
+    char *host = NULL, *pub = NULL, *queue = NULL;
+    int alive = (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
+                      ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
+    ek_err_t *err = ek_seal_pick_worker(db, etype ? etype : "", alive, &host, &pub);
+    if (!err) {
+        err = ek_seal_endpoint_for(app->key, pub, endpoint);
+        queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host);
+    } else if (err->code == EK_E_NOTFOUND) {
+        ek_err_free(err);
+        err = NULL;
+        json_object_object_del(endpoint, "connection_info_sealed");
+        queue = ek_xstrdup(EK_QUEUE_WORKER);
+    }
+    free(host);
+    free(pub);
+    if (err) {
+        free(queue);
+        return err;
+    }
     json_object *body = json_object_new_object();
     json_object_object_add(body, "endpoint", json_object_get(endpoint));
     json_object_object_add(body, "query", json_object_new_string(query));
     json_object_object_add(body, "args", args ? json_object_get(args) : json_object_new_object());
     ek_envelope_t *env = ek_envelope_new(EK_MSG_ENDPOINT_QUERY, body);
     char *wire = ek_envelope_encode(env);
-    const char *etype = json_object_get_string(json_object_object_get(endpoint, "type"));
-    const char *ename = json_object_get_string(json_object_object_get(endpoint, "name"));
 
     ek_amqp_t *mq = NULL;
     char *reply = NULL;
-    ek_err_t *err = ek_amqp_connect(ek_config_get_string(app->cfg, "messaging", "transport_url"),
-                                    0, &mq);
+    err = ek_amqp_connect(ek_amqp_config_url(app->cfg), 0, &mq);
     if (!err)
-        err = ek_amqp_call(mq, EK_QUEUE_WORKER, wire, env->id, app->rpc_timeout_ms, &reply);
+        err = ek_amqp_call(mq, queue, wire, env->id, app->rpc_timeout_ms, &reply);
     ek_amqp_close(mq);
+    free(queue);
     free(wire);
     if (err && err->code == EK_E_TIMEOUT) {
         ek_err_free(err);

@@ -14,13 +14,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "common/box.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "common/secret.h"
 #include "common/strbuf.h"
 #include "proto/tasks.h"
 #include "worker/child.h"
+#include "worker/keys.h"
 #include "worker/provider.h"
 
 #define MAX_STEPS 256
@@ -32,6 +33,7 @@ struct ek_task_ctx {
     uint64_t totals[MAX_STEPS];
     int percent[MAX_STEPS];
     char *messages[MAX_STEPS];
+    const char *conductor_key; /* what results and saved state are sealed for (NULL: not sealed) */
 };
 
 static volatile sig_atomic_t cancelled;
@@ -126,7 +128,21 @@ void ek_task_event(ek_task_ctx_t *ctx, const char *level, const char *fmt, ...)
 void ek_task_save_state(ek_task_ctx_t *ctx, json_object *state)
 {
     json_object *m = msg("state");
-    json_object_object_add(m, "state", json_object_get(state));
+    json_object *copy = NULL;
+    if (json_object_deep_copy(state, &copy, NULL) != 0)
+        copy = NULL;
+    /* secrets in it (a worker VM's key...) go back sealed for the conductors */
+    ek_err_t *err = copy && ctx->conductor_key
+                        ? ek_box_json_seal(copy, ctx->conductor_key, EK_BOX_TASK_INFO_AAD)
+                        : NULL;
+    if (err) {
+        ek_log_err(err, "task state not saved: cannot seal its secrets");
+        ek_err_free(err);
+        json_object_put(copy);
+        json_object_put(m);
+        return;
+    }
+    json_object_object_add(m, "state", copy ? copy : json_object_get(state));
     emit(ctx, m);
 }
 
@@ -143,22 +159,35 @@ const ek_config_t *ek_task_config(const ek_task_ctx_t *ctx)
 
 /* ---- reading the job ----------------------------------------------------------------- */
 
-/* Opens {"id","name","type","connection_info_sealed",...} into an endpoint. */
-static ek_err_t *open_endpoint(const unsigned char *key, json_object *src, ek_endpoint_t *ep)
+/* Opens {"id","name","type",...} into an endpoint; its connection info comes
+ * from boxed ({"id", "connection_info_box"}: sealed for this worker's key,
+ * with the endpoint id as associated data). */
+static ek_err_t *open_endpoint(const ek_box_ring_t *ring, json_object *src, json_object *boxed,
+                               ek_endpoint_t *ep)
 {
-    const char *sealed;
+    const char *sealed, *boxed_id = NULL;
     ek_err_t *err;
     memset(ep, 0, sizeof(*ep));
     if ((err = ek_json_req_string(src, "endpoint", "id", &ep->id)) ||
         (err = ek_json_req_string(src, "endpoint", "type", &ep->type)) ||
-        (err = ek_json_opt_string(src, "endpoint", "name", ep->id, &ep->name)) ||
-        (err = ek_json_req_string(src, "endpoint", "connection_info_sealed", &sealed)))
+        (err = ek_json_opt_string(src, "endpoint", "name", ep->id, &ep->name)))
         return err;
+    if (!boxed || !json_object_object_get_ex(boxed, "connection_info_box", NULL))
+        return ek_err_new(EK_E_AUTH,
+                          "endpoint '%s': the conductor sent no connection info sealed for this "
+                          "worker (only a worker that claimed the task, or registered with a key, "
+                          "gets it)",
+                          ep->name);
+    if ((err = ek_json_opt_string(boxed, "endpoint", "id", ep->id, &boxed_id)) ||
+        (err = ek_json_req_string(boxed, "endpoint", "connection_info_box", &sealed)))
+        return err;
+    if (strcmp(boxed_id, ep->id) != 0)
+        return ek_err_new(EK_E_PROTOCOL, "endpoint '%s': the sealed connection info is another "
+                                         "endpoint's",
+                          ep->name);
     char *plain = NULL;
-    if ((err = ek_secret_open(key, ep->id, sealed, &plain)))
-        return ek_err_prefix(err, "endpoint '%s': connection info (is this worker's "
-                                  "[DEFAULT] encryption_key the conductor's?)",
-                             ep->name);
+    if ((err = ek_box_open(ring, ep->id, sealed, &plain)))
+        return ek_err_prefix(err, "endpoint '%s': connection info", ep->name);
     err = ek_json_parse(plain, strlen(plain), &ep->connection_info);
     ek_free_secret(plain);
     if (err)
@@ -215,7 +244,7 @@ static const ek_endpoint_t *runner_endpoint(const char *type, const ek_endpoint_
     return strcmp(type, "REPLICATE_DISKS") == 0 ? origin : dest;
 }
 
-static ek_err_t *run_task(ek_task_ctx_t *ctx, const unsigned char *key, json_object *job,
+static ek_err_t *run_task(ek_task_ctx_t *ctx, const ek_box_ring_t *ring, json_object *job,
                           json_object *result)
 {
     ek_task_input_t in = {0};
@@ -231,15 +260,30 @@ static ek_err_t *run_task(ek_task_ctx_t *ctx, const unsigned char *key, json_obj
         (err = ek_json_opt_bool(job, "task", "clone_disks", true, &in.clone_disks)) ||
         (err = ek_json_opt_bool(job, "task", "skip_os_morphing", false, &in.skip_os_morphing)))
         return err;
+    /* the grant of the claim brought the secrets, sealed for this worker */
+    json_object *secrets = json_object_object_get_ex(job, "secrets", &v) ? v : NULL;
+    if (!secrets) {
+        const char *why = json_object_get_string(json_object_object_get(job, "secrets_error"));
+        return ek_err_new(EK_E_AUTH, "the conductor granted the task without its secrets%s%s",
+                          why ? ": " : " (is the conductor as new as this worker?)",
+                          why ? why : "");
+    }
     in.params = json_object_object_get_ex(job, "params", &v) ? v : NULL;
-    in.task_info = json_object_object_get_ex(job, "task_info", &v) ? v : NULL;
-    in.state = json_object_object_get_ex(job, "state", &v) ? v : NULL;
+    /* task info and saved state as the grant brought them (sealed for this
+     * worker, with the task id as associated data), opened */
+    in.task_info = json_object_object_get_ex(secrets, "task_info", &v) ? v : NULL;
+    in.state = json_object_object_get_ex(secrets, "state", &v) && v ? v : NULL;
+    if (in.task_info && (err = ek_box_json_open(in.task_info, ring, in.task_id)))
+        return ek_err_prefix(err, "task info");
+    if (in.state && (err = ek_box_json_open(in.state, ring, in.task_id)))
+        return ek_err_prefix(err, "saved task state");
     in.user_scripts = json_object_object_get_ex(job, "user_scripts", &v) ? v : NULL;
     ek_log_context_set("task_id", in.task_id);
     ek_log_context_set("task_type", in.task_type);
-    if ((err = open_endpoint(key, origin_j, &origin)))
+    if ((err = open_endpoint(ring, origin_j, json_object_object_get(secrets, "origin"), &origin)))
         return err;
-    if ((err = open_endpoint(key, dest_j, &dest))) {
+    if ((err = open_endpoint(ring, dest_j, json_object_object_get(secrets, "destination"),
+                             &dest))) {
         close_endpoint(&origin);
         return err;
     }
@@ -263,7 +307,7 @@ static ek_err_t *run_task(ek_task_ctx_t *ctx, const unsigned char *key, json_obj
     return err;
 }
 
-static ek_err_t *run_query(ek_task_ctx_t *ctx, const unsigned char *key, json_object *job,
+static ek_err_t *run_query(ek_task_ctx_t *ctx, const ek_box_ring_t *ring, json_object *job,
                            json_object *result)
 {
     json_object *ep_j, *args = NULL;
@@ -273,7 +317,7 @@ static ek_err_t *run_query(ek_task_ctx_t *ctx, const unsigned char *key, json_ob
     if ((err = ek_json_req_object(job, "query", "endpoint", &ep_j)) ||
         (err = ek_json_req_string(job, "query", "query", &query)) ||
         (err = ek_json_opt_object(job, "query", "args", &args)) ||
-        (err = open_endpoint(key, ep_j, &ep)))
+        (err = open_endpoint(ring, ep_j, ep_j, &ep)))
         return err;
     const ek_provider_t *p = ek_provider_get(ep.type);
     ek_endpoint_fn fn = NULL;
@@ -312,19 +356,30 @@ int ek_worker_child_main(const ek_config_t *cfg)
     ek_task_ctx_t ctx = {.fd = STDOUT_FILENO, .cfg = cfg};
     ek_strbuf_t input = EK_STRBUF_INIT;
     json_object *job = NULL, *result = json_object_new_object();
-    unsigned char key[EK_SECRET_KEY_LEN];
+    ek_box_ring_t *ring = NULL;
     const char *kind = NULL;
     ek_err_t *err = read_all(STDIN_FILENO, &input);
     if (!err)
         err = ek_json_parse(input.buf, input.len, &job);
     if (!err)
         err = ek_json_req_string(job, "job", "kind", &kind);
+    if (!err) {
+        /* this worker's own key: the conductor sealed the job's secrets for it */
+        _cleanup_free_ char *kf = ek_worker_key_path(cfg);
+        err = ek_box_ring_load(kf, false, &ring);
+        if (err)
+            err = ek_err_prefix(err, "this worker's key ([worker] key_file)");
+    }
     if (!err)
-        err = ek_secret_key_load(cfg, key);
+        ctx.conductor_key = json_object_get_string(json_object_object_get(job, "conductor_box_key"));
     if (!err)
-        err = strcmp(kind, "task") == 0 ? run_task(&ctx, key, job, result)
-                                        : run_query(&ctx, key, job, result);
-    memset(key, 0, sizeof(key));
+        err = strcmp(kind, "task") == 0 ? run_task(&ctx, ring, job, result)
+                                        : run_query(&ctx, ring, job, result);
+    /* secrets in the result (task info: worker VM keys...) go back sealed for
+     * the conductors, never in clear over the bus or into the database */
+    if (!err && ctx.conductor_key && strcmp(kind, "task") == 0)
+        err = ek_box_json_seal(result, ctx.conductor_key, EK_BOX_TASK_INFO_AAD);
+    ek_box_ring_free(ring);
     int code = 0;
     if (err) {
         json_object *m = msg("error");

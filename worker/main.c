@@ -127,14 +127,26 @@ static void *heartbeat_main(void *arg)
 }
 
 /* Asks the conductor whether this attempt may run here. */
+/* The grant brings the task's secrets sealed for this worker's key: they go
+ * into job (the task process opens them). */
 static ek_err_t *claim(struct worker *w, const char *task_id, const char *attempt_id,
-                       bool *granted)
+                       json_object *job, bool *granted)
 {
     json_object *b = json_object_new_object();
     json_object_object_add(b, "task_id", json_object_new_string(task_id));
     json_object_object_add(b, "attempt_id", json_object_new_string(attempt_id));
     json_object_object_add(b, "host", json_object_new_string(w->host));
     json_object_object_add(b, "process_id", json_object_new_int((int)getpid()));
+    {
+        _cleanup_free_ char *kf = ek_worker_key_path(w->cfg);
+        ek_box_ring_t *ring = NULL;
+        ek_err_t *kerr = ek_box_ring_load(kf, false, &ring);
+        if (kerr)
+            return ek_err_prefix(kerr, "this worker's key ([worker] key_file)");
+        json_object_object_add(b, "box_public_key",
+                               json_object_new_string(ek_box_ring_public(ring)));
+        ek_box_ring_free(ring);
+    }
     ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_CLAIM, b);
     char *wire = ek_envelope_encode(env);
     ek_err_t *err = NULL;
@@ -150,6 +162,13 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
                                      &ans);
             if (!err)
                 err = ek_json_opt_bool(ans->body, "reply", "granted", false, granted);
+            json_object *v;
+            if (!err && *granted) {
+                if (json_object_object_get_ex(ans->body, "secrets", &v) && v)
+                    json_object_object_add(job, "secrets", json_object_get(v));
+                if (json_object_object_get_ex(ans->body, "error", &v) && v)
+                    json_object_object_add(job, "secrets_error", json_object_get(v));
+            }
             ek_envelope_free(ans);
             free(reply);
             if (!err)
@@ -200,7 +219,7 @@ static bool handle(struct worker *w, const ek_amqp_msg_t *msg)
                 (int)ek_config_get_int(w->cfg, "messaging", "rpc_timeout"));
     } else {
         bool granted = false;
-        err = claim(w, task_id, attempt_id, &granted);
+        err = claim(w, task_id, attempt_id, env->body, &granted);
         if (!err && granted) {
             json_object_object_add(env->body, "kind", json_object_new_string("task"));
             err = ek_supervisor_start_task(w->sup, task_id, attempt_id,

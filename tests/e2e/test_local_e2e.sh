@@ -28,7 +28,10 @@ MiB=1048576
 
 # fast heartbeats: a lost worker is noticed in about 3 s
 for w in 1 2; do
-  sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = e2e$w-$R\nproviders = local\ncapacity = 2\nbandwidth_limit = 64/" \
+  # each worker its own key pair; the endpoints' directories are in TMP, so
+  # the workers' [local] allowed_roots is TMP
+  sed -e "s|^\[worker\]|[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = e2e$w-$R\nproviders = local\ncapacity = 2\nbandwidth_limit = 64\nkey_file = $TMP/w$w.key|" \
+      -e "s|^allowed_roots = .*/local$|allowed_roots = $TMP|" \
       -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/w$w.conf"
 done
 cp "$TMP/w1.conf" "$TMP/svc.conf"
@@ -38,6 +41,10 @@ start_w() { "$BUILD/worker/ekman-worker" --config "$TMP/w$1.conf" >> "$TMP/w$1.l
 start_w 1; start_w 2
 check "the conductor answers" wait_for 60 curl -sf "$URL/healthz"
 check "two workers registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host LIKE 'e2e%-$R' AND status = 'UP'\")\" = 2 ]"
+check "each worker announced a key pair of its own (the conductor seals its tasks for it)" \
+  test "$(psql "$DB" -Atqc "SELECT count(DISTINCT specs->>'box_key_id') FROM services WHERE host LIKE 'e2e%-$R' AND status = 'UP'")" = 2
+check "the workers' private keys are files of mode 0600" \
+  test "$(stat -c %a "$TMP/w1.key")$(stat -c %a "$TMP/w2.key")" = 600600
 
 # --- the source instance ------------------------------------------------------------
 S=$TMP/src D=$TMP/dst

@@ -207,6 +207,11 @@ check "execution 1: the replicas equal the source" same .img
 api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t1.json"
 check "volumes_info names each disk by serial (<= 20 chars)" test "$(jq -r "[.transfer.info[\"$SRC_DOM\"].volumes_info[].path | select(test(\"^serial:.{1,20}$\"))] | length" "$TMP/t1.json")" = 2
 check "no worker VM is left" test -z "$(minions)"
+# the worker VM's credentials (its writer's client key) went back to the conductor
+# sealed for the conductors' key: the database holds them only as {"$box": ...}
+psql "$DB" -Atqc "SELECT info::text FROM transfers WHERE id = '$T'" > "$TMP/info1.txt"
+check "task info in the database holds the worker VM's keys only sealed" \
+  bash -c "grep -q '\"\\\$box\"' '$TMP/info1.txt' && ! grep -qE 'PRIVATE KEY|LS0tLS1CRUdJTi' '$TMP/info1.txt'"
 
 # --- 2: incremental -------------------------------------------------------------------------
 gwrite 0 $((1 * MiB)) 65536 0x5a; gwrite 0 $((40 * MiB)) 131072 0xa5; gwrite 0 $((100 * MiB)) 65536 0x11
