@@ -3,12 +3,15 @@
  *   ekman-conductor [--config FILE]          serve
  *   ekman-conductor --create-user NAME --project P [--role admin|member]
  *                   [--password-file F]      add an account (password from F,
- *                                            $EKMAN_PASSWORD, or one line of stdin) */
+ *                                            $EKMAN_PASSWORD, or one line of stdin)
+ *   ekman-conductor --rotate-encryption-key NEW_KEY_FILE
+ *                                            seal every secret with a new key (rotate.h) */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "common/db.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/program.h"
@@ -16,6 +19,8 @@
 #include "conductor/api.h"
 #include "conductor/bus.h"
 #include "conductor/migrate.h"
+#include "conductor/rotate.h"
+#include "common/base64.h"
 
 static const ek_program_info_t info = {
     .name = "ekman-conductor",
@@ -23,7 +28,12 @@ static const ek_program_info_t info = {
     .usage = "Conductor options:\n"
              "  --create-user NAME --project PROJECT [--role admin|member] [--password-file F]\n"
              "                    create an account and exit; the password comes from F,\n"
-             "                    else $EKMAN_PASSWORD, else one line of standard input\n",
+             "                    else $EKMAN_PASSWORD, else one line of standard input\n"
+             "  --rotate-encryption-key NEW_KEY_FILE\n"
+             "                    seal every endpoint's connection info and every secret in\n"
+             "                    task info with the key in NEW_KEY_FILE (base64 of 32 bytes,\n"
+             "                    'openssl rand -base64 32'); stop the conductors first, then\n"
+             "                    put the new key in their configuration and start them\n",
 };
 
 static char *read_password(const char *file)
@@ -74,6 +84,52 @@ static int create_user(ek_config_t *cfg, const char *name, const char *project, 
     return 0;
 }
 
+static int rotate_key(ek_config_t *cfg, const char *file)
+{
+    unsigned char old_key[EK_SECRET_KEY_LEN], new_key[EK_SECRET_KEY_LEN];
+    char *text = NULL;
+    size_t len = 0;
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    PGconn *db = NULL;
+    int applied;
+    ek_rotate_stats_t st;
+    ek_err_t *err = ek_secret_key_load(cfg, old_key);
+    if (!err && !(err = ek_file_read(file, 4096, &text, &len))) {
+        text[strcspn(text, "\r\n")] = '\0';
+        err = ek_base64_decode(text, &raw, &raw_len);
+        if (!err && raw_len != EK_SECRET_KEY_LEN)
+            err = ek_err_new(EK_E_INVALID, "it holds %zu bytes, not 32 (make one with 'openssl "
+                                           "rand -base64 32')",
+                             raw_len);
+        if (!err)
+            memcpy(new_key, raw, EK_SECRET_KEY_LEN);
+        if (err)
+            err = ek_err_prefix(err, "the new key in %s", file);
+    }
+    if (raw)
+        memset(raw, 0, raw_len);
+    free(raw);
+    ek_free_secret(text);
+    if (!err && !(err = ek_db_connect_config(cfg, &db)) && !(err = ek_migrate(db, &applied)))
+        err = ek_rotate_encryption_key(db, old_key, new_key, &st);
+    PQfinish(db);
+    memset(old_key, 0, sizeof(old_key));
+    memset(new_key, 0, sizeof(new_key));
+    if (err) {
+        fprintf(stderr, "ekman-conductor: the encryption key was not rotated (nothing changed): "
+                        "%s\n",
+                err->message);
+        ek_err_free(err);
+        return 1;
+    }
+    printf("every secret is now sealed with the new key: %d endpoints, %d task infos, %d saved "
+           "task states.\nNow put the new key in [DEFAULT] encryption_key (or "
+           "encryption_key_file) of every conductor and start them; workers need no change.\n",
+           st.endpoints, st.task_infos, st.task_states);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ek_config_t *cfg;
@@ -81,12 +137,14 @@ int main(int argc, char **argv)
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
     const char *user = NULL, *project = NULL, *role = "member", *password_file = NULL;
+    const char *rotate = NULL;
     for (int i = 1; i < argc; i++) {
-        const char **slot = !strcmp(argv[i], "--create-user")     ? &user
-                            : !strcmp(argv[i], "--project")       ? &project
-                            : !strcmp(argv[i], "--role")          ? &role
-                            : !strcmp(argv[i], "--password-file") ? &password_file
-                                                                  : NULL;
+        const char **slot = !strcmp(argv[i], "--create-user")             ? &user
+                            : !strcmp(argv[i], "--project")               ? &project
+                            : !strcmp(argv[i], "--role")                  ? &role
+                            : !strcmp(argv[i], "--password-file")         ? &password_file
+                            : !strcmp(argv[i], "--rotate-encryption-key") ? &rotate
+                                                                          : NULL;
         if (!slot || i + 1 >= argc) {
             fprintf(stderr, "%s: %s '%s' (see --help)\n", info.name,
                     slot ? "missing value for" : "unknown argument", argv[i]);
@@ -94,6 +152,12 @@ int main(int argc, char **argv)
             return 2;
         }
         *slot = argv[++i];
+    }
+    if (rotate) {
+        code = rotate_key(cfg, rotate);
+        ek_config_free(cfg);
+        ek_log_shutdown();
+        return code;
     }
     if (user || project) {
         if (!user || !project) {
