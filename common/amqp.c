@@ -32,6 +32,7 @@ struct ek_amqp {
     bool confirms;    /* confirm.select done on the channel */
     char *reply_queue; /* our exclusive reply queue, consumed (no-ack) */
     char peer[300];
+    char user[128];    /* our broker user: the user_id of what we publish */
 };
 
 /* Describes a failed RPC reply. */
@@ -193,6 +194,7 @@ ek_err_t *ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out)
     }
     c = ek_xcalloc(1, sizeof(*c));
     snprintf(c->peer, sizeof(c->peer), "%s:%d/%s", u.info.host, u.info.port, u.info.vhost);
+    snprintf(c->user, sizeof(c->user), "%s", u.info.user ? u.info.user : "");
     c->conn = amqp_new_connection();
     amqp_socket_t *sock = NULL;
     if (u.info.ssl) {
@@ -258,6 +260,34 @@ const char *ek_amqp_config_url(const ek_config_t *cfg)
             return url;
     }
     return ek_config_get_string(cfg, "messaging", "transport_url");
+}
+
+/* The broker user of a URL option, into buf ("" when unset or malformed). */
+static void url_user(const ek_config_t *cfg, const char *opt, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    const char *url = ek_config_get_string(cfg, "messaging", opt);
+    if (!url || !*url)
+        return;
+    char *copy = ek_xstrdup(url);
+    ek_amqp_url_t u;
+    ek_err_t *err = ek_amqp_url_parse(copy, &u);
+    if (!err && u.info.user)
+        snprintf(buf, len, "%s", u.info.user);
+    ek_err_free(err);
+    ek_free_secret(copy);
+}
+
+bool ek_amqp_sender_allowed(const ek_config_t *cfg, const char *role, const char *user_id)
+{
+    if (!user_id || !*user_id)
+        return false;
+    char opt[64], user[128];
+    snprintf(opt, sizeof(opt), "%s_transport_url", role);
+    url_user(cfg, opt, user, sizeof(user));
+    if (!user[0]) /* one broker user for every role */
+        url_user(cfg, "transport_url", user, sizeof(user));
+    return user[0] && strcmp(user, user_id) == 0;
 }
 
 ek_err_t *ek_amqp_connect_config(const ek_config_t *cfg, ek_amqp_t **out)
@@ -400,13 +430,21 @@ ek_err_t *ek_amqp_declare_queue(ek_amqp_t *c, const char *name, bool quorum)
     return NULL;
 }
 
-static amqp_basic_properties_t message_props(const char *reply_to, const char *correlation_id)
+/* Every message names its publisher's broker user (user_id): RabbitMQ
+ * refuses a user_id that is not the connection's own user, so a consumer
+ * knows which role sent it (ek_amqp_sender_allowed). */
+static amqp_basic_properties_t message_props(const ek_amqp_t *c, const char *reply_to,
+                                             const char *correlation_id)
 {
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+    if (c->user[0]) {
+        props._flags |= AMQP_BASIC_USER_ID_FLAG;
+        props.user_id = amqp_cstring_bytes(c->user);
+    }
     if (reply_to) {
         props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
         props.reply_to = amqp_cstring_bytes(reply_to);
@@ -445,7 +483,7 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
             return err;
         c->confirms = true;
     }
-    amqp_basic_properties_t props = message_props(reply_to, correlation_id);
+    amqp_basic_properties_t props = message_props(c, reply_to, correlation_id);
     _cleanup_free_ char *exchange = NULL;
     ek_err_t *err = ek_amqp_route(queue, &exchange);
     if (err)
@@ -560,6 +598,8 @@ ek_err_t *ek_amqp_receive(ek_amqp_t *c, int timeout_ms, ek_amqp_msg_t *msg, bool
         }
         if (env.message.properties._flags & AMQP_BASIC_CORRELATION_ID_FLAG)
             msg->correlation_id = bytes_dup(env.message.properties.correlation_id);
+        if (env.message.properties._flags & AMQP_BASIC_USER_ID_FLAG)
+            msg->user_id = bytes_dup(env.message.properties.user_id);
         amqp_destroy_envelope(&env);
         *got = true;
         return NULL;
@@ -586,6 +626,7 @@ void ek_amqp_msg_clear(ek_amqp_msg_t *msg)
     free(msg->body);
     free(msg->reply_to);
     free(msg->correlation_id);
+    free(msg->user_id);
     memset(msg, 0, sizeof(*msg));
 }
 
@@ -647,7 +688,7 @@ ek_err_t *ek_amqp_call(ek_amqp_t *c, const char *queue, const char *body,
         err = reply_queue(c);
     if (err)
         return err;
-    amqp_basic_properties_t props = message_props(c->reply_queue, correlation_id);
+    amqp_basic_properties_t props = message_props(c, c->reply_queue, correlation_id);
     props.delivery_mode = AMQP_DELIVERY_NONPERSISTENT; /* a request outlives no restart */
     int st = amqp_basic_publish(c->conn, CHANNEL, amqp_cstring_bytes(exchange),
                                 amqp_cstring_bytes(queue), 0, 0, &props, amqp_cstring_bytes(body));

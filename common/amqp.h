@@ -36,6 +36,7 @@ typedef struct ek_amqp_msg {
     size_t len;
     char *reply_to;       /* NULL when absent */
     char *correlation_id; /* NULL when absent */
+    char *user_id;        /* the publisher's broker user (RabbitMQ checks it); NULL when absent */
     bool redelivered;
 } ek_amqp_msg_t;
 
@@ -54,6 +55,11 @@ EK_ERR_CHECK ek_amqp_route(const char *queue, char **exchange);
 bool ek_amqp_reply_queue_valid(const char *name);
 /* The URL of this process's role (see above). */
 const char *ek_amqp_config_url(const ek_config_t *cfg);
+/* True when user_id (a received message's, which the broker validated) is the
+ * broker user of role ("conductor", "worker", "scheduler"): the user of
+ * [messaging] <role>_transport_url, else of transport_url. Consumers
+ * dead-letter what another role sent them. */
+bool ek_amqp_sender_allowed(const ek_config_t *cfg, const char *role, const char *user_id);
 
 EK_ERR_CHECK ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out);
 /* Connects with ek_amqp_config_url(), [messaging] heartbeat and

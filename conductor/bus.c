@@ -353,6 +353,15 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
         ek_envelope_free(env);
         return false;
     }
+    if (!ek_amqp_sender_allowed(bus->app->cfg, "worker", msg->user_id)) {
+        /* the broker checked user_id: this came from another role (or a tool) */
+        ek_log_kv(EK_LOG_WARNING, "dead-lettering a message no worker sent", "queue",
+                  EK_QUEUE_CONDUCTOR, "type", env->type, "broker_user",
+                  msg->user_id ? msg->user_id : "(none)", NULL);
+        atomic_fetch_add(&bus->app->messages_dead_lettered, 1);
+        ek_envelope_free(env);
+        return false;
+    }
     bool granted = false;
     err = ek_engine_report(db, &r, env->id, &granted);
     if (err) {

@@ -101,6 +101,10 @@ int main(int argc, char **argv)
                 continue;
             ek_envelope_t *env = NULL;
             ek_err_t *bad = ek_envelope_decode(msg.body, msg.len, scheduler_types, &env);
+            if (!bad && !ek_amqp_sender_allowed(cfg, "worker", msg.user_id))
+                /* the broker checked user_id: only workers announce themselves */
+                bad = ek_err_new(EK_E_PROTOCOL, "sent by broker user '%s', not a worker's",
+                                 msg.user_id ? msg.user_id : "(none)");
             if (!bad)
                 bad = ek_registry_heartbeat(db, env);
             if (bad && bad->code != EK_E_PROTOCOL && bad->code != EK_E_INVALID) {

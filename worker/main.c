@@ -205,6 +205,14 @@ static bool handle(struct worker *w, const ek_amqp_msg_t *msg)
         ek_envelope_free(env);
         return false;
     }
+    if (!ek_amqp_sender_allowed(w->cfg, "conductor", msg->user_id)) {
+        /* the broker checked user_id: only a conductor sends work (another
+         * worker or a tool cannot put a task in our queue) */
+        ek_log_kv(EK_LOG_WARNING, "dead-lettering a message no conductor sent", "type", env->type,
+                  "broker_user", msg->user_id ? msg->user_id : "(none)", NULL);
+        ek_envelope_free(env);
+        return false;
+    }
     if (!strcmp(env->type, EK_MSG_TASK_CANCEL)) {
         bool force = false;
         ek_err_free(ek_json_opt_bool(env->body, "body", "force", false, &force));

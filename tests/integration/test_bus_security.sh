@@ -101,6 +101,29 @@ rc=$?
 check "control: the scheduler user may consume its own queue (rc $rc)" \
     bash -c "[ $rc -eq 124 -o $rc -eq 0 ] && ! grep -q ACCESS_REFUSED '$TMP/own.log'"
 
+# --- who sent it: RabbitMQ validates user_id, consumers check the role -----------------------
+# a conductor of its own; reports it receives must come from the workers' broker user
+CPORT=$((EKMAN_API_PORT + 50))
+sed "s/^port = .*/port = $CPORT/" "$EKMAN_CONFIG" >"$TMP/c.conf"
+"$BUILD/conductor/ekman-conductor" --config "$TMP/c.conf" >"$TMP/c.log" 2>&1 &
+CPID=$!
+trap 'kill $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CPORT/healthz" >/dev/null && break; sleep 0.2; done
+report() { # report ID: a well-formed task.completed for a task that does not exist
+    printf '{"type":"task.completed","version":"1.0","id":"%s","body":{"task_id":"%s","attempt_id":"%s","result":{}}}' \
+        "$1" "$(cat /proc/sys/kernel/random/uuid)" "$(cat /proc/sys/kernel/random/uuid)"
+}
+as_tools=$(conf_with "$(url_of transport_url)")
+"$SEND" --config "$as_tools" ekman.conductor "$(report tools-$$)" >"$TMP/t2c.log" 2>&1
+check "the tools' broker user may publish to the conductor's queue (rc $?)" true
+ok_dl() { grep -q "dead-lettering a message no worker sent.*broker_user=$(user_of "$(url_of transport_url)")" "$TMP/c.log"; }
+for _ in $(seq 50); do ok_dl && break; sleep 0.2; done
+check "... but the conductor dead-letters a report no worker sent, naming the broker user" ok_dl
+"$SEND" --config "$as_worker" ekman.conductor "$(report worker-$$)" >"$TMP/wr2c.log" 2>&1
+sleep 2
+check "control: a report from the workers' broker user is not dead-lettered for its sender" \
+    bash -c "[ \$(grep -c 'dead-lettering a message no worker sent' '$TMP/c.log') = 1 ]"
+
 # no secret of the stack in what this test printed
 for f in amqp_password amqp_worker_password amqp_scheduler_password; do
     check "no log holds $f" bash -c "! grep -rqF -- \"\$(cat '$STACK/secrets/$f')\" '$TMP'/*.log"

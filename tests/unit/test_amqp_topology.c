@@ -91,6 +91,31 @@ static void test_reply_queue_names(void **state)
     assert_false(ek_amqp_reply_queue_valid("ekman.reply.x.ekman.worker"));
 }
 
+/* Who may send what: the broker user of a role's URL (RabbitMQ validates a
+ * message's user_id against the publisher's login). */
+static void test_sender_allowed(void **state)
+{
+    (void)state;
+    ek_config_t *cfg = ek_config_new();
+    assert_null(ek_config_load_string(
+        cfg,
+        "[messaging]\n"
+        "transport_url = amqps://ekman:p0@localhost:5671/ekman\n"
+        "worker_transport_url = amqps://ekman-worker:p1@localhost:5671/ekman\n"
+        "conductor_transport_url = amqps://ekman-conductor:p2@localhost:5671/ekman\n",
+        "test"));
+    assert_true(ek_amqp_sender_allowed(cfg, "worker", "ekman-worker"));
+    assert_false(ek_amqp_sender_allowed(cfg, "worker", "ekman-conductor"));
+    assert_false(ek_amqp_sender_allowed(cfg, "worker", "ekman")); /* the tools' user */
+    assert_false(ek_amqp_sender_allowed(cfg, "worker", NULL));  /* no user_id at all */
+    assert_false(ek_amqp_sender_allowed(cfg, "worker", ""));
+    assert_true(ek_amqp_sender_allowed(cfg, "conductor", "ekman-conductor"));
+    /* no scheduler URL: the shared transport_url's user */
+    assert_true(ek_amqp_sender_allowed(cfg, "scheduler", "ekman"));
+    assert_false(ek_amqp_sender_allowed(cfg, "scheduler", "ekman-worker"));
+    ek_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -98,6 +123,7 @@ int main(void)
         cmocka_unit_test(test_url_plain_and_bad),
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_reply_queue_names),
+        cmocka_unit_test(test_sender_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
