@@ -71,6 +71,8 @@ const ek_opt_def_t ek_options[] = {
     I("worker", "compression_level", 3, 0, 19, "zstd level for disk data (0 turns compression off)."),
     I("worker", "bandwidth_limit", 0, 0, 1000000, "Data-plane bandwidth limit per transfer, MiB/s (0: none)."),
     S("worker", "tmp_dir", "/var/tmp", "Directory for temporary files (private keys are written 0600)."),
+    L("worker", "download_schemes", "https", "URL schemes a worker downloads from (windows_virtio_iso_url, windows_virtio_zip_url, which a tenant's environment can set): https by default; add http or file only on a trusted network."),
+    I("worker", "download_max_mb", 4096, 1, 1048576, "Largest file a worker downloads (MiB)."),
     S("worker", "key_file", "", "This worker's X25519 key (PEM, 0600; made on first start): the conductor seals each task's secrets for it alone. Empty: <state_dir>/worker.key. Rotate with `ekman-worker --rotate-key` (the previous key keeps opening tasks sealed before)."),
 
     /* [libvirt_migration_provider]: seed 004 */
@@ -87,6 +89,7 @@ const ek_opt_def_t ek_options[] = {
     S(LV, "vnc_listen_address", "0.0.0.0", "VNC listen address."),
     S(LV, "windows_virtio_iso_url", "https://fedorapeople.org/groups/virt/virtio-win/direct-downloads/stable-virtio/virtio-win.iso",
       "URL of an ISO with the Windows VirtIO drivers."),
+    S(LV, "windows_virtio_iso_sha256", "", "SHA-256 (hex) the windows_virtio_iso_url file must have (empty: not checked)."),
     B(LV, "set_dhcp", "true", "Configure the VM for DHCP during OS morphing."),
     B(LV, "use_config_drive", "false", "Send metadata to the migrated instance on a config drive."),
     B(LV, "retain_user_credentials", "true", "Keep cloud-init users, SSH auth and keys during OS morphing."),
@@ -127,6 +130,7 @@ const ek_opt_def_t ek_options[] = {
     M(OV, "default_migr_template_password_map", "", EK_OPT_SECRET, "Password per OS type of those templates."),
     S(OV, "default_migr_minion_storage_domain", "", "Storage domain to boot temporary minion machines in."),
     S(OV, "windows_virtio_zip_url", "", "URL of a zip holding winvirtio.iso (Oracle VirtIO drivers)."),
+    S(OV, "windows_virtio_zip_sha256", "", "SHA-256 (hex) the windows_virtio_zip_url file must have (empty: not checked)."),
     S(OV, "osmorphing_packages_dir", "",
       "Directory on the worker host with .deb/.rpm files (qemu-guest-agent, cloud-init and what they need) "
       "installed into Linux guests whose own repositories cannot be reached during OS morphing."),

@@ -155,26 +155,71 @@ static void test_virtio_zip(void **state)
     fputs("not a zip at all", f);
     fclose(f);
     assert_null(ek_ovirt_zip_has(good, "winvirtio.iso"));
-    /* the download: any URL libcurl reads */
-    ek_task_ctx_t *ctx = ek_test_ctx_new(NULL, NULL, "zip");
+    /* the download (download.c): only the schemes the operator allows */
+    ek_config_t *strict = ek_config_new(), *cfg = ek_config_new();
+    assert_null(ek_config_load_string(cfg, "[worker]\ndownload_schemes = https,file\n"
+                                           "download_max_mb = 1\n", "test"));
+    ek_task_ctx_t *sctx = ek_test_ctx_new(strict, NULL, "zip");
     char *url = ek_xasprintf("file://%s", good);
-    assert_null(ek_ovirt_virtio_zip_check(ctx, url, dir));
+    ek_err_t *e = ek_ovirt_virtio_zip_check(sctx, url, "", dir);
+    assert_non_null(e); /* file:// is not allowed by default: no worker file is reachable */
+    assert_non_null(strstr(e->message, "download_schemes"));
+    ek_err_free(e);
+    e = ek_ovirt_virtio_zip_check(sctx, "http://127.0.0.1:1/x.zip", "", dir);
+    assert_non_null(strstr(e->message, "download_schemes"));
+    ek_err_free(e);
+    ek_test_ctx_free(sctx);
+    ek_task_ctx_t *ctx = ek_test_ctx_new(cfg, NULL, "zip");
+    assert_null(ek_ovirt_virtio_zip_check(ctx, url, "", dir));
+    /* with a SHA-256: the right one passes, another is refused */
+    char cmd[512], sha[65] = "";
+    snprintf(cmd, sizeof(cmd), "sha256sum '%s'", good);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_int_equal(fscanf(p, "%64s", sha), 1);
+    pclose(p);
+    assert_null(ek_ovirt_virtio_zip_check(ctx, url, sha, dir));
+    char wrong[65];
+    memcpy(wrong, sha, sizeof(wrong));
+    wrong[0] = wrong[0] == '0' ? '1' : '0';
+    e = ek_ovirt_virtio_zip_check(ctx, url, wrong, dir);
+    assert_non_null(strstr(e->message, "SHA-256"));
+    assert_non_null(strstr(e->message, sha));
+    ek_err_free(e);
+    e = ek_ovirt_virtio_zip_check(ctx, url, "xyz", dir);
+    assert_non_null(strstr(e->message, "64 hex digits"));
+    ek_err_free(e);
     free(url);
     url = ek_xasprintf("file://%s", bad);
-    ek_err_t *e = ek_ovirt_virtio_zip_check(ctx, url, dir);
+    e = ek_ovirt_virtio_zip_check(ctx, url, "", dir);
     assert_non_null(strstr(e->message, "holds no winvirtio.iso"));
     assert_non_null(strstr(e->message, url));
     ek_err_free(e);
     free(url);
-    e = ek_ovirt_virtio_zip_check(ctx, "", dir);
+    e = ek_ovirt_virtio_zip_check(ctx, "", "", dir);
     assert_non_null(strstr(e->message, "set windows_virtio_zip_url"));
     ek_err_free(e);
     url = ek_xasprintf("file://%s/missing.zip", dir);
-    e = ek_ovirt_virtio_zip_check(ctx, url, dir);
-    assert_non_null(strstr(e->message, "cannot download it"));
+    e = ek_ovirt_virtio_zip_check(ctx, url, "", dir);
+    assert_non_null(strstr(e->message, "cannot download"));
     ek_err_free(e);
     free(url);
+    /* larger than download_max_mb (1 MiB): refused, nothing left behind */
+    char *big = ek_xasprintf("%s/big.zip", dir);
+    f = fopen(big, "w");
+    for (int i = 0; i < 3 * 1024; i++)
+        fwrite(cmd, 1, 512, f);
+    fclose(f);
+    url = ek_xasprintf("file://%s", big);
+    e = ek_ovirt_virtio_zip_check(ctx, url, "", dir);
+    assert_non_null(strstr(e->message, "download_max_mb"));
+    ek_err_free(e);
+    free(url);
+    unlink(big);
+    free(big);
     ek_test_ctx_free(ctx);
+    ek_config_free(strict);
+    ek_config_free(cfg);
     ek_err_t *err = ek_ovirt_zip_has(bad, "winvirtio.iso");
     assert_non_null(err);
     assert_string_equal(err->message, "the zip archive holds no winvirtio.iso");

@@ -14,7 +14,7 @@
 #     in Windows\Drivers\VirtIO, DevicePath names them, the first-boot service
 #     is registered with its scripts
 #   3 windows_virtio_iso_url answering 404: the deployment fails saying it
-#     cannot download the VirtIO drivers, and nothing is left
+#     cannot download windows_virtio_iso_url, and nothing is left
 # Usage: test_osmorph_windows.sh BUILD_DIR SOURCE_DIR STACK_DIR
 # Needs: ntfs-3g (mkntfs), libhivex-bin (hivexget), libwin-hivex-perl
 # (hivexregedit), genisoimage, /dev/fuse. Shared set-up: lib_morph.sh.
@@ -82,8 +82,12 @@ genisoimage -quiet -J -R -V virtio-win -o "$TMP/virtio-win.iso" "$VW"
 check "the virtio-win ISO is made" test -s "$TMP/virtio-win.iso"
 
 # --- services, endpoints, the copy ------------------------------------------------------------
-morph_setup mwin
-WENV=$(jq -c --arg u "file://$TMP/virtio-win.iso" '.windows_virtio_iso_url = $u' <<<"$ENV")
+# the ISO is served from this machine (file://, and http:// for the 404): schemes a
+# worker refuses unless the operator allows them ([worker] download_schemes)
+morph_setup mwin "$(printf '[worker]\ndownload_schemes = https,http,file')"
+SHA=$(sha256sum "$TMP/virtio-win.iso" | cut -d' ' -f1)
+WENV=$(jq -c --arg u "file://$TMP/virtio-win.iso" --arg s "$SHA" \
+  '.windows_virtio_iso_url = $u | .windows_virtio_iso_sha256 = $s' <<<"$ENV")
 T=$(new_transfer "$WIN" "$WENV")
 check "transfer created" test "$(code)" = 201
 st=$(execute "$T")
@@ -131,6 +135,6 @@ UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environ
 [ -z "$UE" ] || check "the update execution completes" test "$(wait_execution "$TOK" "$P" "$T" "$UE" 300)" = COMPLETED
 read -r st DEP2 < <(deploy "$T" '{}')
 msg=$(dep_errors "$DEP2" | grep -i virtio | head -1); echo "# 404: $msg"
-check "a 404 for windows_virtio_iso_url: the deployment fails ($st) saying so" bash -c "[ '$st' = ERROR ] && grep -qi 'cannot download the VirtIO drivers' <<<\"\$1\" && grep -q 404 <<<\"\$1\"" _ "$msg"
+check "a 404 for windows_virtio_iso_url: the deployment fails ($st) saying so" bash -c "[ '$st' = ERROR ] && grep -qi 'cannot download windows_virtio_iso_url' <<<\"\$1\" && grep -q 404 <<<\"\$1\"" _ "$msg"
 check "... and no domain is left for it" test -z "$(v list --all --name | grep "^$WIN")"
 morph_finish

@@ -9,8 +9,8 @@
  * is seen. ekman-morph's output is JSON lines (worker/morph/report.h):
  * steps, events, changes, then one result or one error. */
 #include "worker/providers/common/morph.h"
+#include "worker/providers/common/download.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +31,6 @@
 #define REMOTE_DIR      "/run/ekman-morph"
 #define REMOTE_PACKAGES REMOTE_DIR "/packages"
 #define REMOTE_VIRTIO   REMOTE_DIR "/virtio-win"
-#define VIRTIO_ISO_MAX  (4ull << 30) /* the virtio-win ISO is ~700 MiB */
 #define LINE_MAX_BYTES  (64 * 1024)
 #define SLICE_MS        2000 /* how often a wait looks at the cancel flag */
 
@@ -329,62 +328,19 @@ static ek_err_t *put_packages(remote_t *r, const char *dir, int *count)
     return err;
 }
 
-typedef struct download {
-    FILE *f;
-    uint64_t got;
-} download_t;
-
-static size_t download_write(char *p, size_t size, size_t nmemb, void *ud)
+/* The virtio-win ISO of url into local_path (download.h: the operator's
+ * schemes and size limit, the SHA-256 when one is given). */
+static ek_err_t *fetch_virtio_iso(ek_task_ctx_t *ctx, const char *url, const char *sha256,
+                                  const char *local_path)
 {
-    download_t *d = ud;
-    size_t n = size * nmemb;
-    d->got += n;
-    if (d->got > VIRTIO_ISO_MAX)
-        return 0;
-    return fwrite(p, 1, n, d->f);
-}
-
-/* The virtio-win ISO of url into local_path (http, https or file). */
-static ek_err_t *fetch_virtio_iso(ek_task_ctx_t *ctx, const char *url, const char *local_path)
-{
-    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0 &&
-        strncmp(url, "file:///", 8) != 0)
-        return ek_err_new(EK_E_INVALID,
-                          "windows_virtio_iso_url '%s' is not an http(s):// or file:/// URL", url);
-    FILE *f = fopen(local_path, "we");
-    if (!f)
-        return ek_err_errno(errno, "cannot create \"%s\"", local_path);
-    download_t d = {f, 0};
-    CURL *c = curl_easy_init();
-    char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, download_write);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-    ek_task_event(ctx, "INFO", "downloading the VirtIO drivers from %s", url);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    bool closed = fclose(f) == 0;
-    if (rc != CURLE_OK || !closed) {
-        unlink(local_path);
-        if (d.got > VIRTIO_ISO_MAX)
-            return ek_err_new(EK_E_INVALID, "windows_virtio_iso_url '%s' is larger than %llu GiB",
-                              url, VIRTIO_ISO_MAX >> 30);
-        return ek_err_new(EK_E_UNAVAILABLE,
-                          "cannot download the VirtIO drivers from windows_virtio_iso_url "
-                          "'%s': %s (check the URL in the destination environment or "
-                          "ekman.conf)",
-                          url, *cerr ? cerr : curl_easy_strerror(rc));
-    }
+    uint64_t got = 0;
+    ek_err_t *err = ek_download(ctx, "windows_virtio_iso_url", url, sha256, local_path, &got);
+    if (err)
+        return err;
     char size[32];
-    snprintf(size, sizeof(size), "%.1f MiB", (double)d.got / 1048576.0);
-    ek_task_event(ctx, "INFO", "VirtIO drivers downloaded (%s)", size);
+    snprintf(size, sizeof(size), "%.1f MiB", (double)got / 1048576.0);
+    ek_task_event(ctx, "INFO", "VirtIO drivers downloaded (%s%s)", size,
+                  sha256 && *sha256 ? ", SHA-256 checked" : "");
     return NULL;
 }
 
@@ -611,7 +567,9 @@ ek_err_t *ek_morph_remote_run(ek_task_ctx_t *ctx, const ek_task_input_t *in,
             _cleanup_free_ char *dir = NULL;
             if (!(err = ek_private_dir(tmp, "ekman-virtio", &dir))) {
                 _cleanup_free_ char *iso = ek_xasprintf("%s/virtio-win.iso", dir);
-                if (!(err = fetch_virtio_iso(ctx, iso_url, iso)) &&
+                if (!(err = fetch_virtio_iso(ctx, iso_url,
+                                             str_of(p->info, "windows_virtio_iso_sha256", ""),
+                                             iso)) &&
                     !(err = remote_put(&r, iso, REMOTE_DIR "/virtio-win.iso")))
                     err = remote_run(&r,
                                      "mkdir -p " REMOTE_VIRTIO " && { mountpoint -q " REMOTE_VIRTIO

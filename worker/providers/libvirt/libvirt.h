@@ -235,6 +235,7 @@ typedef struct ek_lv_opts {
     bool vnc;
     char *vnc_listen_address;
     char *windows_virtio_iso_url;
+    char *windows_virtio_iso_sha256;
     bool set_dhcp, use_config_drive, retain_user_credentials;
     char *cpu_mode; /* "" = libvirt's default */
     bool cpu_migratable;
@@ -301,6 +302,7 @@ typedef struct ek_lv_vm {
     const char *console_log; /* serial log file, or NULL */
     bool vnc;
     const char *vnc_listen;
+    const char *vnc_password; /* the console's password (VNC: 8 characters at most) */
     const char *cpu_mode; /* as configured */
     bool cpu_migratable;
     const ek_strlist_t *cpu_features;

@@ -39,6 +39,7 @@ void ek_lv_opts_release(ek_lv_opts_t *o)
         return;
     char **strs[] = {&o->default_storage_pool, &o->worker_network, &o->data_transfer_mechanism,
                      &o->console_log_dir, &o->vnc_listen_address, &o->windows_virtio_iso_url,
+                     &o->windows_virtio_iso_sha256,
                      &o->cpu_mode, &o->iface_addr_src, &o->ssh_key_path,
                      &o->sqlite_database_file, &o->domain_type};
     for (size_t i = 0; i < EK_ARRAY_SIZE(strs); i++) {
@@ -318,6 +319,7 @@ ek_err_t *ek_lv_opts_load(const ek_config_t *cfg, json_object *env, ek_lv_opts_t
         (err = get_bool(cfg, env, "enable_vm_vnc_console", &o->vnc)) ||
         (err = get_string(cfg, env, "vnc_listen_address", &o->vnc_listen_address)) ||
         (err = get_string(cfg, env, "windows_virtio_iso_url", &o->windows_virtio_iso_url)) ||
+        (err = get_string(cfg, env, "windows_virtio_iso_sha256", &o->windows_virtio_iso_sha256)) ||
         (err = get_bool(cfg, env, "set_dhcp", &o->set_dhcp)) ||
         (err = get_bool(cfg, env, "use_config_drive", &o->use_config_drive)) ||
         (err = get_bool(cfg, env, "retain_user_credentials", &o->retain_user_credentials)) ||

@@ -285,6 +285,7 @@ EK_OVIRT_TASK(validate_deployment_inputs)
     if (!err && os && strcmp(os, "windows") == 0 && !in->skip_os_morphing)
         err = ek_ovirt_virtio_zip_check(
             ctx, ek_ovirt_opt_str(ctx, in->destination, "windows_virtio_zip_url"),
+            ek_ovirt_opt_str(ctx, in->destination, "windows_virtio_zip_sha256"),
             ek_config_get_string(ek_task_config(ctx), "worker", "tmp_dir"));
     if (!err)
         ek_task_event(ctx, "INFO", "'%s' will be deployed as VM '%s'", in->instance, name);

@@ -163,8 +163,10 @@ char *ek_ovirt_disk_serial_path(const char *disk_id);
 EK_ERR_CHECK ek_ovirt_info_get(const ek_task_input_t *in, const char *key, json_type type,
                                json_object **out);
 json_object *ek_ovirt_volume_find(json_object *vols, const char *disk_id);
-/* The zip at url (windows_virtio_zip_url) holds winvirtio.iso. */
-EK_ERR_CHECK ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, const char *tmp_dir);
+/* The zip at url (windows_virtio_zip_url) holds winvirtio.iso (and has the
+ * SHA-256 sha256 when that is not empty). */
+EK_ERR_CHECK ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, const char *sha256,
+                                       const char *tmp_dir);
 /* The same on a zip file already on disk (tests). */
 EK_ERR_CHECK ek_ovirt_zip_has(const char *path, const char *member);
 

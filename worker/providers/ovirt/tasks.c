@@ -8,8 +8,8 @@
  * profiles of every NIC, the VM pool; so that a transfer fails early with
  * a message that names what to fix. */
 #include "worker/providers/ovirt/ovirt.h"
+#include "worker/providers/common/download.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,12 +139,8 @@ ek_err_t *ek_ovirt_zip_has(const char *path, const char *member)
     return err;
 }
 
-static size_t to_file(char *data, size_t size, size_t n, void *f)
-{
-    return fwrite(data, size, n, f) * size;
-}
-
-ek_err_t *ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, const char *tmp_dir)
+ek_err_t *ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, const char *sha256,
+                                    const char *tmp_dir)
 {
     if (!url || !*url)
         return ek_err_new(EK_E_INVALID,
@@ -154,30 +150,15 @@ ek_err_t *ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, const c
     int fd = mkstemp(path);
     if (fd < 0)
         return ek_err_errno(errno, "cannot create a file in \"%s\"", tmp_dir);
-    FILE *f = fdopen(fd, "wb");
-    CURL *h = curl_easy_init();
-    char errbuf[CURL_ERROR_SIZE] = "";
-    long status = 0;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_file);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http,file");
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    fclose(f);
-    ek_err_t *err = NULL;
-    if (rc != CURLE_OK)
-        err = ek_err_new(EK_E_UNAVAILABLE, "windows_virtio_zip_url '%s': cannot download it: %s",
-                         url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    else if ((err = ek_ovirt_zip_has(path, "winvirtio.iso")))
+    close(fd);
+    /* the operator's schemes and size limit, the SHA-256 when given (download.h) */
+    ek_err_t *err = ek_download(ctx, "windows_virtio_zip_url", url, sha256, path, NULL);
+    if (!err && (err = ek_ovirt_zip_has(path, "winvirtio.iso")))
         err = ek_err_prefix(err, "windows_virtio_zip_url '%s'", url);
     unlink(path);
     if (!err)
-        ek_task_event(ctx, "INFO", "windows_virtio_zip_url holds winvirtio.iso");
+        ek_task_event(ctx, "INFO", "windows_virtio_zip_url holds winvirtio.iso%s",
+                      sha256 && *sha256 ? " (SHA-256 checked)" : "");
     return err;
 }
 
@@ -272,6 +253,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     if (!err && os && strcmp(os, "windows") == 0)
         err = ek_ovirt_virtio_zip_check(
             ctx, ek_ovirt_opt_str(ctx, ep, "windows_virtio_zip_url"),
+            ek_ovirt_opt_str(ctx, ep, "windows_virtio_zip_sha256"),
             ek_config_get_string(ek_task_config(ctx), "worker", "tmp_dir"));
     return err;
 }
