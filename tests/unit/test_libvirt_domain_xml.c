@@ -266,6 +266,7 @@ static ek_lv_vm_t deployed_vm(const ek_lv_vm_disk_t *disks, size_t n, const ek_l
                         .console_log = "/var/log/libvirt/qemu/web01-serial.log",
                         .vnc = true,
                         .vnc_listen = "0.0.0.0",
+                        .vnc_password = "Pw3xample",
                         .cpu_mode = "host-passthrough",
                         .cpu_migratable = true,
                         .cpu_features = features()};
@@ -293,6 +294,7 @@ static void test_deployed_domain_xml(void **state)
     assert_null(ek_lv_vm_xml(&vm, &xml, &note));
     assert_null(note);
     HAS(xml, "<domain type=\"kvm\">");
+    HAS(xml, "passwd=\"Pw3xample\""); /* no console without a password */
     HAS(xml, "<name>web'01&lt;&amp;&gt;</name>");
     HAS(xml, "<memory unit=\"MiB\">2048</memory>");
     HAS(xml, ">4</vcpu>");
@@ -306,7 +308,7 @@ static void test_deployed_domain_xml(void **state)
     HAS(xml, "<tpm model=\"tpm-crb\">");
     HAS(xml, "<backend type=\"emulator\" version=\"2.0\" persistent_state=\"yes\"/>");
     HAS(xml, "<log file=\"/var/log/libvirt/qemu/web01-serial.log\" append=\"on\"/>");
-    HAS(xml, "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"0.0.0.0\">");
+    HAS(xml, "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"0.0.0.0\" passwd=\"Pw3xample\">");
     HAS(xml, "<mac address=\"52:54:00:aa:bb:01\"/>");
     HAS(xml, "<source network=\"default\"/>");
     HAS(xml, "<source bridge=\"br0\"/>");

@@ -279,6 +279,7 @@ check "deployed XML: cpu_features" has "<feature policy='require' name='x2apic'/
 check "deployed XML: the TPM (add_tpm_device)" has "<backend type='emulator' version='2.0'"
 check "deployed XML: the console log (enable_vm_console_log, vm_console_log_dir)" has "<log file='/var/log/libvirt/qemu/$DOM-serial.log'"
 check "deployed XML: VNC on vnc_listen_address" has "<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'"
+check "the VNC console has a password of its own" bash -c "virsh -q dumpxml --security-info '$DOM' | grep -qE \"<graphics type='vnc'[^>]* passwd='[A-Za-z0-9]{8}'\""
 check "deployed XML: the source MAC on the mapped network" bash -c "grep -q \"<mac address='$MAC'/>\" '$TMP/deployed.xml' && grep -q \"<source network='$NET'/>\" '$TMP/deployed.xml'"
 check "deployed XML: the config drive (use_config_drive)" has "ekman-$DOM-config.iso"
 check "deployed XML: the disks in the source's order" bash -c "grep -o \"ekman-$SRC_DOM-vd[ab].clone.img\" '$TMP/deployed.xml' | tr '\n' ' ' | grep -q 'vda.clone.img ekman-$SRC_DOM-vdb.clone.img'"

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <libvirt/virterror.h>
@@ -464,9 +466,12 @@ EK_LV_TASK(deploy_os_morphing_resources)
                                json_object_new_boolean(o.retain_user_credentials));
         json_object_object_add(mi, "use_config_drive",
                                json_object_new_boolean(o.use_config_drive));
-        if (strcmp(os_type, "windows") == 0)
+        if (strcmp(os_type, "windows") == 0) {
             json_object_object_add(mi, "windows_virtio_iso_url",
                                    json_object_new_string(o.windows_virtio_iso_url));
+            json_object_object_add(mi, "windows_virtio_iso_sha256",
+                                   json_object_new_string(o.windows_virtio_iso_sha256));
+        }
         json_object *nics;
         if (json_object_object_get_ex(export_info, "nics", &nics))
             json_object_object_add(mi, "nics", json_object_get(nics));
@@ -681,6 +686,17 @@ static ek_err_t *define_final(ek_task_ctx_t *ctx, ek_lv_conn_t *c, const ek_lv_o
         return err;
     if (o->console_log)
         f->console_log = ek_xasprintf("%s/%s-serial.log", o->console_log_dir, name);
+    /* a random console password per VM (VNC takes at most 8 characters) */
+    char vnc_pw[9] = "";
+    if (o->vnc) {
+        static const char set[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        unsigned char rnd[8];
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+            return ek_err_new(EK_E_INTERNAL, "the random number generator failed");
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            vnc_pw[i] = set[rnd[i] % (sizeof(set) - 1)];
+        OPENSSL_cleanse(rnd, sizeof(rnd));
+    }
     size_t n = f->n;
     if (f->cfg_drive) {
         bool sata = machine && strcmp(machine, "q35") == 0;
@@ -707,19 +723,27 @@ static ek_err_t *define_final(ek_task_ctx_t *ctx, ek_lv_conn_t *c, const ek_lv_o
         .console_log = f->console_log,
         .vnc = o->vnc,
         .vnc_listen = o->vnc_listen_address,
+        .vnc_password = vnc_pw,
         .cpu_mode = o->cpu_mode,
         .cpu_migratable = o->cpu_migratable,
         .cpu_features = &o->cpu_features,
     };
     char *xml, *note;
-    if ((err = ek_lv_vm_xml(&vm, &xml, &note)))
+    err = ek_lv_vm_xml(&vm, &xml, &note);
+    OPENSSL_cleanse(vnc_pw, sizeof(vnc_pw));
+    if (err)
         return err;
     if (note) {
         ek_task_event(ctx, "WARNING", "%s", note);
         free(note);
     }
     *out = virDomainDefineXMLFlags(vc, xml, VIR_DOMAIN_DEFINE_VALIDATE);
-    free(xml);
+    ek_free_secret(xml); /* it holds the console password */
+    if (*out && o->vnc)
+        ek_task_event(ctx, "INFO",
+                      "VNC console on %s with a random password (virsh dumpxml --security-info "
+                      "%s shows it)",
+                      o->vnc_listen_address, name);
     if (!*out)
         return ek_lv_err(EK_E_IO, "could not define domain '%s'", name);
     return NULL;

@@ -195,6 +195,9 @@ static void add_devices(xmlNodePtr root, const ek_lv_vm_t *vm)
         prop(g, "port", "-1");
         prop(g, "autoport", "yes");
         prop(g, "listen", vm->vnc_listen ? vm->vnc_listen : "127.0.0.1");
+        /* no console without a password, wherever it listens */
+        if (vm->vnc_password && *vm->vnc_password)
+            prop(g, "passwd", vm->vnc_password);
         xmlNodePtr l = child(g, "listen", NULL);
         prop(l, "type", "address");
         prop(l, "address", vm->vnc_listen ? vm->vnc_listen : "127.0.0.1");
