@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "common/mem.h"
 
@@ -104,4 +107,51 @@ int ek_rmtree(const char *path)
     if (!S_ISDIR(st.st_mode))
         return unlink(path) == 0 || errno == ENOENT ? 0 : errno;
     return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* openat(O_NOFOLLOW) one component after the other ("." components
+ * skipped, ".." refused): ek_openat_beneath where openat2 is not there. */
+static int open_walk(int dirfd, const char *rel, int flags, mode_t mode)
+{
+    _cleanup_free_ char *copy = ek_xstrdup(rel);
+    int cur = dirfd;
+    char *save = NULL, *part = strtok_r(copy, "/", &save);
+    while (part) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (strcmp(part, ".") == 0) {
+            part = next;
+            continue;
+        }
+        if (strcmp(part, "..") == 0) {
+            if (cur != dirfd)
+                close(cur);
+            errno = EXDEV;
+            return -1;
+        }
+        int fd = next ? openat(cur, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                      : openat(cur, part, flags | O_NOFOLLOW, mode);
+        int e = errno;
+        if (cur != dirfd)
+            close(cur);
+        if (fd < 0) {
+            errno = e;
+            return -1;
+        }
+        cur = fd;
+        part = next;
+    }
+    if (cur == dirfd) /* rel named the directory itself */
+        return openat(dirfd, ".", flags & ~(O_CREAT | O_EXCL));
+    return cur;
+}
+
+int ek_openat_beneath(int dirfd, const char *rel, int flags, mode_t mode)
+{
+    struct open_how how = {.flags = (uint64_t)flags,
+                           .mode = (flags & O_CREAT) ? mode : 0,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+    long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+        return (int)fd;
+    return open_walk(dirfd, rel, flags, mode); /* an old kernel, or a seccomp filter */
 }

@@ -142,7 +142,7 @@ static ek_err_t *open_ssh(json_object *info, ek_writer_target_t *t)
 /* The ekman-writer this worker runs for an "exec" target: $EKMAN_WRITER (the
  * worker's own environment), else the one next to the running binary, else
  * the first on $PATH. Never a name that came in a message. */
-static ek_err_t *writer_binary(char **out)
+ek_err_t *ek_writer_binary(char **out)
 {
     const char *env = getenv("EKMAN_WRITER");
     if (env && *env) {
@@ -222,7 +222,7 @@ static ek_err_t *open_exec(json_object *info, ek_writer_target_t *t)
         err = check_allow_path(dir);
     char *writer = NULL;
     if (!err)
-        err = writer_binary(&writer);
+        err = ek_writer_binary(&writer);
     if (err)
         return err;
     t->exec_argv[0] = writer;

@@ -42,4 +42,9 @@ EK_ERR_CHECK ek_writer_target_set_command(ek_writer_target_t *t, const char *com
 const char *ek_writer_target_kind(const ek_writer_target_t *t);
 void ek_writer_target_free(ek_writer_target_t *t);
 
+/* The ekman-writer this worker runs for an "exec" target (caller frees):
+ * $EKMAN_WRITER (absolute), else the one next to the running binary, else
+ * the first on $PATH. Never a name that came in a message. */
+EK_ERR_CHECK ek_writer_binary(char **out);
+
 #endif

@@ -42,6 +42,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "common/log.h"
+#include "common/fsutil.h"
 #include "common/mem.h"
 
 #define ZERO_BUF (1u << 20)
@@ -155,48 +156,13 @@ static bool has_dot_component(const char *path)
     return false;
 }
 
-/* openat() one component after the other, none of them a symbolic link:
- * for kernels without openat2 (before 5.6) or a seccomp filter that
- * refuses it. Links are then refused everywhere below the directory. */
-static int open_walk(int dirfd, const char *rel, int flags, mode_t mode)
-{
-    _cleanup_free_ char *copy = ek_xstrdup(rel);
-    int cur = dirfd;
-    char *save = NULL, *part = strtok_r(copy, "/", &save);
-    while (part) {
-        char *next = strtok_r(NULL, "/", &save);
-        int fd = next ? openat(cur, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                      : openat(cur, part, flags | O_NOFOLLOW, mode);
-        int e = errno;
-        if (cur != dirfd)
-            close(cur);
-        if (fd < 0) {
-            errno = e;
-            return -1;
-        }
-        cur = fd;
-        part = next;
-    }
-    if (cur == dirfd) {
-        errno = EISDIR;
-        return -1;
-    }
-    return cur;
-}
-
-/* Opens rel beneath dirfd: no "..", no absolute or magic link leads out of
- * it (openat2 RESOLVE_BENEATH), and the last component is never a link
- * (O_NOFOLLOW). One system call resolves and opens: nothing can be swapped
- * between a check and the open. */
+/* Opens rel beneath dirfd (common/fsutil.h: openat2 RESOLVE_BENEATH, or a
+ * walk that refuses every link), the last component never a link: one
+ * system call resolves and opens, nothing can be swapped between a check
+ * and the open. */
 static int open_beneath(int dirfd, const char *rel, int flags, mode_t mode)
 {
-    struct open_how how = {.flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
-                           .mode = (flags & O_CREAT) ? mode : 0,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-    long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-        return (int)fd;
-    return open_walk(dirfd, rel, flags | O_CLOEXEC, mode);
+    return ek_openat_beneath(dirfd, rel, flags | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
 /* The directory a disk is opened beneath (*rel: the name below it): the

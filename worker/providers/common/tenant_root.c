@@ -4,12 +4,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+#include "common/fsutil.h"
 #include "common/mem.h"
 
 /* A relative path that may be opened beneath a directory: not empty, not
@@ -35,46 +33,6 @@ static ek_err_t *rel_check(const char *rel)
     return NULL;
 }
 
-/* openat(O_NOFOLLOW) one component after the other. */
-static int open_walk(int dirfd, const char *rel, int flags)
-{
-    _cleanup_free_ char *copy = ek_xstrdup(rel);
-    int cur = dirfd;
-    char *save = NULL;
-    char *part = strtok_r(copy, "/", &save);
-    while (part) {
-        char *next = strtok_r(NULL, "/", &save);
-        int fd;
-        if (strcmp(part, ".") == 0)
-            fd = openat(cur, ".", next ? (O_DIRECTORY | O_RDONLY | O_CLOEXEC) : flags);
-        else
-            fd = openat(cur, part,
-                        (next ? (O_DIRECTORY | O_RDONLY | O_CLOEXEC) : flags) | O_NOFOLLOW);
-        int e = errno;
-        if (cur != dirfd)
-            close(cur);
-        if (fd < 0) {
-            errno = e;
-            return -1;
-        }
-        cur = fd;
-        part = next;
-    }
-    if (cur == dirfd)
-        return openat(dirfd, ".", flags);
-    return cur;
-}
-
-static int open_beneath(int dirfd, const char *rel, int flags)
-{
-    struct open_how how = {.flags = (uint64_t)flags,
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-    long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-    if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
-        return (int)fd;
-    return open_walk(dirfd, rel, flags); /* an old kernel, or a seccomp filter */
-}
-
 static ek_err_t *open_error(int e, const char *rel)
 {
     if (e == EXDEV || e == ELOOP)
@@ -90,7 +48,7 @@ ek_err_t *ek_tenant_open_beneath(int dirfd, const char *rel, int flags, int *fd)
     ek_err_t *err = rel_check(rel);
     if (err)
         return err;
-    int f = open_beneath(dirfd, rel, flags);
+    int f = ek_openat_beneath(dirfd, rel, flags, 0);
     if (f < 0)
         return open_error(errno, rel);
     *fd = f;
@@ -147,7 +105,7 @@ ek_err_t *ek_tenant_root_open(const ek_config_t *cfg, const char *section, const
             return ek_err_prefix(ek_err_errno(errno, "cannot open the allowed root \"%s\"", root),
                                  "endpoint '%s'", endpoint);
         ek_err_t *err = rel_check(rest);
-        int f = err ? -1 : open_beneath(rfd, rest, flags);
+        int f = err ? -1 : ek_openat_beneath(rfd, rest, flags, 0);
         int e = errno;
         close(rfd);
         if (err)

@@ -154,10 +154,6 @@ EK_ERR_CHECK ek_local_name_check(const char *name, const char *what);
 /* The destination layout (see the top of this file); malloc'ed. */
 char *ek_local_instance_dir(const char *dest_dir, const char *instance);
 char *ek_local_replica_path(const char *inst_dir, const char *disk_id, const char *suffix);
-/* s quoted for /bin/sh (malloc'ed). */
-/* The ekman-writer to run: $EKMAN_WRITER, else next to this program, else
- * from PATH. malloc'ed; NULL with an error when none is executable. */
-EK_ERR_CHECK ek_local_writer_binary(char **out);
 /* unlink() that ignores a missing file; an error names the file. */
 EK_ERR_CHECK ek_local_unlink(const char *path);
 /* Free and total bytes of the file system holding path. */

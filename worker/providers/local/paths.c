@@ -99,42 +99,6 @@ char *ek_local_replica_path(const char *inst_dir, const char *disk_id, const cha
     return ek_xasprintf("%s/disk-%s%s", inst_dir, disk_id, suffix);
 }
 
-ek_err_t *ek_local_writer_binary(char **out)
-{
-    const char *env = getenv("EKMAN_WRITER");
-    if (env && *env) {
-        if (access(env, X_OK) != 0)
-            return ek_err_errno(errno, "EKMAN_WRITER \"%s\" cannot be run", env);
-        *out = ek_xstrdup(env);
-        return NULL;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = 0;
-        char *path = ek_xasprintf("%s/ekman-writer", dirname(self));
-        if (access(path, X_OK) == 0) {
-            *out = path;
-            return NULL;
-        }
-        free(path);
-    }
-    const char *p = getenv("PATH");
-    _cleanup_free_ char *copy = ek_xstrdup(p && *p ? p : "/usr/local/bin:/usr/bin:/bin");
-    char *save = NULL;
-    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char *path = ek_xasprintf("%s/ekman-writer", *d ? d : ".");
-        if (access(path, X_OK) == 0) {
-            *out = path;
-            return NULL;
-        }
-        free(path);
-    }
-    return ek_err_new(EK_E_UNAVAILABLE,
-                      "cannot find ekman-writer next to this program nor in PATH: install it, or "
-                      "set EKMAN_WRITER to its path");
-}
-
 ek_err_t *ek_local_unlink(const char *path)
 {
     if (unlink(path) != 0 && errno != ENOENT)

@@ -8,6 +8,7 @@
  * images) so that a transfer fails early with a message that says what to
  * fix, and return exactly the keys their type declares (proto/tasks.c). */
 #include "worker/providers/local/local.h"
+#include "worker/transfer/target.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -265,7 +266,7 @@ EK_LOCAL_TASK(deploy_target_resources)
                           "first",
                           dir);
     _cleanup_free_ char *writer = NULL;
-    if ((err = ek_local_writer_binary(&writer)))
+    if ((err = ek_writer_binary(&writer)))
         return err;
     /* The writer may open only this instance's replicas. The worker that
      * connects runs its own ekman-writer (worker/transfer/target.c): the
