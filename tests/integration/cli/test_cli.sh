@@ -30,6 +30,8 @@ export EKMAN_URL=$URL
 
 sed -e "s/^\[worker\]/[worker]\nhost = cli-$R\nproviders = local\ncapacity = 2/" \
     -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/svc.conf"
+# the endpoints' directories are in TMP: the worker may read there
+printf '\n[local]\nallowed_roots = %s\n' "$TMP" >> "$TMP/svc.conf"
 "$BUILD/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
 "$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & PIDS+=($!)

@@ -50,6 +50,10 @@ default_migr_minion_cluster = minions
 default_migr_template_map = linux: ekman-worker, windows: ekman-worker-win
 default_migr_template_username_map = linux: coriolis, windows: coriolis
 default_migr_template_password_map = linux: Passw0rd, windows: Passw0rd
+
+# the source instance's directory is in TMP
+[local]
+allowed_roots = $TMP
 EOF
 "$BUILD/conductor/ekman-conductor" --config "$TMP/w.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/w.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
