@@ -23,6 +23,7 @@ typedef struct ek_cli {
     const char *username; /* NULL: the last user that logged in on url */
     const char *password; /* NULL: from the terminal when needed */
     const char *project;  /* --project: a name or id; NULL: the token's */
+    const char *ca_file;  /* --ca-file: the CA of an https:// API; NULL: the system's CAs */
     bool json;            /* --format json */
     bool verbose;         /* --debug: requests on stderr */
     /* filled by ek_cli_auth() */

@@ -23,7 +23,9 @@ static const char *hint(CURLcode rc)
                "overloaded (deploy/services.sh status)";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
-        return "check the TLS certificate of the API and the scheme (http/https) of the URL";
+    case CURLE_SSL_CACERT_BADFILE:
+        return "check the TLS certificate of the API, the CA given with --ca-file or "
+               "EKMAN_CA_FILE, and the scheme (http/https) of the URL";
     default:
         return "check that the conductor is running (deploy/services.sh status) and that "
                "--url or EKMAN_URL points to its [api] address and port";
@@ -54,6 +56,9 @@ int ek_cli_http(ek_cli_t *cli, const char *method, const char *path, const char 
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* https: the certificate and host name are always checked */
+    if (cli->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cli->ca_file);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));

@@ -16,6 +16,9 @@
 
 static const ek_cli_opt_t global_opts[] = {
     EK_OPT("url", "URL", "API address (default: $EKMAN_URL, else http://127.0.0.1:7667)"),
+    EK_OPT("ca-file", "FILE",
+           "CA certificate(s) an https:// API's certificate is checked against (default: "
+           "$EKMAN_CA_FILE, else the system's CAs)"),
     EK_OPT("username", "NAME", "user name (default: $EKMAN_USERNAME, else the last login)"),
     EK_OPT("password", "PASSWORD",
            "password (default: $EKMAN_PASSWORD, else asked on the terminal; prefer the variable)"),
@@ -179,6 +182,7 @@ static int setup(ek_cli_t *cli, const ek_cli_args_t *a, char **url_owned)
     cli->username = ek_cli_opt(a, "username") ? ek_cli_opt(a, "username") : env("EKMAN_USERNAME");
     cli->password = ek_cli_opt(a, "password") ? ek_cli_opt(a, "password") : env("EKMAN_PASSWORD");
     cli->project = ek_cli_opt(a, "project") ? ek_cli_opt(a, "project") : env("EKMAN_PROJECT");
+    cli->ca_file = ek_cli_opt(a, "ca-file") ? ek_cli_opt(a, "ca-file") : env("EKMAN_CA_FILE");
     cli->verbose = ek_cli_flag(a, "debug");
     const char *fmt = ek_cli_opt(a, "format") ? ek_cli_opt(a, "format") : "table";
     if (strcmp(fmt, "table") && strcmp(fmt, "json"))

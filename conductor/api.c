@@ -13,6 +13,7 @@
 #include <time.h>
 #include "common/backoff.h"
 #include "common/db.h"
+#include "common/fsutil.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -28,7 +29,8 @@
 struct ek_api {
     ek_app_t *app;
     struct MHD_Daemon *daemon;
-    char address[64];
+    bool https;
+    char address[72];
     size_t max_body;
     char metrics_digest[65]; /* SHA-256 of [api] metrics_token, "" when unset */
 };
@@ -741,6 +743,42 @@ static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
     return (size_t)(w - s);
 }
 
+/* [api] tls_cert_file and tls_key_file read (both, or neither: plain HTTP). */
+static ek_err_t *tls_material(const ek_config_t *cfg, char **cert, char **key)
+{
+    const char *cf = ek_config_get_string(cfg, "api", "tls_cert_file");
+    const char *kf = ek_config_get_string(cfg, "api", "tls_key_file");
+    size_t len;
+    *cert = *key = NULL;
+    if (!*cf && !*kf)
+        return NULL;
+    if (!*cf || !*kf)
+        return ek_err_new(EK_E_INVALID, "[api] tls_cert_file and tls_key_file go together: set "
+                                        "both for HTTPS, or neither for plain HTTP");
+    ek_err_t *err = ek_file_read(cf, 1 << 20, cert, &len);
+    if (err)
+        return ek_err_prefix(err, "[api] tls_cert_file");
+    if (!strstr(*cert, "-----BEGIN CERTIFICATE-----")) {
+        free(*cert);
+        *cert = NULL;
+        return ek_err_new(EK_E_INVALID, "[api] tls_cert_file \"%s\" holds no PEM certificate",
+                          cf);
+    }
+    if ((err = ek_file_read(kf, 1 << 20, key, &len))) {
+        free(*cert);
+        *cert = NULL;
+        return ek_err_prefix(err, "[api] tls_key_file");
+    }
+    if (!strstr(*key, "PRIVATE KEY-----")) {
+        free(*cert);
+        ek_free_secret(*key);
+        *cert = *key = NULL;
+        return ek_err_new(EK_E_INVALID, "[api] tls_key_file \"%s\" holds no PEM private key",
+                          kf);
+    }
+    return NULL;
+}
+
 static void ek_api_free_logins(ek_app_t *app)
 {
     ek_hashpool_free(app->hashpool);
@@ -778,24 +816,44 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     app->login_by_addr = ek_backoff_new(
         &(ek_backoff_policy_t){.free_failures = 10, .max_wait = 300, .forget_after = 900}, 4096);
     (void)ek_password_dummy_hash(); /* made now, not during the first login */
+    /* HTTPS when [api] tls_cert_file is set (libmicrohttpd's TLS: GnuTLS) */
+    char *cert = NULL, *key = NULL;
+    ek_err_t *err = tls_material(cfg, &cert, &key);
+    if (err) {
+        ek_api_free_logins(app);
+        free(api);
+        return err;
+    }
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
     api->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-            MHD_ALLOW_SUSPEND_RESUME,
+            MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
         (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         api, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, api, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_ARRAY,
+        cert ? tls : &tls[3], MHD_OPTION_END);
+    ek_free_secret(key); /* libmicrohttpd keeps its own copy */
+    free(cert);
     if (!api->daemon) {
         int e = errno;
         ek_api_free_logins(app);
         free(api);
         return ek_err_new(EK_E_UNAVAILABLE,
                           "could not listen on %s:%d: %s (is another conductor running? set [api] "
-                          "port)",
+                          "port; with HTTPS, are [api] tls_cert_file and tls_key_file a "
+                          "matching PEM certificate and key?)",
                           host, port, strerror(e ? e : EADDRINUSE));
     }
-    snprintf(api->address, sizeof(api->address), "%s:%d", host, port);
+    api->https = cert != NULL;
+    snprintf(api->address, sizeof(api->address), "%s://%s:%d", api->https ? "https" : "http",
+             host, port);
     *out = api;
     return NULL;
 }

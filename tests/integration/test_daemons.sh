@@ -56,7 +56,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: applicat
   --data-binary @<(head -c 2000000 /dev/zero | tr '\0' a) "$EKMAN_URL/v1/auth/tokens")
 check "an oversized body is 413" test "$code" = 413
 
-check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
+check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=http://127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
 check "scheduler logged its start" wait_for 10 grep -q "scheduler started" "$TMP/scheduler.log"
 check "worker logged its start" wait_for 10 grep -q "worker started host=" "$TMP/worker.log"
 check "writer logged where it listens" wait_for 10 grep -q "writer listening" "$TMP/writer.log"
