@@ -369,6 +369,14 @@ int main(int argc, char **argv)
             return 1;
         }
         ek_log_kv(EK_LOG_INFO, "worker key", "key_id", ek_box_ring_kid(ring), "file", kf, NULL);
+        /* a worker never needs the conductors' key: it should not hold it */
+        if (*ek_config_get_string(cfg, "DEFAULT", "encryption_key") ||
+            *ek_config_get_string(cfg, "DEFAULT", "encryption_key_file"))
+            ek_log_kv(EK_LOG_WARNING,
+                      "this worker's configuration holds [DEFAULT] encryption_key, which "
+                      "workers never use: remove it from the workers' ekman.conf, so that a "
+                      "worker broken into cannot give it away",
+                      NULL);
         ek_box_ring_free(ring);
     }
 

@@ -207,12 +207,6 @@ check "execution 1: the replicas equal the source" same .img
 api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t1.json"
 check "volumes_info names each disk by serial (<= 20 chars)" test "$(jq -r "[.transfer.info[\"$SRC_DOM\"].volumes_info[].path | select(test(\"^serial:.{1,20}$\"))] | length" "$TMP/t1.json")" = 2
 check "no worker VM is left" test -z "$(minions)"
-# the worker VM's credentials (its writer's client key) went back to the conductor
-# sealed for the conductors' key: the database holds them only as {"$box": ...}
-psql "$DB" -Atqc "SELECT info::text FROM transfers WHERE id = '$T'" > "$TMP/info1.txt"
-check "task info in the database holds the worker VM's keys only sealed" \
-  bash -c "grep -q '\"\\\$box\"' '$TMP/info1.txt' && ! grep -qE 'PRIVATE KEY|LS0tLS1CRUdJTi' '$TMP/info1.txt'"
-
 # --- 2: incremental -------------------------------------------------------------------------
 gwrite 0 $((1 * MiB)) 65536 0x5a; gwrite 0 $((40 * MiB)) 131072 0xa5; gwrite 0 $((100 * MiB)) 65536 0x11
 changed=$((65536 + 131072 + 65536))
@@ -235,12 +229,17 @@ E3=$(execute "$T")
 killed=""
 for _ in $(seq 1200); do
   if [ "$(task_status "$TOK" "$P" "$T" "$E3" REPLICATE_DISKS)" = RUNNING ]; then
+    # the disk-copy VM's credentials (its writer's client key), as the conductor keeps
+    # them while the copy runs: sealed for the conductors, {"$box": ...}, never in clear
+    psql "$DB" -Atqc "SELECT info::text FROM transfers WHERE id = '$T'" > "$TMP/info3.txt"
     m=$(minions | head -1)
     [ -n "$m" ] && virsh -q destroy "$m" > /dev/null && killed=$m && break
   fi
   sleep 0.2
 done
 check "the worker VM was destroyed during REPLICATE_DISKS ($killed)" test -n "$killed"
+check "while it ran, the database held the worker VM's keys only sealed" \
+  bash -c "grep -q 'target_resources_connection_info' '$TMP/info3.txt' && grep -q '\"\\\$box\"' '$TMP/info3.txt' && ! grep -qE 'PRIVATE KEY|LS0tLS1CRUdJTi' '$TMP/info3.txt'"
 st=$(wait_execution "$TOK" "$P" "$T" "$E3" 300)
 check "execution 3 ends in ERROR ($st)" test "$st" = ERROR
 errors_of "$T" "$E3" | sed 's/^/# /'
