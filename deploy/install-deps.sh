@@ -24,6 +24,8 @@ readonly PACKAGES=(
     # tools used by scripts and tests
     netcat-openbsd socat nbdkit libnbd-bin cloud-image-utils genisoimage xorriso
     cpio busybox-static curl jq iproute2 procps psmisc openssl python3 time
+    # an AMQP client independent of Ekman (tests/integration/test_bus_security.sh)
+    amqp-tools
     # worker-VM image (deploy/worker-image/build.sh) and the libvirt NAT network
     dosfstools mtools syslinux syslinux-common iptables
     # benchmarks (tests/bench/): HTTP load
