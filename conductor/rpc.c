@@ -6,9 +6,13 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/program.h"
 #include "conductor/seal.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
+
+/* How long a query waits for a worker with the provider to register. */
+#define RPC_REGISTER_WAIT_MS 5000
 
 ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint,
                                 const char *query, json_object *args, json_object **result)
@@ -20,7 +24,16 @@ ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint
     char *host = NULL, *pub = NULL, *queue = NULL;
     int alive = (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
                       ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
-    ek_err_t *err = ek_seal_pick_worker(db, etype ? etype : "", alive, &host, &pub);
+    ek_err_t *err = NULL;
+    /* a worker that has just started registers with its first heartbeat:
+     * give one a few seconds before falling back to the shared queue */
+    for (int waited_ms = 0;; waited_ms += 250) {
+        err = ek_seal_pick_worker(db, etype ? etype : "", alive, &host, &pub);
+        if (!err || err->code != EK_E_NOTFOUND || waited_ms >= RPC_REGISTER_WAIT_MS)
+            break;
+        ek_err_free(err);
+        ek_stop_wait(250);
+    }
     if (!err) {
         err = ek_seal_endpoint_for(app->key, pub, endpoint);
         queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host);

@@ -3,8 +3,10 @@
  * an endpoint.query request to one registered worker with the endpoint's
  * provider (its own queue), the connection info sealed for that worker's key
  * (seal.h), answered on the conductor's reply queue within [messaging]
- * rpc_timeout. With no such worker registered, the query goes to ekman.worker
- * without connection info (a worker that needs it refuses). */
+ * rpc_timeout. A worker that has just started registers with its first
+ * heartbeat: the query waits up to 5 s for one; with none registered then, it
+ * goes to ekman.worker without connection info (a worker that needs it
+ * refuses, saying why). */
 #ifndef EK_CONDUCTOR_RPC_H
 #define EK_CONDUCTOR_RPC_H
 
