@@ -238,7 +238,7 @@ cat <<MSG
 Done in $((SECONDS - T0)) s: '$DOM' was migrated to '$NEW' by Ekman.
 Look at it:
   virsh console $NEW            (Ctrl-] to leave)     virsh dumpxml $NEW
-  virsh vncdisplay $NEW         (VNC on 127.0.0.1)
+  virsh vncdisplay $NEW         (VNC on 127.0.0.1; its password: virsh dumpxml --security-info $NEW | grep passwd)
   eval "\$(deploy/stack.sh env $DIR)"; build/client/ekman transfer show $TRANSFER
   (the client reads EKMAN_USERNAME=demo EKMAN_PROJECT=demo, password in $PWFILE)
 Tear it all down:
