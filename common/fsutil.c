@@ -155,3 +155,19 @@ int ek_openat_beneath(int dirfd, const char *rel, int flags, mode_t mode)
         return (int)fd;
     return open_walk(dirfd, rel, flags, mode); /* an old kernel, or a seccomp filter */
 }
+
+ssize_t ek_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}

@@ -4,6 +4,7 @@
 #define EK_COMMON_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include "common/error.h"
 
@@ -16,6 +17,9 @@ EK_ERR_CHECK ek_file_read(const char *path, size_t max, char **out, size_t *len)
 /* Removes path and, when it is a directory, everything under it. Missing is
  * fine. Returns 0 or an errno value. */
 int ek_rmtree(const char *path);
+/* pread(2) until len bytes are read, the file ends, or an error: the bytes
+ * read (fewer than len at the end of the file), or -1 with errno. */
+ssize_t ek_pread_full(int fd, void *buf, size_t len, uint64_t off);
 /* Opens rel (relative) beneath the directory dirfd with open(2) flags (mode
  * with O_CREAT): one openat2 with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, so
  * no "..", absolute or magic link leads out and nothing can be swapped

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "common/fsutil.h"
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/process.h"
@@ -28,17 +29,11 @@
 
 static ek_err_t *read_window(int fd, void *buf, size_t len, uint64_t off)
 {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return ek_err_errno(errno, "read failed");
-        if (n == 0)
-            return ek_err_new(EK_E_INVALID, "the file ends early");
-        done += (size_t)n;
-    }
+    ssize_t n = ek_pread_full(fd, buf, len, off);
+    if (n < 0)
+        return ek_err_errno(errno, "read failed");
+    if ((size_t)n < len)
+        return ek_err_new(EK_E_INVALID, "the file ends early");
     return NULL;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "common/fsutil.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
 
@@ -20,19 +21,13 @@
 
 static ek_err_t *read_at(int fd, void *buf, size_t len, uint64_t off, const char *what)
 {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return ek_err_errno(errno, "cannot read \"%s\"", what);
-        if (n == 0)
-            return ek_err_new(EK_E_INVALID, "\"%s\" is not a complete tar archive (it ends inside "
-                                            "a member at byte %llu)",
-                              what, (unsigned long long)(off + done));
-        done += (size_t)n;
-    }
+    ssize_t n = ek_pread_full(fd, buf, len, off);
+    if (n < 0)
+        return ek_err_errno(errno, "cannot read \"%s\"", what);
+    if ((size_t)n < len)
+        return ek_err_new(EK_E_INVALID, "\"%s\" is not a complete tar archive (it ends inside "
+                                        "a member at byte %llu)",
+                          what, (unsigned long long)(off + (uint64_t)n));
     return NULL;
 }
 
