@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/unit/testsh.h"
 #include "common/fsutil.h"
 #include "common/mem.h"
 #include "tests/integration/local/task_ctx.h"
@@ -149,18 +150,6 @@ static void test_ovf_not_ovf(void **state)
     assert_non_null(err);
     assert_non_null(strstr(err->message, "not valid XML"));
     ek_err_free(err);
-}
-
-static void sh(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *cmd = ek_xvasprintf(fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("command failed (%d): %s", rc, cmd);
-    free(cmd);
 }
 
 /* Every member's data, read at its offset, is what was written. */

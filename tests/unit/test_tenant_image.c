@@ -14,24 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/unit/testsh.h"
 #include "common/mem.h"
 #include "worker/providers/common/tenant_image.h"
 
 #define SECRET "EKMAN-SECRET-encryption_key=c2VjcmV0"
 
 static char *dir;
-
-static void sh(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *cmd = ek_xvasprintf(fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("%s: exit %d", cmd, rc);
-    free(cmd);
-}
 
 static int setup(void **state)
 {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "tests/unit/testsh.h"
 #include "common/config.h"
 #include "common/json.h"
 #include "common/mem.h"
@@ -21,18 +22,6 @@
 static char *top;  /* /tmp/ek-test-tlocal-XXXXXX */
 static char *root; /* top/root: the operator's root */
 static ek_config_t *cfg;
-
-static void sh(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *cmd = ek_xvasprintf(fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0)
-        fail_msg("%s: exit %d", cmd, rc);
-    free(cmd);
-}
 
 #define DOMAIN(name, dev, src, fmt)                                                                \
     "<domain type='kvm'><name>" name "</name><memory unit='MiB'>64</memory><devices>"              \
