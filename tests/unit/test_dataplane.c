@@ -930,6 +930,42 @@ static void test_tls_tampered(void **state)
     SSL_CTX_free(cctx);
 }
 
+/* The writer's CPU picks the suite: ChaCha20-Poly1305 where it has no AES
+ * instructions (an emulated worker VM), AES-128-GCM where it has them, whatever
+ * order the client (the engine, on a host with AES-NI) prefers. */
+static void test_tls_suite_by_cpu(void **state)
+{
+    (void)state;
+    char dir[128];
+    make_pki("pki-rec", dir);
+    const struct {
+        int aes;
+        const char *want;
+    } cases[] = {{0, "TLS_CHACHA20_POLY1305_SHA256"}, {1, "TLS_AES_128_GCM_SHA256"}};
+    for (int k = 0; k < 2; k++) {
+        ek_tls_set_aes_hint(cases[k].aes);
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        acc_t a = {.ctx = ctx_for(dir, true), .fd = sv[0]};
+        SSL_CTX *cctx = ctx_for(dir, false);
+        pthread_t at;
+        pthread_create(&at, NULL, accept_thread, &a);
+        ek_stream_t *s = NULL;
+        assert_null(ek_tls_connect(cctx, sv[1], NULL, 5000, &s));
+        assert_string_equal(ek_tls_cipher(s), cases[k].want);
+        uint8_t data[32768] = {0};
+        assert_null(ek_stream_write_all(s, data, sizeof(data)));
+        pthread_join(at, NULL);
+        assert_null(a.err);
+        assert_string_equal(ek_tls_cipher(a.s), cases[k].want);
+        ek_stream_free(a.s);
+        ek_stream_free(s);
+        SSL_CTX_free(a.ctx);
+        SSL_CTX_free(cctx);
+    }
+    ek_tls_set_aes_hint(-1);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as in every Ekman program (common/program.c) */
@@ -949,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_mtls),
         cmocka_unit_test(test_tls_records),
         cmocka_unit_test(test_tls_tampered),
+        cmocka_unit_test(test_tls_suite_by_cpu),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -176,10 +176,13 @@ static void test_debian12_packages_dir_and_script(void **state)
           NULL);
     /* qemu-guest-agent is installed already: only cloud-init is copied */
     has(&b, "copy /tmp/ekman-packages/cloud-init_22.4.2-1_all.deb\n"
-            "run: /bin/sh -c for pass in 1 2 3 4 5; do dpkg --force-unsafe-io -i "
-            "--skip-same-version \"$@\" && "
-            "break; done; dpkg --configure -a && test -z \"$(dpkg --audit)\" ekman-install "
-            "/tmp/ekman-packages/cloud-init_22.4.2-1_all.deb\n"
+            "run: /bin/sh -c for pass in 1 2 3 4 5 6; do dpkg --force-unsafe-io -i "
+            "--skip-same-version \"$@\" && break; ");
+    /* a later pass takes only what is not unpacked yet; the rest is
+     * configured once at the end */
+    has(&b, "st=$(dpkg-query -W -f='${Package} ${db:Status-Status}\\n' $names");
+    has(&b, "done; dpkg --force-unsafe-io --configure -a && test -z \"$(dpkg --audit)\" "
+            "ekman-install /tmp/ekman-packages/cloud-init_22.4.2-1_all.deb\n"
             "remove /tmp/ekman-packages\n");
     has_not(&b, "update\n");    /* no repository access when the files are there */
     has_not(&b, "cloud.cfg.d"); /* retain_user_credentials false */

@@ -13,7 +13,9 @@
 #include "worker/transfer/stream.h"
 
 /* The writer's context: its certificate and key, and the CA that signs the
- * clients it accepts (a client without such a certificate is refused). */
+ * clients it accepts (a client without such a certificate is refused). The
+ * server's order of cipher suites decides: AES-GCM first on a CPU with AES
+ * instructions, ChaCha20-Poly1305 first on one without (ek_tls_cpu_has_aes). */
 EK_ERR_CHECK ek_tls_server_ctx_new(const char *cert, const char *key, const char *ca,
                                    SSL_CTX **out);
 /* The engine's context: its client certificate and key, and the CA that
@@ -37,6 +39,12 @@ EK_ERR_CHECK ek_tls_connect(SSL_CTX *ctx, int fd, const char *server_name, int t
  * default, 2^24): counted in bytes handed to OpenSSL, which sends the
  * KeyUpdate. For tests, which need key updates within a few records. */
 void ek_tls_set_records_per_key(uint64_t n);
+
+/* Whether this CPU has AES and carry-less multiply instructions (AES-GCM
+ * fast); ek_tls_set_aes_hint(0 or 1) overrides the answer (tests), -1 asks
+ * the CPU again. Read when a server context is made. */
+bool ek_tls_cpu_has_aes(void);
+void ek_tls_set_aes_hint(int has_aes);
 
 /* The negotiated cipher suite of a TLS stream (for logs), or "". */
 const char *ek_tls_cipher(ek_stream_t *s);
