@@ -1,14 +1,15 @@
 # sim_guest.py - what runs inside a simulated VM. A VM made from a worker
-# template acts as a cloud-init guest: on boot it reads the user-data of its
-# initialization.custom_script ("#cloud-config" + one JSON object, the
-# contract of worker/providers/common/minion.h), writes write_files into the
-# VM's sandbox, and runs the ekman-writer of runcmd as a local process bound
-# to the VM's own loopback address, with paths mapped into the sandbox and its
+# template acts as a cloud-init guest: on boot it gets the user-data the
+# engine builds from vm.initialization (its own YAML keys, then
+# custom_script, under one "#cloud-config": sim_cloudinit.py, after
+# ovirt-engine CloudInitHandler), loads it with a YAML loader as cloud-init
+# does (text it would ignore starts nothing), writes write_files into the
+# VM's sandbox, and runs the ekman-writer that a per-boot script or runcmd
+# starts as a local process bound to the VM's own loopback address, with paths mapped into the sandbox and its
 # attached disks visible as <sandbox>/by-id/<udev name> symlinks to their
 # files, the way a real guest sees /dev/disk/by-id. Other VMs only change
 # state.
 import base64
-import json
 import os
 import shlex
 import shutil
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import time
 
+import sim_cloudinit
 from sim_core import log
 
 SERIAL_MAX = 20  # virtio-blk serial limit
@@ -78,24 +80,14 @@ class Guests:
                                                  if vm.get("ignored_init") else ""))
             return
         try:
-            doc = self._user_data(script)
+            doc = sim_cloudinit.load(sim_cloudinit.engine_user_data(init))
             written = self._write_files(vm, doc.get("write_files") or [])
             self._runcmd(vm, doc.get("runcmd") or [], written)
+            argv = sim_cloudinit.writer_argv(doc)  # scripts_per_boot, final stage
+            if argv:
+                self._start_writer(vm, argv, written)
         except ValueError as e:
             self._console(vm, "cloud-init: %s" % e)
-
-    def _user_data(self, script):
-        first, _, rest = script.partition("\n")
-        if first.strip() != "#cloud-config":
-            raise ValueError("user-data does not start with '#cloud-config'; ignored")
-        try:
-            doc = json.loads(rest)
-        except json.JSONDecodeError as e:
-            raise ValueError("user-data is not one JSON object (this guest reads only the "
-                             "JSON form of YAML): %s" % e)
-        if not isinstance(doc, dict):
-            raise ValueError("user-data is not a JSON object")
-        return doc
 
     def _write_files(self, vm, files):
         written = {}

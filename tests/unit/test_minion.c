@@ -21,6 +21,48 @@
 #include "worker/providers/common/minion.h"
 #include "worker/transfer/target.h"
 
+/* Runs tests/ovirt-sim/sim_cloudinit.py on the text (mode "nocloud": a
+ * whole user-data document; "ovirt": initialization.custom_script, wrapped
+ * as the engine does) and checks what the parsed document would do: the
+ * writer's key file written, the writer started by the per-boot script. */
+static void check_user_data(const ek_minion_boot_t *b, const char *text, const char *mode)
+{
+    _cleanup_free_ char *in = ek_xasprintf("%s/ud-%s", b->dir, mode);
+    assert_null(ek_file_write(in, text, strlen(text), 0600));
+    const char *argv[] = {"python3", EK_FIXTURES "/../ovirt-sim/sim_cloudinit.py", mode, in,
+                          NULL};
+    char *out = NULL;
+    ek_err_t *err = ek_run(argv, &out);
+    if (err)
+        fail_msg("%s user-data does not load: %s", mode, err->message);
+    json_object *doc = NULL;
+    assert_null(ek_json_parse(out, strlen(out), &doc));
+    free(out);
+    json_object *wf = json_object_object_get(doc, "write_files");
+    assert_int_equal(json_object_array_length(wf), 4);
+    json_object *f = json_object_array_get_idx(wf, 2);
+    assert_string_equal(json_object_get_string(json_object_object_get(f, "path")),
+                        "/etc/ekman-writer/server.key");
+    unsigned char *key = NULL;
+    size_t len = 0;
+    assert_null(
+        ek_base64_decode(json_object_get_string(json_object_object_get(f, "content")), &key, &len));
+    assert_int_equal(len, strlen(b->server_key_pem));
+    assert_memory_equal(key, b->server_key_pem, len);
+    free(key);
+    /* what the per-boot script starts */
+    json_object *w = json_object_object_get(doc, "writer_argv");
+    assert_non_null(w);
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(w, 0)), "ekman-writer");
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(w, 6)),
+                        "/etc/ekman-writer/server.key");
+    json_object *keys = json_object_object_get(doc, "ssh_authorized_keys");
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(keys, 0)), b->client_pub);
+    if (strcmp(mode, "ovirt") == 0) /* the engine's own keys are still there */
+        assert_non_null(json_object_object_get(doc, "runcmd"));
+    json_object_put(doc);
+}
+
 static void test_boot_material(void **state)
 {
     (void)state;
@@ -40,23 +82,13 @@ static void test_boot_material(void **state)
 
     _cleanup_free_ char *ud = ek_minion_user_data(b);
     assert_true(strncmp(ud, "#cloud-config\n", 14) == 0);
-    json_object *cc = NULL;
-    assert_null(ek_json_parse(ud + 14, strlen(ud + 14), &cc));
-    json_object *wf = json_object_object_get(cc, "write_files");
-    assert_int_equal(json_object_array_length(wf), 3);
-    json_object *f = json_object_array_get_idx(wf, 2);
-    assert_string_equal(json_object_get_string(json_object_object_get(f, "path")),
-                        "/etc/ekman-writer/server.key");
-    unsigned char *key = NULL;
-    size_t len = 0;
-    assert_null(
-        ek_base64_decode(json_object_get_string(json_object_object_get(f, "content")), &key, &len));
-    assert_int_equal(len, strlen(b->server_key_pem));
-    assert_memory_equal(key, b->server_key_pem, len);
-    free(key);
-    json_object *cmd = json_object_array_get_idx(json_object_object_get(cc, "runcmd"), 0);
-    assert_string_equal(json_object_get_string(json_object_array_get_idx(cmd, 0)), "ekman-writer");
-    json_object_put(cc);
+    /* the user-data as cloud-init reads it (a YAML loader), whole and as
+     * oVirt's engine wraps the keys (tests/ovirt-sim/sim_cloudinit.py) */
+    check_user_data(b, ud, "nocloud");
+    _cleanup_free_ char *keys = ek_minion_user_data_keys(b);
+    assert_null(strstr(keys, "runcmd"));
+    assert_null(strstr(keys, "#cloud-config"));
+    check_user_data(b, keys, "ovirt");
     _cleanup_free_ char *md = ek_minion_meta_data(b);
     assert_non_null(strstr(md, "instance-id: iid-ekman-minion-t1-"));
     assert_non_null(strstr(md, "local-hostname: ekman-minion-t1"));

@@ -16,6 +16,7 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/process.h"
+#include "common/strbuf.h"
 #include "common/uuid.h"
 #include "worker/transfer/pki.h"
 
@@ -102,20 +103,45 @@ ek_err_t *ek_minion_boot_new(const char *name, const char *tmp_dir, const char *
     return NULL;
 }
 
-/* The cloud-config document as a JSON object. */
-static json_object *cloud_config(const ek_minion_boot_t *b)
+/* The writer's command line: started at each boot by a cloud-init per-boot
+ * script (cloud-init runs /var/lib/cloud/scripts/per-boot/ in its final
+ * stage, after write_files has put the certificates in place), in its own
+ * session so that cloud-init's final stage ends. Not runcmd: oVirt's engine
+ * writes runcmd itself (CloudInitHandler), and a second one would replace it. */
+static const char *const writer_argv[] = {
+    "ekman-writer", "--listen", "0.0.0.0:5566", "--cert", ETC "/server.pem", "--key",
+    ETC "/server.key", "--ca", ETC "/ca.pem", "--allow-path", "/dev", NULL};
+
+static char *per_boot_script(void)
 {
-    json_object *cc = json_object_new_object();
+    ek_strbuf_t sb = EK_STRBUF_INIT;
+    ek_strbuf_addf(&sb, "#!/bin/sh\n# written by Ekman: the worker VM's data-plane writer\nsetsid");
+    for (size_t i = 0; writer_argv[i]; i++)
+        ek_strbuf_addf(&sb, " %s", writer_argv[i]); /* no shell metacharacters in them */
+    ek_strbuf_addf(&sb, " </dev/null >>/var/log/ekman-writer.log 2>&1 &\n");
+    return ek_strbuf_detach(&sb);
+}
+
+/* One top-level key of a block mapping whose value is written in flow
+ * style (JSON, which YAML 1.1 and 1.2 loaders read): "key: <json>\n". */
+static void yaml_key(ek_strbuf_t *sb, const char *key, json_object *v)
+{
+    const char *text = json_object_to_json_string_ext(
+        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    ek_strbuf_addf(sb, "%s: %s\n", key, text);
+    json_object_put(v);
+}
+
+char *ek_minion_user_data_keys(const ek_minion_boot_t *b)
+{
+    ek_strbuf_t sb = EK_STRBUF_INIT;
     json_object *keys = json_object_new_array();
     json_object_array_add(keys, json_object_new_string(b->client_pub));
-    json_object_object_add(cc, "disable_root", json_object_new_boolean(false));
-    json_object_object_add(cc, "ssh_pwauth", json_object_new_boolean(false));
-    json_object_object_add(cc, "ssh_authorized_keys", keys);
+    yaml_key(&sb, "ssh_authorized_keys", keys);
     json_object *hk = json_object_new_object();
     json_object_object_add(hk, "ed25519_private", json_object_new_string(b->host_key_pem));
     json_object_object_add(hk, "ed25519_public", json_object_new_string(b->host_pub));
-    json_object_object_add(cc, "ssh_keys", hk);
-    json_object_object_add(cc, "ssh_deletekeys", json_object_new_boolean(true));
+    yaml_key(&sb, "ssh_keys", hk);
 
     static const struct {
         const char *file;
@@ -137,36 +163,27 @@ static json_object *cloud_config(const ek_minion_boot_t *b)
         json_object_object_add(f, "permissions", json_object_new_string("0600"));
         json_object_array_add(wf, f);
     }
-    json_object_object_add(cc, "write_files", wf);
-
-    static const char *const argv[] = {"ekman-writer",
-                                       "--listen",
-                                       "0.0.0.0:5566",
-                                       "--cert",
-                                       ETC "/server.pem",
-                                       "--key",
-                                       ETC "/server.key",
-                                       "--ca",
-                                       ETC "/ca.pem",
-                                       "--allow-path",
-                                       "/dev",
-                                       NULL};
-    json_object *cmd = json_object_new_array();
-    for (size_t i = 0; argv[i]; i++)
-        json_object_array_add(cmd, json_object_new_string(argv[i]));
-    json_object *runcmd = json_object_new_array();
-    json_object_array_add(runcmd, cmd);
-    json_object_object_add(cc, "runcmd", runcmd);
-    return cc;
+    _cleanup_free_ char *script = per_boot_script();
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "path", json_object_new_string(EK_MINION_PER_BOOT_SCRIPT));
+    json_object_object_add(f, "content", json_object_new_string(script));
+    json_object_object_add(f, "permissions", json_object_new_string("0755"));
+    json_object_array_add(wf, f);
+    yaml_key(&sb, "write_files", wf);
+    return ek_strbuf_detach(&sb);
 }
 
 char *ek_minion_user_data(const ek_minion_boot_t *b)
 {
-    json_object *cc = cloud_config(b);
-    char *json = ek_json_dump(cc, true);
-    json_object_put(cc);
-    char *text = ek_xasprintf("#cloud-config\n%s\n", json);
-    ek_free_secret(json);
+    _cleanup_free_ char *keys = ek_minion_user_data_keys(b);
+    char *text = ek_xasprintf("#cloud-config\n"
+                              "disable_root: false\n"
+                              "ssh_pwauth: false\n"
+                              "ssh_deletekeys: true\n"
+                              "%s",
+                              keys);
+    ek_free_secret(keys);
+    keys = NULL;
     return text;
 }
 

@@ -67,7 +67,18 @@ EK_ERR_CHECK ek_minion_boot_new(const char *name, const char *tmp_dir,
                                 const char *const *extra_names, ek_minion_boot_t **out);
 void ek_minion_boot_free(ek_minion_boot_t *b);
 
-/* cloud-init user-data (malloc'ed "#cloud-config\n{...}") and meta-data. */
+/* The per-boot script (cloud-init's scripts_per_boot) that starts the writer. */
+#define EK_MINION_PER_BOOT_SCRIPT "/var/lib/cloud/scripts/per-boot/ekman-writer.sh"
+
+/* The keys Ekman's worker VMs need in cloud-init user-data, as YAML block
+ * mapping lines ("key: <flow value>\n"): ssh_authorized_keys, ssh_keys and
+ * write_files (the writer's certificates and EK_MINION_PER_BOOT_SCRIPT).
+ * None of them is a key oVirt's engine writes itself, so this text can follow
+ * the engine's own YAML (it appends initialization.custom_script to it under
+ * one "#cloud-config" header). Holds key material; malloc'ed. */
+char *ek_minion_user_data_keys(const ek_minion_boot_t *b);
+/* A whole cloud-init user-data document ("#cloud-config", root login by key
+ * only, then ek_minion_user_data_keys) and meta-data. malloc'ed. */
 char *ek_minion_user_data(const ek_minion_boot_t *b);
 char *ek_minion_meta_data(const ek_minion_boot_t *b);
 

@@ -8,9 +8,10 @@
  * the template's are). The disks it works on are attached with the virtio
  * interface, so the guest sees each with its oVirt disk id as serial (the
  * first 20 characters: "serial:<id>" for ekman-writer). It is started with
- * cloud-init: initialization.custom_script is the minion user-data of
- * worker/providers/common/minion.h (keys, certificates, the writer's
- * command), plus user_name / root_password from the template maps. The
+ * cloud-init: initialization.custom_script holds the user-data keys of
+ * worker/providers/common/minion.h (keys, certificates, a per-boot script
+ * starting the writer), which the engine appends to its own YAML, plus
+ * user_name / root_password from the template maps. The
  * address comes from the guest agent's reported devices. Any failure
  * removes the VM again, keeping the attached disks. */
 #include "worker/providers/ovirt/ovirt.h"
@@ -117,7 +118,10 @@ static json_object *start_body(ek_task_ctx_t *ctx, const ek_task_input_t *in, co
     const ek_endpoint_t *ep = in->destination;
     const char *user = ek_ovirt_opt_map(ctx, ep, "default_migr_template_username_map", os_type);
     const char *pass = ek_ovirt_opt_map(ctx, ep, "default_migr_template_password_map", os_type);
-    char *ud = ek_minion_user_data(b);
+    /* the engine writes "#cloud-config", its own keys (user, password,
+     * chpasswd, ssh_pwauth, disable_root, output, runcmd) and then this text
+     * (ovirt-engine CloudInitHandler.getUserData) */
+    char *ud = ek_minion_user_data_keys(b);
     json_object *init = json_object_new_object();
     json_object_object_add(init, "host_name", json_object_new_string(b->name));
     json_object_object_add(init, "custom_script", json_object_new_string(ud));
