@@ -127,6 +127,7 @@ typedef struct engine {
     ek_ranges_t acked, prior;
     uint64_t since_flush, last_save_ns;
     bool flush_wanted, flush_pending, opened;
+    uint64_t started_ns; /* for first_open_wait_ms */
     pthread_mutex_t save_lock;
     /* life */
     ek_err_t *fatal;
@@ -1276,15 +1277,24 @@ static void *sender_main(void *arg)
                 fatal_set(e, ek_err_prefix(err, "disk '%s'", e->p.disk_name));
                 break;
             }
-            ek_log_kv(EK_LOG_WARNING, "cannot reach the writer, will retry", "disk", e->p.disk_name,
-                      "error", err->message, NULL);
+            bool waiting = !e->opened && err->code == EK_E_UNAVAILABLE &&
+                           now_ns() - e->started_ns <
+                               (uint64_t)e->p.first_open_wait_ms * UINT64_C(1000000);
+            if (!waiting || c->failures == 1)
+                ek_log_kv(waiting ? EK_LOG_INFO : EK_LOG_WARNING,
+                          waiting ? "the writer does not answer yet, waiting for it"
+                                  : "cannot reach the writer, will retry",
+                          "disk", e->p.disk_name, "error", err->message, NULL);
             ek_err_free(err);
-            if (c->failures > e->p.retries) {
+            if (c->failures > e->p.retries && !waiting) {
                 c->dead = true;
                 if (!e->opened)
                     fatal_set(e, ek_err_new(EK_E_UNAVAILABLE,
-                                            "disk '%s': cannot reach the writer (%u attempts): %s",
-                                            e->p.disk_name, e->p.retries + 1, e->last_conn_error));
+                                            "disk '%s': cannot reach the writer (%u attempts in "
+                                            "%.0f s): %s",
+                                            e->p.disk_name, c->failures,
+                                            (double)(now_ns() - e->started_ns) / 1e9,
+                                            e->last_conn_error));
                 else if (--e->alive == 0)
                     fatal_set(e, ek_err_new(EK_E_UNAVAILABLE,
                                             "disk '%s': every connection to the writer failed %u "
@@ -1656,6 +1666,9 @@ ek_err_t *ek_xfer_run(const ek_reader_ops_t *ops, void *reader, uint64_t size,
         e->p.window = 64;
     if (!e->p.retries)
         e->p.retries = 5;
+    if (!e->p.first_open_wait_ms)
+        e->p.first_open_wait_ms = 120000;
+    e->started_ns = now_ns();
     if (!e->p.state_every_bytes)
         e->p.state_every_bytes = UINT64_C(256) << 20;
     if (!e->p.state_every_ms)

@@ -75,6 +75,11 @@ typedef struct ek_xfer_params {
     uint32_t block_size; /* unit of reading, hashing, verifying (0: 1 MiB) */
     ek_verify_t verify;
     unsigned retries;   /* re-opened connections, re-sent chunks (0: 5) */
+    /* A worker VM may report its address before its writer listens (the
+     * guest agent starts before cloud-init's final stage): until the disk is
+     * first opened, an unreachable writer is retried for this long, however
+     * many attempts that takes (0: 120 s). */
+    int first_open_wait_ms;
     const char *resume; /* state JSON of an earlier run, or NULL */
     ek_err_t *(*save_state)(void *opaque, const char *json);
     void *state_opaque;

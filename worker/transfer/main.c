@@ -48,6 +48,9 @@ static const ek_program_info_t info = {
         "  --window N            requests in flight per connection (default 64)\n"
         "  --verify MODE         sent (default), full, off\n"
         "  --retries N           reconnections and re-sends (default 5)\n"
+        "  --wait-writer SEC     before the first open, retry an unreachable writer\n"
+        "                        this long (a VM that has its address before the\n"
+        "                        writer listens; default 120)\n"
         "  --state FILE          resume state: read if it exists, written as the copy goes\n"
         "  --state-every MIB     flush and save the state this often (default 256)\n"
         "  --timeout SEC         network timeout (default 120)\n"
@@ -83,6 +86,7 @@ enum {
     O_WINDOW,
     O_VERIFY,
     O_RETRIES,
+    O_WAIT_WRITER,
     O_STATE,
     O_STATE_EVERY,
     O_TIMEOUT,
@@ -227,6 +231,7 @@ int main(int argc, char **argv)
         {"window", 1, NULL, O_WINDOW},
         {"verify", 1, NULL, O_VERIFY},
         {"retries", 1, NULL, O_RETRIES},
+        {"wait-writer", 1, NULL, O_WAIT_WRITER},
         {"state", 1, NULL, O_STATE},
         {"state-every", 1, NULL, O_STATE_EVERY},
         {"timeout", 1, NULL, O_TIMEOUT},
@@ -347,6 +352,17 @@ int main(int argc, char **argv)
         case O_RETRIES:
             p.retries = (unsigned)atoi(optarg);
             break;
+        case O_WAIT_WRITER: {
+            char *end;
+            double sec = strtod(optarg, &end);
+            if (*end || end == optarg || sec < 0.001 || sec > 86400) {
+                fprintf(stderr, "%s: --wait-writer takes seconds (0.001 to 86400), not '%s'\n",
+                        info.name, optarg);
+                goto out;
+            }
+            p.first_open_wait_ms = (int)(sec * 1000);
+            break;
+        }
         case O_STATE:
             state_path = optarg;
             break;
