@@ -848,7 +848,7 @@ class Model:
 
     def reported_devices(self, vm, nic=None):
         """What the guest agent reports: only while the VM runs and its agent
-        is up (for a worker, once its writer listens)."""
+        is up (for a worker, before its writer listens: sim_guest.py)."""
         if vm["status"] != "up" or not self.guest.ready(vm):
             return []
         out = []
