@@ -109,11 +109,16 @@ class Control:
             re.compile(r["path_regex"])
         except re.error as e:
             raise Fault(400, "path_regex: %s" % e)
-        if not r.get("timeout") and not isinstance(r.get("status"), int):
-            raise Fault(400, "a rule needs an integer status, or \"timeout\": true")
+        if r.get("boot_fails") and not re.search(r"start", r["path_regex"]):
+            raise Fault(400, "boot_fails applies to a VM's start action (/vms/ID/start)")
+        if not r.get("timeout") and not r.get("boot_fails") and \
+                not isinstance(r.get("status"), int):
+            raise Fault(400, "a rule needs an integer status, \"timeout\": true or "
+                             "\"boot_fails\": true")
         rule = {"id": new_id(), "method": (r.get("method") or "*").upper(),
                 "path_regex": r["path_regex"], "status": r.get("status"),
                 "timeout": bool(r.get("timeout")), "hang_seconds": r.get("hang_seconds", 3600),
+                "boot_fails": bool(r.get("boot_fails")),
                 "count": int(r.get("count", 1)), "when": r.get("when", "before"),
                 "reason": r.get("reason", "Operation Failed"),
                 "detail": r.get("detail", "[Simulated failure (ovirt-sim /sim/fail)]"),
@@ -245,6 +250,11 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/sim/") or path == "/sim":
                 return self._control(path, raw, query)
             rule = ctl.take(self.command, path)
+            if rule and rule["boot_fails"]:
+                # the start is accepted, then the VM falls back to down
+                status, body, headers = self._serve(path, query, raw)
+                self.server.model.fail_boot(path, rule["detail"])
+                return self._send(status, body, headers)
             if rule and rule["when"] == "before" and self._inject(rule):
                 return
             status, body, headers = self._serve(path, query, raw)

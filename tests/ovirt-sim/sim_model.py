@@ -638,8 +638,24 @@ class Model:
         self.after(self._vm_boot, vm, j, factor=0.5)
         return j
 
+    def fail_boot(self, path, detail):
+        """/sim/fail boot_fails: the VM whose start was just accepted falls back
+        to down instead of powering up, as when the host chosen cannot run it
+        (the engine's RunVmCommand answered; VDSM's create then fails and the
+        VM is reported down with an error, an event tells why)."""
+        m = re.search(r"/vms/([^/]+)/start$", path)
+        with self.lock:
+            vm = self.vms.get(m.group(1)) if m else None
+            if vm and vm["status"] == "wait_for_launch":
+                vm["boot_fails"] = detail
+
     def _vm_boot(self, vm, j):
         if vm["status"] != "wait_for_launch":
+            return
+        if vm.pop("boot_fails", None) is not None:
+            vm["status"] = "down"
+            vm["stop_time"] = now_ms()
+            self.job_end(j, "failed")
             return
         vm["status"] = "powering_up"
         vm["booted"] = True

@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 SIM_USER=admin@internal SIM_PASSWORD='s3cret pw'
 sim_start "$T" --config "$SRC/tests/ovirt-sim/config.json" --delay 1 --token-ttl 6 \
-  --writer "$EKW" || { cat "$T/sim.log"; exit 1; }
+  --writer "$EKW" --guest-final-stage 3 || { cat "$T/sim.log"; exit 1; }
 ENGINE=https://localhost:$SIM_PORT
 check "the simulator writes its CA" test -s "$SIM_CA"
 
@@ -427,15 +427,17 @@ check "a VM deleted with detach_only=true leaves its disk" \
 # ---- guest emulation: a worker VM runs ekman-writer ------------------------
 "$EKT" --gen-pki "$T/pki" 2>>"$T/transfer.log"
 b64() { base64 -w0 "$1"; }
-USERDATA=$(printf '#cloud-config\n%s' "$(jq -nc --arg ca "$(b64 "$T/pki/ca.pem")" \
-  --arg crt "$(b64 "$T/pki/server.pem")" --arg key "$(b64 "$T/pki/server.key")" '{
-  write_files: [
+# custom_script as Ekman sends it: block YAML keys the engine never writes
+# itself (the engine puts its own YAML and "#cloud-config" before it), the
+# writer started by a per-boot script in cloud-init's final stage
+WRITER_CMD='setsid ekman-writer --listen 0.0.0.0:5566 --cert /etc/ekman-writer/server.pem --key /etc/ekman-writer/server.key --ca /etc/ekman-writer/ca.pem --allow-path /dev </dev/null >>/var/log/ekman-writer.log 2>&1 &'
+USERDATA=$(printf 'write_files: %s\n' "$(jq -nc --arg ca "$(b64 "$T/pki/ca.pem")" \
+  --arg crt "$(b64 "$T/pki/server.pem")" --arg key "$(b64 "$T/pki/server.key")" \
+  --arg sh "$(printf '#!/bin/sh\n%s\n' "$WRITER_CMD")" '[
     {path:"/etc/ekman-writer/ca.pem", content:$ca, encoding:"b64", permissions:"0644"},
     {path:"/etc/ekman-writer/server.pem", content:$crt, encoding:"b64", permissions:"0644"},
-    {path:"/etc/ekman-writer/server.key", content:$key, encoding:"b64", permissions:"0600"}],
-  runcmd: [["ekman-writer","--listen","0.0.0.0:5566","--cert","/etc/ekman-writer/server.pem",
-            "--key","/etc/ekman-writer/server.key","--ca","/etc/ekman-writer/ca.pem",
-            "--allow-path","/dev"]]}')")
+    {path:"/etc/ekman-writer/server.key", content:$key, encoding:"b64", permissions:"0600"},
+    {path:"/var/lib/cloud/scripts/per-boot/ekman-writer.sh", content:$sh, permissions:"0755"}]')")
 sim_call POST /vms "$(vm_body minion1 ekman-worker '{"cluster":{"name":"minions"}}')"
 out=$SIM_BODY
 W=$(jq -r .id <<<"$out")
@@ -463,8 +465,10 @@ done
 check "the guest reports a loopback IPv4 of its own (127.<port>.N)" grep -qE "^127\.$((SIM_PORT >> 8))\.$((SIM_PORT & 255))\.[0-9]+$" <<<"$IP"
 check "... on its NIC's MAC" test "$(sim_api GET "/vms/$W/reporteddevices" | jq -r \
   '.reported_device[0].mac.address')" = "$(sim_api GET "/vms/$W/nics" | jq -r '.nic[0].mac.address')"
-check "the writer wrote its files into the sandbox" test "$(sim_ctl GET /sim/state | jq -r \
-  --arg w "$W" '.vms[] | select(.id==$w) | .guest.writer_running')" = true
+wrun() { sim_ctl GET /sim/state | jq -r --arg w "$1" '.vms[] | select(.id==$w) | .guest.writer_running'; }
+check "the address is reported before cloud-init's final stage starts the writer" test "$(wrun "$W")" = false
+for _ in $(seq 75); do [ "$(wrun "$W")" = true ] && break; sleep 0.2; done
+check "the per-boot script starts the writer (final stage, 3 s after boot)" test "$(wrun "$W")" = true
 check "the attachment has a logical_name while running" test "$(sim_api GET \
   "/vms/$W/diskattachments/$DT" | jq -r .logical_name)" = /dev/vdb
 head -c 3145728 /dev/urandom >"$T/src.img"; truncate -s 8M "$T/src.img"
@@ -527,8 +531,41 @@ sim_api POST "/vms/$W2/stop" '{}' >/dev/null
 sim_wait_status 10 "/vms/$W2" .status down
 sim_api POST "/vms/$W2/start" "$start_body" >/dev/null
 sim_wait_status 15 "/vms/$W2" .status up
+for _ in $(seq 50); do [ "$(wrun "$W2")" = true ] && break; sleep 0.2; done
 W2PID=$(sim_ctl GET /sim/state | jq -r --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')
 check "with it, the writer runs" kill -0 "$W2PID"
+# the user-data format Ekman used to send ("#cloud-config" + a JSON object):
+# after the engine's YAML it is no YAML at all, and cloud-init ignores it
+sim_api POST "/vms/$W2/stop" '{}' >/dev/null
+sim_wait_status 10 "/vms/$W2" .status down
+old_ud=$(printf '#cloud-config\n{"runcmd": [["ekman-writer", "--listen", "0.0.0.0:5566"]]}')
+sim_api POST "/vms/$W2/start" "$(jq -nc --arg s "$old_ud" '{use_cloud_init:"true", vm:{initialization:{custom_script:$s}}}')" >/dev/null
+sim_wait_status 15 "/vms/$W2" .status up
+sleep 4
+check "a JSON object after the engine's YAML starts nothing" test "$(sim_ctl GET /sim/state | jq -r \
+  --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')" = null
+check "... and the guest's console says why" grep -q "not valid YAML" "$(sim_ctl GET /sim/state | jq -r \
+  --arg w "$W2" '.vms[] | select(.id==$w) | .guest.sandbox')/cloud-init.log"
+sim_api POST "/vms/$W2/stop" '{}' >/dev/null
+sim_wait_status 10 "/vms/$W2" .status down
+sim_api POST "/vms/$W2/start" "$start_body" >/dev/null
+sim_wait_status 15 "/vms/$W2" .status up
+for _ in $(seq 50); do [ "$(wrun "$W2")" = true ] && break; sleep 0.2; done
+W2PID=$(sim_ctl GET /sim/state | jq -r --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')
+# a start the engine accepts but no host can run: back to down
+sim_api POST "/vms/$W2/stop" '{}' >/dev/null
+sim_wait_status 10 "/vms/$W2" .status down
+sim_ctl POST /sim/fail "{\"method\":\"POST\",\"path_regex\":\"/vms/$W2/start\$\",\"boot_fails\":true}" >/dev/null
+sim_api POST "/vms/$W2/start" "$start_body" >/dev/null
+check "boot_fails: the start is accepted (200)" test "$SIM_STATUS" = 200
+check "... the VM is wait_for_launch at once" test "$(sim_api GET "/vms/$W2" | jq -r .status)" = wait_for_launch
+check "... then falls back to down" sim_wait_status 10 "/vms/$W2" .status down
+check "... with no writer" test "$(wrun "$W2")" = false
+sim_api POST "/vms/$W2/start" "$start_body" >/dev/null
+sim_wait_status 15 "/vms/$W2" .status up
+for _ in $(seq 50); do [ "$(wrun "$W2")" = true ] && break; sleep 0.2; done
+W2PID=$(sim_ctl GET /sim/state | jq -r --arg w "$W2" '.vms[] | select(.id==$w) | .guest.writer_pid')
+check "the next start runs it" kill -0 "$W2PID"
 sim_ctl GET /sim/state >"$T/state.json"
 check "/sim/state holds no secrets" bash -c "! grep -qE 'Passw0rd|PRIVATE KEY' '$T/state.json'"
 check "the simulator logged no internal error" bash -c "! grep -q 'internal error' '$T/sim.log'"

@@ -90,7 +90,19 @@ ek_err_t *ek_ovirt_vm_start(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *vm_id
         return err;
     _cleanup_free_ char *vpath = ek_xasprintf("/vms/%s", vm_id);
     _cleanup_free_ char *wwhat = ek_xasprintf("VM '%s' starting", vm_name);
-    return ek_ovirt_wait(c, ctx, vpath, "status", "up", "", ek_ovirt_timeout("VM", 900), wwhat);
+    /* The engine answers the start once the VM is wait_for_launch (its run
+     * command sets that before it returns); a VM read as down after that
+     * could not be run by the host: no reason to wait the whole timeout. */
+    err = ek_ovirt_wait(c, ctx, vpath, "status", "up", "down", ek_ovirt_timeout("VM", 900), wwhat);
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        return ek_err_new(EK_E_UNAVAILABLE,
+                          "VM '%s' went back to down after the engine accepted to start it: no "
+                          "host could run it; the engine's events for this VM say why (memory, "
+                          "a network or storage domain the host lacks, CPU type)",
+                          vm_name);
+    }
+    return err;
 }
 
 ek_err_t *ek_ovirt_vm_stop(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *vm_id,
