@@ -119,7 +119,7 @@ const ek_opt_def_t ek_options[] = {
       "Blank template for the temporary VM that manages disk snapshots."),
     S(OV, "default_cluster", "Default", "Cluster to migrate machines to."),
     S(OV, "default_storage_domain", "", "Storage domain (data or managed block storage) for migrated disks."),
-    S(OV, "default_vm_pool", "", "VM pool to add migrated VMs to."),
+    S(OV, "default_vm_pool", "", "VM pool to add migrated VMs to. oVirt has no call that puts an existing VM in a pool (a pool holds the VMs the engine makes from its template): a deployment with this set is refused at validation."),
     S(OV, "default_os_release", "other_linux", "OS type of migrated machines."),
     SC(OV, "default_optimized_for", "server", "desktop|server|high_performance", "Optimisation of migrated machines."),
     B(OV, "default_delete_protected", "false", "Deletion protection on migrated machines."),

@@ -391,9 +391,8 @@ class Model:
             vm["type"] = body["type"]
         vm["delete_protected"] = opt(body, "delete_protected", as_bool, "delete_protected",
                                      vm["delete_protected"])
-        if "vm_pool" in body:
-            p = self.ref("vm_pool", body["vm_pool"])
-            vm["vm_pool"] = p["id"] if p else None
+        # vm_pool: not read on input (restapi VmMapper maps a VM's pool on
+        # output only; the engine adds VMs to a pool only from its template)
         for k in ("description", "comment"):
             if k in body:
                 vm[k] = body[k]

@@ -2,7 +2,8 @@
  *
  * DEPLOY_INSTANCE_RESOURCES creates the VM, down: from the blank template
  * (default_migr_blank_template) in default_cluster, with the source's CPUs
- * and memory, default_os_release, default_optimized_for, default_vm_pool,
+ * and memory, default_os_release, default_optimized_for (default_vm_pool
+ * is refused by validation: the engine puts no existing VM in a pool),
  * its disks (the copies CREATE_TRANSFER_DISK_SNAPSHOTS made with
  * clone_disks, else the replicas) and its NICs on the vNIC profiles of
  * network_map. The OS-morphing worker borrows the disks
@@ -57,8 +58,7 @@ static const char *nic_iface(const char *model)
 
 /* The VM body from export_info and the options. */
 static json_object *vm_body(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *export_info,
-                            const char *name, const char *cluster_id, const char *tpl_id,
-                            const char *pool_id)
+                            const char *name, const char *cluster_id, const char *tpl_id)
 {
     const ek_endpoint_t *ep = in->destination;
     int64_t cpus = 1, mem_mb = 1024;
@@ -98,8 +98,6 @@ static json_object *vm_body(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_
         json_object_object_add(bios, "type", json_object_new_string("q35_ovmf"));
         json_object_object_add(b, "bios", bios);
     }
-    if (pool_id)
-        json_object_object_add(b, "vm_pool", ref_id(pool_id));
     return b;
 }
 
@@ -199,30 +197,27 @@ static ek_err_t *add_nics(ek_ovirt_t *c, const ek_task_input_t *in, json_object 
     return err;
 }
 
-/* Name, cluster, template and pool of the VM to deploy. */
+/* Cluster and template of the VM to deploy. */
 typedef struct targets {
-    json_object *cluster, *tpl, *pool;
+    json_object *cluster, *tpl;
 } targets_t;
 
 static void targets_release(targets_t *t)
 {
     json_object_put(t->cluster);
     json_object_put(t->tpl);
-    json_object_put(t->pool);
 }
 
 static ek_err_t *targets_get(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_input_t *in,
                              targets_t *t)
 {
     const ek_endpoint_t *ep = in->destination;
-    const char *pool = ek_ovirt_opt_str(ctx, ep, "default_vm_pool");
     memset(t, 0, sizeof(*t));
     ek_err_t *err;
     if ((err =
              ek_ovirt_cluster(c, ek_ovirt_main_cluster(ctx, ep), "default_cluster", &t->cluster)) ||
         (err = ek_ovirt_template(c, ek_ovirt_opt_str(ctx, ep, "default_migr_blank_template"),
-                                 "default_migr_blank_template", &t->tpl)) ||
-        (pool && *pool && (err = ek_ovirt_vm_pool(c, pool, "default_vm_pool", &t->pool))))
+                                 "default_migr_blank_template", &t->tpl)))
         targets_release(t);
     return err;
 }
@@ -302,8 +297,7 @@ static ek_err_t *build_vm(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_input
         return err;
     _cleanup_free_ char *name = ek_ovirt_vm_name(NULL, in->instance, NULL);
     json_object *body =
-        vm_body(ctx, in, export_info, name, ek_ovirt_str(t.cluster, "id"),
-                ek_ovirt_str(t.tpl, "id"), t.pool ? ek_ovirt_str(t.pool, "id") : NULL);
+        vm_body(ctx, in, export_info, name, ek_ovirt_str(t.cluster, "id"), ek_ovirt_str(t.tpl, "id"));
     json_object *vm = NULL;
     err = ek_ovirt_vm_create(c, ctx, body, NULL, &vm);
     json_object_put(body);

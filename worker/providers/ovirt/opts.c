@@ -119,11 +119,6 @@ ek_err_t *ek_ovirt_template(ek_ovirt_t *c, const char *name, const char *option,
     return lookup(c, "templates", "template", "template", name, option, out);
 }
 
-ek_err_t *ek_ovirt_vm_pool(ek_ovirt_t *c, const char *name, const char *option, json_object **out)
-{
-    return lookup(c, "vmpools", "vm_pool", "VM pool", name, option, out);
-}
-
 ek_err_t *ek_ovirt_storage_domain(ek_ovirt_t *c, const char *name, const char *option,
                                   json_object **out)
 {

@@ -105,8 +105,6 @@ EK_ERR_CHECK ek_ovirt_storage_domain(ek_ovirt_t *c, const char *name, const char
                                      json_object **out);
 EK_ERR_CHECK ek_ovirt_template(ek_ovirt_t *c, const char *name, const char *option,
                                json_object **out);
-EK_ERR_CHECK ek_ovirt_vm_pool(ek_ovirt_t *c, const char *name, const char *option,
-                              json_object **out);
 /* The vNIC profile a network_map value names: "NETWORK", "NETWORK/PROFILE"
  * or {"network": N, "vnic_profile": P}, in the cluster's data center. */
 EK_ERR_CHECK ek_ovirt_vnic_profile(ek_ovirt_t *c, json_object *cluster, json_object *mapped,

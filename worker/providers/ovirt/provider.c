@@ -246,7 +246,6 @@ static ek_err_t *ep_destination_options(ek_task_ctx_t *ctx, const ek_endpoint_t 
         {"default_migr_minion_cluster", "/clusters", "cluster"},
         {"default_storage_domain", "/storagedomains", "storage_domain"},
         {"default_migr_minion_storage_domain", "/storagedomains", "storage_domain"},
-        {"default_vm_pool", "/vmpools", "vm_pool"},
         {"default_migr_blank_template", "/templates", "template"},
         {"default_os_release", "/operatingsystems", "operating_system"},
     };

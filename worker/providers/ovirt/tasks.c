@@ -234,8 +234,16 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     if (!err && msd && *msd &&
         !(err = ek_ovirt_storage_domain(c, msd, "default_migr_minion_storage_domain", &x)))
         json_object_put(x);
-    if (!err && pool && *pool && !(err = ek_ovirt_vm_pool(c, pool, "default_vm_pool", &x)))
-        json_object_put(x);
+    /* POST /vms takes no vm_pool (the API maps a VM's pool on output only)
+     * and no call adds an existing VM to a pool: a pool's VMs are the ones
+     * the engine makes from the pool's template. Refused, not ignored. */
+    if (!err && pool && *pool)
+        err = ek_err_new(EK_E_INVALID,
+                         "default_vm_pool is '%s', but oVirt cannot put a migrated VM in a pool: "
+                         "a pool only holds the VMs the engine makes from the pool's template. "
+                         "Leave default_vm_pool empty (in the endpoint's destination options or "
+                         "[ovirt_migration_provider])",
+                         pool);
     if (!err)
         err = check_storage(c, ctx, in, disks);
     if (!err && json_object_object_get_ex(export_info, "nics", &nics))
