@@ -29,6 +29,23 @@ OS_TYPES = ["other", "other_linux", "rhel_6x64", "rhel_7x64", "rhel_8x64", "rhel
             "windows_2016x64", "windows_2019x64", "windows_2022"]
 
 
+MAX_SOCKETS, MAX_CPU_PER_SOCKET, MAX_THREADS_PER_CPU, MAX_VCPUS = 16, 254, 8, 384
+
+
+def max_vcpus(cores, threads):
+    """VmCpuCountHelper.calcMaxVCpu for x86: the APIC id has 8 bits."""
+    width = lambda n: 0 if n == 0 else (n - 1).bit_length()
+    one = width(threads) + width(cores)
+    if one > 8:
+        return MAX_VCPUS
+    limit = cores * threads * min(MAX_SOCKETS, 2 ** (8 - one))
+    if limit == 256:
+        limit -= cores * threads
+    if MAX_VCPUS < limit:
+        return (MAX_VCPUS // (cores * threads)) * (cores * threads)
+    return limit
+
+
 class Model:
     def __init__(self, state_dir, delay, config, guest):
         self.lock = threading.RLock()
@@ -377,6 +394,19 @@ class Model:
         topo = (body.get("cpu") or {}).get("topology") or {}
         for k in ("sockets", "cores", "threads"):
             vm[k] = opt(topo, k, lambda v, f: as_int(v, f, 1), "cpu.topology." + k, vm[k])
+        # the engine's limits for x86 clusters 4.2 to 4.5: MaxNumOfVmSockets 16,
+        # MaxNumOfCpuPerSocket 254, MaxNumOfThreadsPerCpu 8, MaxNumOfVmCpus
+        # 384, and the 8-bit APIC id bound (VmCpuCountHelper.calcMaxVCpu)
+        if vm["sockets"] > MAX_SOCKETS:
+            raise conflict("Cannot %s VM. Max number of sockets exceeded (%d > %d)."
+                           % (action, vm["sockets"], MAX_SOCKETS))
+        if vm["cores"] > MAX_CPU_PER_SOCKET or vm["threads"] > MAX_THREADS_PER_CPU:
+            raise conflict("Cannot %s VM. Max number of cores per socket or threads per core "
+                           "exceeded." % action)
+        vcpus = vm["sockets"] * vm["cores"] * vm["threads"]
+        if vcpus > max_vcpus(vm["cores"], vm["threads"]):
+            raise conflict("Cannot %s VM. Max number of CPUs exceeded (%d > %d)."
+                           % (action, vcpus, max_vcpus(vm["cores"], vm["threads"])))
         os_ = body.get("os") or {}
         if os_.get("type") is not None:
             if os_["type"] not in OS_TYPES:

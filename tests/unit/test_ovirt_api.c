@@ -238,6 +238,25 @@ static void test_virtio_zip(void **state)
 
 /* destination_environment beats the configuration file; mappings pick
  * the storage domain of a disk. */
+/* vCPUs into sockets x cores within the engine's x86 limits (16 sockets). */
+static void test_cpu_topology(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t n, sockets, cores;
+    } cases[] = {{1, 1, 1}, {4, 4, 1}, {16, 16, 1}, {17, 1, 17}, {18, 9, 2}, {24, 12, 2},
+                 {32, 16, 2}, {48, 16, 3}, {64, 16, 4}, {96, 16, 6}, {100, 10, 10}, {0, 1, 1}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t s = 0, c = 0;
+        ek_ovirt_cpu_topology(cases[i].n, &s, &c);
+        if (s != cases[i].sockets || c != cases[i].cores)
+            fail_msg("%lld vCPUs: %lld x %lld, want %lld x %lld", (long long)cases[i].n,
+                     (long long)s, (long long)c, (long long)cases[i].sockets,
+                     (long long)cases[i].cores);
+        assert_true(s <= 16);
+    }
+}
+
 static void test_options(void **state)
 {
     (void)state;
@@ -313,7 +332,7 @@ int main(void)
         cmocka_unit_test(test_string_scalars), cmocka_unit_test(test_collections),
         cmocka_unit_test(test_faults),         cmocka_unit_test(test_names),
         cmocka_unit_test(test_virtio_zip),     cmocka_unit_test(test_options),
-        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_table),          cmocka_unit_test(test_cpu_topology),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,8 +75,10 @@ static json_object *vm_body(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_
     json_object_object_add(mp, "max", str_int(mem_mb * 1048576));
     json_object_object_add(b, "memory_policy", mp);
     json_object *topo = json_object_new_object(), *cpu = json_object_new_object();
-    json_object_object_add(topo, "sockets", str_int(cpus));
-    json_object_object_add(topo, "cores", json_object_new_string("1"));
+    int64_t sockets, cores;
+    ek_ovirt_cpu_topology(cpus, &sockets, &cores);
+    json_object_object_add(topo, "sockets", str_int(sockets));
+    json_object_object_add(topo, "cores", str_int(cores));
     json_object_object_add(topo, "threads", json_object_new_string("1"));
     json_object_object_add(cpu, "topology", topo);
     json_object_object_add(b, "cpu", cpu);

@@ -120,6 +120,12 @@ const char *ek_ovirt_minion_cluster(ek_task_ctx_t *ctx, const ek_endpoint_t *ep)
 
 /* ---- vms.c ------------------------------------------------------------------------- */
 
+/* sockets x cores for n vCPUs within the engine's limits for x86 clusters
+ * (MaxNumOfVmSockets 16, MaxNumOfCpuPerSocket 254): one core per socket up
+ * to 16, else the fewest cores per socket that divide n into at most 16
+ * sockets (n itself at worst: one socket). */
+void ek_ovirt_cpu_topology(int64_t n, int64_t *sockets, int64_t *cores);
+
 /* A name oVirt accepts: letters, digits, '-', '_', '.'; at most 64 bytes. */
 char *ek_ovirt_vm_name(const char *prefix, const char *instance, const char *suffix);
 /* POSTs /vms and waits until the VM is down (image_locked -> down). */

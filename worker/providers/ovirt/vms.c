@@ -15,6 +15,17 @@
 #include "common/log.h"
 #include "common/mem.h"
 
+void ek_ovirt_cpu_topology(int64_t n, int64_t *sockets, int64_t *cores)
+{
+    if (n < 1)
+        n = 1;
+    int64_t c = 1;
+    while (n / c > 16 || n % c != 0)
+        c++;
+    *sockets = n / c;
+    *cores = c;
+}
+
 char *ek_ovirt_vm_name(const char *prefix, const char *instance, const char *suffix)
 {
     char *s = ek_xasprintf("%s%s%s", prefix ? prefix : "", instance, suffix ? suffix : "");
