@@ -525,8 +525,15 @@ class Handler(BaseHTTPRequestHandler):
                          if items else {}), None
         if top == "disks" and parts == ["copy"]:
             self._only(meth, "POST")
+            # the engine answers an async MoveOrCopyDisk with 202 and the action
+            # as given (restapi BackendDiskResource.copy -> doAction): no new
+            # disk id; the copy is found by its name. async=false waits.
             job, new = m.disk_copy(obj["id"], body, corr)
-            return self._action(job, body, "disk", ref("disks", new["id"]))
+            if str(body.get("async", "")).lower() == "false":
+                return self._action(job, body, "disk", ref("disks", new["id"]))
+            out = {k: body[k] for k in ("storage_domain", "disk") if k in body}
+            out.update({"status": "pending", "job": ref("jobs", job["id"])})
+            return 202, stringify(out), None
         if top == "vms":
             return self._vm_sub(obj, parts, body, query, out)
         raise Fault(404)

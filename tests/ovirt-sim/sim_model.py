@@ -30,6 +30,7 @@ OS_TYPES = ["other", "other_linux", "rhel_6x64", "rhel_7x64", "rhel_8x64", "rhel
 
 
 MAX_SOCKETS, MAX_CPU_PER_SOCKET, MAX_THREADS_PER_CPU, MAX_VCPUS = 16, 254, 8, 384
+COPY_RATE = 64 * 1048576  # bytes/s of a simulated storage copy (disk copy action)
 
 
 def max_vcpus(cores, threads):
@@ -353,7 +354,8 @@ class Model:
         def done():
             self._disk_ready(d)
             self._disk_ready(n, j)
-        self.after(done)
+        # a copy takes as long as its data: COPY_RATE bytes/s after the base delay
+        self.after(done, factor=1.0 + need / COPY_RATE / max(self.delay, 0.001))
         return j, n
 
     # ----- VMs -----------------------------------------------------------

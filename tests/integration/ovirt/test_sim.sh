@@ -420,8 +420,12 @@ sim_api PUT "/disks/$MD" '{"provisioned_size":"1024"}' >/dev/null
 check "... but does not shrink (409)" test "$SIM_STATUS" = 409
 SD2=$(sim_api GET '/storagedomains?search=name%3Ddata2' | jq -r '.storage_domain[0].id')
 sim_call POST "/disks/$MD/copy" "{\"storage_domain\":{\"id\":\"$SD2\"},\"disk\":{\"name\":\"misc-copy\"}}"
-MC=$(jq -r .disk.id <<<"$SIM_BODY")
-check "copying a disk to another domain answers 200 with the new disk" \
+check "copying a disk answers 202 pending, the input echoed, no new disk id (as the engine)" \
+  test "$SIM_STATUS/$(jq -r '.status + "/" + .disk.name + "/" + (.disk | has("id") | tostring)' <<<"$SIM_BODY")" = 202/pending/misc-copy/false
+MC=$(sim_api GET '/disks?search=name%3Dmisc-copy' | jq -r '.disk[0].id')
+check "the copy is found by its name, locked while it copies" \
+  test "$(sim_api GET "/disks/$MC" | jq -r .status)" = locked
+check "... then ok in the other domain" \
   sim_wait_status 10 "/disks/$MC" '.name + "/" + .status + "/" + .storage_domains.storage_domain[0].id' "misc-copy/ok/$SD2"
 MN=$(sim_api GET "/vms/$MISC/nics" | jq -r '.nic[0].id')
 check "a NIC can be unlinked" test "$(sim_api PUT "/vms/$MISC/nics/$MN" '{"linked":"false"}' | jq -r .linked)" = false

@@ -293,10 +293,53 @@ EK_OVIRT_TASK(delete_disks)
 
 /* ---- pre-deployment copies ------------------------------------------------------------ */
 
-/* Copies disk `id` into domain sd_id as a new disk called name; *out its id. */
+/* Seconds a storage-side copy of `bytes` may take: 15 minutes plus 16 MiB/s
+ * (slow NFS); EKMAN_OVIRT_TIMEOUT_COPY overrides it. */
+static int copy_timeout(int64_t bytes)
+{
+    int64_t s = 900 + (bytes > 0 ? bytes / (16 * 1048576) : 0);
+    return ek_ovirt_timeout("COPY", s > INT32_MAX ? INT32_MAX : (int)s);
+}
+
+/* Removes a copy whose wait ended: a copy still running is locked and its
+ * delete answers 409, so it waits for the copy to end (bounded by
+ * timeout_s) and deletes it then; no copy is left behind. */
+static ek_err_t *copy_remove(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *id, const char *name,
+                             int timeout_s)
+{
+    ek_ovirt_set_cancellable(c, false);
+    ek_err_t *err = ek_ovirt_disk_remove(c, ctx, id, name);
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        _cleanup_free_ char *path = ek_xasprintf("/disks/%s", id);
+        _cleanup_free_ char *what =
+            ek_xasprintf("waiting for the copy '%s' (%s) to end before deleting it", name, id);
+        err = ek_ovirt_wait(c, ctx, path, "status", "ok,illegal,gone", "", timeout_s, what);
+        if (!err)
+            err = ek_ovirt_disk_remove(c, ctx, id, name);
+    }
+    ek_ovirt_set_cancellable(c, true);
+    return err;
+}
+
+/* Copies disk `id` into domain sd_id as a new disk called name; *out its id.
+ * The engine answers the copy action with 202 and the action as given (no
+ * new disk id): the new disk is found by its name, unique to this copy. */
 static ek_err_t *disk_copy(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *id, const char *sd_id,
                            const char *name, char **out)
 {
+    int64_t bytes = 0;
+    {
+        _cleanup_free_ char *dpath = ek_xasprintf("/disks/%s", id);
+        json_object *src = NULL;
+        ek_err_t *e = ek_ovirt_get_opt(c, dpath, "reading the disk to copy", &src);
+        if (e)
+            return e;
+        if (src && !ek_ovirt_int(src, "actual_size", &bytes))
+            ek_ovirt_int(src, "provisioned_size", &bytes);
+        json_object_put(src);
+    }
+    int timeout_s = copy_timeout(bytes);
     json_object *b = json_object_new_object(), *sd = json_object_new_object();
     json_object *d = json_object_new_object();
     json_object_object_add(sd, "id", json_object_new_string(sd_id));
@@ -330,11 +373,18 @@ static ek_err_t *disk_copy(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *id, co
     json_object_put(o);
     if (err)
         return err;
-    if ((err = wait_disk_ok(c, ctx, *out, what))) {
-        ek_ovirt_set_cancellable(c, false);
-        ek_err_free(ek_ovirt_disk_remove(c, ctx, *out, name));
-        ek_ovirt_set_cancellable(c, true);
+    _cleanup_free_ char *path2 = ek_xasprintf("/disks/%s", *out);
+    if ((err = ek_ovirt_wait(c, ctx, path2, "status", "ok", "illegal", timeout_s, what))) {
+        ek_err_t *rm = copy_remove(c, ctx, *out, name, timeout_s);
+        if (rm) {
+            ek_task_event(ctx, "WARNING",
+                          "the unfinished copy '%s' (oVirt disk %s) could not be deleted: %s; "
+                          "delete it in the engine",
+                          name, *out, rm->message);
+            ek_err_free(rm);
+        }
         free(*out);
+        *out = NULL;
     }
     return err;
 }
