@@ -92,7 +92,8 @@ class Model:
             "id": BLANK_ID, "name": "Blank", "description": "Blank template", "status": "ok",
             "cluster": None, "memory": GIB, "sockets": 1, "cores": 1, "threads": 1,
             "os_type": "other", "type": "desktop", "creation_time": now_ms(),
-            "worker": False, "username": None, "password": None, "attachments": {}, "nics": []}
+            "worker": False, "username": None, "password": None, "attachments": {}, "nics": [],
+            "version_number": 1, "version_name": "base", "base_template": None}
         for c in cfg.get("templates") or []:
             self._seed_template(c)
         for c in cfg.get("vm_pools") or []:
@@ -146,7 +147,20 @@ class Model:
              "os_type": c.get("os_type", "other_linux"), "type": c.get("type", "server"),
              "creation_time": now_ms(), "worker": bool(c.get("worker", False)),
              "username": c.get("username"), "password": c.get("password"),
-             "attachments": {}, "nics": []}
+             "attachments": {}, "nics": [],
+             # template versions share the base's name (a name search returns
+             # them all); version 1 is the base
+             "version_number": int(c.get("version_number", 1)),
+             "version_name": c.get("version_name", "base" if int(c.get("version_number", 1)) == 1
+                                   else "v%s" % c.get("version_number")),
+             "base_template": None}
+        if t["version_number"] > 1:
+            base = next((b for b in self.templates.values()
+                         if b["name"] == c["name"] and b["version_number"] == 1), None)
+            if base is None:
+                raise ValueError("template %s version %d: its base (version 1) must come first "
+                                 "in the configuration" % (c["name"], t["version_number"]))
+            t["base_template"] = base["id"]
         for n, d in enumerate(c.get("disks") or []):
             sd = self._by_name(self.sds, d.get("storage_domain"), next(iter(self.sds.values())))
             disk = self._new_disk(d.get("name", "%s_Disk%d" % (c["name"], n + 1)),

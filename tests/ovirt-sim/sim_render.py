@@ -84,8 +84,11 @@ class Renderer:
                    "sockets": t["sockets"], "cores": t["cores"], "threads": t["threads"]}},
                "os": {"type": t["os_type"], "boot": {"devices": {"device": ["hd"]}}},
                "type": t["type"], "creation_time": t["creation_time"], "stateless": False,
-               "version": {"version_number": 1, "version_name": "base"},
+               "version": {"version_number": t["version_number"],
+                           "version_name": t["version_name"]},
                "link": links(href, ["diskattachments", "nics"])}
+        if t["base_template"]:
+            out["version"]["base_template"] = ref("templates", t["base_template"])
         if t["cluster"]:
             out["cluster"] = ref("clusters", t["cluster"])
         return out

@@ -114,7 +114,11 @@ check "a call without Accept: application/json is refused (the engine would answ
 check "search name=Blank finds the Blank template" test "$(sim_api GET \
   '/templates?search=name%3DBlank' | jq -r '.template[0].id')" = 00000000-0000-0000-0000-000000000000
 check "search with a wildcard" test "$(sim_api GET '/templates?search=name%3Dekman-worker*' \
-  | jq -r '.template | length')" = 2
+  | jq -r '.template | length')" = 3
+check "a name search answers every version of a template" test "$(sim_api GET \
+  '/templates?search=name%3Dekman-worker' | jq -r '[.template[] | .version.version_number] | sort | join(",")')" = 1,2
+check "... a later version names its base" test "$(sim_api GET '/templates?search=name%3Dekman-worker' \
+  | jq -r '[.template[] | select(.version.version_number == "2" or .version.version_number == 2)][0].version.base_template.id | length')" = 36
 check "search of a name that is not there gives {}" \
   test "$(sim_api GET '/clusters?search=name%3Dnope')" = "{}"
 check "search is case-sensitive by default" test "$(sim_api GET '/clusters?search=name%3Ddefault')" = "{}"

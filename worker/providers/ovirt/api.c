@@ -524,14 +524,28 @@ ek_err_t *ek_ovirt_find(ek_ovirt_t *c, const char *collection, const char *singu
     ek_err_t *err = ek_ovirt_call(c, "GET", path, NULL, what, &o);
     if (err)
         return err;
+    /* Every version of a template has the template's name: the search
+     * answers them all, and the newest is the one meant (as the engine's
+     * "latest" version). */
+    bool versions = strcmp(singular, "template") == 0;
+    int64_t best = -1;
     json_object *a = ek_ovirt_list(o, singular);
     for (size_t i = 0; a && i < json_object_array_length(a); i++) {
         json_object *e = json_object_array_get_idx(a, i);
         const char *n = ek_ovirt_str(e, "name");
-        if (n && strcmp(n, name) == 0) { /* search= is case-insensitive and globs */
+        if (!n || strcmp(n, name) != 0) /* search= is case-insensitive and globs */
+            continue;
+        int64_t v = 1;
+        json_object *ver;
+        if (versions && json_object_object_get_ex(e, "version", &ver))
+            ek_ovirt_int(ver, "version_number", &v);
+        if (v > best) {
+            json_object_put(*out);
             *out = json_object_get(e);
-            break;
+            best = v;
         }
+        if (!versions)
+            break;
     }
     json_object_put(o);
     return NULL;
