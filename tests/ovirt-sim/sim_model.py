@@ -133,8 +133,11 @@ class Model:
                                      if v["data_center"] == dc["id"]]
         self.networks[i] = {"id": i, "name": c["name"], "description": c.get("description", ""),
                             "data_center": dc["id"], "clusters": clusters,
-                            "vlan": c.get("vlan"), "mtu": int(c.get("mtu", 0))}
-        for p in c.get("vnic_profiles") or [c["name"]]:
+                            "vlan": c.get("vlan"), "mtu": int(c.get("mtu", 0)),
+                            "usages": list(c.get("usages", ["vm"]))}
+        # vNIC profiles exist for VM networks only (a non-VM network has none)
+        default = [c["name"]] if "vm" in self.networks[i]["usages"] else []
+        for p in c.get("vnic_profiles", default):
             pid = new_id()
             self.profiles[pid] = {"id": pid, "name": p, "network": i}
 

@@ -65,7 +65,8 @@ class Renderer:
         href = "%s/networks/%s" % (API, n["id"])
         out = {"id": n["id"], "name": n["name"], "description": n["description"],
                "href": href, "data_center": ref("datacenters", n["data_center"]),
-               "usages": {"usage": ["vm"]}, "mtu": n["mtu"], "stp": False,
+               "usages": {"usage": list(n["usages"])} if n["usages"] else {},
+               "mtu": n["mtu"], "stp": False,
                "link": links(href, ["vnicprofiles"])}
         if n["vlan"] is not None:
             out["vlan"] = {"id": int(n["vlan"])}

@@ -119,6 +119,10 @@ check "a name search answers every version of a template" test "$(sim_api GET \
   '/templates?search=name%3Dekman-worker' | jq -r '[.template[] | .version.version_number] | sort | join(",")')" = 1,2
 check "... a later version names its base" test "$(sim_api GET '/templates?search=name%3Dekman-worker' \
   | jq -r '[.template[] | select(.version.version_number == "2" or .version.version_number == 2)][0].version.base_template.id | length')" = 36
+check "a VM network says usages vm" test "$(sim_api GET '/networks?search=name%3Dvmnet' | jq -r '.network[0].usages.usage | join(",")')" = vm
+check "a migration network is no VM network, and has no vNIC profile" test "$(sim_api GET \
+  '/networks?search=name%3Dmigration-net' | jq -r '.network[0].usages.usage | join(",")')/$(sim_api GET /vnicprofiles | jq -r \
+  '[.vnic_profile[] | select(.name == "migration-net")] | length')" = migration/0
 check "search of a name that is not there gives {}" \
   test "$(sim_api GET '/clusters?search=name%3Dnope')" = "{}"
 check "search is case-sensitive by default" test "$(sim_api GET '/clusters?search=name%3Ddefault')" = "{}"

@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "common/strbuf.h"
 
 #define SECTION "ovirt_migration_provider"
 
@@ -218,6 +219,31 @@ ek_err_t *ek_ovirt_vnic_profile(ek_ovirt_t *c, json_object *cluster, json_object
                           "network_map: '%s' -> VM network '%s', which does not exist in the data "
                           "center of cluster '%s' on oVirt endpoint '%s'",
                           source, net, ek_ovirt_str(cluster, "name"), ek_ovirt_name(c));
+    /* only networks whose usages hold "vm" carry VM NICs (and have vNIC
+     * profiles); management, display, migration, gluster... networks do not */
+    json_object *usages = NULL, *list = NULL;
+    if (json_object_object_get_ex(n, "usages", &usages) &&
+        json_object_object_get_ex(usages, "usage", &list) &&
+        json_object_is_type(list, json_type_array)) {
+        bool vm = false;
+        ek_strbuf_t u = EK_STRBUF_INIT;
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            const char *s = json_object_get_string(json_object_array_get_idx(list, i));
+            vm = vm || (s && strcmp(s, "vm") == 0);
+            ek_strbuf_addf(&u, "%s%s", i ? ", " : "", s ? s : "?");
+        }
+        if (!vm) {
+            err = ek_err_new(EK_E_INVALID,
+                             "network_map: '%s' -> network '%s', which is not a VM network on "
+                             "oVirt endpoint '%s' (its usages: %s): map it to a network that "
+                             "carries VMs",
+                             source, net, ek_ovirt_name(c), u.len ? u.buf : "none");
+            ek_strbuf_release(&u);
+            json_object_put(n);
+            return err;
+        }
+        ek_strbuf_release(&u);
+    }
     if ((err =
              ek_ovirt_call(c, "GET", "/vnicprofiles", NULL, "listing vNIC profiles", &profiles))) {
         json_object_put(n);
