@@ -47,6 +47,15 @@ def max_vcpus(cores, threads):
     return limit
 
 
+
+def check_alias(name, action):
+    """A disk's alias holds letters, digits, '.', '_' and '-' only (the
+    engine's validation pattern ^[\\p{L}0-9._-]*$ on DiskImage alias)."""
+    if not all(ch.isalpha() or ch.isdigit() or ch in "._-" for ch in str(name)):
+        raise Fault(400, "[Cannot %s Virtual Disk. Disk alias name must be formed of "
+                         "alphanumeric characters, numbers or \"-_.\".]" % action,
+                    reason="Operation Failed")
+
 class Model:
     def __init__(self, state_dir, delay, config, guest):
         self.lock = threading.RLock()
@@ -288,6 +297,7 @@ class Model:
             raise conflict("Cannot add Virtual Disk. Disk configuration (RAW Sparse) is "
                            "incompatible with the storage domain type.")
         name = body.get("name") or body.get("alias") or "disk-" + new_id()[:8]
+        check_alias(name, "add")
         need = initial if (sparse and initial) else size
         self._reserve(sd, need, size, "add", "Virtual Disk")
         d = self._new_disk(name, size, fmt, sparse, sd, need)
@@ -363,6 +373,7 @@ class Model:
         self._reserve(sd, need, d["provisioned_size"], "copy", "Virtual Disk")
         name = (body.get("disk") or {}).get("name") or (body.get("disk") or {}).get("alias") \
             or d["name"]
+        check_alias(name, "copy")
         n = self._new_disk(name, d["provisioned_size"], d["format"], d["sparse"], sd, need)
         copy_sparse(d["file"], n["file"], d["provisioned_size"])
         d["status"] = "locked"

@@ -142,6 +142,9 @@ disk_body() { # NAME SIZE SD [FORMAT] [SPARSE]
   printf '{"name":"%s","provisioned_size":"%s","format":"%s","sparse":"%s","storage_domains":{"storage_domain":[{"id":"%s"}]}}' \
     "$1" "$2" "${4:-raw}" "${5:-true}" "$3"
 }
+sim_call POST /disks "$(disk_body 'web01-/dev/vda' 4194304 "$SD1")"
+check "a disk alias with '/' answers 400 (letters, digits, . _ - only)" test "$SIM_STATUS" = 400
+check "... saying which characters" grep -q 'alphanumeric characters' <<<"$SIM_BODY"
 sim_call POST /disks "$(disk_body d1 4194304 "$SD1")" -i
 out=$SIM_BODY
 check "creating a disk answers 202" test "$SIM_STATUS" = 202

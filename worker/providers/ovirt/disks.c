@@ -157,8 +157,10 @@ static ek_err_t *deploy_one(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_inp
     _cleanup_json_ json_object *sd = NULL;
     if ((err = ek_ovirt_storage_domain(c, sd_name, "storage_mappings/default_storage_domain", &sd)))
         return ek_err_prefix(err, "disk '%s'", id);
-    _cleanup_free_ char *name = ek_ovirt_vm_name(NULL, in->instance, NULL);
-    _cleanup_free_ char *dname = ek_xasprintf("%s-%s", name, id);
+    /* a disk alias holds letters, digits, '.', '_', '-' only (source disk
+     * ids may be paths or "scsi0:1"): the same rule as VM names */
+    _cleanup_free_ char *raw = ek_xasprintf("%s-%s", in->instance, id);
+    _cleanup_free_ char *dname = ek_ovirt_vm_name(NULL, raw, NULL);
     const char *known = prev ? ek_ovirt_str(prev, "ovirt_disk_id") : NULL;
     char a[32], b[32];
     if (known) {
@@ -443,9 +445,9 @@ EK_OVIRT_TASK(create_snapshots)
             err = ek_err_new(EK_E_INVALID, "volumes_info[%zu] names no oVirt disk", i);
             break;
         }
-        _cleanup_free_ char *base = ek_ovirt_vm_name(NULL, in->instance, NULL);
-        _cleanup_free_ char *name =
-            ek_xasprintf("%s-%s-%s-%s", base, id, clone ? "deploy" : "rollback", tag);
+        _cleanup_free_ char *raw =
+            ek_xasprintf("%s-%s-%s-%s", in->instance, id, clone ? "deploy" : "rollback", tag);
+        _cleanup_free_ char *name = ek_ovirt_vm_name(NULL, raw, NULL);
         int step = ek_task_step(ctx, 1, "%s disk %s", clone ? "Cloning" : "Snapshotting", id);
         char *copy = NULL;
         if ((err = disk_copy(c, ctx, did, sd, name, &copy)))

@@ -126,7 +126,8 @@ const char *ek_ovirt_minion_cluster(ek_task_ctx_t *ctx, const ek_endpoint_t *ep)
  * sockets (n itself at worst: one socket). */
 void ek_ovirt_cpu_topology(int64_t n, int64_t *sockets, int64_t *cores);
 
-/* A name oVirt accepts: letters, digits, '-', '_', '.'; at most 64 bytes. */
+/* A name oVirt accepts for a VM or a disk alias: letters, digits, '-', '_',
+ * '.' (anything else becomes '-'); at most 64 bytes, keeping the end. */
 char *ek_ovirt_vm_name(const char *prefix, const char *instance, const char *suffix);
 /* POSTs /vms and waits until the VM is down (image_locked -> down). */
 EK_ERR_CHECK ek_ovirt_vm_create(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *body,
