@@ -880,6 +880,11 @@ class Model:
             raise invalid("interface", iface)
         prof = self._nic_profile(vm, body)
         mac = (body.get("mac") or {}).get("address") or self._alloc_mac()
+        # one MAC pool, duplicates not allowed (the default MAC pool's
+        # allow_duplicates is false: VmNicValidator / MacPool)
+        if any(x["mac"].lower() == mac.lower() for v in self.vms.values()
+               for x in v["nics"].values()):
+            raise conflict("Cannot add Interface. The MAC address is already in use.")
         n = {"id": new_id(), "name": body["name"], "interface": iface,
              "vnic_profile": prof["id"] if prof else None, "mac": mac,
              "plugged": opt(body, "plugged", as_bool, "plugged", True),

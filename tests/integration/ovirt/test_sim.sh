@@ -438,6 +438,14 @@ check "the copy is found by its name, locked while it copies" \
   test "$(sim_api GET "/disks/$MC" | jq -r .status)" = locked
 check "... then ok in the other domain" \
   sim_wait_status 10 "/disks/$MC" '.name + "/" + .status + "/" + .storage_domains.storage_domain[0].id' "misc-copy/ok/$SD2"
+MMAC=$(sim_api GET "/vms/$MISC/nics" | jq -r '.nic[0].mac.address')
+sim_call POST /vms "$(vm_body macdup)"
+MD2=$(jq -r .id <<<"$SIM_BODY")
+sim_call POST "/vms/$MD2/nics" "{\"name\":\"nic1\",\"mac\":{\"address\":\"$MMAC\"}}"
+check "a MAC another VM has answers 409 (no duplicates in the MAC pool)" test "$SIM_STATUS" = 409
+check "... saying so" grep -q "MAC address is already in use" <<<"$SIM_BODY"
+sim_wait_status 10 "/vms/$MD2" .status down
+sim_api DELETE "/vms/$MD2" >/dev/null
 MN=$(sim_api GET "/vms/$MISC/nics" | jq -r '.nic[0].id')
 check "a NIC can be unlinked" test "$(sim_api PUT "/vms/$MISC/nics/$MN" '{"linked":"false"}' | jq -r .linked)" = false
 sim_api DELETE "/vms/$MISC/nics/$MN" >/dev/null

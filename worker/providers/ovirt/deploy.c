@@ -186,6 +186,14 @@ static ek_err_t *add_nics(ek_ovirt_t *c, const ek_task_input_t *in, json_object 
                          nic_name, net ? net : "-", ek_ovirt_str(prof, "name"), name);
         err = ek_ovirt_call(c, "POST", path, b, what, NULL);
         json_object_put(b);
+        if (err && mac && err->code == EK_E_CONFLICT && strstr(err->message, "MAC address")) {
+            err = ek_err_prefix(err,
+                                "the source's MAC %s is kept (the guest's network configuration "
+                                "may name it), and another VM on the engine has it: the MAC pool "
+                                "of cluster '%s' allows no duplicates; remove or change that "
+                                "VM's NIC, then deploy again",
+                                mac, ek_ovirt_str(cluster, "name"));
+        }
         if (!err) {
             json_object *x = json_object_new_object();
             json_object_object_add(x, "name", json_object_new_string(nic_name));
