@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <libvirt/virterror.h>
 #include "common/config.h"
@@ -125,12 +126,12 @@ static void test_options_environment_overrides(void **state)
     assert_string_equal(o.domain_type, "qemu");
     assert_string_equal(o.iface_addr_src, "lease");
     char *pool = NULL, *vol = NULL;
-    assert_null(ek_lv_opts_image(&o, "linux", &pool, &vol));
+    assert_null(ek_lv_opts_image(NULL, &o, "linux", &pool, &vol));
     assert_string_equal(pool, "base");
     assert_string_equal(vol, "worker.qcow2");
     free(pool);
     free(vol);
-    assert_null(ek_lv_opts_image(&o, "windows", &pool, &vol));
+    assert_null(ek_lv_opts_image(NULL, &o, "windows", &pool, &vol));
     assert_string_equal(pool, "imgs");
     assert_string_equal(vol, "win.qcow2");
     free(pool);
@@ -141,7 +142,7 @@ static void test_options_environment_overrides(void **state)
     /* an environment map replaces the file's */
     env = parse("{\"migr_image_map\": {\"linux\": \"p2/w2\"}, \"default_storage_pool\": \"\"}");
     assert_null(ek_lv_opts_load(cfg, env, &o));
-    ek_err_t *err = ek_lv_opts_image(&o, "windows", &pool, &vol);
+    ek_err_t *err = ek_lv_opts_image(NULL, &o, "windows", &pool, &vol);
     assert_non_null(err);
     assert_non_null(strstr(err->message, "migr_image_map"));
     ek_err_free(err);
@@ -308,7 +309,8 @@ static void test_deployed_domain_xml(void **state)
     HAS(xml, "<tpm model=\"tpm-crb\">");
     HAS(xml, "<backend type=\"emulator\" version=\"2.0\" persistent_state=\"yes\"/>");
     HAS(xml, "<log file=\"/var/log/libvirt/qemu/web01-serial.log\" append=\"on\"/>");
-    HAS(xml, "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"0.0.0.0\" passwd=\"Pw3xample\">");
+    HAS(xml, "<graphics type=\"vnc\" port=\"-1\" autoport=\"yes\" listen=\"0.0.0.0\" "
+             "passwd=\"Pw3xample\">");
     HAS(xml, "<mac address=\"52:54:00:aa:bb:01\"/>");
     HAS(xml, "<source network=\"default\"/>");
     HAS(xml, "<source bridge=\"br0\"/>");
@@ -468,6 +470,149 @@ static void test_libvirt_test_driver(void **state)
     virConnectClose(c);
 }
 
+/* Every cpu_mode the options accept, with and without cpu_features, on KVM
+ * and TCG domains: either libvirt defines the XML, or the options refuse the
+ * combination naming both options (issue #26). */
+static void test_cpu_options_all_values(void **state)
+{
+    (void)state;
+    virSetErrorFunc(NULL, quiet);
+    virConnectPtr c = virConnectOpen("test:///default");
+    assert_non_null(c);
+    ek_config_t *cfg = seed_config(NULL);
+    static const char *const modes[] = {"",        "host-passthrough", "host-model",
+                                        "maximum", "custom",           "bogus"};
+    static const char *const feats[] = {"[]", "[\"rdtscp\", \"invtsc\", \"x2apic\"]"};
+    static const char *const dtypes[] = {"kvm", "qemu"};
+    int defined = 0, refused = 0;
+    for (size_t m = 0; m < 6; m++)
+        for (size_t f = 0; f < 2; f++)
+            for (size_t d = 0; d < 2; d++) {
+                char env[256];
+                snprintf(env, sizeof(env), "{\"cpu_mode\": \"%s\", \"cpu_features\": %s}", modes[m],
+                         feats[f]);
+                json_object *e = parse(env);
+                ek_lv_opts_t o;
+                ek_err_t *err = ek_lv_opts_load(cfg, e, &o);
+                json_object_put(e);
+                if (err) {
+                    refused++;
+                    bool both = strstr(err->message, "cpu_mode") != NULL &&
+                                (m != 0 || strstr(err->message, "cpu_features") != NULL);
+                    if (!both)
+                        fail_msg("%s: \"%s\" does not name the options", env, err->message);
+                    /* refused: features without a mode, custom (no model option), bogus */
+                    assert_true((m == 0 && f == 1) || m >= 4);
+                    ek_err_free(err);
+                    continue;
+                }
+                assert_false((m == 0 && f == 1) || m >= 4);
+                ek_lv_vm_t vm = deployed_vm(NULL, 0, NULL, 0);
+                vm.name = "lvdst-cpu";
+                vm.machine = NULL;
+                vm.efi = false;
+                vm.tpm = false;
+                vm.domain_type = dtypes[d];
+                vm.cpu_mode = o.cpu_mode;
+                vm.cpu_migratable = o.cpu_migratable;
+                vm.cpu_features = &o.cpu_features;
+                char *xml = NULL, *note = NULL;
+                assert_null(ek_lv_vm_xml(&vm, &xml, &note));
+                free(note);
+                virDomainPtr dom = virDomainDefineXML(c, xml);
+                if (!dom)
+                    fail_msg("%s on %s: libvirt refused the XML: %s\n%s", env, dtypes[d],
+                             virGetLastErrorMessage(), xml);
+                free(xml);
+                defined++;
+                assert_int_equal(virDomainUndefine(dom), 0);
+                virDomainFree(dom);
+                ek_lv_opts_release(&o);
+            }
+    /* invtsc with cpu_migratable (the seed's defaults): a warning, not a refusal */
+    ek_lv_opts_t w;
+    assert_null(ek_lv_opts_load(cfg, NULL, &w));
+    char *warn = ek_lv_opts_warning(&w);
+    assert_non_null(warn);
+    assert_non_null(strstr(warn, "invtsc"));
+    assert_non_null(strstr(warn, "cpu_migratable"));
+    free(warn);
+    ek_lv_opts_release(&w);
+    json_object *we = parse("{\"cpu_migratable\": false}");
+    assert_null(ek_lv_opts_load(cfg, we, &w));
+    assert_null(ek_lv_opts_warning(&w));
+    ek_lv_opts_release(&w);
+    json_object_put(we);
+    /* the worker image's pool must be a directory pool */
+    virStoragePoolPtr fs = virStoragePoolDefineXML(
+        c,
+        "<pool type='fs'><name>lvdst-fs</name><source><device path='/dev/lvdst'/></source>"
+        "<target><path>/lvdst-fs</path></target></pool>",
+        0);
+    assert_non_null(fs);
+    assert_int_equal(virStoragePoolCreate(fs, 0), 0);
+    virStorageVolFree(virStorageVolCreateXML(
+        fs, "<volume><name>w.qcow2</name><capacity>1048576</capacity></volume>", 0));
+    json_object *e = parse("{\"migr_image_map\": {\"linux\": \"lvdst-fs/w.qcow2\"}}");
+    ek_lv_opts_t o;
+    assert_null(ek_lv_opts_load(cfg, e, &o));
+    ek_err_t *err = ek_lv_check_worker_image(c, &o, "linux");
+    assert_non_null(err);
+    if (!strstr(err->message, "'fs' pool") || !strstr(err->message, "directory ('dir') pool"))
+        fail_msg("a worker image in an fs pool: \"%s\"", err->message);
+    ek_err_free(err);
+    ek_lv_opts_release(&o);
+    json_object_put(e);
+    e = parse("{\"migr_image_map\": {\"linux\": \"default-pool/lvdst-w.qcow2\"}}");
+    assert_null(ek_lv_opts_load(cfg, e, &o));
+    err = ek_lv_check_worker_image(c, &o, "linux"); /* a dir pool: only the image is missing */
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "is not in storage pool 'default-pool'"));
+    ek_err_free(err);
+    ek_lv_opts_release(&o);
+    json_object_put(e);
+    /* an absolute path (the seed's "image paths"): the volume of a pool there */
+    virStoragePoolPtr dp = virStoragePoolLookupByName(c, "default-pool");
+    virStorageVolFree(virStorageVolCreateXML(
+        dp, "<volume><name>lvdst-w2.qcow2</name><capacity>1048576</capacity></volume>", 0));
+    e = parse("{\"migr_image_map\": {\"linux\": \"/default-pool/lvdst-w2.qcow2\"}}");
+    assert_null(ek_lv_opts_load(cfg, e, &o));
+    char *pn = NULL, *vn = NULL;
+    assert_null(ek_lv_opts_image(c, &o, "linux", &pn, &vn));
+    assert_string_equal(pn, "default-pool");
+    assert_string_equal(vn, "lvdst-w2.qcow2");
+    free(pn);
+    free(vn);
+    assert_null(ek_lv_check_worker_image(c, &o, "linux"));
+    ek_lv_opts_release(&o);
+    json_object_put(e);
+    e = parse("{\"migr_image_map\": {\"linux\": \"/nowhere/w.qcow2\"}}");
+    assert_null(ek_lv_opts_load(cfg, e, &o));
+    err = ek_lv_opts_image(c, &o, "linux", &pn, &vn);
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "is not a volume of any libvirt storage pool"));
+    ek_err_free(err);
+    ek_lv_opts_release(&o);
+    json_object_put(e);
+    e = parse("{\"migr_image_map\": {\"linux\": \"/default-pool/../etc/x\"}}");
+    err = ek_lv_opts_load(cfg, e, &o);
+    assert_non_null(err);
+    assert_non_null(strstr(err->message, "migr_image_map"));
+    ek_err_free(err);
+    json_object_put(e);
+    virStorageVolPtr w2 = virStorageVolLookupByName(dp, "lvdst-w2.qcow2");
+    virStorageVolDelete(w2, 0);
+    virStorageVolFree(w2);
+    virStoragePoolFree(dp);
+    virStoragePoolDestroy(fs);
+    virStoragePoolUndefine(fs);
+    virStoragePoolFree(fs);
+    assert_int_equal(defined + refused, 24);
+    assert_int_equal(defined, 14);
+    ek_config_free(cfg);
+    virConnectClose(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_deployed_domain_xml),
         cmocka_unit_test(test_worker_vm_xml),
         cmocka_unit_test(test_libvirt_test_driver),
+        cmocka_unit_test(test_cpu_options_all_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

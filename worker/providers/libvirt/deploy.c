@@ -144,15 +144,34 @@ static ek_err_t *check_pools(virConnectPtr c, const ek_lv_opts_t *o, const ek_ta
     return NULL;
 }
 
-static ek_err_t *check_image(virConnectPtr c, const ek_lv_opts_t *o, const char *os_type)
+ek_err_t *ek_lv_check_worker_image(virConnectPtr c, const ek_lv_opts_t *o, const char *os_type)
 {
     _cleanup_free_ char *pool_name = NULL, *vol = NULL;
     virStoragePoolPtr p;
     virStorageVolPtr v = NULL;
-    ek_err_t *err = ek_lv_opts_image(o, os_type, &pool_name, &vol);
-    if (err || (err = ek_lv_pool_get(c, pool_name, "the pool of the worker image, migr_image_map",
-                                     &p)))
+    ek_err_t *err = ek_lv_opts_image(c, o, os_type, &pool_name, &vol);
+    if (err ||
+        (err = ek_lv_pool_get(c, pool_name, "the pool of the worker image, migr_image_map", &p)))
         return err;
+    /* the seed: worker images live in a directory pool (each worker VM gets
+     * a copy-on-write overlay next to its image, which needs files) */
+    char *xml = virStoragePoolGetXMLDesc(p, 0);
+    const char *t = xml ? strstr(xml, "<pool type=") : NULL;
+    if (t && strncmp(t + 11, "'dir'", 5) != 0 && strncmp(t + 11, "\"dir\"", 5) != 0) {
+        char type[32] = "";
+        sscanf(t + 12, "%31[a-z0-9_-]", type);
+        err = ek_err_new(EK_E_INVALID,
+                         "the worker image's pool '%s' (migr_image_map, %s) is a '%s' pool; "
+                         "worker images must be in a directory ('dir') pool: define one "
+                         "(virsh pool-define-as NAME dir --target DIR), upload the image there "
+                         "and name it in migr_image_map",
+                         pool_name, os_type, type);
+    }
+    free(xml);
+    if (err) {
+        virStoragePoolFree(p);
+        return err;
+    }
     if (!(err = ek_lv_vol_find(p, vol, &v)) && !v)
         err = ek_err_new(EK_E_NOTFOUND,
                          "worker image '%s' (migr_image_map, %s) is not in storage pool '%s': "
@@ -179,7 +198,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     const char *os_type = str_of(export_info, "os_type", "linux");
     if (!(err = check_pools(vc, &o, in, disks)) &&
         !(err = check_network_map(vc, export_info, in->destination->network_map)) && minion &&
-        !(err = check_image(vc, &o, os_type)) && !o.worker_network[0])
+        !(err = ek_lv_check_worker_image(vc, &o, os_type)) && !o.worker_network[0])
         err = ek_err_new(EK_E_INVALID, "migr_worker_network is empty: name the libvirt network "
                                        "worker VMs attach to (virsh net-list)");
     if (!err && minion) {
@@ -191,6 +210,11 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
                              o.worker_network);
         else
             virNetworkFree(n);
+    }
+    if (!err) {
+        _cleanup_free_ char *w = ek_lv_opts_warning(&o);
+        if (w)
+            ek_task_event(ctx, "WARNING", "%s", w);
     }
     if (!err)
         ek_task_event(ctx, "INFO", "destination %s: pools, networks%s checked for '%s'",
@@ -355,7 +379,7 @@ EK_LV_TASK(validate_deployment_inputs)
         !(err = check_network_map(vc, export_info, in->destination->network_map)) &&
         !(err = check_tpm(c, &o, ek_lv_domain_type(vc, &o, str_of(export_info, "arch", NULL)))) &&
         !in->skip_os_morphing)
-        err = check_image(vc, &o, str_of(export_info, "os_type", "linux"));
+        err = ek_lv_check_worker_image(vc, &o, str_of(export_info, "os_type", "linux"));
     for (size_t i = 0; !err && i < json_object_array_length(disks); i++) {
         const char *id = str_of(json_object_array_get_idx(disks, i), "id", "?");
         json_object *v = vols ? ek_volumes_find(vols, id) : NULL;

@@ -81,8 +81,8 @@ static void add_cpu(xmlNodePtr root, const ek_lv_vm_t *vm, char **note)
                            "mode 'maximum', its emulated counterpart");
     }
     size_t nf = vm->cpu_features ? vm->cpu_features->n : 0;
-    if (!mode && nf == 0)
-        return; /* libvirt's default CPU */
+    if (!mode)
+        return; /* libvirt's default CPU (options refuse features without a mode) */
     xmlNodePtr cpu = child(root, "cpu", NULL);
     if (mode) {
         prop(cpu, "mode", mode);

@@ -255,9 +255,10 @@ typedef struct ek_lv_opts {
 EK_ERR_CHECK ek_lv_opts_load(const ek_config_t *cfg, json_object *env, ek_lv_opts_t *out);
 void ek_lv_opts_release(ek_lv_opts_t *o);
 /* The worker image of an OS type: *pool is the pool named in the map
- * ("pool/volume") or default_storage_pool; malloc'ed both. */
-EK_ERR_CHECK ek_lv_opts_image(const ek_lv_opts_t *o, const char *os_type, char **pool,
-                              char **volume);
+ * ("pool/volume") or default_storage_pool; an absolute path (the seed's
+ * "image paths") is looked up on c among the pools' volumes. malloc'ed both. */
+EK_ERR_CHECK ek_lv_opts_image(virConnectPtr c, const ek_lv_opts_t *o, const char *os_type,
+                              char **pool, char **volume);
 /* The pool of a source disk (export_info.disks[i]): storage_mappings'
  * disk_mappings (by disk id), then backend_mappings (by the disk's
  * "storage_backend" or "pool"), then its "default", then
@@ -311,6 +312,12 @@ typedef struct ek_lv_vm {
 /* The domain XML (malloc'ed). cpu_mode "host-passthrough" on a TCG
  * ('qemu') domain, which QEMU cannot do, becomes "maximum" (its TCG
  * counterpart), with *note saying so (malloc'ed, or NULL). */
+/* A combination of options that works but is probably not what the operator
+ * wants (invtsc with cpu_migratable), said at validation; malloc'ed or NULL. */
+char *ek_lv_opts_warning(const ek_lv_opts_t *o);
+/* The worker image of os_type (migr_image_map) exists, in a directory pool
+ * (the seed's requirement; another pool type is refused naming it). */
+EK_ERR_CHECK ek_lv_check_worker_image(virConnectPtr c, const ek_lv_opts_t *o, const char *os_type);
 EK_ERR_CHECK ek_lv_vm_xml(const ek_lv_vm_t *vm, char **out, char **note);
 /* The <disk> of a hot-attached volume (malloc'ed). */
 char *ek_lv_disk_attach_xml(const ek_lv_vm_disk_t *d);

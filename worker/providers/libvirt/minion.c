@@ -594,7 +594,7 @@ static ek_err_t *find_image(ek_lv_minion_t *m, const ek_lv_opts_t *o, const char
                             virStoragePoolPtr *pool, virStorageVolPtr *image)
 {
     _cleanup_free_ char *pool_name = NULL, *vol = NULL;
-    ek_err_t *err = ek_lv_opts_image(o, os_type, &pool_name, &vol);
+    ek_err_t *err = ek_lv_opts_image(m->c, o, os_type, &pool_name, &vol);
     if (err)
         return err;
     if ((err = ek_lv_pool_get(m->c, pool_name, "the pool of the worker image, migr_image_map",

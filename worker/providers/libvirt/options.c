@@ -240,16 +240,18 @@ static bool plain(const char *s)
 
 static ek_err_t *check(ek_lv_opts_t *o)
 {
-    static const char *const modes[] = {"", "host-passthrough", "host-model", "maximum",
-                                        "custom", NULL};
+    static const char *const modes[] = {"", "host-passthrough", "host-model", "maximum", NULL};
     static const char *const dtypes[] = {"auto", "kvm", "qemu", NULL};
     static const char *const srcs[] = {"agent", "lease", "arp", NULL};
     static const char *const mechs[] = {"https", "ssh", NULL};
     if (!one_of(o->cpu_mode, modes))
         return ek_err_new(EK_E_INVALID,
-                          "option 'cpu_mode' = '%s': use host-passthrough, host-model, maximum, "
-                          "custom or leave it empty (libvirt's default)",
-                          o->cpu_mode);
+                          "option 'cpu_mode' = '%s': use host-passthrough, host-model, maximum "
+                          "or leave it empty (libvirt's default)%s",
+                          o->cpu_mode,
+                          strcmp(o->cpu_mode, "custom") == 0
+                              ? "; 'custom' needs a CPU model, which no option names"
+                              : "");
     if (!one_of(o->domain_type, dtypes))
         return ek_err_new(EK_E_INVALID, "option 'domain_type' = '%s': use auto, kvm or qemu",
                           o->domain_type);
@@ -271,6 +273,14 @@ static ek_err_t *check(ek_lv_opts_t *o)
                           "option 'vnc_listen_address' = '%s' is not an address "
                           "(enable_vm_vnc_console is on)",
                           o->vnc_listen_address);
+    /* features are added to a CPU model: libvirt's default CPU (no <cpu>
+     * mode) has none to add them to, and refuses a feature list alone */
+    if (!o->cpu_mode[0] && o->cpu_features.n)
+        return ek_err_new(EK_E_INVALID,
+                          "option 'cpu_features' (%s%s) needs a CPU mode to add the features to, "
+                          "and option 'cpu_mode' is empty (libvirt's default CPU): set cpu_mode "
+                          "to host-model, host-passthrough or maximum, or empty cpu_features",
+                          o->cpu_features.items[0], o->cpu_features.n > 1 ? ", ..." : "");
     for (size_t i = 0; i < o->cpu_features.n; i++) {
         const char *f = o->cpu_features.items[i];
         if (!*f || strspn(f, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(f))
@@ -287,10 +297,13 @@ static ek_err_t *check(ek_lv_opts_t *o)
                               "windows)",
                               k);
         const char *slash = strchr(v, '/');
-        if (!*v || (slash && (slash == v || !slash[1] || strchr(slash + 1, '/'))))
+        bool path = v[0] == '/' && v[1] && !strstr(v, "/../") && !strstr(v, "/./") &&
+                    v[strlen(v) - 1] != '/' && plain(v);
+        if (!*v || (!path && slash && (slash == v || !slash[1] || strchr(slash + 1, '/'))))
             return ek_err_new(EK_E_INVALID,
                               "option 'migr_image_map': '%s: %s' must name a volume "
-                              "(\"volume\" in default_storage_pool, or \"pool/volume\")",
+                              "(\"volume\" in default_storage_pool, \"pool/volume\", or the "
+                              "absolute path of a volume of a 'dir' pool)",
                               k, v);
     }
     if (o->worker_network[0] && !plain(o->worker_network))
@@ -338,10 +351,45 @@ ek_err_t *ek_lv_opts_load(const ek_config_t *cfg, json_object *env, ek_lv_opts_t
     return err;
 }
 
-ek_err_t *ek_lv_opts_image(const ek_lv_opts_t *o, const char *os_type, char **pool,
+char *ek_lv_opts_warning(const ek_lv_opts_t *o)
+{
+    for (size_t i = 0; o->cpu_migratable && i < o->cpu_features.n; i++)
+        if (strcmp(o->cpu_features.items[i], "invtsc") == 0)
+            return ek_xstrdup(
+                "cpu_features requires invtsc while cpu_migratable is on: QEMU blocks the live "
+                "migration of a domain with invtsc, so the deployed VM will not be migratable; "
+                "drop invtsc from cpu_features to keep it migratable, or set cpu_migratable off "
+                "to say it need not be");
+    return NULL;
+}
+
+ek_err_t *ek_lv_opts_image(virConnectPtr c, const ek_lv_opts_t *o, const char *os_type, char **pool,
                            char **volume)
 {
     const char *v = ek_strmap_get(&o->image_map, os_type ? os_type : "linux");
+    if (v && v[0] == '/') {
+        virStorageVolPtr vol = virStorageVolLookupByPath(c, v);
+        virStoragePoolPtr p = vol ? virStoragePoolLookupByVolume(vol) : NULL;
+        const char *pn = p ? virStoragePoolGetName(p) : NULL,
+                   *vn = vol ? virStorageVolGetName(vol) : NULL;
+        ek_err_t *err = NULL;
+        if (pn && vn) {
+            *pool = ek_xstrdup(pn);
+            *volume = ek_xstrdup(vn);
+        } else {
+            err = ek_err_new(EK_E_NOTFOUND,
+                             "worker image '%s' (migr_image_map, %s) is not a volume of any "
+                             "libvirt storage pool on the destination: put it in the target "
+                             "directory of a 'dir' pool and refresh it (virsh pool-refresh "
+                             "POOL), or name it as \"POOL/VOLUME\"",
+                             v, os_type ? os_type : "linux");
+        }
+        if (p)
+            virStoragePoolFree(p);
+        if (vol)
+            virStorageVolFree(vol);
+        return err;
+    }
     if (!v || !*v)
         return ek_err_new(EK_E_INVALID,
                           "no worker image for %s instances: set migr_image_map (e.g. "
