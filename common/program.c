@@ -238,6 +238,12 @@ bool ek_program_start(const ek_program_info_t *info, int *argc, char **argv, ek_
         char *s = ek_json_dump(j, true);
         printf("%s\n", s);
         free(s);
+        /* seed options Ekman accepts but has no use for: said, not hidden */
+        if (ek_config_is_set(c, "libvirt_migration_provider", "sqlite_database_file"))
+            fprintf(stderr,
+                    "%s: note: [libvirt_migration_provider] sqlite_database_file has no effect: "
+                    "Ekman keeps the provider's state in PostgreSQL ([database] connection)\n",
+                    info->name);
         json_object_put(j);
         ek_config_free(c);
         return false;
