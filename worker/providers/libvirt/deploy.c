@@ -275,6 +275,32 @@ EK_LV_TASK(deploy_target_resources)
 }
 
 /* Removes the worker VM a resources document names; returns empty ones. */
+/* A removed worker VM's console log (enable_vm_console_log) goes with it:
+ * one file per worker VM would pile up in vm_console_log_dir. The path is
+ * ours ("<vm_console_log_dir>/ekman-minion-*-serial.log", the directory
+ * checked plain by the options); anything else is left alone. A failure is
+ * a warning: the VM itself is gone. */
+static void remove_console_log(ek_task_ctx_t *ctx, ek_lv_conn_t *c, json_object *res)
+{
+    const char *log = str_of(res, "console_log", NULL);
+    const char *base = log ? strrchr(log, '/') : NULL;
+    size_t n = log ? strlen(log) : 0;
+    if (!log || log[0] != '/' || !base || strncmp(base + 1, "ekman-minion-", 13) != 0 ||
+        n < 11 || strcmp(log + n - 11, "-serial.log") != 0 || strchr(log, '\'') ||
+        strstr(log, "/../"))
+        return;
+    _cleanup_free_ char *cmd = ek_xasprintf("rm -f -- '%s'", log);
+    char *out = NULL, *errout = NULL;
+    int status = 0;
+    ek_err_t *err = ek_lv_ssh_run(c, cmd, &out, &errout, &status);
+    if (err || status != 0)
+        ek_task_event(ctx, "WARNING", "the worker VM's console log %s was not removed: %s", log,
+                      err ? err->message : (errout && *errout ? errout : "rm failed"));
+    ek_err_free(err);
+    free(out);
+    free(errout);
+}
+
 static ek_err_t *remove_minion(ek_task_ctx_t *ctx, const ek_task_input_t *in, const char *key,
                                json_object *result, const char *res_key, const char *conn_key)
 {
@@ -291,6 +317,8 @@ static ek_err_t *remove_minion(ek_task_ctx_t *ctx, const ek_task_input_t *in, co
         if ((err = ek_lv_task_connect_destination(ctx, in, &c, &o)))
             return err;
         err = ek_lv_minion_remove(ctx, ek_lv_virconn(c), res);
+        if (!err)
+            remove_console_log(ctx, c, res);
         ek_lv_opts_release(&o);
         ek_lv_disconnect(c);
         if (err)
