@@ -14,11 +14,13 @@
 #   down     stop exactly what `up` started; keep the data in DIR
 #   status   one line per service; exit 0 if all run, 3 otherwise
 #   env      print `export` lines for the stack, (re)write DIR/ekman.conf
+#            (EKMAN_URL=https://127.0.0.1:PORT, EKMAN_CA_FILE: the stack's CA)
 #   destroy  down, then delete DIR
 #
 # Ports (read at the first `up`, then kept in DIR/ports.env):
 #   EKMAN_PG_PORT=55432  EKMAN_AMQP_PORT=55672 (Erlang dist port +1, epmd +2)
-#   EKMAN_SSH_PORT=2222  EKMAN_API_PORT=7667 (Ekman's own API; not served here)
+#   EKMAN_SSH_PORT=2222  EKMAN_API_PORT=7667 (Ekman's own API, HTTPS with a
+#   certificate of the stack's CA in DIR/api/tls; not served here)
 #
 # libvirt access of the SSH account: Debian's libvirtd authorises the unix
 # socket through polkit, which needs D-Bus (absent here). When this script
@@ -218,6 +220,7 @@ set_dir() { # set_dir DIR: resolve the state directory and its paths
     SSH_KEY=$DIR/ssh/client_ed25519
     SSH_KH=$DIR/ssh/known_hosts
     CONF=$DIR/ekman.conf
+    API_TLS=$DIR/api/tls
 }
 
 # kv_get FILE KEY: value of KEY=VALUE in FILE (no shell evaluation).
@@ -641,6 +644,36 @@ rmq_tls_files() {
     fi
     chmod 0644 "$RMQ_TLS/ca.pem" "$RMQ_TLS/server.pem"
     chmod 0600 "$RMQ_TLS/server.key"
+}
+
+# api_tls_files: the certificate of Ekman's API (the conductor's HTTPS, [api]
+# tls_cert_file/tls_key_file) for 127.0.0.1 and localhost, signed by the
+# stack's CA (the one of the broker: clients trust DIR/rabbitmq/tls/ca.pem,
+# EKMAN_CA_FILE). Made again when missing or when it no longer verifies
+# against the CA (the CA was rotated, or it expired).
+api_tls_files() {
+    local ca=$RMQ_DIR/tls/ca.pem
+    [[ -s $ca && -s $SECRETS/amqp_ca.key ]] ||
+        die "api: the stack's CA ($ca, $SECRETS/amqp_ca.key) is missing: run '$0 up $DIR'"
+    mkdir -p "$API_TLS"
+    chmod 0755 "$API_TLS"
+    if [[ -s $API_TLS/server.key && -s $API_TLS/server.pem ]] &&
+        openssl verify -CAfile "$ca" -purpose sslserver "$API_TLS/server.pem" >/dev/null 2>&1; then
+        return 0
+    fi
+    (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$API_TLS/server.key.tmp" 2>/dev/null) || die "api: openssl could not make the API's key"
+    openssl req -new -key "$API_TLS/server.key.tmp" -subj /CN=localhost -out "$API_TLS/server.csr" 2>/dev/null &&
+        openssl x509 -req -in "$API_TLS/server.csr" -CA "$ca" -CAkey "$SECRETS/amqp_ca.key" \
+            -CAcreateserial -CAserial "$API_TLS/ca.srl" -days 825 -sha256 -out "$API_TLS/server.pem.tmp" \
+            -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n') \
+            2>/dev/null || die "api: openssl could not sign the API's certificate"
+    chmod 0600 "$API_TLS/server.key.tmp"
+    chmod 0644 "$API_TLS/server.pem.tmp"
+    mv -f "$API_TLS/server.key.tmp" "$API_TLS/server.key"
+    mv -f "$API_TLS/server.pem.tmp" "$API_TLS/server.pem"
+    rm -f "$API_TLS/server.csr" "$API_TLS/ca.srl"
+    log "api: made the API's certificate $API_TLS/server.pem (signed by $ca)" >&2 # (env: stdout is eval'd)
 }
 
 # rmq_tls_ready: the node's configuration is the TLS-only one.
@@ -1096,9 +1129,12 @@ conductor_transport_url = $(amqp_url ekman-conductor amqp_conductor_password)
 worker_transport_url = $(amqp_url ekman-worker amqp_worker_password)
 scheduler_transport_url = $(amqp_url ekman-scheduler amqp_scheduler_password)
 
+# HTTPS with a certificate of the stack's CA (clients: EKMAN_CA_FILE)
 [api]
 listen_address = 127.0.0.1
 port = $API_PORT
+tls_cert_file = $API_TLS/server.pem
+tls_key_file = $API_TLS/server.key
 
 [worker]
 region =
@@ -1145,6 +1181,7 @@ cmd_up() {
         worker_image_up
         RMQ_FRESH=''
         rmq_provision 3>&1 >>"$RMQ_STDOUT" 2>&1 || service_failed rabbitmq "$RMQ_STDOUT" "could not update the broker users"
+        api_tls_files
         write_conf
         log "already up, nothing to start; stack dir $DIR"
         cat "$DIR/status.txt"
@@ -1178,6 +1215,7 @@ cmd_up() {
         timeout 60 virsh -q -c "$(libvirt_uri)" pool-info "$POOL" >"$LV_DIR/uri-check.log" 2>&1 9>&- ||
             service_failed "libvirt over SSH" "$LV_DIR/uri-check.log" "virsh -c '$(libvirt_uri)' pool-info $POOL failed (sshd log: $SSH_LOG)"
     fi
+    api_tls_files
     write_conf
     s=$(($(now_ms) - t0))
     if ((${#STARTED[@]} > 0)); then
@@ -1285,6 +1323,11 @@ cmd_env() {
     done
     pw_pg=$(secret pg_password)
     rmq_write_ctl
+    # (a stack brought up before the API had HTTPS: its certificate now)
+    if ! openssl verify -CAfile "$RMQ_DIR/tls/ca.pem" -purpose sslserver "$API_TLS/server.pem" >/dev/null 2>&1; then
+        lock_dir
+        api_tls_files
+    fi
     write_conf
     ex() { printf 'export %s=%q\n' "$1" "$2"; }
     ex EKMAN_STACK_DIR "$DIR"
@@ -1308,11 +1351,26 @@ cmd_env() {
     ex EKMAN_LIBVIRT_NETWORK "$POOL"
     if [[ -f $POOL_DIR/$WORKER_VOLUME ]]; then ex EKMAN_WORKER_IMAGE_VOLUME "$WORKER_VOLUME"; fi
     ex EKMAN_API_PORT "$API_PORT"
-    ex EKMAN_URL "http://127.0.0.1:$API_PORT"
+    ex EKMAN_URL "https://127.0.0.1:$API_PORT"
+    ex EKMAN_CA_FILE "$RMQ_DIR/tls/ca.pem"
+}
+
+# close_inherited_fds: descriptors above 2 inherited from the caller (e.g. the
+# lock that `flock LOCKFILE deploy/stack.sh up` keeps on fd 3) would pass on to
+# the daemons, which outlive this script and would hold them (and a lock) for
+# as long as they run.
+close_inherited_fds() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2 && fd != 255)) || continue
+        eval "exec $fd>&-" 2>/dev/null || true
+    done
 }
 
 main() {
     (($# >= 1 && $# <= 2)) || usage
+    close_inherited_fds
     set_dir "${2:-}"
     case $1 in
         up) cmd_up ;;

@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/../integration/conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 40))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
@@ -39,7 +39,7 @@ cp "$TMP/w1.conf" "$TMP/svc.conf"
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
 start_w() { "$BUILD/worker/ekman-worker" --config "$TMP/w$1.conf" >> "$TMP/w$1.log" 2>&1 & eval "W$1=$!"; PIDS+=($!); }
 start_w 1; start_w 2
-check "the conductor answers" wait_for 60 curl -sf "$URL/healthz"
+check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz"
 check "two workers registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host LIKE 'e2e%-$R' AND status = 'UP'\")\" = 2 ]"
 check "each worker announced a key pair of its own (the conductor seals its tasks for it)" \
   test "$(psql "$DB" -Atqc "SELECT count(DISTINCT specs->>'box_key_id') FROM services WHERE host LIKE 'e2e%-$R' AND status = 'UP'")" = 2

@@ -1,14 +1,15 @@
 # conductor_lib.sh - helpers for tests that drive the conductor's REST API
 # (sourced after lib.sh, with the stack's environment loaded and TMP set).
 
-# start_conductor NAME PORT: a conductor with its own API port, log $TMP/NAME.log
+# start_conductor NAME PORT: a conductor with its own API port (HTTPS, the
+# stack's certificate: https://127.0.0.1:PORT), log $TMP/NAME.log
 start_conductor() {
   local name=$1 port=$2
   sed "s/^port = .*/port = $port/" "$EKMAN_CONFIG" > "$TMP/$name.conf"
   "$BUILD/conductor/ekman-conductor" --config "$TMP/$name.conf" >> "$TMP/$name.log" 2>&1 &
   eval "PID_$name=$!"
   PIDS+=($!)
-  wait_for 60 curl -sf "http://127.0.0.1:$port/healthz" || { echo "conductor $name did not start:"; tail "$TMP/$name.log"; }
+  wait_for 60 ek_curl -sf "https://127.0.0.1:$port/healthz" || { echo "conductor $name did not start:"; tail "$TMP/$name.log"; }
 }
 # start_worker NAME ARGS...: the test worker, tasks logged to $TMP/NAME.tasks
 start_worker() {
@@ -27,12 +28,13 @@ stop_proc() { # stop_proc NAME [SIGNAL]
 }
 
 # api TOKEN METHOD PATH [BODY]: prints the body; the status goes to $TMP/code
+# ($URL: https://127.0.0.1:PORT of the conductor under test)
 api() {
   local token=$1 method=$2 path=$3 body=${4:-}
   local args=(-s -o "$TMP/body" -w '%{http_code}' -X "$method" -H "Content-Type: application/json")
   [ -n "$token" ] && args+=(-H "X-Auth-Token: $token")
   [ -n "$body" ] && args+=(--data-binary "$body")
-  curl "${args[@]}" "$URL$path" > "$TMP/code"
+  ek_curl "${args[@]}" "$URL$path" > "$TMP/code"
   cat "$TMP/body"
 }
 code() { cat "$TMP/code"; }

@@ -19,3 +19,8 @@ wait_for() {
   while [ $SECONDS -lt $end ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
   "$@" >/dev/null 2>&1
 }
+# ek_curl ARGS...: curl to Ekman's API, which the stack serves over HTTPS: the
+# certificate is checked against the stack's CA (EKMAN_CA_FILE, from
+# `deploy/stack.sh env`). Exported, so `bash -c "ek_curl ..."` works too.
+ek_curl() { curl --cacert "${EKMAN_CA_FILE:?ek_curl: EKMAN_CA_FILE is not set (eval deploy/stack.sh env first)}" "$@"; }
+export -f ek_curl

@@ -16,7 +16,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; wait 2>
 trap cleanup EXIT
 . "$(dirname "$0")/conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 50))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 METRICS_TOKEN="metrics-$R-$RANDOM$RANDOM"
 
@@ -27,7 +27,7 @@ awk -v t="$METRICS_TOKEN" '{print} /^\[api\]/ {print "metrics_token = " t}' "$TM
 "$BUILD/conductor/ekman-conductor" --config "$TMP/c1m.conf" >> "$TMP/c1.log" 2>&1 &
 PID_c1=$!
 PIDS+=($!)
-wait_for 60 curl -sf "$URL/healthz" || { echo "conductor did not start:"; tail "$TMP/c1.log"; }
+wait_for 60 ek_curl -sf "$URL/healthz" || { echo "conductor did not start:"; tail "$TMP/c1.log"; }
 
 create_user "admin-$R" "admins-$R" admin "Admin-pass-$R"
 create_user "alice-$R" "proj-a-$R" member "Alice-pass-$R"
@@ -41,7 +41,7 @@ raw() {
   local args=(-s -o "$TMP/body" -w '%{http_code}' -X "$2" -H "Content-Type: $4" -H "Expect:")
   [ -n "$1" ] && args+=(-H "X-Auth-Token: $1")
   [ -n "${5:-}" ] && args+=(--data-binary "@$5")
-  curl "${args[@]}" "$URL$3" > "$TMP/code"
+  ek_curl "${args[@]}" "$URL$3" > "$TMP/code"
   cat "$TMP/body"
 }
 msg() { jq -r .error.message "$TMP/body" 2>/dev/null; }
@@ -118,10 +118,11 @@ raw "" POST /v1/auth/tokens application/json "$TMP/big" > /dev/null
 check "a 100 KB login body is 413 (small limit without a token)" test "$(code)" = 413
 # a client announces 900 KB and sends none of it: without a token the answer
 # must come at once, from the headers alone
-check "a request without a token is answered before its body is read" python3 - "$PORT" "$PA" <<'PY'
-import socket, sys, time
-port, project = int(sys.argv[1]), sys.argv[2]
+check "a request without a token is answered before its body is read" python3 - "$PORT" "$PA" "$EKMAN_CA_FILE" <<'PY'
+import socket, ssl, sys, time
+port, project, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="127.0.0.1")
 s.sendall(("POST /v1/%s/endpoints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            "Content-Length: 900000\r\n\r\n" % project).encode())
 t0 = time.time()
@@ -141,11 +142,11 @@ api "$A" POST "/v1/$PA/endpoints" "{\"endpoint\":{\"name\":\"kvm-bad2-$R\",\"typ
 check "base64 of something that is not a key is 400" test "$(code)" = 400
 
 # --- /metrics and diagnostics: operators only --------------------------------------------------
-check "anonymous /metrics is 401" test "$(curl -s -o /dev/null -w '%{http_code}' "$URL/metrics")" = 401
-check "a member's /metrics is 403" test "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $A" "$URL/metrics")" = 403
-check "an admin reads /metrics" bash -c "curl -sf -H 'X-Auth-Token: $ADMIN' '$URL/metrics' | grep -q '^ekman_http_requests_total'"
-check "the metrics token reads /metrics" bash -c "curl -sf -H 'Authorization: Bearer $METRICS_TOKEN' '$URL/metrics' | grep -q '^ekman_http_requests_total'"
-check "the metrics token is no API token" test "$(curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $METRICS_TOKEN" "$URL/v1/$PA/endpoints")" = 401
+check "anonymous /metrics is 401" test "$(ek_curl -s -o /dev/null -w '%{http_code}' "$URL/metrics")" = 401
+check "a member's /metrics is 403" test "$(ek_curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $A" "$URL/metrics")" = 403
+check "an admin reads /metrics" bash -c "ek_curl -sf -H 'X-Auth-Token: $ADMIN' '$URL/metrics' | grep -q '^ekman_http_requests_total'"
+check "the metrics token reads /metrics" bash -c "ek_curl -sf -H 'Authorization: Bearer $METRICS_TOKEN' '$URL/metrics' | grep -q '^ekman_http_requests_total'"
+check "the metrics token is no API token" test "$(ek_curl -s -o /dev/null -w '%{http_code}' -H "X-Auth-Token: $METRICS_TOKEN" "$URL/v1/$PA/endpoints")" = 401
 api "$A" GET "/v1/$PA/diagnostics" > /dev/null
 check "a member's diagnostics are 403" test "$(code)" = 403
 check "... and show no host name" bash -c "! grep -q \"$(hostname)\" '$TMP/body'"
@@ -171,7 +172,7 @@ check "an update without a password still works (200)" test "$(code)" = 200
 # --- logins: same cost for unknown users, scrypt off the API threads ------------------------------
 # login_time ADDRESS USER PASSWORD: seconds a login takes from ADDRESS; status in $TMP/lcode
 login_time() {
-  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --interface "$1" -X POST \
+  ek_curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --interface "$1" -X POST \
     -H 'Content-Type: application/json' \
     --data-binary "{\"auth\":{\"username\":\"$2\",\"password\":\"$3\"}}" "$URL/v1/auth/tokens" |
     { read -r c t; echo "$c" > "$TMP/lcode"; echo "$t"; }
@@ -191,14 +192,15 @@ check "a right login works from 127.0.0.2" test "$(cat "$TMP/lcode")" = 201
 echo "# right login alone: ${base}s"
 # 200 wrong logins at once from 127.0.0.1 (unknown users and a real one), from
 # one light client (threads, not 200 processes competing for the CPU)
-python3 - "$PORT" "$R" "$TMP/storm.codes" "$TMP/storm.end" <<'PY' &
-import http.client, json, sys, threading, time
+python3 - "$PORT" "$R" "$TMP/storm.codes" "$TMP/storm.end" "$EKMAN_CA_FILE" <<'PY' &
+import http.client, json, ssl, sys, threading, time
 port, r, codes_file, end_file = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+tls = ssl.create_default_context(cafile=sys.argv[5])
 codes, lock = [], threading.Lock()
 def one(i):
     user = ("storm-%d-%s" % (i, r)) if i % 2 else ("bob-" + r)
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=tls)
         c.request("POST", "/v1/auth/tokens", json.dumps({"auth": {"username": user, "password": "guess-%d" % i}}),
                   {"Content-Type": "application/json"})
         code = c.getresponse().status
@@ -223,7 +225,7 @@ right_start=$(date +%s.%N)
 RIGHT=$!
 hz_max=0
 for i in 1 2 3 4 5; do
-  t=$(curl -s -o /dev/null -w '%{time_total}' "$URL/healthz")
+  t=$(ek_curl -s -o /dev/null -w '%{time_total}' "$URL/healthz")
   hz_max=$(python3 -c "print(max($hz_max, $t))")
   sleep 0.1
 done
@@ -239,17 +241,18 @@ check "... slowed by less than 1 s" python3 -c "import sys; sys.exit(0 if $durin
 check "/healthz stays under 1 s during the storm" python3 -c "import sys; sys.exit(0 if $hz_max < 1 else 1)"
 check "the storm gets 401, 429 or 503, never a 500" bash -c "! grep -qv -e '^401$' -e '^429$' -e '^503$' '$TMP/storm.codes'"
 check "the storm was refused in part (bounded queue / back-off)" grep -q -e '^429$' -e '^503$' "$TMP/storm.codes"
-curl -s -D "$TMP/headers" -o "$TMP/body" -X POST -H 'Content-Type: application/json' \
+ek_curl -s -D "$TMP/headers" -o "$TMP/body" -X POST -H 'Content-Type: application/json' \
   --data-binary "{\"auth\":{\"username\":\"storm-x-$R\",\"password\":\"x\"}}" "$URL/v1/auth/tokens" > /dev/null
 check "after the storm, its address backs off: 429" grep -q "^HTTP/1.1 429" "$TMP/headers"
 check "... with Retry-After" grep -qi "^Retry-After: [1-9]" "$TMP/headers"
 
 # --- libmicrohttpd's own messages: in the log format, rate-limited -------------------------------
-python3 - "$PORT" <<'PY'
-import socket, sys
+python3 - "$PORT" "$EKMAN_CA_FILE" <<'PY'
+import socket, ssl, sys
 port = int(sys.argv[1])
+tls = ssl.create_default_context(cafile=sys.argv[2])
 for i in range(300):
-    s = socket.create_connection(("127.0.0.1", port))
+    s = tls.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
     if i % 3 == 0:
         s.sendall(b"GARBAGE\r\n\r\n")
     elif i % 3 == 1:
@@ -266,7 +269,7 @@ check "every line of the conductor's log has a timestamp" \
   bash -c "! grep -Evq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z ' '$TMP/c1.log'"
 check "at most 20 HTTP server messages a minute reach the log" \
   test "$(grep -c 'HTTP server' "$TMP/c1.log")" -le 21
-check "the conductor still answers" curl -sf "$URL/healthz"
+check "the conductor still answers" ek_curl -sf "$URL/healthz"
 grep -v '^[0-9]' "$TMP/c1.log" | head -3
 
 finish

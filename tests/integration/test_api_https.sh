@@ -31,8 +31,9 @@ openssl req -x509 -newkey ed25519 -nodes -days 1 -subj "/CN=other CA" \
   -keyout "$TMP/other.key" -out "$TMP/other.pem" 2>/dev/null
 check "test certificates made" test -s "$TMP/api.pem" -a -s "$TMP/ca.pem"
 
-# the stack's configuration, on a port of its own, with HTTPS
-{ sed "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG"
+# the stack's configuration, on a port of its own, with HTTPS by a CA of this
+# test (the stack's own certificate and CA left out)
+{ sed -e "s/^port = .*/port = $PORT/" -e '/^tls_\(cert\|key\)_file = /d' "$EKMAN_CONFIG"
   printf '\n[api]\ntls_cert_file = %s\ntls_key_file = %s\n' "$TMP/api.pem" "$TMP/api.key"; } > "$TMP/c.conf"
 "$BUILD/conductor/ekman-conductor" --config "$TMP/c.conf" > "$TMP/c.log" 2>&1 &
 PIDS+=($!)
@@ -64,13 +65,13 @@ stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/
 stop_all
 
 # half a TLS configuration: refused at start, saying what to set
-{ sed "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG"
+{ sed -e "s/^port = .*/port = $PORT/" -e '/^tls_\(cert\|key\)_file = /d' "$EKMAN_CONFIG"
   printf '\n[api]\ntls_cert_file = %s\n' "$TMP/api.pem"; } > "$TMP/half.conf"
 timeout 60 "$BUILD/conductor/ekman-conductor" --config "$TMP/half.conf" > "$TMP/half.log" 2>&1
 rc=$?
 check "a certificate without a key: the conductor exits ($rc) saying both go together" \
   bash -c "[ $rc != 0 ] && grep -q 'together' '$TMP/half.log'"
-{ sed "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG"
+{ sed -e "s/^port = .*/port = $PORT/" -e '/^tls_\(cert\|key\)_file = /d' "$EKMAN_CONFIG"
   printf '\n[api]\ntls_cert_file = %s\ntls_key_file = %s\n' "$TMP/api.key" "$TMP/api.key"; } > "$TMP/swap.conf"
 timeout 60 "$BUILD/conductor/ekman-conductor" --config "$TMP/swap.conf" > "$TMP/swap.log" 2>&1
 rc=$?

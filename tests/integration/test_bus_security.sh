@@ -108,7 +108,7 @@ sed "s/^port = .*/port = $CPORT/" "$EKMAN_CONFIG" >"$TMP/c.conf"
 "$BUILD/conductor/ekman-conductor" --config "$TMP/c.conf" >"$TMP/c.log" 2>&1 &
 CPID=$!
 trap 'kill $CPID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$CPORT/healthz" >/dev/null && break; sleep 0.2; done
+for _ in $(seq 100); do ek_curl -sf "https://127.0.0.1:$CPORT/healthz" >/dev/null && break; sleep 0.2; done
 report() { # report ID: a well-formed task.completed for a task that does not exist
     printf '{"type":"task.completed","version":"1.0","id":"%s","body":{"task_id":"%s","attempt_id":"%s","result":{}}}' \
         "$1" "$(cat /proc/sys/kernel/random/uuid)" "$(cat /proc/sys/kernel/random/uuid)"

@@ -14,7 +14,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; wait 2>
 trap cleanup EXIT
 . "$(dirname "$0")/conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 10))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 
 start_conductor c1 "$PORT"
@@ -192,7 +192,7 @@ api "$A" PUT "/v1/$PA/transfers/$T/schedules/$S" '{"enabled": false}' > "$TMP/s.
 check "schedule disabled" test "$(jq -r .schedule.enabled "$TMP/s.json")" = false
 api "$A" DELETE "/v1/$PA/transfers/$T/schedules/$S" > /dev/null
 check "schedule deleted (204)" test "$(code)" = 204
-curl -s -H "X-Auth-Token: $ADMIN" "$URL/metrics" > "$TMP/metrics"
+ek_curl -s -H "X-Auth-Token: $ADMIN" "$URL/metrics" > "$TMP/metrics"
 check "metrics count dispatched tasks" grep -q "^ekman_tasks_dispatched_total [1-9]" "$TMP/metrics"
 check "metrics show executions by status" grep -q '^ekman_executions{status="COMPLETED"}' "$TMP/metrics"
 

@@ -45,18 +45,23 @@ start writer "$BUILD/worker/ekman-writer" --listen 127.0.0.1:0 --cert "$TMP/w.pe
 check "the API answers /healthz" wait_for 30 "$BUILD/client/ekman" status --url "$EKMAN_URL"
 out=$("$BUILD/client/ekman" status --url "$EKMAN_URL")
 check "ekman status reports ok" grep -q ": ok" <<<"$out"
-code=$(curl -s -o "$TMP/404.json" -w '%{http_code}' "$EKMAN_URL/v1/nope")
+code=$(ek_curl -s -o "$TMP/404.json" -w '%{http_code}' "$EKMAN_URL/v1/nope")
 check "unknown route is 404" test "$code" = 404
 check "404 body is a JSON error naming the route" \
   test "$(jq -r .error.message "$TMP/404.json")" = "no route for GET /v1/nope"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$EKMAN_URL/healthz")
+code=$(ek_curl -s -o /dev/null -w '%{http_code}' -X POST "$EKMAN_URL/healthz")
 check "wrong method is 405" test "$code" = 405
 # before authentication only a small body is read (16 KiB: a login)
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+code=$(ek_curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
   --data-binary @<(head -c 2000000 /dev/zero | tr '\0' a) "$EKMAN_URL/v1/auth/tokens")
 check "an oversized body is 413" test "$code" = 413
+# the stack's API is HTTPS (deploy/stack.sh: [api] tls_cert_file/tls_key_file)
+check "EKMAN_URL is https and the certificate checks against EKMAN_CA_FILE" \
+  bash -c "[[ '$EKMAN_URL' == https://* ]] && curl -sf -o /dev/null --cacert '$EKMAN_CA_FILE' '$EKMAN_URL/healthz'"
+check "plain HTTP to the API gets no answer" \
+  bash -c "! curl -s -m 5 -o /dev/null -w '%{http_code}' 'http://127.0.0.1:$EKMAN_API_PORT/healthz' | grep -q 200"
 
-check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=http://127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
+check "conductor logged its start with the API address" wait_for 10 grep -q "conductor started api=https://127.0.0.1:$EKMAN_API_PORT" "$TMP/conductor.log"
 check "scheduler logged its start" wait_for 10 grep -q "scheduler started" "$TMP/scheduler.log"
 check "worker logged its start" wait_for 10 grep -q "worker started host=" "$TMP/worker.log"
 check "writer logged where it listens" wait_for 10 grep -q "writer listening" "$TMP/writer.log"
@@ -92,4 +97,6 @@ stop_and_check conductor2
 for secret in "$STACK/secrets/pg_password" "$STACK/secrets"/amqp_*password; do
   check "no log contains $(basename "$secret")" bash -c "! grep -qF -- \"\$(cat '$secret')\" '$TMP'/*.log"
 done
+check "no log contains the API's private key" \
+  bash -c "! grep -qF -- \"\$(sed -n 2p '$STACK/api/tls/server.key')\" '$TMP'/*.log && ! grep -q 'PRIVATE KEY' '$TMP'/*.log"
 finish

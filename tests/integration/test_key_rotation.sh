@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 40))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 

@@ -15,7 +15,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done; wait 2>
 trap cleanup EXIT
 . "$(dirname "$0")/conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 30))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 
@@ -60,7 +60,7 @@ for p in c1 s1 s2 wk; do
   eval "pid=\$PID_$p"
   check "$p still runs" kill -0 "$pid"
 done
-check "the conductor still answers" curl -sf "$URL/healthz" -o /dev/null
+check "the conductor still answers" ek_curl -sf "$URL/healthz" -o /dev/null
 
 # --- a killed worker goes DOWN after three missed heartbeats ---------------------------
 kill -KILL "$PID_wk"

@@ -20,16 +20,16 @@ start_conductor c2 "$P2"
 start_worker wa --prefetch 16
 start_worker wb --prefetch 16
 create_user "two-$R" "two-$R" member "Two-pass-$R"
-URL="http://127.0.0.1:$P1"
+URL="https://127.0.0.1:$P1"
 read -r TOK PR < <(login "two-$R" "Two-pass-$R")
 EP=$(api "$TOK" POST "/v1/$PR/endpoints" '{"endpoint":{"name":"dir","type":"local","connection_info":{"path":"/var/tmp"}}}' | jq -r .endpoint.id)
 
 # N transfers, executed through both conductors' APIs alternately
 start=$SECONDS
 for i in $(seq "$N"); do
-  URL="http://127.0.0.1:$P1"
+  URL="https://127.0.0.1:$P1"
   T=$(api "$TOK" POST "/v1/$PR/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$EP\",\"destination_endpoint_id\":\"$EP\",\"instances\":[\"vm$i\"]}}" | jq -r .transfer.id)
-  [ $((i % 2)) = 0 ] && URL="http://127.0.0.1:$P2"
+  [ $((i % 2)) = 0 ] && URL="https://127.0.0.1:$P2"
   api "$TOK" POST "/v1/$PR/transfers/$T/executions" '{}' > /dev/null
   [ "$(code)" = 201 ] || echo "execution $i: HTTP $(code)"
 done
@@ -51,8 +51,8 @@ check "both workers took work" test -s "$TMP/wa.tasks" -a -s "$TMP/wb.tasks"
 # /metrics is for operators: an admin's token
 create_user "two-adm-$R" "two-adm-$R" admin "Two-adm-pass-$R"
 read -r ATOK _ < <(login "two-adm-$R" "Two-adm-pass-$R")
-d1=$(curl -s -H "X-Auth-Token: $ATOK" "http://127.0.0.1:$P1/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
-d2=$(curl -s -H "X-Auth-Token: $ATOK" "http://127.0.0.1:$P2/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
+d1=$(ek_curl -s -H "X-Auth-Token: $ATOK" "https://127.0.0.1:$P1/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
+d2=$(ek_curl -s -H "X-Auth-Token: $ATOK" "https://127.0.0.1:$P2/metrics" | awk '/^ekman_tasks_dispatched_total/ {print $2}')
 echo "dispatched by conductor 1: $d1, by conductor 2: $d2"
 check "both conductors dispatched" test "${d1:-0}" -gt 0 -a "${d2:-0}" -gt 0
 for p in c1 c2 wa wb; do

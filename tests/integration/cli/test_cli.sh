@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/../conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 45))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 MiB=1048576
 export XDG_CACHE_HOME=$TMP/cache
@@ -35,7 +35,7 @@ printf '\n[local]\nallowed_roots = %s\n' "$TMP" >> "$TMP/svc.conf"
 "$BUILD/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
 "$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & PIDS+=($!)
-check "the conductor answers" wait_for 60 curl -sf "$URL/healthz"
+check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz"
 
 EK=$BUILD/client/ekman
 # run NAME ARGS...: ekman's stdout in $TMP/NAME.out, stderr in $TMP/NAME.err, exit code in RC

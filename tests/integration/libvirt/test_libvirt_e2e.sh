@@ -55,7 +55,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/../conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 45))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
 
@@ -136,7 +136,7 @@ SVC=${EKMAN_E2E_SERVICES_BUILD:-$BUILD}   # e.g. a sanitizer build of the conduc
 "$SVC/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
 "$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & W=$!; PIDS+=($W)
-check "the conductor answers" wait_for 60 curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
+check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
 check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = 'lve2e-$R' AND status = 'UP'\")\" = 1 ]"
 create_user "lve2e-$R" "lve2e-$R" member "Lve2e-pass-$R"
 read -r TOK P < <(login "lve2e-$R" "Lve2e-pass-$R")
@@ -153,7 +153,7 @@ endpoint() { # endpoint NAME CONNECTION_INFO: prints the id
 SRC_EP=$(endpoint src "$(conn "$KEY_B64" "$KH")")
 DST_EP=$(endpoint dst "$(conn "$KEY_B64" "$KH")")
 check "endpoints created" test -n "$SRC_EP" -a -n "$DST_EP" -a "$SRC_EP" != null
-check "the source domain is listed over SSH" bash -c "curl -s -H 'X-Auth-Token: $TOK' '$URL/v1/$P/endpoints/$SRC_EP/instances' | jq -e '.instances[] | select(.name == \"$SRC_DOM\")' > /dev/null"
+check "the source domain is listed over SSH" bash -c "ek_curl -s -H 'X-Auth-Token: $TOK' '$URL/v1/$P/endpoints/$SRC_EP/instances' | jq -e '.instances[] | select(.name == \"$SRC_DOM\")' > /dev/null"
 
 # --- errors that name the problem --------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -f "$TMP/wrong" > /dev/null

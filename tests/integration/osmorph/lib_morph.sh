@@ -47,7 +47,7 @@ morph_setup() {
   DST_POOL=$N-dst
   HOST=$N
   PORT=$((EKMAN_API_PORT + 46))
-  URL="http://127.0.0.1:$PORT"
+  URL="https://127.0.0.1:$PORT"
   IMAGE=${EKMAN_WORKER_IMAGE:-$BUILD/worker-image/ekman-worker.qcow2}
   [ -n "${EKMAN_WORKER_IMAGE:-}" ] ||
     "$SRC/deploy/worker-image/build.sh" --build-dir "$BUILD" --output "$IMAGE" > "$TMP/image.log" 2>&1 ||
@@ -68,7 +68,7 @@ morph_setup() {
   "$BUILD/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
   "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
   "$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & W=$!; PIDS+=($W)
-  check "the conductor answers" wait_for 60 curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
+  check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
   check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = '$HOST' AND status = 'UP'\")\" = 1 ]"
   create_user "$N" "$N" member "Morph-pass-$R"
   read -r TOK P < <(login "$N" "Morph-pass-$R")

@@ -45,7 +45,7 @@ check "the OVA exists" test -s "$TMP/ova/$GUEST.ova"
 # --- services, endpoints (lib_morph.sh) -------------------------------------------------------
 morph_setup morph "$(printf '[libvirt_migration_provider]\nosmorphing_packages_dir = %s/guest/packages' "$TMP")"
 elapsed "services up"
-check "the OVA's VM is listed" bash -c "curl -s -H 'X-Auth-Token: $TOK' '$URL/v1/$P/endpoints/$SRC_EP/instances' | jq -e '.instances[] | select(.name == \"$GUEST\")' > /dev/null"
+check "the OVA's VM is listed" bash -c "ek_curl -s -H 'X-Auth-Token: $TOK' '$URL/v1/$P/endpoints/$SRC_EP/instances' | jq -e '.instances[] | select(.name == \"$GUEST\")' > /dev/null"
 T=$(new_transfer "$GUEST")
 check "transfer created" test "$(code)" = 201
 

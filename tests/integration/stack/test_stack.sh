@@ -4,7 +4,8 @@
 # Brings a complete stack up in a temporary directory on ports of its own
 # (so a developer's stack on the default ports is not disturbed), checks
 # every service for real (PostgreSQL login, AMQP login, libvirt over
-# qemu+libssh2:// and qemu+ssh://, ssh exec), then down/up/destroy, and
+# qemu+libssh2:// and qemu+ssh://, ssh exec, the API's HTTPS certificate),
+# then down/up/destroy, and
 # that nothing it started is left behind. Always tears down (trap).
 #
 # Run as root on Debian 12 after deploy/install-deps.sh. Ports can be moved
@@ -237,10 +238,35 @@ conf_ok() {
         "^connection = postgresql://ekman:[0-9a-f]+@127.0.0.1:$EKMAN_PG_PORT/ekman$" '^\[messaging\]$' \
         "^transport_url = amqps://ekman:[0-9a-f]+@localhost:$EKMAN_AMQP_PORT/ekman\\?cacertfile=$DIR/rabbitmq/tls/ca.pem$" \
         "^worker_transport_url = amqps://ekman-worker:[0-9a-f]+@localhost:$EKMAN_AMQP_PORT/ekman\\?cacertfile=" '^\[api\]$' \
-        '^listen_address = 127.0.0.1$' "^port = $EKMAN_API_PORT$" '^\[worker\]$' '^region =$' \
+        '^listen_address = 127.0.0.1$' "^port = $EKMAN_API_PORT$" "^tls_cert_file = $DIR/api/tls/server.pem$" \
+        "^tls_key_file = $DIR/api/tls/server.key$" '^\[worker\]$' '^region =$' \
         '^\[libvirt_migration_provider\]$' "^default_storage_pool = $EKMAN_POOL$"; do
         grep -Eq "$s" "$EKMAN_CONFIG" || { echo "no line matching $s"; return 1; }
     done
+}
+
+api_cert_ok() { # the API's certificate: key 0600, signed by EKMAN_CA_FILE for 127.0.0.1 and localhost, 825 days
+    local crt=$DIR/api/tls/server.pem key=$DIR/api/tls/server.key text
+    [[ $(stat -c %a "$key") == 600 ]] || { echo "key mode $(stat -c %a "$key")"; return 1; }
+    openssl verify -CAfile "$EKMAN_CA_FILE" -purpose sslserver "$crt" || return 1
+    text=$(openssl x509 -in "$crt" -noout -text) || return 1
+    grep -q 'IP Address:127.0.0.1' <<<"$text" && grep -q 'DNS:localhost' <<<"$text" || { echo "SAN: $text"; return 1; }
+    openssl x509 -in "$crt" -noout -checkend $((824 * 86400)) && ! openssl x509 -in "$crt" -noout -checkend $((826 * 86400))
+    cmp <(openssl x509 -in "$crt" -noout -pubkey) <(openssl pkey -in "$key" -pubout)
+}
+
+api_https_curl() { # a TLS server with the stack's API certificate is trusted by curl --cacert EKMAN_CA_FILE
+    local port=$((EKMAN_API_PORT + 90)) pid rc=1
+    openssl s_server -quiet -www -accept "127.0.0.1:$port" -cert "$DIR/api/tls/server.pem" \
+        -key "$DIR/api/tls/server.key" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do port_closed "$port" || break; sleep 0.1; done
+    curl -sf -o /dev/null --cacert "$EKMAN_CA_FILE" "https://127.0.0.1:$port/" &&
+        curl -sf -o /dev/null --cacert "$EKMAN_CA_FILE" "https://localhost:$port/" &&
+        ! curl -sf -o /dev/null "https://127.0.0.1:$port/" && rc=0
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return "$rc"
 }
 
 echo "test_stack: DIR=$DIR ports pg=$EKMAN_PG_PORT amqp=$EKMAN_AMQP_PORT(+1,+2) ssh=$EKMAN_SSH_PORT"
@@ -251,15 +277,20 @@ check "ports are free" ports_closed
 
 # ------------------------------------------------------------------ up
 t0=$(now_ms)
-check "up (cold)" "$STACK" up "$DIR"
+check "up (cold)" flock "$AUX/caller.lock" "$STACK" up "$DIR"
 T_UP_COLD=$(($(now_ms) - t0))
 cat "$AUX/check-1.log"
+check "the daemons do not keep the caller's descriptors (its flock lock is free)" flock -n "$AUX/caller.lock" true
 check "status exits 0" "$STACK" status "$DIR"
 check "env" load_env
 load_env || true
 check "env values" test "${EKMAN_PG_PORT:-}" = "${TEST_PG_PORT:-56432}" -a "${EKMAN_SSH_USER:-}" != "" \
-    -a "${EKMAN_URL:-}" = "http://127.0.0.1:$EKMAN_API_PORT" -a "${EKMAN_STACK_DIR:-}" = "$DIR"
+    -a "${EKMAN_URL:-}" = "https://127.0.0.1:$EKMAN_API_PORT" -a "${EKMAN_STACK_DIR:-}" = "$DIR" \
+    -a "${EKMAN_CA_FILE:-}" = "$DIR/rabbitmq/tls/ca.pem"
 check "ekman.conf (0600, all sections)" conf_ok
+check "the API's certificate (signed by the stack's CA, key 0600)" api_cert_ok
+check "curl with EKMAN_CA_FILE trusts the API's certificate, without it not" api_https_curl
+API_SERIAL=$(openssl x509 -in "$DIR/api/tls/server.pem" -noout -serial 2>&1)
 check "listeners on loopback only" ports_loopback_only
 check "psql EKMAN_DB_URL as ekman" test "$(psql_ekman 'select current_user||current_database()')" = ekmanekman
 check "ekman can create a table" psql_ekman 'create table stack_test(x int); insert into stack_test values (42)'
@@ -303,6 +334,10 @@ T_UP_WARM=$(($(now_ms) - t0))
 check "status exits 0" "$STACK" status "$DIR"
 load_env || true
 check "data kept across down/up" test "$(psql_ekman 'select x from stack_test')" = 42
+check "the API's certificate kept across down/up" test "$API_SERIAL" = "$(openssl x509 -in "$DIR/api/tls/server.pem" -noout -serial)"
+rm -f "$DIR/api/tls/server.pem"
+check "env makes a missing API certificate again" load_env
+check "... signed by the stack's CA" api_cert_ok
 check "AMQP login after restart" amqp_login "$EKMAN_AMQP_URL"
 check "virsh over qemu+libssh2 after restart" virsh_libssh2_pool
 check "ssh after restart" ssh_id
