@@ -5,7 +5,7 @@
 # Execute, change source blocks, execute again (only the changes move),
 # deploy: the simulator's disk files equal the sources, the VM has the
 # source's CPUs, memory and NICs on the mapped vNIC profiles, the configured
-# OS type, optimisation, delete protection and pool, and no worker VM or
+# OS type, optimisation, delete protection (a pool is refused), and no worker VM or
 # temporary disk is left. Then the failures: a 409 injected while attaching
 # disks (ERROR, nothing left), tokens expired mid-run (renewed), a wrong
 # password, an untrusted certificate, an unknown cluster and a full storage
@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/../conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 47))
-URL="http://127.0.0.1:$PORT"
+URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
@@ -58,7 +58,7 @@ EOF
 "$BUILD/conductor/ekman-conductor" --config "$TMP/w.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/w.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
 EKMAN_OVIRT_POLL_MS=200 "$BUILD/worker/ekman-worker" --config "$TMP/w.conf" > "$TMP/w.log" 2>&1 & W=$!; PIDS+=($W)
-check "the conductor answers" wait_for 60 curl -sf "$URL/healthz"
+check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz"
 check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = 'ovirt-e2e-$R' AND status = 'UP'\")\" = 1 ]"
 
 # --- the source instance: web01, three small disks, two NICs -----------------------------
@@ -96,7 +96,7 @@ check "the oVirt endpoint validates" test "$(validate "$DST_EP" | jq -r '."valid
 check "its networks list the vNIC profiles" test "$(api "$TOK" GET "/v1/$P/endpoints/$DST_EP/networks" | jq -r '[.networks[] | select(.name == "vmnet") | .vnic_profiles[].name] | sort | join(",")')" = "vmnet,vmnet-mirror"
 check "its storage lists data1" test "$(api "$TOK" GET "/v1/$P/endpoints/$DST_EP/storage" | jq -r '[.storage.storage_backends[].name] | index("data1") != null')" = true
 
-ENV='{"default_os_release":"rhel_9x64","default_optimized_for":"high_performance","default_delete_protected":true,"default_vm_pool":"pool1"}'
+ENV='{"default_os_release":"rhel_9x64","default_optimized_for":"high_performance","default_delete_protected":true}'
 NETMAP='{"default":"vmnet/vmnet-mirror","br-lan":"ovirtmgmt"}'
 transfer() { # transfer ENV STORAGE_MAPPINGS: prints the id
   api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$SRC_EP\",\"destination_endpoint_id\":\"$DST_EP\",\"instances\":[\"web01\"],\"network_map\":$NETMAP,\"destination_environment\":$1,\"storage_mappings\":${2:-{\}},\"skip_os_morphing\":true}}" | jq -r .transfer.id
@@ -105,6 +105,21 @@ execute() { api "$TOK" POST "/v1/$P/transfers/$1/executions" '{}' | jq -r .execu
 errors_of() { # errors_of TRANSFER EXEC: every task's exception_details
   api "$TOK" GET "/v1/$P/transfers/$1/executions/$2" | jq -r '.execution.tasks[] | select(.exception_details != null and .exception_details != "") | .task_type + ": " + .exception_details'
 }
+# default_vm_pool: the engine puts no existing VM in a pool; refused at validation
+TP=$(transfer "$(jq -c '. + {default_vm_pool: "pool1"}' <<<"$ENV")")
+EP=$(execute "$TP")
+st=$(wait_execution "$TOK" "$P" "$TP" "$EP" 120)
+check "a transfer with default_vm_pool ends in ERROR (got $st)" test "$st" = ERROR
+errors_of "$TP" "$EP" > "$TMP/ep.txt"
+check "... naming the option and why" grep -q "default_vm_pool is 'pool1', but oVirt cannot put a migrated VM in a pool" "$TMP/ep.txt"
+# a network_map onto a network that carries no VMs (usages: migration only)
+NETMAP_OK=$NETMAP NETMAP='{"default":"migration-net","br-lan":"ovirtmgmt"}'
+TN=$(transfer "$ENV"); NETMAP=$NETMAP_OK
+EN=$(execute "$TN")
+st=$(wait_execution "$TOK" "$P" "$TN" "$EN" 120)
+check "a network_map onto a non-VM network ends in ERROR (got $st)" test "$st" = ERROR
+errors_of "$TN" "$EN" > "$TMP/en.txt"
+check "... naming the network and its usages" grep -q "network 'migration-net', which is not a VM network .*(its usages: migration)" "$TMP/en.txt"
 T=$(transfer "$ENV")
 check "transfer created" test "$(code)" = 201
 
@@ -121,7 +136,8 @@ check "expired tokens were met ($n401 x 401) and renewed transparently" test "$n
 check "the replicas in the simulator equal the sources" same_as_source web01-
 check "no worker VM is left" test "$(workers_left)" = 0
 check "three disks: the replicas" test "$(disk_count)" = 3
-check "the disk-copy worker was made from the worker template" grep -q "worker VM .ekman-web01-copy-" <(psql "$DB" -Atqc "SELECT v.message FROM task_events v JOIN tasks t ON t.id = v.task_id WHERE t.execution_id = '$E1'")
+TPL2=$(sim_api GET '/templates?search=name%3Dekman-worker' | jq -r '.template[] | select(.version.version_number == "2") | .id')
+check "the disk-copy worker was made from the worker template's latest version (2 of 2)" grep -q "worker VM .ekman-web01-copy-.* created from template $TPL2;" <(psql "$DB" -Atqc "SELECT v.message FROM task_events v JOIN tasks t ON t.id = v.task_id WHERE t.execution_id = '$E1'")
 
 # --- 2: change blocks; only they move -------------------------------------------------------
 rnd "$S/web01-root.img" $((50 * MiB)) $((256 * 1024))
@@ -150,11 +166,33 @@ check "the error quotes the engine's detail and names the VM" grep -q "attaching
 check "no orphan worker VM" test "$(workers_left)" = 0
 check "no orphan disk" test "$(disk_count)" = "$disks_before"
 sim_ctl DELETE /sim/fail > /dev/null
+# a worker VM the engine accepts to start but no host runs: it falls back to down
+sim_ctl POST /sim/fail '{"method":"POST","path_regex":"/vms/[^/]+/start$","boot_fails":true,"count":1}' > /dev/null
+t0=$SECONDS
+E3b=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E3b" 300)
+check "a worker VM that falls back to down ends the execution in ERROR (got $st)" test "$st" = ERROR
+check "... at once, not after the start timeout ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -lt 120
+errors_of "$T" "$E3b" > "$TMP/e3b.txt"
+check "... saying the VM went back to down" grep -q "went back to down after the engine accepted to start it" "$TMP/e3b.txt"
+check "no orphan worker VM after it" test "$(workers_left)" = 0
+sim_ctl DELETE /sim/fail > /dev/null
 E4=$(execute "$T")
 st=$(wait_execution "$TOK" "$P" "$T" "$E4" 300)
 check "an execution after the failure completes (got $st)" test "$st" = COMPLETED
 
 # --- 4: deploy --------------------------------------------------------------------------------
+# first while another VM has one of web01's MACs: the engine's MAC pool allows no duplicates
+HOLDER=$(sim_api POST /vms '{"name":"macholder","cluster":{"name":"Default"},"template":{"name":"Blank"}}' | jq -r .id)
+sim_wait_status 10 "/vms/$HOLDER" .status down
+sim_api POST "/vms/$HOLDER/nics" '{"name":"nic1","mac":{"address":"52:54:00:12:34:56"}}' > /dev/null
+DEPX=$(api "$TOK" POST "/v1/$P/deployments" "{\"deployment\":{\"transfer_id\":\"$T\",\"clone_disks\":true,\"skip_os_morphing\":true}}" | jq -r .deployment.id)
+for _ in $(seq 600); do st=$(api "$TOK" GET "/v1/$P/deployments/$DEPX" | jq -r .deployment.last_execution_status); [ "$st" = COMPLETED ] || [ "$st" = ERROR ] && break; sleep 0.5; done
+check "a deployment whose source MAC another VM has ends in ERROR (got $st)" test "$st" = ERROR
+api "$TOK" GET "/v1/$P/deployments/$DEPX" | jq -r '.. | .exception_details? // empty' > "$TMP/depx.txt"
+check "... naming the MAC and what to do" grep -q "source's MAC 52:54:00:12:34:56 is kept .* remove or change that VM's NIC" "$TMP/depx.txt"
+check "... and no half-made web01 is left" test "$(state | jq '[.vms[] | select(.name == "web01")] | length')" = 0
+sim_api DELETE "/vms/$HOLDER" > /dev/null
 DEP=$(api "$TOK" POST "/v1/$P/deployments" "{\"deployment\":{\"transfer_id\":\"$T\",\"clone_disks\":true,\"skip_os_morphing\":true}}" | jq -r .deployment.id)
 for _ in $(seq 600); do st=$(api "$TOK" GET "/v1/$P/deployments/$DEP" | jq -r .deployment.last_execution_status); [ "$st" = COMPLETED ] || [ "$st" = ERROR ] && break; sleep 0.5; done
 check "the deployment completes (got $st)" test "$st" = COMPLETED
@@ -167,7 +205,6 @@ check "it has the source's memory (1536 MiB)" test "$(vm memory)" = $((1536 * Mi
 check "OS type rhel_9x64 (default_os_release)" test "$(vm os_type)" = rhel_9x64
 check "optimised for high_performance" test "$(vm type)" = high_performance
 check "delete protected" test "$(vm delete_protected)" = true
-check "in pool pool1" test "$(vm vm_pool)" = pool1
 check "NICs on the mapped vNIC profiles" test "$(jq -r '.vms[] | select(.name == "web01") | [.nics[] | .mac + "=" + .vnic_profile] | sort | join(",")' "$TMP/state.json")" = "52:54:00:12:34:56=vmnet-mirror,52:54:00:ab:cd:ef=ovirtmgmt"
 check "three disks attached, vda bootable" test "$(jq -r '.vms[] | select(.name == "web01") | [.attachments[] | select(.bootable)] | length' "$TMP/state.json")" = 1
 dep_same() {
