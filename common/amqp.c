@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include "common/log.h"
 #include "common/mem.h"
@@ -29,6 +30,11 @@
 
 struct ek_amqp {
     amqp_connection_state_t conn;
+    char *url;        /* kept (a secret) to connect again before a use after idleness */
+    int heartbeat_s;  /* as negotiated with the broker; 0: none */
+    int heartbeat_asked; /* what ek_amqp_connect was given */
+    long long last_send_ms; /* when we last sent the broker anything (monotonic) */
+    bool consuming;   /* basic.consume done: a new connection would lose the consumer */
     bool confirms;    /* confirm.select done on the channel */
     char *reply_queue; /* our exclusive reply queue, consumed (no-ack) */
     char peer[300];
@@ -65,6 +71,13 @@ static ek_err_t *reply_error(amqp_rpc_reply_t r, const char *what)
     return ek_err_new(EK_E_INTERNAL, "%s: unexpected reply", what);
 }
 
+long long ek_amqp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static ek_err_t *status_error(int status, const char *what)
 {
     return status == AMQP_STATUS_OK
@@ -99,6 +112,80 @@ static ek_err_t *after_channel_error(ek_amqp_t *c, amqp_rpc_reply_t r, ek_err_t 
         }
     }
     return err;
+}
+
+/* ---- staying connected ------------------------------------------------------------- */
+
+/* Records that the broker just heard from us (librabbitmq also sends its due
+ * heartbeats while it waits for a frame, so a wait counts). */
+static void sent_now(ek_amqp_t *c)
+{
+    c->last_send_ms = ek_amqp_now_ms();
+}
+
+ek_err_t *ek_amqp_service(ek_amqp_t *c)
+{
+    if (!c->heartbeat_s)
+        return NULL;
+    long long now = ek_amqp_now_ms();
+    if (now - c->last_send_ms < (long long)c->heartbeat_s * 1000 / 2)
+        return NULL;
+    amqp_frame_t f;
+    memset(&f, 0, sizeof(f));
+    f.frame_type = AMQP_FRAME_HEARTBEAT;
+    f.channel = 0;
+    int st = amqp_send_frame(c->conn, &f);
+    if (st != AMQP_STATUS_OK)
+        return status_error(st, "sending a heartbeat to the broker");
+    c->last_send_ms = now;
+    return NULL;
+}
+
+/* Replaces the connection by a new one to the same broker; the old one is
+ * dropped without a closing handshake (the broker may have closed it). */
+static ek_err_t *reconnect(ek_amqp_t *c)
+{
+    ek_amqp_t *fresh = NULL;
+    ek_err_t *err = ek_amqp_connect(c->url, c->heartbeat_asked, &fresh);
+    if (err)
+        return err;
+    amqp_destroy_connection(c->conn);
+    c->conn = EK_STEAL(fresh->conn);
+    c->heartbeat_s = fresh->heartbeat_s;
+    c->last_send_ms = fresh->last_send_ms;
+    c->confirms = false;
+    free(c->reply_queue); /* it was exclusive to the old connection */
+    c->reply_queue = NULL;
+    ek_amqp_close(fresh);
+    return NULL;
+}
+
+/* Before a use. RabbitMQ closes a connection it has heard nothing from for
+ * two heartbeat intervals, and librabbitmq sends heartbeats only from inside
+ * its own calls: a connection that only publishes, and sat idle, is gone
+ * without our knowing (the next publish then fails with "a socket error
+ * occurred"). One idle for a whole interval is replaced before use (it may
+ * be past saving; a consumer's cannot be: its deliveries and consumer tag
+ * would go, so its owner's receive loop keeps it alive instead); a younger
+ * one gets the heartbeat it is due. */
+static ek_err_t *ready(ek_amqp_t *c)
+{
+    if (!c->heartbeat_s)
+        return NULL;
+    long long idle_ms = ek_amqp_now_ms() - c->last_send_ms;
+    if (idle_ms >= (long long)c->heartbeat_s * 1000 && !c->consuming) {
+        char idle[32];
+        snprintf(idle, sizeof(idle), "%lld", idle_ms / 1000);
+        ek_log_kv(EK_LOG_DEBUG, "connecting to the broker again after an idle spell", "broker",
+                  c->peer, "idle_s", idle, NULL);
+        return reconnect(c);
+    }
+    return ek_amqp_service(c);
+}
+
+int ek_amqp_heartbeat(const ek_amqp_t *c)
+{
+    return c->heartbeat_s;
 }
 
 /* Decodes %XX in place (URI query values). Returns false on a bad escape. */
@@ -234,6 +321,12 @@ ek_err_t *ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out)
     amqp_channel_open(c->conn, CHANNEL);
     if ((err = reply_error(amqp_get_rpc_reply(c->conn), "opening a channel")))
         goto out;
+    /* what the broker and we agreed (the smaller non-zero of both): the
+     * broker drops a connection it hears nothing from for two of these */
+    c->heartbeat_s = amqp_get_heartbeat(c->conn);
+    c->url = ek_xstrdup(url);
+    c->heartbeat_asked = heartbeat_s;
+    c->last_send_ms = ek_amqp_now_ms();
     *out = EK_STEAL(c);
 out:
     ek_amqp_close(c);
@@ -413,7 +506,11 @@ static ek_err_t *declare_all(ek_amqp_t *c, const char *name, bool quorum)
 
 ek_err_t *ek_amqp_declare_queue(ek_amqp_t *c, const char *name, bool quorum)
 {
-    ek_err_t *err = declare_all(c, name, quorum);
+    ek_err_t *err = ready(c);
+    if (err)
+        return ek_err_prefix(err, "queue '%s'", name);
+    err = declare_all(c, name, quorum);
+    sent_now(c);
     if (!err || err->code != EK_E_FORBIDDEN)
         return err;
     /* The broker user of this role may not configure it: another role
@@ -476,6 +573,9 @@ static ek_err_t *drain_content(ek_amqp_t *c)
 ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
                           const char *reply_to, const char *correlation_id)
 {
+    ek_err_t *rerr = ready(c);
+    if (rerr)
+        return ek_err_prefix(rerr, "queue '%s'", queue);
     if (!c->confirms) {
         amqp_confirm_select(c->conn, CHANNEL);
         ek_err_t *err = reply_error(amqp_get_rpc_reply(c->conn), "enabling publisher confirms");
@@ -497,6 +597,7 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
     err = status_error(st, "publishing");
     if (err)
         return ek_err_prefix(err, "queue '%s'", queue);
+    sent_now(c);
     bool returned = false;
     for (;;) {
         amqp_frame_t frame;
@@ -558,6 +659,8 @@ ek_err_t *ek_amqp_consume(ek_amqp_t *c, const char *queue, int prefetch)
         return err;
     amqp_basic_consume(c->conn, CHANNEL, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 0, 0,
                        amqp_empty_table);
+    c->consuming = true;
+    sent_now(c);
     return ek_err_prefix(reply_error(amqp_get_rpc_reply(c->conn), "consuming"), "queue '%s'",
                          queue);
 }
@@ -580,6 +683,9 @@ ek_err_t *ek_amqp_receive(ek_amqp_t *c, int timeout_ms, ek_amqp_msg_t *msg, bool
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     amqp_maybe_release_buffers(c->conn);
     amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL ||
+        (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT))
+        sent_now(c); /* librabbitmq sent the heartbeats due while it waited */
     if (r.reply_type == AMQP_RESPONSE_NORMAL) {
         msg->delivery_tag = env.delivery_tag;
         msg->len = env.message.body.len;
@@ -632,11 +738,13 @@ void ek_amqp_msg_clear(ek_amqp_msg_t *msg)
 
 ek_err_t *ek_amqp_ack(ek_amqp_t *c, uint64_t tag)
 {
+    sent_now(c);
     return status_error(amqp_basic_ack(c->conn, CHANNEL, tag, 0), "acknowledging a message");
 }
 
 ek_err_t *ek_amqp_reject(ek_amqp_t *c, uint64_t tag, bool requeue)
 {
+    sent_now(c);
     return status_error(amqp_basic_reject(c->conn, CHANNEL, tag, requeue), "rejecting a message");
 }
 
@@ -684,6 +792,8 @@ ek_err_t *ek_amqp_call(ek_amqp_t *c, const char *queue, const char *body,
     *reply = NULL;
     _cleanup_free_ char *exchange = NULL;
     ek_err_t *err = ek_amqp_route(queue, &exchange);
+    if (!err)
+        err = ready(c);
     if (!err && !c->reply_queue)
         err = reply_queue(c);
     if (err)
@@ -694,6 +804,7 @@ ek_err_t *ek_amqp_call(ek_amqp_t *c, const char *queue, const char *body,
                                 amqp_cstring_bytes(queue), 0, 0, &props, amqp_cstring_bytes(body));
     if (st != AMQP_STATUS_OK)
         return ek_err_prefix(status_error(st, "sending a request"), "queue '%s'", queue);
+    sent_now(c);
     struct timeval start, now;
     gettimeofday(&start, NULL);
     for (;;) {
@@ -727,9 +838,12 @@ void ek_amqp_close(ek_amqp_t *c)
 {
     if (!c)
         return;
-    amqp_channel_close(c->conn, CHANNEL, AMQP_REPLY_SUCCESS);
-    amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
-    amqp_destroy_connection(c->conn);
+    if (c->conn) {
+        amqp_channel_close(c->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(c->conn, AMQP_REPLY_SUCCESS);
+        amqp_destroy_connection(c->conn);
+    }
     free(c->reply_queue);
+    ek_free_secret(c->url);
     free(c);
 }

@@ -61,7 +61,25 @@ const char *ek_amqp_config_url(const ek_config_t *cfg);
  * dead-letter what another role sent them. */
 bool ek_amqp_sender_allowed(const ek_config_t *cfg, const char *role, const char *user_id);
 
+/* heartbeat_s is offered to the broker, which may lower it (0: none).
+ *
+ * Idle connections: RabbitMQ drops a connection it has heard nothing from
+ * for two heartbeat intervals, and librabbitmq sends heartbeats only while
+ * one of its calls waits for a frame. So: publish, call and declare first
+ * send the heartbeat that is due, and a connection that consumes nothing and
+ * sat idle for a whole interval is replaced by a new one (confirms and the
+ * reply queue come back by themselves) - a publish never fails because the
+ * connection sat idle. A consuming connection keeps its consumers: its owner
+ * calls ek_amqp_receive (which services heartbeats) or ek_amqp_service at
+ * least every half interval. */
 EK_ERR_CHECK ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out);
+/* Sends a heartbeat when half an interval has passed since we last sent
+ * anything; cheap, call it from any wait loop that holds the connection. */
+EK_ERR_CHECK ek_amqp_service(ek_amqp_t *conn);
+/* The heartbeat interval the broker agreed to, in seconds (0: none). */
+int ek_amqp_heartbeat(const ek_amqp_t *conn);
+/* Monotonic milliseconds (for idleness). */
+long long ek_amqp_now_ms(void);
 /* Connects with ek_amqp_config_url(), [messaging] heartbeat and
  * connect_timeout, retrying while the broker is unreachable. */
 EK_ERR_CHECK ek_amqp_connect_config(const ek_config_t *cfg, ek_amqp_t **out);

@@ -2,6 +2,7 @@
 #include "conductor/bus.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include "common/amqp.h"
@@ -326,6 +327,15 @@ static void *dispatcher_main(void *arg)
         } else if (sent == 0) {
             ek_app_wait(bus->app, 500);
         }
+        /* mq only publishes: without this the broker hears nothing from an
+         * idle dispatcher and drops the connection (issue #18) */
+        if (mq && (err = ek_amqp_service(mq))) {
+            ek_log_kv(EK_LOG_DEBUG, "broker connection lost while idle, reconnecting", "error",
+                      err->message, NULL);
+            ek_err_free(err);
+            ek_amqp_close(mq);
+            mq = NULL;
+        }
     }
     ek_amqp_close(mq);
     PQfinish(db);
@@ -334,6 +344,43 @@ static void *dispatcher_main(void *arg)
 }
 
 /* ---- listener ------------------------------------------------------------------- */
+
+/* Where a claiming worker instance stands against the instance the scheduler
+ * registered last for its host (scheduler/registry.c, docs/reliability.md):
+ * the scheduler records a new instance only after it handed back every task
+ * the host ran before, so a claim is granted only to the registered instance
+ * (or to a worker that names none). One not registered yet is told to ask
+ * again (*retry); an older one (replaced, yet still alive) is refused
+ * (*replaced). */
+static ek_err_t *claim_standing(PGconn *db, json_object *body, const char *host, bool *retry,
+                                bool *replaced)
+{
+    const char *id = json_object_get_string(json_object_object_get(body, "instance_id"));
+    int64_t started = json_object_get_int64(json_object_object_get(body, "instance_started_ms"));
+    *retry = *replaced = false;
+    if (!id || !*id)
+        return NULL;
+    PGresult *res;
+    ek_err_t *err = ek_db_query(db, &res,
+                                "SELECT specs->>'instance_id', "
+                                "(specs->>'instance_started_ms')::bigint FROM services WHERE "
+                                "host = $1 AND binary_name = 'ekman-worker' AND deleted_at IS NULL",
+                                1, (const char *[]){host});
+    if (err)
+        return err;
+    if (PQntuples(res) != 1) {
+        *retry = true; /* never registered: the scheduler hands back what the host ran first */
+    } else if (strcmp(PQgetvalue(res, 0, 0), id) != 0) {
+        bool known = !PQgetisnull(res, 0, 1);
+        long long recorded = known ? atoll(PQgetvalue(res, 0, 1)) : 0;
+        if (known && recorded > started)
+            *replaced = true;
+        else
+            *retry = true;
+    }
+    PQclear(res);
+    return NULL;
+}
 
 /* Handles one message; *requeue set when it should come back later. */
 static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_amqp_msg_t *msg,
@@ -362,8 +409,18 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
         ek_envelope_free(env);
         return false;
     }
-    bool granted = false;
-    err = ek_engine_report(db, &r, env->id, &granted);
+    bool granted = false, retry = false, replaced = false;
+    bool is_claim = strcmp(env->type, EK_MSG_TASK_CLAIM) == 0;
+    if (is_claim)
+        err = claim_standing(db, env->body, r.host, &retry, &replaced);
+    if (!err && (retry || replaced))
+        ek_log_kv(EK_LOG_INFO,
+                  retry ? "claim deferred: the scheduler has not registered this worker "
+                          "instance yet"
+                        : "claim refused: a newer worker instance runs on that host",
+                  "task_id", r.task_id, "host", r.host, NULL);
+    else if (!err)
+        err = ek_engine_report(db, &r, env->id, &granted);
     if (err) {
         bool transient = err->code == EK_E_UNAVAILABLE || err->code == EK_E_RETRY ||
                          PQstatus(db) != CONNECTION_OK;
@@ -395,6 +452,8 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
             }
         }
         json_object_object_add(body, "granted", json_object_new_boolean(granted));
+        if (retry)
+            json_object_object_add(body, "retry", json_object_new_boolean(1));
         if (secrets)
             json_object_object_add(body, "secrets", secrets);
         ek_envelope_t *reply = ek_envelope_new(EK_MSG_REPLY, body);
@@ -425,7 +484,9 @@ static void *listener_main(void *arg)
     while (ensure_connections(bus, &db, &mq, "listener")) {
         ek_err_t *err = NULL;
         if (!pub)
-            err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg), 0, &pub);
+            err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg),
+                                  (int)ek_config_get_int(bus->app->cfg, "messaging", "heartbeat"),
+                                  &pub);
         if (!err)
             err = ek_amqp_declare_queue(mq, EK_QUEUE_CONDUCTOR, bus->app->quorum);
         if (!err)
@@ -433,6 +494,21 @@ static void *listener_main(void *arg)
         while (!err && !atomic_load(&bus->stop)) {
             ek_amqp_msg_t msg;
             bool got;
+            /* pub only publishes: it hears from us only through this */
+            ek_err_t *perr = ek_amqp_service(pub);
+            if (perr) {
+                ek_log_kv(EK_LOG_DEBUG, "reply connection lost, opening another", "error",
+                          perr->message, NULL);
+                ek_err_free(perr);
+                ek_amqp_close(pub);
+                if ((err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg),
+                                           (int)ek_config_get_int(bus->app->cfg, "messaging",
+                                                                  "heartbeat"),
+                                           &pub))) {
+                    pub = NULL;
+                    continue;
+                }
+            }
             if ((err = ek_amqp_receive(mq, 500, &msg, &got)) || !got)
                 continue;
             bool requeue;

@@ -929,7 +929,7 @@ static ek_err_t *lost_tx(PGconn *db, void *arg)
             if (!err)
                 err = ek_db_query(db, NULL,
                                   "INSERT INTO task_events (task_id, level, message) VALUES ($1, "
-                                  "'WARNING', 'worker ' || $2 || ' stopped answering: the task "
+                                  "'WARNING', 'worker ' || $2 || ' stopped answering or was restarted: the task "
                                   "runs again on another worker')",
                                   2, (const char *[]){t->id, a->host});
             set_status(t, EK_TS_PENDING);

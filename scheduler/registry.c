@@ -3,10 +3,22 @@
  * [scheduler] missed_heartbeats intervals is marked DOWN and its tasks are
  * handed to the engine (re-run elsewhere when safe, failed otherwise). The
  * UPDATE ... RETURNING that marks a worker DOWN is what makes two schedulers
- * handle each lost worker once. */
+ * handle each lost worker once.
+ *
+ * Worker instances: every worker start is a new instance (instance_id,
+ * instance_started_ms). When one shows up on a host registered with another,
+ * every task the previous instance ran is handed back at once (it killed
+ * what the previous one left at start, before its first heartbeat) - no
+ * waiting for missed heartbeats that never come, since the new instance
+ * heartbeats under the same host name. The new instance is recorded only
+ * after that, and the conductor grants its claims only once it is recorded:
+ * so no task of the new instance is ever handed back. Heartbeats of an older
+ * instance, still queued, are ignored. A session advisory lock per host
+ * keeps two schedulers from interleaving this (docs/reliability.md). */
 #include "scheduler/scheduler.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "common/db.h"
 #include "common/json.h"
@@ -16,7 +28,92 @@
 #include "conductor/engine.h"
 #include "proto/messages.h"
 
+/* What the registry knows of the instance a heartbeat comes from. */
+enum standing { STANDING_CURRENT, STANDING_NEW, STANDING_STALE };
+
+static ek_err_t *instance_standing(PGconn *db, const char *host, const char *binary,
+                                   const char *instance, int64_t started, enum standing *out)
+{
+    PGresult *res;
+    *out = STANDING_CURRENT;
+    ek_err_t *err = ek_db_query(db, &res,
+                                "SELECT specs->>'instance_id', "
+                                "(specs->>'instance_started_ms')::bigint FROM services WHERE "
+                                "host = $1 AND binary_name = $2 AND deleted_at IS NULL",
+                                2, (const char *[]){host, binary});
+    if (err)
+        return err;
+    if (PQntuples(res) != 1) { /* a first registration: whatever ran under this name is gone */
+        *out = STANDING_NEW;
+    } else if (strcmp(PQgetvalue(res, 0, 0), instance) != 0) {
+        bool known = !PQgetisnull(res, 0, 1);
+        *out = known && atoll(PQgetvalue(res, 0, 1)) > started ? STANDING_STALE : STANDING_NEW;
+    }
+    PQclear(res);
+    return NULL;
+}
+
+static ek_err_t *record(PGconn *db, const ek_envelope_t *env, const char *instance,
+                        int64_t started);
+
 ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
+{
+    const char *host, *binary, *instance = "";
+    int64_t started = 0;
+    ek_err_t *err;
+    json_object *b = env->body;
+    if ((err = ek_json_req_string(b, "body", "host", &host)) ||
+        (err = ek_json_req_string(b, "body", "binary", &binary)) ||
+        (err = ek_json_opt_string(b, "body", "instance_id", "", &instance)) ||
+        (err = ek_json_opt_int(b, "body", "instance_started_ms", 0, &started))) {
+        err->code = EK_E_PROTOCOL;
+        return err;
+    }
+    if (!*instance) /* a worker that names no instance: as before instances */
+        return record(db, env, NULL, 0);
+    PGresult *res;
+    _cleanup_free_ char *key = ek_xasprintf("ekman.instance/%s/%s", binary, host);
+    if ((err = ek_db_query(db, &res, "SELECT pg_advisory_lock(hashtext($1))", 1,
+                           (const char *[]){key})))
+        return err;
+    PQclear(res);
+    enum standing st;
+    err = instance_standing(db, host, binary, instance, started, &st);
+    if (!err && st == STANDING_STALE) {
+        ek_log_kv(EK_LOG_INFO, "ignoring a message of a replaced worker instance", "host", host,
+                  "instance_id", instance, "type", env->type, NULL);
+    } else if (!err) {
+        if (st == STANDING_NEW && strcmp(binary, "ekman-worker") == 0) {
+            int affected = 0;
+            ek_log_kv(EK_LOG_INFO, "new worker instance", "host", host, "instance_id",
+                      instance, NULL);
+            err = ek_engine_worker_lost(db, host, &affected);
+            if (!err && affected) {
+                char n[16];
+                snprintf(n, sizeof(n), "%d", affected);
+                ek_log_kv(EK_LOG_WARNING,
+                          "a new worker instance replaced one that was running tasks: they are "
+                          "handed back now",
+                          "host", host, "tasks", n, NULL);
+            }
+        }
+        if (!err)
+            err = record(db, env, instance, started);
+    }
+    ek_err_t *uerr = ek_db_query(db, &res, "SELECT pg_advisory_unlock(hashtext($1))", 1,
+                                 (const char *[]){key});
+    if (!uerr)
+        PQclear(res);
+    else if (!err)
+        err = uerr;
+    else
+        ek_err_free(uerr);
+    return err;
+}
+
+/* Writes the heartbeat into services (instance: NULL when it names none). */
+static ek_err_t *record(PGconn *db, const ek_envelope_t *env, const char *instance,
+                        int64_t started)
 {
     const char *host, *binary, *topic, *region = "", *box_pub = "", *box_kid = "";
     json_object *providers = NULL;
@@ -42,6 +139,10 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
     snprintf(run, sizeof(run), "%lld", (long long)running);
     json_object *specs = json_object_new_object();
     json_object_object_add(specs, "region", json_object_new_string(region));
+    if (instance) {
+        json_object_object_add(specs, "instance_id", json_object_new_string(instance));
+        json_object_object_add(specs, "instance_started_ms", json_object_new_int64(started));
+    }
     /* the key the conductor seals this worker's tasks for (common/box.h) */
     if (*box_pub) {
         json_object_object_add(specs, "box_public_key", json_object_new_string(box_pub));
@@ -56,6 +157,10 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
         "EXCLUDED.topic, providers = EXCLUDED.providers, specs = EXCLUDED.specs, capacity = "
         "EXCLUDED.capacity, running_tasks = EXCLUDED.running_tasks, status = EXCLUDED.status, "
         "last_heartbeat = now(), updated_at = now() "
+        /* never back to an older instance */
+        "WHERE s.specs->>'instance_started_ms' IS NULL OR EXCLUDED.specs->>'instance_started_ms' "
+        "IS NULL OR (s.specs->>'instance_started_ms')::bigint <= "
+        "(EXCLUDED.specs->>'instance_started_ms')::bigint "
         "RETURNING s.id, (xmax = 0) AS inserted",
         9,
         (const char *[]){id, host, binary, topic,
@@ -65,6 +170,10 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
     json_object_put(specs);
     if (err)
         return err;
+    if (PQntuples(res) != 1) { /* a newer instance is recorded */
+        PQclear(res);
+        return NULL;
+    }
     char sid[EK_UUID_STRLEN + 1];
     snprintf(sid, sizeof(sid), "%s", PQgetvalue(res, 0, 0));
     bool inserted = PQgetvalue(res, 0, 1)[0] == 't';

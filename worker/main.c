@@ -1,6 +1,11 @@
 /* main.c - ekman-worker: takes tasks from ekman.worker and ekman.worker.<host>,
  * claims each attempt from the conductor, runs it in a task process with the
  * provider plugins, answers endpoint queries, and heartbeats to the scheduler.
+ * Each start is a new instance (instance_id, instance_started_ms in its
+ * heartbeats and claims): the first heartbeat of a new instance makes the
+ * scheduler hand back every task the previous instance of this host ran, and
+ * the conductor grants this instance's claims only once that is done
+ * (docs/reliability.md).
  * SIGTERM stops taking work, lets running tasks finish for up to [worker]
  * task_stop_timeout seconds, then exits. */
 #include <limits.h>
@@ -9,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "common/amqp.h"
 #include "common/box.h"
@@ -17,6 +23,7 @@
 #include "common/mem.h"
 #include "common/program.h"
 #include "common/strbuf.h"
+#include "common/uuid.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
 #include "proto/providers.h"
@@ -33,6 +40,8 @@ static const ek_program_info_t info = {
 struct worker {
     const ek_config_t *cfg;
     char host[256];
+    char instance_id[EK_UUID_STRLEN + 1];
+    long long instance_started_ms; /* wall clock: orders instances of one host */
     char *own_queue;
     int capacity;
     ek_supervisor_t *sup;
@@ -42,6 +51,13 @@ struct worker {
 
 static const char *const worker_types[] = {EK_MSG_TASK_DISPATCH, EK_MSG_TASK_CANCEL,
                                            EK_MSG_ENDPOINT_QUERY, NULL};
+
+/* Which worker process this is (heartbeats and claims). */
+static void add_instance(const struct worker *w, json_object *b)
+{
+    json_object_object_add(b, "instance_id", json_object_new_string(w->instance_id));
+    json_object_object_add(b, "instance_started_ms", json_object_new_int64(w->instance_started_ms));
+}
 
 /* What this worker announces: its providers and their capability bits. */
 static json_object *service_body(struct worker *w)
@@ -70,6 +86,7 @@ static json_object *service_body(struct worker *w)
     json_object_object_add(b, "running_tasks",
                            json_object_new_int(ek_supervisor_running(w->sup)));
     json_object_object_add(b, "pid", json_object_new_int((int)getpid()));
+    add_instance(w, b);
     /* the key the conductor seals this worker's tasks for; read each time, so
      * that a rotation (ekman-worker --rotate-key) is announced at once */
     _cleanup_free_ char *kf = ek_worker_key_path(w->cfg);
@@ -137,6 +154,7 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
     json_object_object_add(b, "attempt_id", json_object_new_string(attempt_id));
     json_object_object_add(b, "host", json_object_new_string(w->host));
     json_object_object_add(b, "process_id", json_object_new_int((int)getpid()));
+    add_instance(w, b);
     {
         _cleanup_free_ char *kf = ek_worker_key_path(w->cfg);
         ek_box_ring_t *ring = NULL;
@@ -151,8 +169,12 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
     char *wire = ek_envelope_encode(env);
     ek_err_t *err = NULL;
     *granted = false;
+    /* a new instance waits for the scheduler to register it (it hands the
+     * tasks of the previous instance back first): a few heartbeat intervals */
+    int waits = 3 * (int)ek_config_get_int(w->cfg, "scheduler", "heartbeat_interval");
     for (int attempt = 0; attempt < 10; attempt++) {
         char *reply = NULL;
+        bool retry = false;
         err = w->rpc ? NULL : ek_amqp_connect_config(w->cfg, &w->rpc);
         if (!err)
             err = ek_amqp_call(w->rpc, EK_QUEUE_CONDUCTOR, wire, env->id, 30000, &reply);
@@ -162,6 +184,8 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
                                      &ans);
             if (!err)
                 err = ek_json_opt_bool(ans->body, "reply", "granted", false, granted);
+            if (!err)
+                err = ek_json_opt_bool(ans->body, "reply", "retry", false, &retry);
             json_object *v;
             if (!err && *granted) {
                 if (json_object_object_get_ex(ans->body, "secrets", &v) && v)
@@ -171,6 +195,14 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
             }
             ek_envelope_free(ans);
             free(reply);
+            if (!err && retry && waits-- > 0 && !ek_stop_requested()) {
+                ek_log_kv(EK_LOG_INFO, "claim deferred until the scheduler registers this worker "
+                                       "instance",
+                          "task_id", task_id, NULL);
+                ek_stop_wait(1000);
+                attempt--;
+                continue;
+            }
             if (!err)
                 break;
         }
@@ -216,8 +248,14 @@ static bool handle(struct worker *w, const ek_amqp_msg_t *msg)
     if (!strcmp(env->type, EK_MSG_TASK_CANCEL)) {
         bool force = false;
         ek_err_free(ek_json_opt_bool(env->body, "body", "force", false, &force));
-        if (!ek_supervisor_cancel(w->sup, task_id, attempt_id, force))
-            ek_log_kv(EK_LOG_INFO, "cancel for a task not running here", "task_id", task_id, NULL);
+        if (!ek_supervisor_cancel(w->sup, task_id, attempt_id, force)) {
+            /* the conductor sends a cancel to the host that runs the attempt:
+             * not running here means its process is gone (a previous
+             * instance's, killed at start): canceled, not CANCELLING for good */
+            ek_log_kv(EK_LOG_INFO, "cancel for a task not running here: reported canceled",
+                      "task_id", task_id, NULL);
+            ek_supervisor_report_gone(w->sup, task_id, attempt_id);
+        }
     } else if (!strcmp(env->type, EK_MSG_ENDPOINT_QUERY)) {
         json_object_object_add(env->body, "kind", json_object_new_string("query"));
         if (msg->reply_to)
@@ -273,6 +311,7 @@ static bool consume(struct worker *w)
         while (!err && !ek_stop_requested()) {
             if (ek_supervisor_running(w->sup) >= w->capacity) {
                 ek_stop_wait(200); /* full: what the broker sent waits in the prefetch */
+                err = ek_amqp_service(mq); /* and the broker keeps hearing from us */
                 continue;
             }
             ek_amqp_msg_t msg;
@@ -349,6 +388,12 @@ int main(int argc, char **argv)
         snprintf(w.host, sizeof(w.host), "localhost");
     w.own_queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, w.host);
     w.capacity = (int)ek_config_get_int(cfg, "worker", "capacity");
+    ek_uuid_generate(w.instance_id);
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        w.instance_started_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    }
     atomic_init(&w.stop_heartbeat, false);
     {
         /* the key exists before the first heartbeat and task (made now if new) */

@@ -1,13 +1,19 @@
-/* supervisor.c - task processes of the worker and their reports. */
+/* supervisor.c - task processes of the worker and their reports, and the
+ * task process files that let the next worker instance on this host find and
+ * kill what a killed worker left behind (docs/reliability.md). */
 #include "worker/supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,11 +39,14 @@ struct job {
     ek_strbuf_t buf;     /* a partial line */
     json_object *outcome; /* the "result" or "error" line */
     bool cancel, force;
+    bool gone; /* no process: a cancel of an attempt that runs nowhere, reported as such */
+    char *pidfile; /* <proc_dir>/<pid>.pid while the process may live */
 };
 
 struct ek_supervisor {
     const ek_config_t *cfg;
     char **argv;
+    char *proc_dir; /* one file per live task process (ek_supervisor_proc_dir) */
     pthread_mutex_t lock;
     struct job *jobs[MAX_JOBS];
     int n_jobs;
@@ -169,6 +178,19 @@ static const char *signal_name(int sig)
     return other;
 }
 
+/* True once the task process has exited, with its status. Before the zombie
+ * is reaped (its pid, and so its process group id, cannot be reused yet)
+ * whatever it left running in its group is killed, and its file removed. */
+static bool leader_ended(pid_t pid, int *status)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid != pid)
+        return false;
+    (void)killpg(pid, SIGKILL);
+    return waitpid(pid, status, 0) == pid;
+}
+
 /* The process has ended: send its outcome. */
 static void finish(ek_supervisor_t *s, struct job *j, int status)
 {
@@ -231,6 +253,7 @@ static void job_free(struct job *j)
     json_object_put(j->outcome);
     free(j->reply_to);
     free(j->correlation_id);
+    free(j->pidfile);
     free(j);
 }
 
@@ -273,15 +296,17 @@ static void *reporter_main(void *arg)
             }
             struct job *j = s->jobs[i];
             if (j->query && now > j->deadline)
-                kill(j->pid, SIGKILL);
+                killpg(j->pid, SIGKILL);
             int status = 0;
-            bool ended = j->fd < 0 && waitpid(j->pid, &status, WNOHANG) == j->pid;
+            bool ended = j->gone || (j->fd < 0 && leader_ended(j->pid, &status));
             if (ended) {
                 s->jobs[i] = s->jobs[--s->n_jobs];
                 i--;
             }
             pthread_mutex_unlock(&s->lock);
             if (ended) {
+                if (j->pidfile)
+                    (void)unlink(j->pidfile);
                 finish(s, j, status);
                 job_free(j);
             }
@@ -291,6 +316,166 @@ static void *reporter_main(void *arg)
     s->pub = NULL;
     ek_log_context_clear();
     return NULL;
+}
+
+/* ---- task process files -------------------------------------------------------------------- */
+
+char *ek_supervisor_proc_dir(const ek_config_t *cfg)
+{
+    return ek_xasprintf("%s/tasks", ek_config_get_string(cfg, "DEFAULT", "state_dir"));
+}
+
+/* The process group id and start time (clock ticks since boot) of a process;
+ * false when there is no such process or it is a zombie. */
+static bool proc_stat(pid_t pid, pid_t *pgrp, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    char state;
+    int ppid, grp;
+    if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &grp) != 3 || state == 'Z' ||
+        state == 'X')
+        return false;
+    /* field 22 (starttime): after the 20th space that follows the name */
+    for (int field = 0; field < 20 && p; field++)
+        p = strchr(p + 1, ' ');
+    if (!p)
+        return false;
+    *pgrp = grp;
+    *start = strtoull(p + 1, NULL, 10);
+    return true;
+}
+
+/* Records a new task process: "<pid> <start time> <worker pid> <worker start
+ * time>\n" in <proc_dir>/<pid>.pid (start times in clock ticks since boot:
+ * a pid reused by another process does not match). */
+static ek_err_t *proc_file_write(ek_supervisor_t *s, struct job *j)
+{
+    pid_t grp;
+    unsigned long long start = 0, wstart = 0;
+    if (!proc_stat(j->pid, &grp, &start))
+        return NULL; /* already gone: nothing to find later */
+    if (!proc_stat(getpid(), &grp, &wstart))
+        return ek_err_new(EK_E_INTERNAL, "cannot read /proc/self/stat (is /proc mounted?)");
+    j->pidfile = ek_xasprintf("%s/%d.pid", s->proc_dir, (int)j->pid);
+    char line[128];
+    int len = snprintf(line, sizeof(line), "%d %llu %d %llu\n", (int)j->pid, start,
+                       (int)getpid(), wstart);
+    int fd = open(j->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, line, (size_t)len) != len) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return ek_err_errno(e, "writing %s (is [DEFAULT] state_dir writable?)", j->pidfile);
+    }
+    close(fd);
+    return NULL;
+}
+
+/* True while some process of group grp is alive (zombies are not). */
+static bool group_alive(pid_t grp)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return false;
+    bool alive = false;
+    struct dirent *de;
+    while (!alive && (de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        pid_t g;
+        unsigned long long st;
+        if (*end || pid <= 0)
+            continue;
+        alive = proc_stat((pid_t)pid, &g, &st) && g == grp;
+    }
+    closedir(d);
+    return alive;
+}
+
+ek_err_t *ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed)
+{
+    *killed = 0;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return ek_err_errno(errno, "creating %s (is [DEFAULT] state_dir writable?)", dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return ek_err_errno(errno, "reading %s", dir);
+    ek_err_t *err = NULL;
+    struct dirent *de;
+    while (!err && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 4, ".pid") != 0)
+            continue;
+        _cleanup_free_ char *path = ek_xasprintf("%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "re");
+        int pid = 0, wpid = 0;
+        unsigned long long start = 0, wstart = 0;
+        bool parsed = f && fscanf(f, "%d %llu %d %llu", &pid, &start, &wpid, &wstart) == 4 &&
+                      pid > 1 && wpid > 0;
+        if (f)
+            fclose(f);
+        if (!parsed) {
+            ek_log_kv(EK_LOG_WARNING, "removing an unreadable task process file", "file", path,
+                      NULL);
+            (void)unlink(path);
+            continue;
+        }
+        pid_t grp;
+        unsigned long long now_start;
+        /* the worker that started it still lives (another worker sharing
+         * state_dir): its task, not an orphan */
+        if (proc_stat(wpid, &grp, &now_start) && now_start == wstart)
+            continue;
+        bool leader = proc_stat(pid, &grp, &now_start);
+        /* a live leader with another start time is another process that got
+         * the pid: the group of ours is then empty (a pid in use as a group
+         * id is not handed out again), nothing to kill */
+        if (leader && now_start != start) {
+            (void)unlink(path);
+            continue;
+        }
+        if (leader || group_alive(pid)) {
+            char p[16];
+            snprintf(p, sizeof(p), "%d", pid);
+            ek_log_kv(EK_LOG_WARNING,
+                      "killing a task process a previous worker instance left running (its "
+                      "task runs again)",
+                      "pid", p, NULL);
+            (void)killpg(pid, SIGKILL);
+            (void)kill(pid, SIGKILL);
+            (*killed)++;
+            long long waited_ms = 0;
+            while (group_alive(pid) && waited_ms < timeout_s * 1000LL) {
+                struct timespec ts = {0, 50 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                waited_ms += 50;
+                (void)killpg(pid, SIGKILL); /* anything it forked meanwhile */
+            }
+            if (group_alive(pid)) {
+                err = ek_err_new(EK_E_TIMEOUT,
+                                 "task process %d of a previous worker instance is still "
+                                 "alive %d s after SIGKILL (stuck in the kernel, e.g. on a hung "
+                                 "disk or NFS mount?): not starting, so that its task cannot run "
+                                 "twice; find it with `ps -g %d` and start the worker again once "
+                                 "it is gone",
+                                 pid, timeout_s, pid);
+                break;
+            }
+        }
+        (void)unlink(path);
+    }
+    closedir(d);
+    return err;
 }
 
 /* ---- starting processes ------------------------------------------------------------------ */
@@ -305,6 +490,7 @@ static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
         close(in[1]);
         return ek_err_errno(errno, "creating a pipe for a task process");
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -315,7 +501,16 @@ static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
         return ek_err_errno(e, "starting a task process");
     }
     if (pid == 0) {
-        /* only async-signal-safe calls until exec */
+        /* only async-signal-safe calls until exec. Its own process group,
+         * so that it and all it starts are killed as one; and it dies with
+         * the worker (its reports go through the worker: with the worker
+         * gone they would go nowhere, docs/reliability.md). The death
+         * signal comes when the forking thread ends: the consuming thread,
+         * which lives as long as the worker. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127); /* the worker died before prctl */
         dup2(in[0], STDIN_FILENO);
         dup2(out[1], STDOUT_FILENO);
         execv(s->argv[0], s->argv);
@@ -323,9 +518,17 @@ static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
     }
     close(in[0]);
     close(out[1]);
+    (void)setpgid(pid, pid); /* the same as the child does: whichever runs first */
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     j->pid = pid;
     j->fd = out[0];
+    ek_err_t *ferr = proc_file_write(s, j);
+    if (ferr) {
+        /* without it a worker killed now would leave this process unfound */
+        ek_log_err(ferr, "task process %d not recorded: killing it", (int)pid);
+        ek_err_free(ferr);
+        (void)killpg(pid, SIGKILL);
+    }
     /* the job is small (task info and sealed credentials): write it whole */
     size_t len = strlen(input);
     const char *p = input;
@@ -380,6 +583,23 @@ ek_err_t *ek_supervisor_start_query(ek_supervisor_t *s, const char *reply_to,
     return add_job(s, j, job);
 }
 
+void ek_supervisor_report_gone(ek_supervisor_t *s, const char *task_id, const char *attempt_id)
+{
+    struct job *j = ek_xcalloc(1, sizeof(*j));
+    snprintf(j->task_id, sizeof(j->task_id), "%s", task_id);
+    snprintf(j->attempt_id, sizeof(j->attempt_id), "%s", attempt_id);
+    ek_strbuf_init(&j->buf, 0);
+    j->fd = -1;
+    j->gone = j->cancel = true;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_jobs < MAX_JOBS)
+        s->jobs[s->n_jobs++] = EK_STEAL(j);
+    pthread_mutex_unlock(&s->lock);
+    if (j)
+        job_free(j);
+    wake(s);
+}
+
 bool ek_supervisor_cancel(ek_supervisor_t *s, const char *task_id, const char *attempt_id,
                           bool force)
 {
@@ -387,11 +607,15 @@ bool ek_supervisor_cancel(ek_supervisor_t *s, const char *task_id, const char *a
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_jobs; i++) {
         struct job *j = s->jobs[i];
-        if (j->query || strcmp(j->task_id, task_id) || strcmp(j->attempt_id, attempt_id))
+        if (j->query || j->gone || strcmp(j->task_id, task_id) ||
+            strcmp(j->attempt_id, attempt_id))
             continue;
         j->cancel = true;
         j->force = j->force || force;
-        kill(j->pid, force ? SIGKILL : SIGINT);
+        if (force)
+            killpg(j->pid, SIGKILL); /* with what it started */
+        else
+            kill(j->pid, SIGINT);
         found = true;
     }
     pthread_mutex_unlock(&s->lock);
@@ -403,7 +627,7 @@ int ek_supervisor_running(ek_supervisor_t *s)
     int n = 0;
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_jobs; i++)
-        n += !s->jobs[i]->query;
+        n += !s->jobs[i]->query && !s->jobs[i]->gone;
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -411,8 +635,16 @@ int ek_supervisor_running(ek_supervisor_t *s)
 ek_err_t *ek_supervisor_new(const ek_config_t *cfg, char *const *child_argv,
                             ek_supervisor_t **out)
 {
+    /* before anything runs again: nothing a killed predecessor left
+     * behind may write a disk alongside the re-run of its task */
+    _cleanup_free_ char *dir = ek_supervisor_proc_dir(cfg);
+    int killed = 0;
+    ek_err_t *err = ek_supervisor_kill_orphans(dir, 30, &killed);
+    if (err)
+        return err;
     ek_supervisor_t *s = ek_xcalloc(1, sizeof(*s));
     s->cfg = cfg;
+    s->proc_dir = EK_STEAL(dir);
     int n = 0;
     while (child_argv[n])
         n++;
@@ -425,6 +657,7 @@ ek_err_t *ek_supervisor_new(const ek_config_t *cfg, char *const *child_argv,
         for (int i = 0; i < n; i++)
             free(s->argv[i]);
         free(s->argv);
+        free(s->proc_dir);
         free(s);
         return ek_err_new(EK_E_INTERNAL, "could not start the task reporter");
     }
@@ -440,10 +673,12 @@ void ek_supervisor_drain(ek_supervisor_t *s, int timeout_s)
         nanosleep(&ts, NULL);
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_jobs; i++) {
+        if (s->jobs[i]->gone)
+            continue;
         if (!s->jobs[i]->query)
             ek_log_kv(EK_LOG_WARNING, "killing a task that did not finish in time", "task_id",
                       s->jobs[i]->task_id, NULL);
-        kill(s->jobs[i]->pid, SIGKILL);
+        killpg(s->jobs[i]->pid, SIGKILL);
     }
     pthread_mutex_unlock(&s->lock);
     /* the reporter reaps them and sends their outcome */
@@ -472,5 +707,6 @@ void ek_supervisor_free(ek_supervisor_t *s)
     for (int i = 0; s->argv[i]; i++)
         free(s->argv[i]);
     free(s->argv);
+    free(s->proc_dir);
     free(s);
 }
