@@ -42,16 +42,8 @@ URL="https://127.0.0.1:$PORT"
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
 
-IMAGE=${EKMAN_WORKER_IMAGE:-$BUILD/worker-image/ekman-worker.qcow2}
-[ -n "${EKMAN_WORKER_IMAGE:-}" ] ||
-  "$SRC/deploy/worker-image/build.sh" --build-dir "$BUILD" --output "$IMAGE" > "$TMP/image.log" 2>&1 ||
-  { tail -20 "$TMP/image.log"; echo "FAIL - the worker image could not be built"; exit 1; }
-mkdir -p "$TMP/dstpool"; chmod 755 "$TMP/dstpool"
-v pool-define-as "$DST_POOL" dir --target "$TMP/dstpool" && v pool-start "$DST_POOL"
-v vol-create-as "$DST_POOL" "$N-worker.qcow2" "$(stat -c %s "$IMAGE")" --format raw
-v vol-upload --pool "$DST_POOL" "$N-worker.qcow2" "$IMAGE"
-v pool-refresh "$DST_POOL"
-check "worker image in $DST_POOL" v vol-info --pool "$DST_POOL" "$N-worker.qcow2"
+. "$(dirname "$0")/lib_lv.sh"
+lv_worker_pool "$DST_POOL" "$N-worker.qcow2"
 NET=$EKMAN_LIBVIRT_NETWORK
 
 # source: vda qcow2 64 MiB, vdb raw 48 MiB, vdc raw 16 MiB, each with data
@@ -84,16 +76,7 @@ same() { # same DEV FILE FORMAT: the replica of DEV equals FILE
 }
 
 # --- services ----------------------------------------------------------------------------
-mkdir -p "$TMP/wtmp"; chmod 700 "$TMP/wtmp"
-sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = lvdk-$R\nproviders = libvirt\ncapacity = 4\ntmp_dir = ${TMP//\//\\/}\/wtmp/" \
-    -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/svc.conf"
-"$BUILD/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
-"$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
-"$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & PIDS+=($!)
-check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
-check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = 'lvdk-$R' AND status = 'UP'\")\" = 1 ]"
-create_user "lvdk-$R" "lvdk-$R" member "Lvdk-pass-$R"
-read -r TOK P < <(login "lvdk-$R" "Lvdk-pass-$R")
+lv_services "lvdk-$R"
 conn=$(jq -nc --arg k "$(base64 -w0 "$EKMAN_SSH_KEY")" --arg kh "$(cat "$EKMAN_SSH_KNOWN_HOSTS")" \
   --arg u "$EKMAN_SSH_USER" --argjson p "$EKMAN_SSH_PORT" '{host: "127.0.0.1", port: $p, username: $u, private_key: $k, known_hosts: $kh}')
 endpoint() { api "$TOK" POST "/v1/$P/endpoints" "$(jq -nc --arg n "$1" --argjson c "$conn" '{endpoint: {name: $n, type: "libvirt", connection_info: $c}}')" | jq -r .endpoint.id; }

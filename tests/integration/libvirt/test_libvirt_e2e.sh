@@ -59,21 +59,9 @@ URL="https://127.0.0.1:$PORT"
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
 
-# --- the worker image ------------------------------------------------------------------
-# (EKMAN_WORKER_IMAGE: an image built already, e.g. for a sanitizer build)
-IMAGE=${EKMAN_WORKER_IMAGE:-$BUILD/worker-image/ekman-worker.qcow2}
-[ -n "${EKMAN_WORKER_IMAGE:-}" ] ||
-  "$SRC/deploy/worker-image/build.sh" --build-dir "$BUILD" --output "$IMAGE" > "$TMP/image.log" 2>&1 ||
-  { tail -20 "$TMP/image.log"; echo "FAIL - the worker image could not be built"; exit 1; }
-
-# --- libvirt objects: destination pool, NAT network, source domain -----------------------
-mkdir -p "$TMP/dstpool"; chmod 755 "$TMP/dstpool"
-v pool-define-as "$DST_POOL" dir --target "$TMP/dstpool" && v pool-start "$DST_POOL"
-check "destination pool $DST_POOL defined" v pool-info "$DST_POOL"
-v vol-create-as "$DST_POOL" "$N-worker.qcow2" "$(stat -c %s "$IMAGE")" --format raw
-v vol-upload --pool "$DST_POOL" "$N-worker.qcow2" "$IMAGE"
-check "worker image uploaded to $DST_POOL" v vol-info --pool "$DST_POOL" "$N-worker.qcow2"
-v pool-refresh "$DST_POOL"
+# --- libvirt objects: destination pool with the worker image, NAT network, source domain ---
+. "$(dirname "$0")/lib_lv.sh"
+lv_worker_pool "$DST_POOL" "$N-worker.qcow2"
 if [ -n "${EKMAN_LIBVIRT_NETWORK:-}" ]; then
   NET=$EKMAN_LIBVIRT_NETWORK
 else # a NAT network of our own, on a free /24
@@ -129,17 +117,7 @@ same() { # same SUFFIX: the destination volumes of vda and vdb equal the snapsho
 }
 
 # --- services ----------------------------------------------------------------------------
-mkdir -p "$TMP/wtmp"; chmod 700 "$TMP/wtmp"
-sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = lve2e-$R\nproviders = libvirt\ncapacity = 4\ntmp_dir = ${TMP//\//\\/}\/wtmp/" \
-    -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/svc.conf"
-SVC=${EKMAN_E2E_SERVICES_BUILD:-$BUILD}   # e.g. a sanitizer build of the conductor
-"$SVC/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
-"$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
-"$BUILD/worker/ekman-worker" --config "$TMP/svc.conf" > "$TMP/w.log" 2>&1 & W=$!; PIDS+=($W)
-check "the conductor answers" wait_for 60 ek_curl -sf "$URL/healthz" || { tail -5 "$TMP/c.log"; exit 1; }
-check "the worker registered UP" wait_for 30 bash -c "[ \"\$(psql '$DB' -Atqc \"SELECT count(*) FROM services WHERE host = 'lve2e-$R' AND status = 'UP'\")\" = 1 ]"
-create_user "lve2e-$R" "lve2e-$R" member "Lve2e-pass-$R"
-read -r TOK P < <(login "lve2e-$R" "Lve2e-pass-$R")
+lv_services "lve2e-$R"
 
 KEY_B64=$(base64 -w0 "$EKMAN_SSH_KEY")
 KH=$(cat "$EKMAN_SSH_KNOWN_HOSTS")
