@@ -26,7 +26,8 @@ ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint
                       ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
     ek_err_t *err = NULL;
     /* a worker that has just started registers with its first heartbeat:
-     * give one a few seconds before falling back to the shared queue */
+     * give one a few seconds; without one, nobody could open the endpoint's
+     * connection info (sealed for one worker's key) */
     for (int waited_ms = 0;; waited_ms += 250) {
         err = ek_seal_pick_worker(db, etype ? etype : "", alive, &host, &pub);
         if (!err || err->code != EK_E_NOTFOUND || waited_ms >= RPC_REGISTER_WAIT_MS)
@@ -39,9 +40,11 @@ ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint
         queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host);
     } else if (err->code == EK_E_NOTFOUND) {
         ek_err_free(err);
-        err = NULL;
-        json_object_object_del(endpoint, "connection_info_sealed");
-        queue = ek_xstrdup(EK_QUEUE_WORKER);
+        err = ek_err_new(EK_E_UNAVAILABLE,
+                         "endpoint '%s': no ekman-worker with the '%s' provider has sent a "
+                         "heartbeat in the last %d s: start one, or see its log for 'heartbeat "
+                         "not sent' (it cannot reach the broker or the scheduler)",
+                         ename, etype ? etype : "", alive);
     }
     free(host);
     free(pub);

@@ -109,6 +109,7 @@ static void *heartbeat_main(void *arg)
     struct worker *w = arg;
     ek_amqp_t *mq = NULL;
     int interval_ms = (int)ek_config_get_int(w->cfg, "scheduler", "heartbeat_interval") * 1000;
+    int retry_ms = 1000;
     ek_log_context_set("loop", "heartbeat");
     while (!atomic_load(&w->stop_heartbeat)) {
         ek_envelope_t *env = ek_envelope_new(EK_MSG_SERVICE_HEARTBEAT, service_body(w));
@@ -127,7 +128,17 @@ static void *heartbeat_main(void *arg)
         }
         free(wire);
         ek_envelope_free(env);
-        for (int waited = 0; waited < interval_ms && !atomic_load(&w->stop_heartbeat);
+        /* until one is sent (the scheduler may start after us), retry soon:
+         * 1 s, then doubling up to the interval; no task or endpoint query
+         * reaches this worker before the scheduler has its key */
+        int pause_ms = interval_ms;
+        if (!mq) {
+            pause_ms = retry_ms < interval_ms ? retry_ms : interval_ms;
+            retry_ms *= 2;
+        } else {
+            retry_ms = 1000;
+        }
+        for (int waited = 0; waited < pause_ms && !atomic_load(&w->stop_heartbeat);
              waited += 100)
             usleep(100 * 1000);
     }
