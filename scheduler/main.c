@@ -23,13 +23,20 @@ static const ek_program_info_t info = {
 static const char *const scheduler_types[] = {EK_MSG_SERVICE_HEARTBEAT, EK_MSG_SERVICE_STOPPING,
                                               NULL};
 
-static void periodic(PGconn *db, const ek_config_t *cfg, time_t *last_reap, time_t *last_minute)
+/* Marks silent workers DOWN and fires due schedules. A scheduler judges
+ * silence only once it has listened for a whole liveness window since it
+ * began consuming (consuming_since): the heartbeats sent while it was down or
+ * cut off wait in its queue and must count first, or a scheduler restart
+ * would declare every worker lost and re-run their tasks. */
+static void periodic(PGconn *db, const ek_config_t *cfg, time_t consuming_since,
+                     time_t *last_reap, time_t *last_minute)
 {
     time_t now = time(NULL);
     int interval = (int)ek_config_get_int(cfg, "scheduler", "heartbeat_interval");
     int missed = (int)ek_config_get_int(cfg, "scheduler", "missed_heartbeats");
     ek_err_t *err = NULL;
-    if (now - *last_reap >= (interval > 2 ? interval / 2 : 1)) {
+    if (now - consuming_since >= (time_t)interval * missed &&
+        now - *last_reap >= (interval > 2 ? interval / 2 : 1)) {
         int lost;
         err = ek_registry_reap(db, interval, missed, &lost);
         *last_reap = now;
@@ -83,6 +90,7 @@ int main(int argc, char **argv)
             err = ek_amqp_declare_queue(mq, EK_QUEUE_SCHEDULER, quorum);
         if (!err)
             err = ek_amqp_consume(mq, EK_QUEUE_SCHEDULER, 64);
+        time_t consuming_since = time(NULL);
         if (!err && !announced) {
             char interval[32];
             snprintf(interval, sizeof(interval), "%lld",
@@ -94,7 +102,7 @@ int main(int argc, char **argv)
         while (!err && !ek_stop_requested()) {
             if (PQstatus(db) != CONNECTION_OK)
                 PQreset(db);
-            periodic(db, cfg, &last_reap, &last_minute);
+            periodic(db, cfg, consuming_since, &last_reap, &last_minute);
             ek_amqp_msg_t msg;
             bool got;
             if ((err = ek_amqp_receive(mq, 1000, &msg, &got)) || !got)
