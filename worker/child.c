@@ -300,6 +300,13 @@ static ek_err_t *run_task(ek_task_ctx_t *ctx, const ek_box_ring_t *ring, json_ob
         err = ek_err_new(EK_E_INVALID, "provider '%s' cannot run %s", p->name, in.task_type);
     else
         err = fn(ctx, &in, result);
+    if (err && err->code != EK_E_CANCELED && !ek_task_cancelled(ctx) &&
+        strcmp(in.task_type, "REPLICATE_DISKS") == 0) {
+        /* the destination may know why its side failed */
+        const ek_provider_t *dp = dest.type ? ek_provider_get(dest.type) : NULL;
+        if (dp && dp->diagnose_copy_error)
+            err = dp->diagnose_copy_error(ctx, &in, err);
+    }
     if (!err && ek_task_cancelled(ctx))
         err = ek_err_new(EK_E_CANCELED, "cancelled");
     close_endpoint(&origin);

@@ -72,6 +72,11 @@ typedef struct ek_provider {
     ek_endpoint_fn source_options;
     ek_endpoint_fn destination_options;
     const ek_task_impl_t *tasks; /* ends with {NULL} */
+    /* As the destination of a disk copy that failed (REPLICATE_DISKS run by
+     * the source's provider): may look at its side (a full storage pool...)
+     * and return a new error that says so; takes err, returns err when it
+     * finds nothing. NULL: no diagnosis. */
+    ek_err_t *(*diagnose_copy_error)(ek_task_ctx_t *ctx, const ek_task_input_t *in, ek_err_t *err);
 } ek_provider_t;
 
 /* The providers built into this worker, ending with NULL. */

@@ -295,6 +295,7 @@ static void test_deployed_domain_xml(void **state)
     assert_null(ek_lv_vm_xml(&vm, &xml, &note));
     assert_null(note);
     HAS(xml, "<domain type=\"kvm\">");
+    assert_null(strstr(xml, "error_policy")); /* a deployed VM pauses on a full disk */
     HAS(xml, "passwd=\"Pw3xample\""); /* no console without a password */
     HAS(xml, "<name>web'01&lt;&amp;&gt;</name>");
     HAS(xml, "<memory unit=\"MiB\">2048</memory>");
@@ -390,6 +391,8 @@ static void test_worker_vm_xml(void **state)
     HAS(dx, "<disk type=\"file\" device=\"disk\">");
     HAS(dx, "<serial>ek0123456789abcdef</serial>");
     HAS(dx, "<target dev=\"vdb\" bus=\"virtio\"/>");
+    /* a full destination is an error the writer reports, not a paused VM */
+    HAS(dx, "error_policy=\"report\" rerror_policy=\"report\"");
     assert_null(strstr(dx, "<devices"));
     free(dx);
 }

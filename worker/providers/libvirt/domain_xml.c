@@ -125,6 +125,13 @@ static void add_disk(xmlNodePtr devices, const ek_lv_vm_t *vm, const ek_lv_vm_di
     prop(drv, "type", d->format && *d->format ? d->format : "raw");
     if (!d->cdrom)
         prop(drv, "discard", "unmap");
+    /* a worker VM's writer gets a failed write as an error it reports (a full
+     * destination, a broken volume); QEMU's default would pause the VM and
+     * leave the copy waiting. A deployed VM keeps the default: it pauses. */
+    if (vm->minion && !d->cdrom) {
+        prop(drv, "error_policy", "report");
+        prop(drv, "rerror_policy", "report");
+    }
     prop(child(x, "source", NULL), "file", d->path);
     xmlNodePtr tgt = child(x, "target", NULL);
     prop(tgt, "dev", d->dev);
@@ -268,7 +275,8 @@ ek_err_t *ek_lv_vm_xml(const ek_lv_vm_t *vm, char **out, char **note)
 
 char *ek_lv_disk_attach_xml(const ek_lv_vm_disk_t *d)
 {
-    ek_lv_vm_t vm = {.domain_type = "qemu", .machine = "pc"};
+    /* disks are attached to worker VMs only */
+    ek_lv_vm_t vm = {.domain_type = "qemu", .machine = "pc", .minion = true};
     xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
     xmlNodePtr root = xmlNewNode(NULL, BAD_CAST "devices");
     xmlDocSetRootElement(doc, root);

@@ -383,6 +383,9 @@ char *ek_lv_minion_name(const ek_task_input_t *in);
 /* The task's destination connection and options. */
 EK_ERR_CHECK ek_lv_task_connect_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                             ek_lv_conn_t **c, ek_lv_opts_t *o);
+/* The destination's side of a failed disk copy: a full storage pool of the
+ * volumes (provider hook diagnose_copy_error; takes err). */
+ek_err_t *ek_lv_diagnose_copy_error(ek_task_ctx_t *ctx, const ek_task_input_t *in, ek_err_t *err);
 /* "kvm" or "qemu" for the options and the host. */
 const char *ek_lv_domain_type(virConnectPtr c, const ek_lv_opts_t *o, const char *arch);
 

@@ -142,4 +142,5 @@ const ek_provider_t ek_provider_libvirt = {
     .source_options = ep_source_options,              /* none */
     .destination_options = ep_destination_options,    /* pools, networks, choices */
     .tasks = libvirt_tasks,
+    .diagnose_copy_error = ek_lv_diagnose_copy_error, /* a full destination pool */
 };

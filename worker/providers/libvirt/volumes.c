@@ -557,3 +557,54 @@ EK_LV_TASK(restore_disk_snapshots)
 {
     return snapshots_end(ctx, in, result, true);
 }
+
+/* A destination pool with less than this free is full: a copy into it fails
+ * (a worker VM sees the host's ENOSPC as an I/O error of its disk). */
+#define POOL_FULL_BYTES (UINT64_C(64) << 20)
+
+ek_err_t *ek_lv_diagnose_copy_error(ek_task_ctx_t *ctx, const ek_task_input_t *in, ek_err_t *err)
+{
+    json_object *vols = NULL;
+    ek_err_t *e = ek_task_info_get(in, "volumes_info", json_type_array, &vols);
+    if (e) {
+        ek_err_free(e);
+        return err;
+    }
+    ek_lv_conn_t *c = NULL;
+    ek_lv_opts_t o;
+    if ((e = ek_lv_task_connect_destination(ctx, in, &c, &o))) {
+        ek_err_free(e); /* the copy's error says more than this one */
+        return err;
+    }
+    virConnectPtr vc = ek_lv_virconn(c);
+    for (size_t i = 0; i < json_object_array_length(vols); i++) {
+        const char *pn = str_of(json_object_array_get_idx(vols, i), "pool");
+        bool seen = false;
+        for (size_t k = 0; k < i && pn && !seen; k++) {
+            const char *prev = str_of(json_object_array_get_idx(vols, k), "pool");
+            seen = prev && strcmp(prev, pn) == 0;
+        }
+        virStoragePoolPtr pool = pn && !seen ? virStoragePoolLookupByName(vc, pn) : NULL;
+        virStoragePoolInfo pi;
+        if (pool && virStoragePoolRefresh(pool, 0) == 0 && virStoragePoolGetInfo(pool, &pi) == 0 &&
+            pi.available < POOL_FULL_BYTES) {
+            char free_s[32], cap_s[32];
+            ek_err_t *full = ek_err_new(
+                EK_E_IO,
+                "the destination storage pool '%s' is full (%s free of %s): free space in it, or "
+                "set default_storage_pool (or storage_mappings) to another pool, then execute "
+                "the transfer again; the copy's error: %s",
+                pn, ek_lv_human_size(pi.available, free_s), ek_lv_human_size(pi.capacity, cap_s),
+                err->message);
+            ek_err_free(err);
+            err = full;
+            virStoragePoolFree(pool);
+            break;
+        }
+        if (pool)
+            virStoragePoolFree(pool);
+    }
+    ek_lv_opts_release(&o);
+    ek_lv_disconnect(c);
+    return err;
+}
