@@ -39,6 +39,7 @@ struct job {
     ek_strbuf_t buf;     /* a partial line */
     json_object *outcome; /* the "result" or "error" line */
     bool cancel, force;
+    bool drained; /* killed by us: the worker stopped and it did not end in time */
     bool gone; /* no process: a cancel of an attempt that runs nowhere, reported as such */
     char *pidfile; /* <proc_dir>/<pid>.pid while the process may live */
 };
@@ -234,8 +235,15 @@ static void finish(ek_supervisor_t *s, struct job *j, int status)
     char *msg;
     if (kind)
         msg = ek_xstrdup(json_object_get_string(json_object_object_get(j->outcome, "message")));
+    else if (WIFSIGNALED(status) && j->drained)
+        msg = ek_xstrdup("the worker stopped and the task did not end within its grace time: "
+                         "execute again");
     else if (WIFSIGNALED(status))
-        msg = ek_xasprintf("the task process was killed by %s", signal_name(WTERMSIG(status)));
+        msg = ek_xasprintf("the task process was killed by %s%s", signal_name(WTERMSIG(status)),
+                           WTERMSIG(status) == SIGKILL
+                               ? " (not by Ekman: the kernel's OOM killer, or an operator; see "
+                                 "the host's kernel log): execute again"
+                               : ": execute again");
     else
         msg = ek_xasprintf("the task process exited with status %d without a result",
                            WEXITSTATUS(status));
@@ -678,6 +686,7 @@ void ek_supervisor_drain(ek_supervisor_t *s, int timeout_s)
         if (!s->jobs[i]->query)
             ek_log_kv(EK_LOG_WARNING, "killing a task that did not finish in time", "task_id",
                       s->jobs[i]->task_id, NULL);
+        s->jobs[i]->drained = true;
         killpg(s->jobs[i]->pid, SIGKILL);
     }
     pthread_mutex_unlock(&s->lock);
