@@ -70,6 +70,7 @@ const ek_opt_def_t ek_options[] = {
     I("worker", "transfer_connections", 0, 0, 64, "Parallel data connections per disk (0: from the CPU count)."),
     I("worker", "compression_level", 3, 0, 19, "zstd level for disk data (0 turns compression off)."),
     I("worker", "bandwidth_limit", 0, 0, 1000000, "Data-plane bandwidth limit per transfer, MiB/s (0: none)."),
+    I("worker", "transfer_save_every_mb", 64, 8, 65536, "A disk copy makes what the writer acknowledged durable (FLUSH) and saves it for a re-run after this much (MiB), or 5 s: what a re-run after a crash may send again."),
     S("worker", "tmp_dir", "/var/tmp", "Directory for temporary files (private keys are written 0600)."),
     L("worker", "download_schemes", "https", "URL schemes a worker downloads from (windows_virtio_iso_url, windows_virtio_zip_url, which a tenant's environment can set): https by default; add http or file only on a trusted network."),
     I("worker", "download_max_mb", 4096, 1, 1048576, "Largest file a worker downloads (MiB)."),

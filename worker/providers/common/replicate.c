@@ -69,6 +69,31 @@ static char *resume_text(repl_t *r, const char *id, uint64_t size, const char *t
                       id);
         return NULL;
     }
+    /* "complete": an earlier attempt of this task (the state is the task's
+     * own) copied the whole disk, and then its result was lost (its worker
+     * died before it reported). For the engine a complete state begins a new
+     * sync; here it means every block was acknowledged: nothing is sent
+     * again but what the verification (a re-run checks every block against
+     * the replica) finds different. */
+    if (json_object_object_get_ex(s, "complete", &v) && json_object_get_boolean(v)) {
+        json_object *all = NULL;
+        if (json_object_deep_copy(s, &all, NULL) != 0)
+            return NULL;
+        json_object *range = json_object_new_array();
+        json_object_array_add(range, json_object_new_int64(0));
+        json_object_array_add(range, json_object_new_int64((int64_t)size));
+        json_object *acked = json_object_new_array();
+        json_object_array_add(acked, range);
+        json_object_object_add(all, "acked", acked);
+        json_object_object_add(all, "complete", json_object_new_boolean(false));
+        char *text = ek_json_dump(all, false);
+        json_object_put(all);
+        ek_task_event(r->ctx, "INFO",
+                      "disk '%s': an earlier attempt of this task copied the whole disk: "
+                      "only what differs from the replica is sent again",
+                      id);
+        return text;
+    }
     return ek_json_dump(s, false);
 }
 
@@ -133,6 +158,10 @@ static ek_err_t *replicate_one(repl_t *r, disk_job_t *j, ek_writer_target_t *t,
         .connections = cfg ? (unsigned)ek_config_get_int(cfg, "worker", "transfer_connections") : 0,
         .level = cfg ? (int)ek_config_get_int(cfg, "worker", "compression_level") : 0,
         .bandwidth = cfg ? (uint64_t)ek_config_get_int(cfg, "worker", "bandwidth_limit") << 20 : 0,
+        /* a re-run after a crash sends again at most this much of the disk */
+        .state_every_bytes =
+            (uint64_t)(cfg ? ek_config_get_int(cfg, "worker", "transfer_save_every_mb") : 64) << 20,
+        .state_every_ms = 5000,
         .verify = rd.verify,
         .resume = resume,
         .save_state = save_cb,
