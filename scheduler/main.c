@@ -24,18 +24,19 @@ static const char *const scheduler_types[] = {EK_MSG_SERVICE_HEARTBEAT, EK_MSG_S
                                               NULL};
 
 /* Marks silent workers DOWN and fires due schedules. A scheduler judges
- * silence only once it has listened for a whole liveness window since it
- * began consuming (consuming_since): the heartbeats sent while it was down or
- * cut off wait in its queue and must count first, or a scheduler restart
- * would declare every worker lost and re-run their tasks. */
-static void periodic(PGconn *db, const ek_config_t *cfg, time_t consuming_since,
+ * silence only once it has recorded heartbeats for a whole liveness window
+ * (listening_since: it began consuming, or the database took a heartbeat
+ * again after failing): the heartbeats sent while it was down, or while the
+ * database was, wait in its queue and must count first, or a scheduler (or
+ * PostgreSQL) restart would declare every worker lost and re-run their tasks. */
+static void periodic(PGconn *db, const ek_config_t *cfg, time_t listening_since,
                      time_t *last_reap, time_t *last_minute)
 {
     time_t now = time(NULL);
     int interval = (int)ek_config_get_int(cfg, "scheduler", "heartbeat_interval");
     int missed = (int)ek_config_get_int(cfg, "scheduler", "missed_heartbeats");
     ek_err_t *err = NULL;
-    if (now - consuming_since >= (time_t)interval * missed &&
+    if (now - listening_since >= (time_t)interval * missed &&
         now - *last_reap >= (interval > 2 ? interval / 2 : 1)) {
         int lost;
         err = ek_registry_reap(db, interval, missed, &lost);
@@ -90,7 +91,7 @@ int main(int argc, char **argv)
             err = ek_amqp_declare_queue(mq, EK_QUEUE_SCHEDULER, quorum);
         if (!err)
             err = ek_amqp_consume(mq, EK_QUEUE_SCHEDULER, 64);
-        time_t consuming_since = time(NULL);
+        time_t listening_since = time(NULL);
         if (!err && !announced) {
             char interval[32];
             snprintf(interval, sizeof(interval), "%lld",
@@ -100,9 +101,11 @@ int main(int argc, char **argv)
             announced = true;
         }
         while (!err && !ek_stop_requested()) {
-            if (PQstatus(db) != CONNECTION_OK)
+            if (PQstatus(db) != CONNECTION_OK) {
                 PQreset(db);
-            periodic(db, cfg, consuming_since, &last_reap, &last_minute);
+                listening_since = time(NULL);
+            }
+            periodic(db, cfg, listening_since, &last_reap, &last_minute);
             ek_amqp_msg_t msg;
             bool got;
             if ((err = ek_amqp_receive(mq, 1000, &msg, &got)) || !got)
@@ -118,6 +121,7 @@ int main(int argc, char **argv)
             if (bad && bad->code != EK_E_PROTOCOL && bad->code != EK_E_INVALID) {
                 /* the database is in trouble: the message comes back later */
                 ek_log_err(bad, "heartbeat not recorded");
+                listening_since = time(NULL); /* deaf until the queue is read again */
                 err = ek_amqp_reject(mq, msg.delivery_tag, true);
                 ek_stop_wait(1000);
             } else if (bad) {
