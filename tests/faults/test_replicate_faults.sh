@@ -19,6 +19,7 @@
 #                            its own) filled mid-copy; freed after the error
 #   link                     the worker VM's NIC down for 30 s (virsh
 #                            domif-setlink; nothing leaves this machine)
+#   none                     no fault: the times of a normal execution
 # Each ends COMPLETED, or ERROR with a message that says what happened and
 # the next execution COMPLETED; then the replica equals the source
 # (qemu-img compare), at most one worker VM ran at any time (never two
@@ -65,6 +66,7 @@ case $CASE in
   worker_restart_10) OFF=0 ;; worker_restart_50) OFF=1 ;; worker_restart_90) OFF=2 ;;
   worker_takeover) OFF=3 ;; task_process) OFF=4 ;; writer) OFF=5 ;; rabbitmq) OFF=6 ;;
   postgresql) OFF=7 ;; conductor) OFF=8 ;; scheduler) OFF=9 ;; enospc) OFF=10 ;; link) OFF=11 ;;
+  none) OFF=12 ;;
   *) echo "unknown case '$CASE'"; exit 2 ;;
 esac
 PORT=$((EKMAN_API_PORT + 60 + OFF))
@@ -154,6 +156,7 @@ wait_pct() { # wait_pct EXEC PCT: until the copy passed PCT %, or the execution 
 v list --all --name | grep '^ekman-minion-' > "$TMP/foreign" || true
 
 # --- the execution and the fault ------------------------------------------------------------------
+T_START=$SECONDS
 E1=$(execute "$T")
 check "execution started" test -n "$E1" -a "$E1" != null
 at=30
@@ -210,6 +213,7 @@ case $CASE in
     free=$(df -B1 --output=avail "$TMP/dstpool" | tail -1)
     fallocate -l $((free - 4 * MiB)) "$TMP/dstpool/filler" || head -c $((free - 4 * MiB)) /dev/zero > "$TMP/dstpool/filler"
     check "the destination pool's file system filled at $p % ($(df -h --output=avail "$TMP/dstpool" | tail -1 | tr -d ' ') left)" test -e "$TMP/dstpool/filler" ;;
+  none) ;;
   link)
     m=$(tail -1 "$TMP/minions")
     mac=$(v domiflist "$m" | awk 'NR==1 {print $5}')
@@ -271,5 +275,5 @@ had=$((${DONE:-0} < D ? ${DONE:-0} : D)) skipped=$((resumed < D ? resumed : D))
 resent=$again
 if [ "${attempts:-1}" -gt 1 ] && [ $had -gt $skipped ]; then resent=$((resent + had - skipped)); fi
 check "the last copy's statistics are in the transfer's info" jq -e '.size_bytes > 0' "$TMP/sync.json"
-echo "$CASE | $p % | $st | $((T_END - T_FAULT)) | $((resent / MiB)) | ${attempts:-?} | $((sent / MiB)) | $((resumed / MiB)) | $(jq -r '.seconds | floor' "$TMP/sync.json")" | tee -a "$RESULTS"
+echo "$CASE | $p % | $st | $((T_END - T_FAULT)) | $((resent / MiB)) | ${attempts:-?} | $((sent / MiB)) | $((resumed / MiB)) | $(jq -r '.seconds | floor' "$TMP/sync.json") | $((T_END - T_START))" | tee -a "$RESULTS"
 finish
