@@ -44,24 +44,18 @@ SRC_DOM=$N-src DST_POOL=$N-dst
 RESULTS=${EKMAN_FAULT_RESULTS:-${TMPDIR:-/tmp}/faults-results.txt}
 export LIBVIRT_DEFAULT_URI=qemu:///system
 v() { virsh -q "$@" 2>/dev/null; }
-minions() { v list --all --name | grep '^ekman-minion-' | grep -Fx -f "$TMP/minions" 2>/dev/null; }
+. "$(dirname "$0")/../integration/conductor_lib.sh"
+. "$(dirname "$0")/../integration/libvirt/lib_lv.sh"
 cleanup() {
   [ -n "${WATCH:-}" ] && kill "$WATCH" 2>/dev/null
   for p in "${PIDS[@]}" ${W:-} ${W2:-} ${C:-} ${S:-}; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
-  for d in $(v list --all --name | grep -E "^$N"); do v destroy "$d"; v undefine "$d"; done
-  for m in $(sort -u "$TMP/minions" 2>/dev/null); do v destroy "$m"; v undefine "$m"; done
-  for vol in $(v vol-list "$EKMAN_POOL" | awk '{print $1}' | grep "^$N"); do v vol-delete --pool "$EKMAN_POOL" "$vol"; done
-  if v pool-info "$DST_POOL" > /dev/null; then
-    for vol in $(v vol-list "$DST_POOL" | awk '{print $1}'); do v vol-delete --pool "$DST_POOL" "$vol"; done
-    v pool-destroy "$DST_POOL"; v pool-undefine "$DST_POOL"
-  fi
+  lv_cleanup_objects
   mountpoint -q "$TMP/dstpool" && umount "$TMP/dstpool"
   [ -n "${EKMAN_FAULT_LOGS:-}" ] && mkdir -p "$EKMAN_FAULT_LOGS/$CASE" && cp "$TMP"/*.log "$EKMAN_FAULT_LOGS/$CASE/" 2>/dev/null
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/../integration/conductor_lib.sh"
 case $CASE in
   worker_restart_10) OFF=0 ;; worker_restart_50) OFF=1 ;; worker_restart_90) OFF=2 ;;
   worker_takeover) OFF=3 ;; task_process) OFF=4 ;; writer) OFF=5 ;; rabbitmq) OFF=6 ;;
@@ -80,7 +74,6 @@ if [ "$CASE" = enospc ]; then
   mkdir -p "$TMP/dstpool"
   mount -t tmpfs -o size=$(((SIZE_MIB + 160) * MiB)),mode=0755 "ekman-fault-$R" "$TMP/dstpool"
 fi
-. "$(dirname "$0")/../integration/libvirt/lib_lv.sh"
 lv_worker_pool "$DST_POOL" "$N-worker.qcow2"
 
 # source: vda raw 512 MiB: 448 MiB random data, then zeros

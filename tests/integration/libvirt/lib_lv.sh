@@ -1,6 +1,21 @@
 # lib_lv.sh - what the libvirt end-to-end tests share (sourced after ../lib.sh
 # and ../conductor_lib.sh, with BUILD, SRC, TMP, PIDS and the stack's env set).
 
+# lv_cleanup_objects: removes what a test made in libvirt: the domains named
+# $N*, the worker VMs listed in $TMP/minions (and their console logs), the
+# volumes $N* of the stack's pool and the destination pool $DST_POOL with its
+# volumes (v: virsh -q, quiet).
+lv_cleanup_objects() {
+  local d m vol
+  for d in $(v list --all --name | grep -E "^$N"); do v destroy "$d"; v undefine "$d"; done
+  for m in $(sort -u "$TMP/minions" 2>/dev/null); do v destroy "$m"; v undefine "$m"; rm -f "/var/log/libvirt/qemu/$m-serial.log"; done
+  for vol in $(v vol-list "$EKMAN_POOL" | awk '{print $1}' | grep "^$N"); do v vol-delete --pool "$EKMAN_POOL" "$vol"; done
+  if v pool-info "$DST_POOL" > /dev/null; then
+    for vol in $(v vol-list "$DST_POOL" | awk '{print $1}'); do v vol-delete --pool "$DST_POOL" "$vol"; done
+    v pool-destroy "$DST_POOL"; v pool-undefine "$DST_POOL"
+  fi
+}
+
 # lv_worker_pool POOL VOLUME: a directory pool POOL at TMP/dstpool holding
 # Ekman's worker image as VOLUME (deploy/worker-image, built unless
 # EKMAN_WORKER_IMAGE names an image built already, e.g. for a sanitizer build).

@@ -23,26 +23,20 @@ N=lvdk-$R
 SRC_DOM=$N-src DST_POOL=$N-dst
 export LIBVIRT_DEFAULT_URI=qemu:///system
 v() { virsh -q "$@" 2>/dev/null; }
+. "$(dirname "$0")/../conductor_lib.sh"
+. "$(dirname "$0")/lib_lv.sh"
 cleanup() {
   for p in "${PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
-  for d in $(v list --all --name | grep -E "^$N"); do v destroy "$d"; v undefine "$d"; done
-  for m in $(sort -u "$TMP/minions" 2>/dev/null); do v destroy "$m"; v undefine "$m"; rm -f "/var/log/libvirt/qemu/$m-serial.log"; done
-  for vol in $(v vol-list "$EKMAN_POOL" | awk '{print $1}' | grep "^$N"); do v vol-delete --pool "$EKMAN_POOL" "$vol"; done
-  if v pool-info "$DST_POOL" > /dev/null; then
-    for vol in $(v vol-list "$DST_POOL" | awk '{print $1}'); do v vol-delete --pool "$DST_POOL" "$vol"; done
-    v pool-destroy "$DST_POOL"; v pool-undefine "$DST_POOL"
-  fi
+  lv_cleanup_objects
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-. "$(dirname "$0")/../conductor_lib.sh"
 PORT=$((EKMAN_API_PORT + 46))
 URL="https://127.0.0.1:$PORT"
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
 MiB=1048576
 
-. "$(dirname "$0")/lib_lv.sh"
 lv_worker_pool "$DST_POOL" "$N-worker.qcow2"
 NET=$EKMAN_LIBVIRT_NETWORK
 
