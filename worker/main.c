@@ -134,7 +134,8 @@ static void *heartbeat_main(void *arg)
         int pause_ms = interval_ms;
         if (!mq) {
             pause_ms = retry_ms < interval_ms ? retry_ms : interval_ms;
-            retry_ms *= 2;
+            if (retry_ms < interval_ms)
+                retry_ms *= 2; /* no further: a long outage must not overflow it */
         } else {
             retry_ms = 1000;
         }
