@@ -50,6 +50,9 @@ cleanup() {
   [ -n "${WATCH:-}" ] && kill "$WATCH" 2>/dev/null
   for p in "${PIDS[@]}" ${W:-} ${W2:-} ${C:-} ${S:-}; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   wait 2>/dev/null
+  # the workers were killed (-9): out of the registry, or the next test's
+  # conductor would count them alive for its liveness window
+  [ -n "${DB:-}" ] && psql "$DB" -Atqc "UPDATE services SET status = 'DOWN' WHERE binary_name = 'ekman-worker' AND host LIKE 'flt-$R%'" > /dev/null 2>&1
   lv_cleanup_objects
   mountpoint -q "$TMP/dstpool" && umount "$TMP/dstpool"
   [ -n "${EKMAN_FAULT_LOGS:-}" ] && mkdir -p "$EKMAN_FAULT_LOGS/$CASE" && cp "$TMP"/*.log "$EKMAN_FAULT_LOGS/$CASE/" 2>/dev/null

@@ -42,6 +42,12 @@ sed -e "s|^state_dir = .*|state_dir = $TMP/state|" \
     "$EKMAN_CONFIG" > "$TMP/fast.conf"
 mkdir -p "$TMP/state"
 EKMAN_CONFIG=$TMP/fast.conf
+# workers an earlier test killed (-9, seconds ago) are still UP in the registry;
+# with this test's 120 s liveness window the conductor would hold the tasks
+# while any of them counts as alive instead of offering them to the stand-in
+# worker, which never heartbeats. The stack is this test's alone (under its
+# lock) and none of its workers runs yet: every registered worker goes DOWN.
+q "UPDATE services SET status = 'DOWN' WHERE binary_name = 'ekman-worker' AND status = 'UP'" > /dev/null
 start_conductor c1 "$PORT"
 "$BUILD/scheduler/ekman-scheduler" --config "$TMP/fast.conf" > "$TMP/s1.log" 2>&1 &
 PIDS+=($!)
