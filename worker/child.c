@@ -176,9 +176,9 @@ static ek_err_t *open_endpoint(const ek_box_ring_t *ring, json_object *src, json
         return ek_err_new(EK_E_AUTH,
                           "endpoint '%s': the conductor sent no connection info sealed for this "
                           "worker (only a worker that claimed the task, or registered with a key, "
-                          "gets it): no worker with the provider had registered when the query "
-                          "was sent (a worker registers with its first heartbeat, once the "
-                          "scheduler runs): try again in a few seconds",
+                          "gets it); for an endpoint query: no worker with the provider had "
+                          "registered when it was sent (a worker registers with its first "
+                          "heartbeat, once the scheduler runs): try again in a few seconds",
                           ep->name);
     if ((err = ek_json_opt_string(boxed, "endpoint", "id", ep->id, &boxed_id)) ||
         (err = ek_json_req_string(boxed, "endpoint", "connection_info_box", &sealed)))
