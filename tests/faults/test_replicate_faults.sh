@@ -4,8 +4,10 @@
 # disk of 512 MiB, 448 MiB of it random data) replicated through the real
 # services and a real worker VM into a libvirt pool, with one fault injected
 # while the copy runs:
-#   worker_restart_10|50|90  kill -9 of ekman-worker at ~10/50/90 % and a new
-#                            one started at once under the same host name
+#   worker_restart_10|30|50|90  kill -9 of ekman-worker at ~10/30/50/90 % and
+#                            a new one started at once under the same host name
+#                            (30: the issue's own scenario; not in CI, where 10,
+#                            50 and 90 bracket it)
 #   worker_takeover          kill -9 of the worker running the task, no
 #                            restart: the second worker of the test re-runs it
 #   task_process             kill -9 of the task process alone
@@ -28,6 +30,8 @@
 # (or $EKMAN_FAULT_RESULTS): case, time from the fault to the end, bytes
 # re-sent; docs/reliability.md has the table.
 # Usage: test_replicate_faults.sh BUILD_DIR SOURCE_DIR STACK_DIR CASE
+# EKMAN_FAULT_SIZE_MIB sets the disk's size (512); LV_HEARTBEAT=default runs
+# the services with the default heartbeats (10 s, 3 missed) instead of 1 s.
 # Environment (optional): EKMAN_WORKER_IMAGE (an image built already),
 # EKMAN_FAULT_LOGS (a directory: the services' logs of the case are kept in
 # DIR/CASE/).
@@ -61,6 +65,7 @@ cleanup() {
 trap cleanup EXIT
 case $CASE in
   worker_restart_10) OFF=0 ;; worker_restart_50) OFF=1 ;; worker_restart_90) OFF=2 ;;
+  worker_restart_30) OFF=13 ;;
   worker_takeover) OFF=3 ;; task_process) OFF=4 ;; writer) OFF=5 ;; rabbitmq) OFF=6 ;;
   postgresql) OFF=7 ;; conductor) OFF=8 ;; scheduler) OFF=9 ;; enospc) OFF=10 ;; link) OFF=11 ;;
   none) OFF=12 ;;
@@ -69,7 +74,9 @@ esac
 PORT=$((EKMAN_API_PORT + 60 + OFF))
 URL="https://127.0.0.1:$PORT"
 DB="${EKMAN_PG_ADMIN_URL/\/postgres\?//ekman?}"
-MiB=1048576 SIZE_MIB=512 DATA_MIB=448
+# EKMAN_FAULT_SIZE_MIB: the source disk's size (its last 64 MiB are zeros)
+MiB=1048576 SIZE_MIB=${EKMAN_FAULT_SIZE_MIB:-512}
+DATA_MIB=$((SIZE_MIB - 64))
 echo "fault case: $CASE"
 
 # the destination pool of the enospc case is a file system of its own
@@ -156,7 +163,7 @@ T_START=$SECONDS
 E1=$(execute "$T")
 check "execution started" test -n "$E1" -a "$E1" != null
 at=30
-case $CASE in worker_restart_10) at=10 ;; worker_restart_90) at=90 ;; worker_restart_50) at=50 ;; esac
+case $CASE in worker_restart_10) at=10 ;; worker_restart_90) at=90 ;; worker_restart_50) at=50 ;; worker_restart_30) at=30 ;; esac
 p=$(wait_pct "$E1" $at)
 check "the copy reached $at % (at $p %)" test $? -eq 0 || { errors_of "$E1"; tail -30 "$TMP/w.log"; exit 1; }
 T_FAULT=$SECONDS DONE=$(cat "$TMP/done")

@@ -36,12 +36,15 @@ lv_worker_pool() {
 
 # lv_services HOST: the conductor (of EKMAN_E2E_SERVICES_BUILD if set, e.g. a
 # sanitizer build), a scheduler and a libvirt worker called HOST on the stack,
-# the API on PORT (URL), 1 s heartbeats; logs TMP/{c,s,w}.log, the worker's
+# the API on PORT (URL), 1 s heartbeats (LV_HEARTBEAT: seconds, or default); logs TMP/{c,s,w}.log, the worker's
 # pid in W; then a member user HOST and its token and project in TOK and P.
 lv_services() {
   local host=$1 svc=${EKMAN_E2E_SERVICES_BUILD:-$BUILD}
   mkdir -p "$TMP/wtmp"; chmod 700 "$TMP/wtmp"
-  sed -e "s/^\[worker\]/[scheduler]\nheartbeat_interval = 1\nmissed_heartbeats = 3\n\n[worker]\nhost = $host\nproviders = libvirt\ncapacity = 4\ntmp_dir = ${TMP//\//\\/}\/wtmp/" \
+  # LV_HEARTBEAT=default keeps the configuration's own heartbeat settings (10 s, 3 missed)
+  local hb="[scheduler]\nheartbeat_interval = ${LV_HEARTBEAT:-1}\nmissed_heartbeats = 3\n\n"
+  [ "${LV_HEARTBEAT:-}" = default ] && hb=""
+  sed -e "s/^\[worker\]/$hb[worker]\nhost = $host\nproviders = libvirt\ncapacity = 4\ntmp_dir = ${TMP//\//\\/}\/wtmp/" \
       -e "s/^port = .*/port = $PORT/" "$EKMAN_CONFIG" > "$TMP/svc.conf"
   "$svc/conductor/ekman-conductor" --config "$TMP/svc.conf" > "$TMP/c.log" 2>&1 & PIDS+=($!)
   "$BUILD/scheduler/ekman-scheduler" --config "$TMP/svc.conf" > "$TMP/s.log" 2>&1 & PIDS+=($!)
