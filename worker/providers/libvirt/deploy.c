@@ -274,12 +274,59 @@ EK_LV_TASK(deploy_target_resources)
     return err;
 }
 
-/* Removes the worker VM a resources document names; returns empty ones. */
+/* Deletes dir/file as libvirtd does (it runs as root): through the storage
+ * pool whose directory is dir, or a transient one made for the purpose.
+ * virtlogd writes console logs as root into a root-owned directory
+ * (/var/log/libvirt/qemu on Debian), where the SSH account cannot unlink. */
+static ek_err_t *pool_unlink(virConnectPtr conn, const char *dir, const char *file, const char *tag)
+{
+    virStoragePoolPtr pool = virStoragePoolLookupByTargetPath(conn, dir);
+    bool own = false;
+    if (pool && virStoragePoolIsActive(pool) != 1) {
+        virStoragePoolFree(pool);
+        pool = NULL;
+    }
+    if (!pool) {
+        virResetLastError();
+        _cleanup_free_ char *xml = ek_xasprintf(
+            "<pool type='dir'><name>ekman-rm-%s</name><target><path>%s</path></target></pool>", tag,
+            dir);
+        if (!(pool = virStoragePoolCreateXML(conn, xml, 0)))
+            return ek_lv_err(EK_E_IO, "no storage pool could be made on \"%s\"", dir);
+        own = true;
+    } else {
+        /* one of ours that a killed task left goes this time */
+        const char *name = virStoragePoolGetName(pool);
+        own = name && strncmp(name, "ekman-rm-", 9) == 0;
+        if (virStoragePoolRefresh(pool, 0) < 0) {
+            ek_err_t *err =
+                ek_lv_err(EK_E_IO, "the storage pool of \"%s\" could not be refreshed", dir);
+            if (own)
+                virStoragePoolDestroy(pool);
+            virStoragePoolFree(pool);
+            return err;
+        }
+    }
+    ek_err_t *err = NULL;
+    virStorageVolPtr v = virStorageVolLookupByName(pool, file);
+    if (v) {
+        if (virStorageVolDelete(v, 0) < 0)
+            err = ek_lv_err(EK_E_IO, "libvirt could not delete it");
+        virStorageVolFree(v);
+    }
+    virResetLastError();
+    if (own)
+        virStoragePoolDestroy(pool); /* a transient dir pool: the directory stays */
+    virStoragePoolFree(pool);
+    return err;
+}
+
 /* A removed worker VM's console log (enable_vm_console_log) goes with it:
  * one file per worker VM would pile up in vm_console_log_dir. The path is
  * ours ("<vm_console_log_dir>/ekman-minion-*-serial.log", the directory
- * checked plain by the options); anything else is left alone. A failure is
- * a warning: the VM itself is gone. */
+ * checked plain by the options); anything else is left alone. The SSH
+ * account removes it when it may, else libvirt does. A failure is a
+ * warning: the VM itself is gone. */
 static void remove_console_log(ek_task_ctx_t *ctx, ek_lv_conn_t *c, json_object *res)
 {
     const char *log = str_of(res, "console_log", NULL);
@@ -293,14 +340,26 @@ static void remove_console_log(ek_task_ctx_t *ctx, ek_lv_conn_t *c, json_object 
     char *out = NULL, *errout = NULL;
     int status = 0;
     ek_err_t *err = ek_lv_ssh_run(c, cmd, &out, &errout, &status);
-    if (err || status != 0)
+    if (!err && status != 0) {
+        /* not the account's to remove: libvirt's storage API removes it */
+        _cleanup_free_ char *dir = ek_xstrndup(log, (size_t)(base - log));
+        _cleanup_free_ char *tag = ek_xstrndup(base + 1, n - (size_t)(base + 1 - log) - 11);
+        ek_err_t *perr = pool_unlink(ek_lv_virconn(c), base == log ? "/" : dir, base + 1, tag);
+        if (perr) {
+            err = ek_err_new(EK_E_IO, "%s; %s", errout && *errout ? errout : "rm failed",
+                             perr->message);
+            ek_err_free(perr);
+        }
+    }
+    if (err)
         ek_task_event(ctx, "WARNING", "the worker VM's console log %s was not removed: %s", log,
-                      err ? err->message : (errout && *errout ? errout : "rm failed"));
+                      err->message);
     ek_err_free(err);
     free(out);
     free(errout);
 }
 
+/* Removes the worker VM a resources document names; returns empty ones. */
 static ek_err_t *remove_minion(ek_task_ctx_t *ctx, const ek_task_input_t *in, const char *key,
                                json_object *result, const char *res_key, const char *conn_key)
 {

@@ -106,6 +106,18 @@ static ek_err_t *domain_remove(ek_task_ctx_t *ctx, virConnectPtr c, const char *
         virDomainUndefine(d) < 0)
         err = ek_lv_err(EK_E_IO, "could not undefine worker VM '%s'", name);
     virDomainFree(d);
+    /* Trust only what libvirt shows afterwards: a worker VM left defined
+     * holds its memory and name until someone notices. */
+    if (!err && (d = virDomainLookupByName(c, name))) {
+        int active = virDomainIsActive(d), persistent = virDomainIsPersistent(d);
+        virDomainFree(d);
+        err = ek_err_new(EK_E_IO,
+                         "worker VM '%s' is still defined after it was stopped and undefined "
+                         "(%s, %s): remove it with virsh destroy/undefine on the host",
+                         name, active == 1 ? "running" : "shut off",
+                         persistent == 1 ? "persistent" : "transient");
+    }
+    virResetLastError();
     if (!err && ctx)
         ek_task_event(ctx, "INFO", "worker VM '%s' stopped and deleted", name);
     return err;
@@ -513,7 +525,8 @@ static ek_err_t *wait_address(ek_task_ctx_t *ctx, ek_lv_conn_t *c, ek_lv_minion_
             else
                 err = ek_err_new(EK_E_TIMEOUT,
                                  "worker VM '%s' (MAC %s) got no IPv4 address from the %s "
-                                 "(migr_worker_iface_addr_src = %s) within %lld s: %s%s%s",
+                                 "(migr_worker_iface_addr_src = %s) within %lld s "
+                                 "(migr_worker_boot_timeout): %s%s%s",
                                  m->name, m->mac, o->iface_addr_src, o->iface_addr_src,
                                  (long long)o->worker_boot_timeout, source_hint(o->iface_addr_src),
                                  m->console_log ? "; console log: " : "",
