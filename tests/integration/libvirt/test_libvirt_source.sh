@@ -29,6 +29,8 @@
 #      it; a shut-off domain whose qcow2's external data file is the
 #      worker's ekman.conf is refused and nothing of that file reaches the
 #      destination
+#  11. the SSH account outside group libvirt (validation says to join it),
+#      then outside group kvm (a backup job says QEMU must share a group)
 # After every sync: at most one Ekman checkpoint, no backup job, no host
 # directory, no key file, no ssh tunnel left.
 set -uo pipefail
@@ -68,6 +70,10 @@ DEST_ID=$TAG-0000-4000-8000-000000000000
 export LIBVIRT_DEFAULT_URI=qemu:///system
 
 cleanup() {
+    if [[ -n ${GROUPS_OUT:-} ]]; then
+        gpasswd -a "$EKMAN_SSH_USER" libvirt >/dev/null
+        gpasswd -a "$EKMAN_SSH_USER" kvm >/dev/null
+    fi
     virsh -q destroy "$DOM" >/dev/null 2>&1
     virsh -q undefine "$DOM" --checkpoints-metadata >/dev/null 2>&1
     virsh -q vol-delete --pool "$EKMAN_POOL" "$VDA" >/dev/null 2>&1
@@ -396,5 +402,25 @@ check "the error names the data file" grep -q "disk 'vda'.*refers to other files
 check "nothing of the worker's ekman.conf reached the destination" \
     bash -c "! grep -rqa 'EKMAN-SECRET-$TAG' '$W/dst'"
 check "no download, qemu-nbd or key left" test -z "$(ls -A "$W/tmp")"
+
+# ---------------------------------------------------------------- 11. the account's groups
+log "11. the SSH account outside group libvirt, then outside group kvm: the errors say which"
+# (cleanup puts it back in both whatever happens; sshd reads groups at login)
+GROUPS_OUT=1
+gpasswd -d "$EKMAN_SSH_USER" libvirt >/dev/null
+expect_error "outside group libvirt: the error says the account needs libvirtd's socket (group libvirt)" \
+    '.' "refused the connection: the user needs read-write access to libvirtd's socket \(group libvirt"
+gpasswd -a "$EKMAN_SSH_USER" libvirt >/dev/null
+virsh -q start "$DOM" >/dev/null || die "cannot start $DOM"
+gpasswd -d "$EKMAN_SSH_USER" kvm >/dev/null
+task REPLICATE_DISKS --params '{"incremental": false}'
+rc=$?
+gpasswd -a "$EKMAN_SSH_USER" kvm >/dev/null
+resume
+check "outside group kvm: the sync of the running domain fails" test "$rc" -ne 0
+check "  the error says the SSH user must share a group with QEMU (kvm on Debian)" \
+    grep -q "share a group with QEMU, kvm on Debian" "$W/last.log" || show
+check "  no backup directory is left on the host" bash -c "! ls -d /var/tmp/ekman-backup-$TAG-* 2>/dev/null"
+virsh -q destroy "$DOM" >/dev/null 2>&1
 
 finish
