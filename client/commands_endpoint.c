@@ -261,7 +261,8 @@ static int cmd_storage(ek_cli_t *cli, const ek_cli_args_t *a)
 
 static const ek_cli_opt_t create_opts[] = {
     EK_OPT_REQ("name", "NAME", "the endpoint's name (unique in the project)"),
-    EK_OPT_REQ("provider", "TYPE", "its provider (ekman provider list): local, libvirt, ovirt, ova"),
+    EK_OPT_REQ("provider", "TYPE",
+               "its provider (ekman provider list): local, libvirt, ovirt, ova"),
     EK_OPT_REQ("connection-file", "FILE",
                "JSON file of the connection info ('-': standard input); its schema: ekman "
                "provider schema TYPE connection"),

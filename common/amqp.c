@@ -19,26 +19,26 @@
 #include "common/redact.h"
 #include "common/uuid.h"
 
-#define CHANNEL 1
-#define QUEUE_PREFIX "ekman."
-#define REPLY_PREFIX "ekman.reply."
+#define CHANNEL         1
+#define QUEUE_PREFIX    "ekman."
+#define REPLY_PREFIX    "ekman.reply."
 #define EXCHANGE_PREFIX "x.ekman."
-#define DEAD_EXCHANGE "x.ekman.dead"
-#define REPLY_EXCHANGE "x.ekman.reply"
-#define ACCESS_REFUSED 403
-#define NOT_FOUND 404
+#define DEAD_EXCHANGE   "x.ekman.dead"
+#define REPLY_EXCHANGE  "x.ekman.reply"
+#define ACCESS_REFUSED  403
+#define NOT_FOUND       404
 
 struct ek_amqp {
     amqp_connection_state_t conn;
-    char *url;        /* kept (a secret) to connect again before a use after idleness */
-    int heartbeat_s;  /* as negotiated with the broker; 0: none */
-    int heartbeat_asked; /* what ek_amqp_connect was given */
+    char *url;              /* kept (a secret) to connect again before a use after idleness */
+    int heartbeat_s;        /* as negotiated with the broker; 0: none */
+    int heartbeat_asked;    /* what ek_amqp_connect was given */
     long long last_send_ms; /* when we last sent the broker anything (monotonic) */
-    bool consuming;   /* basic.consume done: a new connection would lose the consumer */
-    bool confirms;    /* confirm.select done on the channel */
-    char *reply_queue; /* our exclusive reply queue, consumed (no-ack) */
+    bool consuming;         /* basic.consume done: a new connection would lose the consumer */
+    bool confirms;          /* confirm.select done on the channel */
+    char *reply_queue;      /* our exclusive reply queue, consumed (no-ack) */
     char peer[300];
-    char user[128];    /* our broker user: the user_id of what we publish */
+    char user[128]; /* our broker user: the user_id of what we publish */
 };
 
 /* Describes a failed RPC reply. */
@@ -250,8 +250,7 @@ static ek_err_t *tls_socket(ek_amqp_t *c, const ek_amqp_url_t *u, amqp_socket_t 
         return ek_err_new(EK_E_INTERNAL, "could not require TLS 1.2 for the broker");
     if (u->cacertfile) {
         if (access(u->cacertfile, R_OK) != 0)
-            return ek_err_errno(errno,
-                                "cacertfile=%s of [messaging] transport_url cannot be read",
+            return ek_err_errno(errno, "cacertfile=%s of [messaging] transport_url cannot be read",
                                 u->cacertfile);
         if (amqp_ssl_socket_set_cacert(sock, u->cacertfile) != AMQP_STATUS_OK)
             return ek_err_new(EK_E_INVALID,
@@ -313,8 +312,9 @@ ek_err_t *ek_amqp_connect(const char *url, int heartbeat_s, ek_amqp_t **out)
                                     AMQP_SASL_METHOD_PLAIN, u.info.user, u.info.password);
     if ((err = reply_error(r, "broker login"))) {
         err->code = EK_E_AUTH;
-        ek_err_prefix(err, "broker %s (check the user, password and vhost of [messaging] "
-                           "transport_url)",
+        ek_err_prefix(err,
+                      "broker %s (check the user, password and vhost of [messaging] "
+                      "transport_url)",
                       shown);
         goto out;
     }
@@ -447,21 +447,23 @@ static ek_err_t *declare(ek_amqp_t *c, const char *name, bool quorum, const char
             .key = amqp_cstring_bytes("x-queue-type"),
             .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("quorum")}};
     if (dead_letter) {
-        entries[n++] = (amqp_table_entry_t){
-            .key = amqp_cstring_bytes("x-dead-letter-exchange"),
-            .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                      .value.bytes = amqp_cstring_bytes(DEAD_EXCHANGE)}};
-        entries[n++] = (amqp_table_entry_t){
-            .key = amqp_cstring_bytes("x-dead-letter-routing-key"),
-            .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(dead_letter)}};
+        entries[n++] =
+            (amqp_table_entry_t){.key = amqp_cstring_bytes("x-dead-letter-exchange"),
+                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                           .value.bytes = amqp_cstring_bytes(DEAD_EXCHANGE)}};
+        entries[n++] =
+            (amqp_table_entry_t){.key = amqp_cstring_bytes("x-dead-letter-routing-key"),
+                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                           .value.bytes = amqp_cstring_bytes(dead_letter)}};
     }
     amqp_table_t args = {.num_entries = n, .entries = n ? entries : NULL};
     amqp_queue_declare(c->conn, CHANNEL, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c->conn);
     ek_err_t *err = after_channel_error(c, r, reply_error(r, "declaring a queue"));
     if (err && strstr(err->message, "PRECONDITION_FAILED"))
-        return ek_err_prefix(err, "queue '%s' exists with other settings (delete it with "
-                                  "rabbitmqctl delete_queue)",
+        return ek_err_prefix(err,
+                             "queue '%s' exists with other settings (delete it with "
+                             "rabbitmqctl delete_queue)",
                              name);
     return ek_err_prefix(err, "queue '%s'", name);
 }
@@ -519,8 +521,9 @@ ek_err_t *ek_amqp_declare_queue(ek_amqp_t *c, const char *name, bool quorum)
     ek_err_t *e2 = queue_exists(c, name, &exists);
     if (e2 || !exists) {
         ek_err_free(e2);
-        return ek_err_prefix(err, "queue '%s' does not exist yet and this broker user may not "
-                                  "create it (its consumer declares it when it starts)",
+        return ek_err_prefix(err,
+                             "queue '%s' does not exist yet and this broker user may not "
+                             "create it (its consumer declares it when it starts)",
                              name);
     }
     ek_err_free(err);
@@ -570,8 +573,8 @@ static ek_err_t *drain_content(ek_amqp_t *c)
     return NULL;
 }
 
-ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
-                          const char *reply_to, const char *correlation_id)
+ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body, const char *reply_to,
+                          const char *correlation_id)
 {
     ek_err_t *rerr = ready(c);
     if (rerr)
@@ -642,8 +645,9 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body,
                               queue);
         }
         case AMQP_CONNECTION_CLOSE_METHOD:
-            return ek_err_new(EK_E_UNAVAILABLE, "the broker closed the connection while "
-                                                "publishing to '%s'",
+            return ek_err_new(EK_E_UNAVAILABLE,
+                              "the broker closed the connection while "
+                              "publishing to '%s'",
                               queue);
         default:
             break;

@@ -32,7 +32,7 @@ typedef struct ek_amqp ek_amqp_t;
 
 typedef struct ek_amqp_msg {
     uint64_t delivery_tag;
-    char *body;           /* NUL-terminated copy */
+    char *body; /* NUL-terminated copy */
     size_t len;
     char *reply_to;       /* NULL when absent */
     char *correlation_id; /* NULL when absent */

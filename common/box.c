@@ -247,8 +247,9 @@ static ek_err_t *box_key(EVP_PKEY *mine, const unsigned char peer_pub[RAW_LEN],
     }
     OPENSSL_cleanse(shared, sizeof(shared));
     /* X25519 refuses points of small order (an all-zero shared secret) */
-    return ok ? NULL : ek_err_new(EK_E_INVALID, "key agreement failed (not a valid X25519 "
-                                                "public key)");
+    return ok ? NULL
+              : ek_err_new(EK_E_INVALID, "key agreement failed (not a valid X25519 "
+                                         "public key)");
 }
 
 static ek_err_t *decode_pub(const char *b64, unsigned char pub[RAW_LEN], const char *what)

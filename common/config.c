@@ -199,9 +199,9 @@ ek_err_t *ek_config_parse_value(const ek_opt_def_t *def, const char *text, json_
                 continue;
             char *colon = strchr(item, ':');
             if (!colon) {
-                err = ek_err_new(EK_E_INVALID,
-                                 "map entry '%s' has no ':' (expected key:value,key2:value2)",
-                                 item);
+                err =
+                    ek_err_new(EK_E_INVALID,
+                               "map entry '%s' has no ':' (expected key:value,key2:value2)", item);
                 break;
             }
             *colon = '\0';
@@ -471,8 +471,8 @@ ek_err_t *ek_config_load_string(ek_config_t *cfg, const char *text, const char *
         } else if (section_is_known) {
             struct optval *ov = find_val(cfg, section, key);
             if (!ov) {
-                add_warning(cfg, "%s:%d: unknown option '%s' in [%s] is ignored", name, lineno,
-                            key, section);
+                add_warning(cfg, "%s:%d: unknown option '%s' in [%s] is ignored", name, lineno, key,
+                            section);
             } else {
                 json_object *v = NULL;
                 ek_err_t *err = ek_config_parse_value(ov->def, value, &v);
@@ -595,8 +595,7 @@ const ek_strlist_t *ek_config_get_list(const ek_config_t *cfg, const char *secti
     return &must_find(cfg, section, name, EK_OPT_LIST)->list;
 }
 
-const ek_strmap_t *ek_config_get_map(const ek_config_t *cfg, const char *section,
-                                     const char *name)
+const ek_strmap_t *ek_config_get_map(const ek_config_t *cfg, const char *section, const char *name)
 {
     return &must_find(cfg, section, name, EK_OPT_MAP)->map;
 }

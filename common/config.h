@@ -85,8 +85,7 @@ int64_t ek_config_get_int(const ek_config_t *cfg, const char *section, const cha
 bool ek_config_get_bool(const ek_config_t *cfg, const char *section, const char *name);
 const ek_strlist_t *ek_config_get_list(const ek_config_t *cfg, const char *section,
                                        const char *name);
-const ek_strmap_t *ek_config_get_map(const ek_config_t *cfg, const char *section,
-                                     const char *name);
+const ek_strmap_t *ek_config_get_map(const ek_config_t *cfg, const char *section, const char *name);
 /* True when the file set the option (as opposed to its default). */
 bool ek_config_is_set(const ek_config_t *cfg, const char *section, const char *name);
 

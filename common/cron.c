@@ -33,8 +33,8 @@ ek_err_t *ek_cron_parse_field(const char *text, int lo, int hi, const char *name
             p++;
         } else {
             if (!read_int(&p, &from)) {
-                err = ek_err_new(EK_E_INVALID, "%s: '%s' is not a number, range, list or '*'",
-                                 name, item);
+                err = ek_err_new(EK_E_INVALID, "%s: '%s' is not a number, range, list or '*'", name,
+                                 item);
                 break;
             }
             to = from;
@@ -108,8 +108,9 @@ ek_err_t *ek_cron_from_json(json_object *schedule, const char *path, ek_cron_t *
         for (size_t i = 0; i < 5; i++)
             ok = ok || strcmp(k, known[i]) == 0;
         if (!ok)
-            return ek_err_new(EK_E_INVALID, "%s.%s is not a cron field (minute, hour, dom, "
-                                            "month, dow)",
+            return ek_err_new(EK_E_INVALID,
+                              "%s.%s is not a cron field (minute, hour, dom, "
+                              "month, dow)",
                               path, k);
     }
     uint64_t m, h, d, mo, w;

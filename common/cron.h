@@ -15,9 +15,9 @@
 typedef struct ek_cron {
     uint64_t minute; /* bit n set: minute n matches */
     uint32_t hour;
-    uint32_t dom;    /* bits 1..31 */
-    uint16_t month;  /* bits 1..12 */
-    uint8_t dow;     /* bits 0..6 */
+    uint32_t dom;   /* bits 1..31 */
+    uint16_t month; /* bits 1..12 */
+    uint8_t dow;    /* bits 0..6 */
     bool dom_any, dow_any;
 } ek_cron_t;
 

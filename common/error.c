@@ -51,18 +51,30 @@ ek_err_t *ek_err_prefix(ek_err_t *err, const char *fmt, ...)
 const char *ek_err_code_name(ek_errcode_t code)
 {
     switch (code) {
-    case EK_E_INTERNAL: return "internal";
-    case EK_E_INVALID: return "invalid";
-    case EK_E_NOTFOUND: return "not_found";
-    case EK_E_CONFLICT: return "conflict";
-    case EK_E_AUTH: return "unauthorized";
-    case EK_E_FORBIDDEN: return "forbidden";
-    case EK_E_IO: return "io";
-    case EK_E_TIMEOUT: return "timeout";
-    case EK_E_UNAVAILABLE: return "unavailable";
-    case EK_E_CANCELED: return "canceled";
-    case EK_E_PROTOCOL: return "protocol";
-    case EK_E_RETRY: return "retry";
+    case EK_E_INTERNAL:
+        return "internal";
+    case EK_E_INVALID:
+        return "invalid";
+    case EK_E_NOTFOUND:
+        return "not_found";
+    case EK_E_CONFLICT:
+        return "conflict";
+    case EK_E_AUTH:
+        return "unauthorized";
+    case EK_E_FORBIDDEN:
+        return "forbidden";
+    case EK_E_IO:
+        return "io";
+    case EK_E_TIMEOUT:
+        return "timeout";
+    case EK_E_UNAVAILABLE:
+        return "unavailable";
+    case EK_E_CANCELED:
+        return "canceled";
+    case EK_E_PROTOCOL:
+        return "protocol";
+    case EK_E_RETRY:
+        return "retry";
     }
     return "unknown";
 }

@@ -34,21 +34,29 @@ ek_err_t *ek_json_parse(const char *text, size_t len, json_object **out)
 const char *ek_json_type_name(json_object *obj)
 {
     switch (json_object_get_type(obj)) {
-    case json_type_null: return "null";
-    case json_type_boolean: return "boolean";
-    case json_type_double: return "number";
-    case json_type_int: return "integer";
-    case json_type_object: return "object";
-    case json_type_array: return "array";
-    case json_type_string: return "string";
+    case json_type_null:
+        return "null";
+    case json_type_boolean:
+        return "boolean";
+    case json_type_double:
+        return "number";
+    case json_type_int:
+        return "integer";
+    case json_type_object:
+        return "object";
+    case json_type_array:
+        return "array";
+    case json_type_string:
+        return "string";
     }
     return "unknown";
 }
 
 char *ek_json_dump(json_object *obj, bool pretty)
 {
-    int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
-                (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN);
+    int flags =
+        JSON_C_TO_STRING_NOSLASHESCAPE |
+        (pretty ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED : JSON_C_TO_STRING_PLAIN);
     return ek_xstrdup(json_object_to_json_string_ext(obj, flags));
 }
 
@@ -87,32 +95,27 @@ static ek_err_t *get_typed(json_object *obj, const char *path, const char *key, 
     return NULL;
 }
 
-ek_err_t *ek_json_req_object(json_object *obj, const char *path, const char *key,
-                             json_object **out)
+ek_err_t *ek_json_req_object(json_object *obj, const char *path, const char *key, json_object **out)
 {
     return get_typed(obj, path, key, true, json_type_object, "an object", out);
 }
 
-ek_err_t *ek_json_opt_object(json_object *obj, const char *path, const char *key,
-                             json_object **out)
+ek_err_t *ek_json_opt_object(json_object *obj, const char *path, const char *key, json_object **out)
 {
     return get_typed(obj, path, key, false, json_type_object, "an object", out);
 }
 
-ek_err_t *ek_json_req_array(json_object *obj, const char *path, const char *key,
-                            json_object **out)
+ek_err_t *ek_json_req_array(json_object *obj, const char *path, const char *key, json_object **out)
 {
     return get_typed(obj, path, key, true, json_type_array, "an array", out);
 }
 
-ek_err_t *ek_json_opt_array(json_object *obj, const char *path, const char *key,
-                            json_object **out)
+ek_err_t *ek_json_opt_array(json_object *obj, const char *path, const char *key, json_object **out)
 {
     return get_typed(obj, path, key, false, json_type_array, "an array", out);
 }
 
-ek_err_t *ek_json_req_string(json_object *obj, const char *path, const char *key,
-                             const char **out)
+ek_err_t *ek_json_req_string(json_object *obj, const char *path, const char *key, const char **out)
 {
     json_object *v;
     ek_err_t *err = get_typed(obj, path, key, true, json_type_string, "a string", &v);
@@ -135,8 +138,7 @@ ek_err_t *ek_json_opt_string(json_object *obj, const char *path, const char *key
     return NULL;
 }
 
-ek_err_t *ek_json_opt_bool(json_object *obj, const char *path, const char *key, bool def,
-                           bool *out)
+ek_err_t *ek_json_opt_bool(json_object *obj, const char *path, const char *key, bool def, bool *out)
 {
     json_object *v;
     ek_err_t *err = get_typed(obj, path, key, false, json_type_boolean, "a boolean", &v);

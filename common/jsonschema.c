@@ -17,9 +17,8 @@ static bool type_matches(const char *type, json_object *doc)
     if (strcmp(type, "string") == 0)
         return t == json_type_string;
     if (strcmp(type, "integer") == 0)
-        return t == json_type_int ||
-               (t == json_type_double && floor(json_object_get_double(doc)) ==
-                                             json_object_get_double(doc));
+        return t == json_type_int || (t == json_type_double && floor(json_object_get_double(doc)) ==
+                                                                   json_object_get_double(doc));
     if (strcmp(type, "number") == 0)
         return t == json_type_int || t == json_type_double;
     if (strcmp(type, "boolean") == 0)

@@ -163,7 +163,8 @@ static void emit(ek_log_level_t level, const char *msg, va_list *pairs)
     gmtime_r(&ts.tv_sec, &tm);
     char when[64];
     snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ts.tv_nsec / 1000000));
 
     ek_strbuf_t sb = EK_STRBUF_INIT;
     if (log_format == EK_LOG_JSON) {

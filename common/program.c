@@ -145,7 +145,8 @@ static bool apply_logging(const ek_config_t *cfg, const char *level_override, in
 {
     ek_log_level_t level;
     ek_err_t *err = ek_log_level_parse(
-        level_override ? level_override : ek_config_get_string(cfg, "DEFAULT", "log_level"), &level);
+        level_override ? level_override : ek_config_get_string(cfg, "DEFAULT", "log_level"),
+        &level);
     if (err) {
         fprintf(stderr, "%s\n", err->message);
         ek_err_free(err);

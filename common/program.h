@@ -16,9 +16,9 @@
 #include "common/config.h"
 
 typedef struct ek_program_info {
-    const char *name;    /* "ekman-conductor" */
-    const char *summary; /* one line for --help */
-    const char *usage;   /* the binary's own flags for --help, or NULL */
+    const char *name;     /* "ekman-conductor" */
+    const char *summary;  /* one line for --help */
+    const char *usage;    /* the binary's own flags for --help, or NULL */
     bool config_optional; /* no warning when no configuration file exists */
 } ek_program_info_t;
 

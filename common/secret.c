@@ -12,8 +12,8 @@
 #include "common/mem.h"
 #include "common/strbuf.h"
 
-#define NONCE_LEN 12
-#define TAG_LEN   16
+#define NONCE_LEN   12
+#define TAG_LEN     16
 #define SEAL_PREFIX "v1:"
 
 static void random_bytes(unsigned char *buf, size_t n)
@@ -32,8 +32,7 @@ ek_err_t *ek_secret_key_load(const ek_config_t *cfg, unsigned char key[EK_SECRET
     if (!*text && *file) {
         FILE *f = fopen(file, "re");
         if (!f)
-            return ek_err_errno(errno, "could not read [DEFAULT] encryption_key_file \"%s\"",
-                                file);
+            return ek_err_errno(errno, "could not read [DEFAULT] encryption_key_file \"%s\"", file);
         char buf[256];
         size_t n = fread(buf, 1, sizeof(buf) - 1, f);
         fclose(f);
@@ -71,8 +70,10 @@ char *ek_secret_seal(const unsigned char key[EK_SECRET_KEY_LEN], const char *aad
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int len = 0, fin = 0;
     if (!ctx || EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, buf) != 1 ||
-        (aad && EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) != 1) ||
-        EVP_EncryptUpdate(ctx, buf + NONCE_LEN, &len, (const unsigned char *)plaintext, (int)n) != 1 ||
+        (aad &&
+         EVP_EncryptUpdate(ctx, NULL, &len, (const unsigned char *)aad, (int)strlen(aad)) != 1) ||
+        EVP_EncryptUpdate(ctx, buf + NONCE_LEN, &len, (const unsigned char *)plaintext, (int)n) !=
+            1 ||
         EVP_EncryptFinal_ex(ctx, buf + NONCE_LEN + len, &fin) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, buf + NONCE_LEN + n) != 1) {
         fprintf(stderr, "ekman: AES-256-GCM encryption failed\n");
@@ -130,14 +131,14 @@ ek_err_t *ek_secret_open(const unsigned char key[EK_SECRET_KEY_LEN], const char 
  * about 0.4 s on one core). A stored hash carries its own parameters, so older
  * hashes (N=2^15) still verify; the limits below bound what a stored string
  * may ask for. */
-#define SCRYPT_N 131072
-#define SCRYPT_R 8
-#define SCRYPT_P 1
+#define SCRYPT_N     131072
+#define SCRYPT_R     8
+#define SCRYPT_P     1
 #define SCRYPT_MAX_N (1u << 18)
 #define SCRYPT_MAX_R 16
 #define SCRYPT_MAX_P 4
-#define SALT_LEN 16
-#define HASH_LEN 32
+#define SALT_LEN     16
+#define HASH_LEN     32
 
 static bool scrypt(const char *pw, const unsigned char *salt, size_t salt_len, uint64_t n,
                    uint64_t r, uint64_t p, unsigned char *out, size_t out_len)

@@ -107,11 +107,21 @@ void ek_strbuf_add_json_escaped(ek_strbuf_t *sb, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': ek_strbuf_adds(sb, "\\\""); break;
-        case '\\': ek_strbuf_adds(sb, "\\\\"); break;
-        case '\n': ek_strbuf_adds(sb, "\\n"); break;
-        case '\r': ek_strbuf_adds(sb, "\\r"); break;
-        case '\t': ek_strbuf_adds(sb, "\\t"); break;
+        case '"':
+            ek_strbuf_adds(sb, "\\\"");
+            break;
+        case '\\':
+            ek_strbuf_adds(sb, "\\\\");
+            break;
+        case '\n':
+            ek_strbuf_adds(sb, "\\n");
+            break;
+        case '\r':
+            ek_strbuf_adds(sb, "\\r");
+            break;
+        case '\t':
+            ek_strbuf_adds(sb, "\\t");
+            break;
         default:
             if (*p < 0x20)
                 ek_strbuf_addf(sb, "\\u%04x", *p);

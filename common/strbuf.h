@@ -18,7 +18,10 @@ typedef struct ek_strbuf {
 } ek_strbuf_t;
 
 extern char ek_strbuf_empty[];
-#define EK_STRBUF_INIT {ek_strbuf_empty, 0, 0}
+#define EK_STRBUF_INIT                                                                             \
+    {                                                                                              \
+        ek_strbuf_empty, 0, 0                                                                      \
+    }
 
 void ek_strbuf_init(ek_strbuf_t *sb, size_t hint);
 void ek_strbuf_release(ek_strbuf_t *sb);

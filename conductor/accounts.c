@@ -48,8 +48,8 @@ ek_err_t *ek_user_check(const char *name, const char *password, const char *role
     return NULL;
 }
 
-ek_err_t *ek_user_create_hashed(PGconn *db, const char *name, const char *hash,
-                                const char *project, const char *role, char *out_id)
+ek_err_t *ek_user_create_hashed(PGconn *db, const char *name, const char *hash, const char *project,
+                                const char *role, char *out_id)
 {
     char project_id[EK_UUID_STRLEN + 1];
     ek_err_t *err = ek_project_ensure(db, project, true, project_id);
@@ -139,7 +139,8 @@ ek_err_t *ek_token_issue(PGconn *db, const ek_account_t *acc, int lifetime_s,
                          acc->name, acc->project_name, acc->role});
     /* expired tokens are swept now and then */
     if (!err)
-        ek_err_free(ek_db_exec(db, "DELETE FROM tokens WHERE expires_at < now() - interval '1 day'"));
+        ek_err_free(
+            ek_db_exec(db, "DELETE FROM tokens WHERE expires_at < now() - interval '1 day'"));
     if (err) {
         ek_free_secret(tok);
         return err;

@@ -21,8 +21,8 @@ EK_ERR_CHECK ek_user_create_hashed(PGconn *db, const char *name, const char *has
 /* Creates a user (role "admin" or "member") in a project (id or name, created
  * if missing); out_id receives the new id. A taken name is EK_E_CONFLICT.
  * Hashes the password here (0.4 s): for the command line. */
-EK_ERR_CHECK ek_user_create(PGconn *db, const char *name, const char *password,
-                            const char *project, const char *role, char *out_id);
+EK_ERR_CHECK ek_user_create(PGconn *db, const char *name, const char *password, const char *project,
+                            const char *role, char *out_id);
 /* An enabled user as a login needs it. */
 typedef struct ek_account {
     char id[EK_UUID_STRLEN + 1];

@@ -78,7 +78,10 @@ struct route {
     ek_route_fn fn;
 };
 
-#define P(method, pattern, fn) {method, "/v1/*/" pattern, AUTH_PROJECT, fn}
+#define P(method, pattern, fn)                                                                     \
+    {                                                                                              \
+        method, "/v1/*/" pattern, AUTH_PROJECT, fn                                                 \
+    }
 
 static const struct route routes[] = {
     {"GET", "/healthz", AUTH_NONE, NULL},
@@ -193,14 +196,30 @@ void ek_resp_error(ek_resp_t *resp, ek_err_t *err)
 {
     unsigned status;
     switch (err->code) {
-    case EK_E_INVALID: status = MHD_HTTP_BAD_REQUEST; break;
-    case EK_E_AUTH: status = MHD_HTTP_UNAUTHORIZED; break;
-    case EK_E_FORBIDDEN: status = MHD_HTTP_FORBIDDEN; break;
-    case EK_E_NOTFOUND: status = MHD_HTTP_NOT_FOUND; break;
-    case EK_E_CONFLICT: status = MHD_HTTP_CONFLICT; break;
-    case EK_E_TIMEOUT: status = MHD_HTTP_GATEWAY_TIMEOUT; break;
-    case EK_E_UNAVAILABLE: status = MHD_HTTP_SERVICE_UNAVAILABLE; break;
-    default: status = MHD_HTTP_INTERNAL_SERVER_ERROR; break;
+    case EK_E_INVALID:
+        status = MHD_HTTP_BAD_REQUEST;
+        break;
+    case EK_E_AUTH:
+        status = MHD_HTTP_UNAUTHORIZED;
+        break;
+    case EK_E_FORBIDDEN:
+        status = MHD_HTTP_FORBIDDEN;
+        break;
+    case EK_E_NOTFOUND:
+        status = MHD_HTTP_NOT_FOUND;
+        break;
+    case EK_E_CONFLICT:
+        status = MHD_HTTP_CONFLICT;
+        break;
+    case EK_E_TIMEOUT:
+        status = MHD_HTTP_GATEWAY_TIMEOUT;
+        break;
+    case EK_E_UNAVAILABLE:
+        status = MHD_HTTP_SERVICE_UNAVAILABLE;
+        break;
+    default:
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        break;
     }
     if (status == MHD_HTTP_INTERNAL_SERVER_ERROR) {
         /* the details are for the operator, not the client */
@@ -379,8 +398,8 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
             ek_resp_fail(early, MHD_HTTP_NOT_FOUND, "no route for %s %s", method, url);
         return false;
     }
-    const char *ctype = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ctype =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (strcmp(method, "GET") && strcmp(method, "DELETE") && !ek_input_content_type_ok(ctype)) {
         ek_resp_fail(early, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                      "the body must be JSON: send Content-Type: application/json");
@@ -408,8 +427,8 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
         }
         rq->limit = api->max_body;
     }
-    const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *clen =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (clen && strtoull(clen, NULL, 10) > rq->limit) {
         ek_resp_fail(early, MHD_HTTP_CONTENT_TOO_LARGE,
                      "request body is larger than the limit of %zu bytes%s", rq->limit,
@@ -571,8 +590,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr,
-                      rq->source, sizeof(rq->source));
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, rq->source,
+                      sizeof(rq->source));
         ek_resp_t early = {0};
         if (!admit(api, rq, conn, url, method, &early))
             return respond(api, rq, conn, method, url, &early);
@@ -692,8 +711,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     if (report) {
         char n[16];
         snprintf(n, sizeof(n), "%u", report);
-        ek_log_kv(EK_LOG_WARNING, "HTTP server messages suppressed in the last minute", "count",
-                  n, NULL);
+        ek_log_kv(EK_LOG_WARNING, "HTTP server messages suppressed in the last minute", "count", n,
+                  NULL);
     }
     if (!write_it)
         return;
@@ -761,8 +780,7 @@ static ek_err_t *tls_material(const ek_config_t *cfg, char **cert, char **key)
     if (!strstr(*cert, "-----BEGIN CERTIFICATE-----")) {
         free(*cert);
         *cert = NULL;
-        return ek_err_new(EK_E_INVALID, "[api] tls_cert_file \"%s\" holds no PEM certificate",
-                          cf);
+        return ek_err_new(EK_E_INVALID, "[api] tls_cert_file \"%s\" holds no PEM certificate", cf);
     }
     if ((err = ek_file_read(kf, 1 << 20, key, &len))) {
         free(*cert);
@@ -773,8 +791,7 @@ static ek_err_t *tls_material(const ek_config_t *cfg, char **cert, char **key)
         free(*cert);
         ek_free_secret(*key);
         *cert = *key = NULL;
-        return ek_err_new(EK_E_INVALID, "[api] tls_key_file \"%s\" holds no PEM private key",
-                          kf);
+        return ek_err_new(EK_E_INVALID, "[api] tls_key_file \"%s\" holds no PEM private key", kf);
     }
     return NULL;
 }
@@ -833,12 +850,11 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     api->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
             MHD_ALLOW_SUSPEND_RESUME | (cert ? MHD_USE_TLS : 0),
-        (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sin, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        api, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, api, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_ARRAY,
-        cert ? tls : &tls[3], MHD_OPTION_END);
+        (uint16_t)port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, api,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+        MHD_OPTION_ARRAY, cert ? tls : &tls[3], MHD_OPTION_END);
     ek_free_secret(key); /* libmicrohttpd keeps its own copy */
     free(cert);
     if (!api->daemon) {
@@ -852,8 +868,8 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
                           host, port, strerror(e ? e : EADDRINUSE));
     }
     api->https = cert != NULL;
-    snprintf(api->address, sizeof(api->address), "%s://%s:%d", api->https ? "https" : "http",
-             host, port);
+    snprintf(api->address, sizeof(api->address), "%s://%s:%d", api->https ? "https" : "http", host,
+             port);
     *out = api;
     return NULL;
 }

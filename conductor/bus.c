@@ -90,8 +90,8 @@ static ek_err_t *place(PGconn *db, int alive_s, const char *task_type, const cha
                        char **host, bool *wait)
 {
     const ek_task_type_t *t = ek_task_type_find(task_type);
-    bool source = t && (t->platform == EK_TASK_SOURCE ||
-                        (t->platform == EK_TASK_BILATERAL && !strcmp(task_type, "REPLICATE_DISKS")));
+    bool source = t && (t->platform == EK_TASK_SOURCE || (t->platform == EK_TASK_BILATERAL &&
+                                                          !strcmp(task_type, "REPLICATE_DISKS")));
     unsigned cap = !strcmp(task_type, "OS_MORPHING") ? EK_CAP_OS_MORPHING
                    : source                          ? EK_CAP_TRANSFER_EXPORT
                                                      : EK_CAP_TRANSFER_IMPORT;
@@ -223,10 +223,11 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
          * before a scheduler marks it DOWN */
         int alive_s = (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
                             ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
-        err = place(db, alive_s, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
-                    PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host, &wait);
-        char *queue = host ? ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host)
-                           : ek_xstrdup(EK_QUEUE_WORKER);
+        err =
+            place(db, alive_s, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
+                  PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host, &wait);
+        char *queue =
+            host ? ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host) : ek_xstrdup(EK_QUEUE_WORKER);
         /* marked first, published second, committed last: a crash in between
          * re-sends the task with a new attempt id, and the first one's claim
          * is refused */
@@ -393,8 +394,8 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
     if (!err)
         err = ek_task_report_read(env, &r);
     if (err) {
-        ek_log_kv(EK_LOG_WARNING, "dead-lettering a malformed message", "queue",
-                  EK_QUEUE_CONDUCTOR, "error", err->message, NULL);
+        ek_log_kv(EK_LOG_WARNING, "dead-lettering a malformed message", "queue", EK_QUEUE_CONDUCTOR,
+                  "error", err->message, NULL);
         atomic_fetch_add(&bus->app->messages_dead_lettered, 1);
         ek_err_free(err);
         ek_envelope_free(env);
@@ -436,7 +437,8 @@ static bool handle_message(ek_bus_t *bus, PGconn *db, ek_amqp_t *pub, const ek_a
     if (strcmp(env->type, EK_MSG_TASK_CLAIM) == 0 && msg->reply_to) {
         json_object *body = json_object_new_object();
         json_object *secrets = NULL;
-        const char *wkey = json_object_get_string(json_object_object_get(env->body, "box_public_key"));
+        const char *wkey =
+            json_object_get_string(json_object_object_get(env->body, "box_public_key"));
         if (granted && wkey) {
             /* the task's secrets, for the worker that now runs it and no other */
             err = ek_seal_claim_secrets(db, bus->app->key, r.task_id, wkey, &secrets);
@@ -501,10 +503,9 @@ static void *listener_main(void *arg)
                           perr->message, NULL);
                 ek_err_free(perr);
                 ek_amqp_close(pub);
-                if ((err = ek_amqp_connect(ek_amqp_config_url(bus->app->cfg),
-                                           (int)ek_config_get_int(bus->app->cfg, "messaging",
-                                                                  "heartbeat"),
-                                           &pub))) {
+                if ((err = ek_amqp_connect(
+                         ek_amqp_config_url(bus->app->cfg),
+                         (int)ek_config_get_int(bus->app->cfg, "messaging", "heartbeat"), &pub))) {
                     pub = NULL;
                     continue;
                 }
@@ -523,8 +524,7 @@ static void *listener_main(void *arg)
                 break;
         }
         if (err) {
-            ek_log_kv(EK_LOG_WARNING, "lost the broker, reconnecting", "error", err->message,
-                      NULL);
+            ek_log_kv(EK_LOG_WARNING, "lost the broker, reconnecting", "error", err->message, NULL);
             ek_err_free(err);
         }
         ek_amqp_close(mq);

@@ -186,8 +186,7 @@ static ek_err_t *save_tasks(PGconn *db, struct execution *e)
     ek_strbuf_release(&cancels);
     ek_strbuf_release(&forces);
     for (size_t i = 0; i < e->n; i++) {
-        snprintf(e->tasks[i].old_status, sizeof(e->tasks[i].old_status), "%s",
-                 e->tasks[i].status);
+        snprintf(e->tasks[i].old_status, sizeof(e->tasks[i].old_status), "%s", e->tasks[i].status);
         e->tasks[i].cancel_pending = false;
     }
     return err;
@@ -308,8 +307,7 @@ static ek_err_t *advance(PGconn *db, struct execution *e)
                                 "now() WHERE id = $1",
                           2, (const char *[]){e->action_id, status});
     if (!err && final) {
-        ek_log_kv(EK_LOG_INFO, "execution finished", "execution_id", e->id, "status", status,
-                  NULL);
+        ek_log_kv(EK_LOG_INFO, "execution finished", "execution_id", e->id, "status", status, NULL);
         err = finalize(db, e);
     }
     return err;
@@ -382,15 +380,16 @@ static ek_err_t *insert_execution(PGconn *db, const char *action_id, const char 
     if (err)
         return err;
     ek_uuid_generate(exec_id);
-    err = ek_db_query(db, NULL,
-                      "INSERT INTO executions (id, project_id, action_id, action_type, type, "
-                      "number, status, shutdown_instances, auto_deploy) "
-                      "SELECT $1, a.project_id, $2, $3, $4, "
-                      "coalesce((SELECT max(number) FROM executions WHERE action_id = $2), 0) + 1, "
-                      "'RUNNING', $5, $6 FROM actions a WHERE a.id = $2",
-                      6,
-                      (const char *[]){exec_id, action_id, action_type, type,
-                                       shutdown ? "true" : "false", auto_deploy ? "true" : "false"});
+    err =
+        ek_db_query(db, NULL,
+                    "INSERT INTO executions (id, project_id, action_id, action_type, type, "
+                    "number, status, shutdown_instances, auto_deploy) "
+                    "SELECT $1, a.project_id, $2, $3, $4, "
+                    "coalesce((SELECT max(number) FROM executions WHERE action_id = $2), 0) + 1, "
+                    "'RUNNING', $5, $6 FROM actions a WHERE a.id = $2",
+                    6,
+                    (const char *[]){exec_id, action_id, action_type, type,
+                                     shutdown ? "true" : "false", auto_deploy ? "true" : "false"});
     if (!err)
         err = ek_taskgraph_insert(g, db, exec_id);
     if (!err)
@@ -462,25 +461,30 @@ static ek_err_t *create_tx(PGconn *db, void *arg)
 ek_err_t *ek_engine_execute_transfer(PGconn *db, const char *transfer_id, const char *scope,
                                      bool shutdown_instances, bool auto_deploy, ek_id_t exec_id)
 {
-    struct create_args a = {.transfer_id = transfer_id, .scope = scope,
-                            .type = "transfer_execution", .shutdown_instances = shutdown_instances,
-                            .auto_deploy = auto_deploy, .exec_id = exec_id};
+    struct create_args a = {.transfer_id = transfer_id,
+                            .scope = scope,
+                            .type = "transfer_execution",
+                            .shutdown_instances = shutdown_instances,
+                            .auto_deploy = auto_deploy,
+                            .exec_id = exec_id};
     return in_tx(db, create_tx, &a);
 }
 
 ek_err_t *ek_engine_delete_disks(PGconn *db, const char *transfer_id, const char *scope,
                                  ek_id_t exec_id)
 {
-    struct create_args a = {.transfer_id = transfer_id, .scope = scope,
-                            .type = "transfer_disks_delete", .exec_id = exec_id};
+    struct create_args a = {.transfer_id = transfer_id,
+                            .scope = scope,
+                            .type = "transfer_disks_delete",
+                            .exec_id = exec_id};
     return in_tx(db, create_tx, &a);
 }
 
 ek_err_t *ek_engine_update_transfer(PGconn *db, const char *transfer_id, const char *scope,
                                     ek_id_t exec_id)
 {
-    struct create_args a = {.transfer_id = transfer_id, .scope = scope, .type = "transfer_update",
-                            .exec_id = exec_id};
+    struct create_args a = {
+        .transfer_id = transfer_id, .scope = scope, .type = "transfer_update", .exec_id = exec_id};
     return in_tx(db, create_tx, &a);
 }
 
@@ -517,10 +521,10 @@ static ek_err_t *deploy_in_tx(PGconn *db, struct create_args *a)
     if (!err) {
         ek_uuid_generate(a->deployment_id);
         const char *scripts = o->user_scripts ? json_object_to_json_string(o->user_scripts) : NULL;
-        const char *pools = o->instance_osmorphing_minion_pool_mappings
-                                ? json_object_to_json_string(
-                                      o->instance_osmorphing_minion_pool_mappings)
-                                : NULL;
+        const char *pools =
+            o->instance_osmorphing_minion_pool_mappings
+                ? json_object_to_json_string(o->instance_osmorphing_minion_pool_mappings)
+                : NULL;
         err = ek_db_query(
             db, NULL,
             "INSERT INTO deployments (id, project_id, user_id, transfer_id, origin_endpoint_id, "
@@ -553,11 +557,15 @@ static ek_err_t *deploy_tx(PGconn *db, void *arg)
 }
 
 ek_err_t *ek_engine_deploy(PGconn *db, const char *transfer_id, const char *scope,
-                           const char *user_id, const ek_deploy_opts_t *opts,
-                           ek_id_t deployment_id, ek_id_t exec_id)
+                           const char *user_id, const ek_deploy_opts_t *opts, ek_id_t deployment_id,
+                           ek_id_t exec_id)
 {
-    struct create_args a = {.transfer_id = transfer_id, .scope = scope, .user_id = user_id,
-                            .deploy = opts, .exec_id = exec_id, .deployment_id = deployment_id};
+    struct create_args a = {.transfer_id = transfer_id,
+                            .scope = scope,
+                            .user_id = user_id,
+                            .deploy = opts,
+                            .exec_id = exec_id,
+                            .deployment_id = deployment_id};
     return in_tx(db, deploy_tx, &a);
 }
 
@@ -570,21 +578,21 @@ static ek_err_t *finalize(PGconn *db, struct execution *e)
         return NULL;
     /* auto_deploy: the deployment starts in the same transaction */
     PGresult *res;
-    ek_err_t *err = query1(db, &res,
-                           "SELECT clone_disks, skip_os_morphing FROM transfers WHERE id = $1",
-                           1, (const char *[]){e->action_id});
+    ek_err_t *err =
+        query1(db, &res, "SELECT clone_disks, skip_os_morphing FROM transfers WHERE id = $1", 1,
+               (const char *[]){e->action_id});
     if (err)
         return err;
     ek_deploy_opts_t o = {.clone_disks = PQgetvalue(res, 0, 0)[0] == 't',
                           .skip_os_morphing = PQgetvalue(res, 0, 1)[0] == 't'};
     PQclear(res);
     ek_id_t dep, ex;
-    struct create_args a = {.transfer_id = e->action_id, .deploy = &o, .exec_id = ex,
-                            .deployment_id = dep};
+    struct create_args a = {
+        .transfer_id = e->action_id, .deploy = &o, .exec_id = ex, .deployment_id = dep};
     err = deploy_in_tx(db, &a);
     if (!err)
-        ek_log_kv(EK_LOG_INFO, "auto-deploy started", "transfer_id", e->action_id,
-                  "deployment_id", dep, NULL);
+        ek_log_kv(EK_LOG_INFO, "auto-deploy started", "transfer_id", e->action_id, "deployment_id",
+                  dep, NULL);
     return err;
 }
 
@@ -695,12 +703,12 @@ static ek_err_t *post_task_hooks(PGconn *db, const struct execution *e, const ch
         return NULL;
     if (is(type, "FINALIZE_INSTANCE_DEPLOYMENT")) {
         json_object *tr = json_object_object_get(result, "transfer_result");
-        return ek_db_query(db, NULL,
-                           "UPDATE deployments SET transfer_result = jsonb_set("
-                           "coalesce(transfer_result, '{}'), ARRAY[$2], $3::jsonb) WHERE id = $1",
-                           3,
-                           (const char *[]){e->action_id, instance,
-                                            tr ? json_object_to_json_string(tr) : "null"});
+        return ek_db_query(
+            db, NULL,
+            "UPDATE deployments SET transfer_result = jsonb_set("
+            "coalesce(transfer_result, '{}'), ARRAY[$2], $3::jsonb) WHERE id = $1",
+            3,
+            (const char *[]){e->action_id, instance, tr ? json_object_to_json_string(tr) : "null"});
     }
     if (is(type, "RESTORE_TRANSFER_DISK_SNAPSHOTS") ||
         is(type, "DELETE_TRANSFER_TARGET_DISK_SNAPSHOTS")) {
@@ -709,16 +717,16 @@ static ek_err_t *post_task_hooks(PGconn *db, const struct execution *e, const ch
          * transfer must never write to them again, so it forgets them. */
         bool restored = is(type, "RESTORE_TRANSFER_DISK_SNAPSHOTS");
         json_object *vols = json_object_object_get(result, "volumes_info");
-        return ek_db_query(db, NULL,
-                           "UPDATE transfers t SET info = jsonb_set(t.info, ARRAY[$2, "
-                           "'volumes_info'], $3::jsonb), updated_at = now() "
-                           "FROM deployments d WHERE d.id = $1 AND t.id = d.transfer_id "
-                           "AND ($4 OR NOT d.clone_disks) AND t.info ? $2",
-                           4,
-                           (const char *[]){e->action_id, instance,
-                                            restored && vols ? json_object_to_json_string(vols)
-                                                             : "[]",
-                                            restored ? "true" : "false"});
+        return ek_db_query(
+            db, NULL,
+            "UPDATE transfers t SET info = jsonb_set(t.info, ARRAY[$2, "
+            "'volumes_info'], $3::jsonb), updated_at = now() "
+            "FROM deployments d WHERE d.id = $1 AND t.id = d.transfer_id "
+            "AND ($4 OR NOT d.clone_disks) AND t.info ? $2",
+            4,
+            (const char *[]){e->action_id, instance,
+                             restored && vols ? json_object_to_json_string(vols) : "[]",
+                             restored ? "true" : "false"});
     }
     return NULL;
 }
@@ -795,9 +803,8 @@ static ek_err_t *report_tx(PGconn *db, void *arg)
         if (running || is(status, EK_TS_CANCELLING)) {
             ek_err_t *bad = check_result(t->type, r->result);
             if (bad) {
-                err = ek_db_query(db, NULL,
-                                  "UPDATE tasks SET exception_details = $2 WHERE id = $1", 2,
-                                  (const char *[]){r->task_id, bad->message});
+                err = ek_db_query(db, NULL, "UPDATE tasks SET exception_details = $2 WHERE id = $1",
+                                  2, (const char *[]){r->task_id, bad->message});
                 ek_log_kv(EK_LOG_ERROR, "task result rejected", "task_id", r->task_id, "error",
                           bad->message, NULL);
                 ek_err_free(bad);
@@ -822,8 +829,8 @@ static ek_err_t *report_tx(PGconn *db, void *arg)
         if (running || is(status, EK_TS_CANCELLING)) {
             char *details = r->details ? ek_xasprintf("%s\n%s", r->message, r->details)
                                        : ek_xstrdup(r->message);
-            err = ek_db_query(db, NULL, "UPDATE tasks SET exception_details = $2 WHERE id = $1",
-                              2, (const char *[]){r->task_id, details});
+            err = ek_db_query(db, NULL, "UPDATE tasks SET exception_details = $2 WHERE id = $1", 2,
+                              (const char *[]){r->task_id, details});
             free(details);
             if (running) {
                 set_status(t, EK_TS_ERROR);
@@ -927,11 +934,12 @@ static ek_err_t *lost_tx(PGconn *db, void *arg)
                               "NULL, updated_at = now() WHERE id = $1",
                               1, (const char *[]){t->id});
             if (!err)
-                err = ek_db_query(db, NULL,
-                                  "INSERT INTO task_events (task_id, level, message) VALUES ($1, "
-                                  "'WARNING', 'worker ' || $2 || ' stopped answering or was restarted: the task "
-                                  "runs again on another worker')",
-                                  2, (const char *[]){t->id, a->host});
+                err = ek_db_query(
+                    db, NULL,
+                    "INSERT INTO task_events (task_id, level, message) VALUES ($1, "
+                    "'WARNING', 'worker ' || $2 || ' stopped answering or was restarted: the task "
+                    "runs again on another worker')",
+                    2, (const char *[]){t->id, a->host});
             set_status(t, EK_TS_PENDING);
             snprintf(t->old_status, sizeof(t->old_status), "%s", EK_TS_PENDING);
         } else {

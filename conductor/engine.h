@@ -21,15 +21,14 @@ typedef char ek_id_t[EK_UUID_STRLEN + 1];
 typedef struct ek_deploy_opts {
     bool clone_disks;
     bool skip_os_morphing;
-    bool force; /* deploy without a completed transfer execution */
-    json_object *user_scripts;                       /* NULL: the transfer's */
+    bool force;                /* deploy without a completed transfer execution */
+    json_object *user_scripts; /* NULL: the transfer's */
     json_object *instance_osmorphing_minion_pool_mappings; /* NULL: the transfer's */
 } ek_deploy_opts_t;
 
 /* scope: the caller's project, or NULL for an admin. */
 EK_ERR_CHECK ek_engine_execute_transfer(PGconn *db, const char *transfer_id, const char *scope,
-                                        bool shutdown_instances, bool auto_deploy,
-                                        ek_id_t exec_id);
+                                        bool shutdown_instances, bool auto_deploy, ek_id_t exec_id);
 EK_ERR_CHECK ek_engine_delete_disks(PGconn *db, const char *transfer_id, const char *scope,
                                     ek_id_t exec_id);
 EK_ERR_CHECK ek_engine_update_transfer(PGconn *db, const char *transfer_id, const char *scope,

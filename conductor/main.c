@@ -99,8 +99,9 @@ static int rotate_key(ek_config_t *cfg, const char *file)
         text[strcspn(text, "\r\n")] = '\0';
         err = ek_base64_decode(text, &raw, &raw_len);
         if (!err && raw_len != EK_SECRET_KEY_LEN)
-            err = ek_err_new(EK_E_INVALID, "it holds %zu bytes, not 32 (make one with 'openssl "
-                                           "rand -base64 32')",
+            err = ek_err_new(EK_E_INVALID,
+                             "it holds %zu bytes, not 32 (make one with 'openssl "
+                             "rand -base64 32')",
                              raw_len);
         if (!err)
             memcpy(new_key, raw, EK_SECRET_KEY_LEN);
@@ -117,8 +118,9 @@ static int rotate_key(ek_config_t *cfg, const char *file)
     memset(old_key, 0, sizeof(old_key));
     memset(new_key, 0, sizeof(new_key));
     if (err) {
-        fprintf(stderr, "ekman-conductor: the encryption key was not rotated (nothing changed): "
-                        "%s\n",
+        fprintf(stderr,
+                "ekman-conductor: the encryption key was not rotated (nothing changed): "
+                "%s\n",
                 err->message);
         ek_err_free(err);
         return 1;

@@ -200,8 +200,10 @@ void r_users_delete(ek_req_t *req, ek_resp_t *resp)
 {
     if (!ek_uuid_is_valid(req->arg[0]))
         EK_RESP_RETURN_ERR(resp, ek_err_not_found("user", req->arg[0]));
-    if (strcmp(req->arg[0], req->user_id) == 0)
-        { ek_resp_fail(resp, 409, "you cannot delete your own account"); return; }
+    if (strcmp(req->arg[0], req->user_id) == 0) {
+        ek_resp_fail(resp, 409, "you cannot delete your own account");
+        return;
+    }
     PGresult *res;
     ek_err_t *err = ek_db_query(req->db, &res, "DELETE FROM users WHERE id = $1", 1,
                                 (const char *[]){req->arg[0]});
@@ -263,8 +265,8 @@ void r_users_update(ek_req_t *req, ek_resp_t *resp)
         EK_RESP_RETURN_ERR(resp, err);
     bool has_enabled = json_object_object_get_ex(j, "enabled", &has);
     if (password && (strlen(password) < 8 || strlen(password) > 1024))
-        EK_RESP_RETURN_ERR(
-            resp, ek_err_new(EK_E_INVALID, "the password must have 8 to 1024 characters"));
+        EK_RESP_RETURN_ERR(resp,
+                           ek_err_new(EK_E_INVALID, "the password must have 8 to 1024 characters"));
     if (role && strcmp(role, "admin") && strcmp(role, "member"))
         EK_RESP_RETURN_ERR(
             resp, ek_err_new(EK_E_INVALID, "role must be admin or member, not '%s'", role));
@@ -318,7 +320,10 @@ void r_projects_create(ek_req_t *req, ek_resp_t *resp)
                       (const char *[]){id, name});
     if (err && err->code == EK_E_CONFLICT) {
         ek_err_free(err);
-        { ek_resp_fail(resp, 409, "a project named '%s' already exists", name); return; }
+        {
+            ek_resp_fail(resp, 409, "a project named '%s' already exists", name);
+            return;
+        }
     }
     if (err)
         EK_RESP_RETURN_ERR(resp, err);

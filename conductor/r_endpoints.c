@@ -17,9 +17,9 @@
 #include "proto/providers.h"
 
 #define ENDPOINT_JSON                                                                              \
-    "jsonb_build_object('id', e.id, 'name', e.name, 'description', e.description, 'type', "      \
-    "e.type, 'project_id', e.project_id, 'user_id', e.user_id, 'created_at', e.created_at, "     \
-    "'updated_at', e.updated_at, 'mapped_regions', coalesce((SELECT jsonb_agg(r.region_id) "     \
+    "jsonb_build_object('id', e.id, 'name', e.name, 'description', e.description, 'type', "        \
+    "e.type, 'project_id', e.project_id, 'user_id', e.user_id, 'created_at', e.created_at, "       \
+    "'updated_at', e.updated_at, 'mapped_regions', coalesce((SELECT jsonb_agg(r.region_id) "       \
     "FROM endpoint_regions r WHERE r.endpoint_id = e.id), '[]'))"
 
 /* Loads an endpoint of the caller's scope: its public JSON and sealed info. */
@@ -77,31 +77,30 @@ static ek_err_t *check_regions(ek_req_t *req, json_object *regions)
         if (!json_object_is_type(r, json_type_string) || !ek_uuid_is_valid(rid))
             return ek_err_new(EK_E_INVALID, "endpoint.mapped_regions[%zu] must be a region id", i);
         PGresult *res;
-        ek_err_t *err = ek_db_query(req->db, &res,
-                                    "SELECT 1 FROM regions WHERE id = $1 AND deleted_at IS NULL",
-                                    1, (const char *[]){rid});
+        ek_err_t *err =
+            ek_db_query(req->db, &res, "SELECT 1 FROM regions WHERE id = $1 AND deleted_at IS NULL",
+                        1, (const char *[]){rid});
         if (err)
             return err;
         int found = PQntuples(res);
         PQclear(res);
         if (!found)
-            return ek_err_new(EK_E_INVALID, "endpoint.mapped_regions[%zu]: region %s not found",
-                              i, rid);
+            return ek_err_new(EK_E_INVALID, "endpoint.mapped_regions[%zu]: region %s not found", i,
+                              rid);
     }
     return NULL;
 }
 
 static ek_err_t *set_regions(ek_req_t *req, const char *id, json_object *regions)
 {
-    ek_err_t *err = ek_db_query(req->db, NULL, "DELETE FROM endpoint_regions WHERE endpoint_id = $1",
-                                1, (const char *[]){id});
+    ek_err_t *err =
+        ek_db_query(req->db, NULL, "DELETE FROM endpoint_regions WHERE endpoint_id = $1", 1,
+                    (const char *[]){id});
     size_t n = regions ? json_object_array_length(regions) : 0;
     for (size_t i = 0; !err && i < n; i++)
-        err = ek_db_query(req->db, NULL,
-                          "INSERT INTO endpoint_regions (endpoint_id, region_id) VALUES ($1, $2)",
-                          2,
-                          (const char *[]){id, json_object_get_string(
-                                                   json_object_array_get_idx(regions, i))});
+        err = ek_db_query(
+            req->db, NULL, "INSERT INTO endpoint_regions (endpoint_id, region_id) VALUES ($1, $2)",
+            2, (const char *[]){id, json_object_get_string(json_object_array_get_idx(regions, i))});
     return err;
 }
 
@@ -150,12 +149,12 @@ void r_endpoints_create(ek_req_t *req, ek_resp_t *resp)
     ek_uuid_generate(id);
     char *sealed = ek_secret_seal(req->app->key, id, json_object_to_json_string(info));
     if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(req->db, NULL,
-                          "INSERT INTO endpoints (id, project_id, user_id, name, description, "
-                          "type, connection_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                          7,
-                          (const char *[]){id, req->project_id, req->user_id, name, description,
-                                           type, sealed});
+        err = ek_db_query(
+            req->db, NULL,
+            "INSERT INTO endpoints (id, project_id, user_id, name, description, "
+            "type, connection_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            7,
+            (const char *[]){id, req->project_id, req->user_id, name, description, type, sealed});
     free(sealed);
     if (err && err->code == EK_E_CONFLICT) {
         ek_err_free(err);
@@ -216,7 +215,8 @@ void r_endpoints_update(ek_req_t *req, ek_resp_t *resp)
     json_object_object_get_ex(e, "mapped_regions", &has_regions);
     if (name && !*name)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "endpoint.name must not be empty"));
-    char *sealed = info ? ek_secret_seal(req->app->key, id, json_object_to_json_string(info)) : NULL;
+    char *sealed =
+        info ? ek_secret_seal(req->app->key, id, json_object_to_json_string(info)) : NULL;
     if (!(err = ek_db_exec(req->db, "BEGIN")))
         err = ek_db_query(req->db, NULL,
                           "UPDATE endpoints SET name = coalesce($2, name), "
@@ -253,8 +253,9 @@ void r_endpoints_delete(ek_req_t *req, ek_resp_t *resp)
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     if (PQntuples(res)) {
-        err = ek_err_new(EK_E_CONFLICT, "endpoint %s is used by transfer %s: delete the transfer "
-                                        "first",
+        err = ek_err_new(EK_E_CONFLICT,
+                         "endpoint %s is used by transfer %s: delete the transfer "
+                         "first",
                          req->arg[0], PQgetvalue(res, 0, 0));
         PQclear(res);
         EK_RESP_RETURN_ERR(resp, err);
@@ -341,9 +342,8 @@ void r_endpoints_action(ek_req_t *req, ek_resp_t *resp)
     json_object *v = NULL;
     if (!req->body || !json_object_is_type(req->body, json_type_object) ||
         !json_object_object_get_ex(req->body, "validate-connection", &v))
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "unknown action: the body must be "
-                                            "{\"validate-connection\": null}"));
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "unknown action: the body must be "
+                                                          "{\"validate-connection\": null}"));
     json_object *doc;
     char *sealed;
     ek_err_t *err = load(req, req->arg[0], &doc, &sealed);

@@ -118,9 +118,8 @@ void r_executions_delete(ek_req_t *req, ek_resp_t *resp)
         EK_RESP_RETURN_ERR(resp, err);
     }
     json_object_put(doc);
-    if ((err = ek_db_query(req->db, NULL,
-                           "UPDATE executions SET deleted_at = now() WHERE id = $1", 1,
-                           (const char *[]){req->arg[1]})))
+    if ((err = ek_db_query(req->db, NULL, "UPDATE executions SET deleted_at = now() WHERE id = $1",
+                           1, (const char *[]){req->arg[1]})))
         EK_RESP_RETURN_ERR(resp, err);
     ek_resp_json(resp, 204, NULL);
 }
@@ -160,15 +159,15 @@ void r_executions_action(ek_req_t *req, ek_resp_t *resp)
 /* ---- deployments ------------------------------------------------------------------- */
 
 #define DEPLOYMENT_JSON                                                                            \
-    "jsonb_build_object('id', d.id, 'transfer_id', d.transfer_id, 'origin_endpoint_id', "         \
-    "d.origin_endpoint_id, 'destination_endpoint_id', d.destination_endpoint_id, 'instances', "   \
-    "d.instances, 'source_environment', d.source_environment, 'destination_environment', "        \
-    "d.destination_environment, 'network_map', d.network_map, 'storage_mappings', "               \
-    "d.storage_mappings, 'user_scripts', d.user_scripts, "                                        \
-    "'instance_osmorphing_minion_pool_mappings', d.instance_osmorphing_minion_pool_mappings, "    \
-    "'clone_disks', d.clone_disks, 'skip_os_morphing', d.skip_os_morphing, "                      \
-    "'transfer_result', d.transfer_result, 'last_execution_status', d.last_execution_status, "    \
-    "'project_id', d.project_id, 'user_id', d.user_id, 'created_at', d.created_at, "              \
+    "jsonb_build_object('id', d.id, 'transfer_id', d.transfer_id, 'origin_endpoint_id', "          \
+    "d.origin_endpoint_id, 'destination_endpoint_id', d.destination_endpoint_id, 'instances', "    \
+    "d.instances, 'source_environment', d.source_environment, 'destination_environment', "         \
+    "d.destination_environment, 'network_map', d.network_map, 'storage_mappings', "                \
+    "d.storage_mappings, 'user_scripts', d.user_scripts, "                                         \
+    "'instance_osmorphing_minion_pool_mappings', d.instance_osmorphing_minion_pool_mappings, "     \
+    "'clone_disks', d.clone_disks, 'skip_os_morphing', d.skip_os_morphing, "                       \
+    "'transfer_result', d.transfer_result, 'last_execution_status', d.last_execution_status, "     \
+    "'project_id', d.project_id, 'user_id', d.user_id, 'created_at', d.created_at, "               \
     "'updated_at', d.updated_at)"
 
 static ek_err_t *load_deployment(ek_req_t *req, const char *id, json_object **out)
@@ -235,15 +234,14 @@ void r_deployments_create(ek_req_t *req, ek_resp_t *resp)
         (err = ek_json_req_string(d, "deployment", "transfer_id", &transfer_id)) ||
         (err = ek_json_opt_bool(d, "deployment", "clone_disks", true, &o.clone_disks)) ||
         (err = ek_json_opt_bool(d, "deployment", "force", false, &o.force)) ||
-        (err = ek_json_opt_bool(d, "deployment", "skip_os_morphing", false,
-                                &o.skip_os_morphing)) ||
+        (err = ek_json_opt_bool(d, "deployment", "skip_os_morphing", false, &o.skip_os_morphing)) ||
         (err = ek_json_opt_object(d, "deployment", "user_scripts", &scripts)) ||
         (err = ek_json_opt_object(d, "deployment", "instance_osmorphing_minion_pool_mappings",
                                   &pools)))
         EK_RESP_RETURN_ERR(resp, err);
     if (!ek_uuid_is_valid(transfer_id))
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "deployment.transfer_id must be a transfer id"));
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "deployment.transfer_id must be a transfer id"));
     o.user_scripts = scripts;
     o.instance_osmorphing_minion_pool_mappings = pools;
     ek_id_t dep_id, exec_id;
@@ -251,8 +249,8 @@ void r_deployments_create(ek_req_t *req, ek_resp_t *resp)
                            exec_id);
     if (err && err->code == EK_E_NOTFOUND) {
         ek_err_free(err);
-        err = ek_err_new(EK_E_INVALID, "deployment.transfer_id: transfer %s not found",
-                         transfer_id);
+        err =
+            ek_err_new(EK_E_INVALID, "deployment.transfer_id: transfer %s not found", transfer_id);
     }
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
@@ -283,9 +281,9 @@ void r_deployments_delete(ek_req_t *req, ek_resp_t *resp)
     bool done = atoi(PQcmdTuples(res)) == 1;
     PQclear(res);
     if (!done)
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_CONFLICT,
-                                            "deployment %s is running: cancel it first",
-                                            req->arg[0]));
+        EK_RESP_RETURN_ERR(
+            resp,
+            ek_err_new(EK_E_CONFLICT, "deployment %s is running: cancel it first", req->arg[0]));
     ek_resp_json(resp, 204, NULL);
 }
 

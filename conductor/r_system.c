@@ -46,9 +46,8 @@ void r_provider_schema(ek_req_t *req, ek_resp_t *resp)
                                             req->arg[1]));
     json_object *schema = ek_provider_schema(req->arg[0], kind);
     if (!schema)
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_NOTFOUND,
-                                            "provider %s has no schema of type %s", req->arg[0],
-                                            req->arg[1]));
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_NOTFOUND, "provider %s has no schema of type %s",
+                                            req->arg[0], req->arg[1]));
     json_object *out = json_object_new_object();
     json_object_object_add(out, "schema", json_object_get(schema));
     ek_resp_wrap(resp, 200, "schemas", out);
@@ -57,7 +56,7 @@ void r_provider_schema(ek_req_t *req, ek_resp_t *resp)
 /* ---- regions --------------------------------------------------------------------- */
 
 #define REGION_JSON                                                                                \
-    "jsonb_build_object('id', r.id, 'name', r.name, 'description', r.description, 'enabled', "    \
+    "jsonb_build_object('id', r.id, 'name', r.name, 'description', r.description, 'enabled', "     \
     "r.enabled, 'created_at', r.created_at, 'updated_at', r.updated_at)"
 
 static void region_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
@@ -133,16 +132,15 @@ void r_regions_update(ek_req_t *req, ek_resp_t *resp)
         EK_RESP_RETURN_ERR(resp, err);
     bool has_enabled = json_object_object_get_ex(r, "enabled", &has);
     PGresult *res;
-    err = ek_db_query(req->db, &res,
-                      "UPDATE regions SET name = coalesce($2, name), description = coalesce($3, "
-                      "description), enabled = coalesce($4::bool, enabled), updated_at = now() "
-                      "WHERE id = $1 AND deleted_at IS NULL",
-                      4,
-                      (const char *[]){ek_uuid_is_valid(req->arg[0])
-                                           ? req->arg[0]
-                                           : "00000000-0000-0000-0000-000000000000",
-                                       name, description,
-                                       has_enabled ? (enabled ? "true" : "false") : NULL});
+    err = ek_db_query(
+        req->db, &res,
+        "UPDATE regions SET name = coalesce($2, name), description = coalesce($3, "
+        "description), enabled = coalesce($4::bool, enabled), updated_at = now() "
+        "WHERE id = $1 AND deleted_at IS NULL",
+        4,
+        (const char *[]){ek_uuid_is_valid(req->arg[0]) ? req->arg[0]
+                                                       : "00000000-0000-0000-0000-000000000000",
+                         name, description, has_enabled ? (enabled ? "true" : "false") : NULL});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     bool found = atoi(PQcmdTuples(res)) == 1;
@@ -180,11 +178,11 @@ void r_regions_delete(ek_req_t *req, ek_resp_t *resp)
 /* ---- services ---------------------------------------------------------------------- */
 
 #define SERVICE_JSON                                                                               \
-    "jsonb_build_object('id', s.id, 'host', s.host, 'binary', s.binary_name, 'topic', s.topic, "  \
-    "'enabled', s.enabled, 'status', s.status, 'providers', s.providers, 'specs', s.specs, "      \
-    "'capacity', s.capacity, 'running_tasks', s.running_tasks, 'last_heartbeat', "                \
-    "s.last_heartbeat, 'mapped_regions', coalesce((SELECT jsonb_agg(m.region_id) FROM "           \
-    "service_regions m WHERE m.service_id = s.id), '[]'), 'created_at', s.created_at, "           \
+    "jsonb_build_object('id', s.id, 'host', s.host, 'binary', s.binary_name, 'topic', s.topic, "   \
+    "'enabled', s.enabled, 'status', s.status, 'providers', s.providers, 'specs', s.specs, "       \
+    "'capacity', s.capacity, 'running_tasks', s.running_tasks, 'last_heartbeat', "                 \
+    "s.last_heartbeat, 'mapped_regions', coalesce((SELECT jsonb_agg(m.region_id) FROM "            \
+    "service_regions m WHERE m.service_id = s.id), '[]'), 'created_at', s.created_at, "            \
     "'updated_at', s.updated_at)"
 
 static void service_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
@@ -250,13 +248,13 @@ void r_services_create(ek_req_t *req, ek_resp_t *resp)
     char id[EK_UUID_STRLEN + 1];
     ek_uuid_generate(id);
     if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(req->db, NULL,
-                          "INSERT INTO services (id, host, binary_name, topic, enabled, "
-                          "providers) VALUES ($1, $2, $3, $4, $5, $6)",
-                          6,
-                          (const char *[]){id, host, binary, topic, enabled ? "true" : "false",
-                                           providers ? json_object_to_json_string(providers)
-                                                     : "{}"});
+        err =
+            ek_db_query(req->db, NULL,
+                        "INSERT INTO services (id, host, binary_name, topic, enabled, "
+                        "providers) VALUES ($1, $2, $3, $4, $5, $6)",
+                        6,
+                        (const char *[]){id, host, binary, topic, enabled ? "true" : "false",
+                                         providers ? json_object_to_json_string(providers) : "{}"});
     if (err && err->code == EK_E_CONFLICT) {
         ek_err_free(err);
         err = ek_err_new(EK_E_CONFLICT, "service %s on %s already exists", binary, host);
@@ -289,12 +287,11 @@ void r_services_update(ek_req_t *req, ek_resp_t *resp)
     bool has_enabled = json_object_object_get_ex(s, "enabled", &has);
     PGresult *res;
     if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(req->db, &res,
-                          "UPDATE services SET enabled = coalesce($2::bool, enabled), updated_at "
-                          "= now() WHERE id = $1 AND deleted_at IS NULL",
-                          2,
-                          (const char *[]){req->arg[0],
-                                           has_enabled ? (enabled ? "true" : "false") : NULL});
+        err = ek_db_query(
+            req->db, &res,
+            "UPDATE services SET enabled = coalesce($2::bool, enabled), updated_at "
+            "= now() WHERE id = $1 AND deleted_at IS NULL",
+            2, (const char *[]){req->arg[0], has_enabled ? (enabled ? "true" : "false") : NULL});
     bool found = !err && atoi(PQcmdTuples(res)) == 1;
     if (!err)
         PQclear(res);
@@ -319,12 +316,12 @@ void r_services_delete(ek_req_t *req, ek_resp_t *resp)
 /* ---- minion pools --------------------------------------------------------------------- */
 
 #define POOL_JSON                                                                                  \
-    "jsonb_build_object('id', p.id, 'name', p.name, 'endpoint_id', p.endpoint_id, 'platform', "   \
-    "p.platform, 'os_type', p.os_type, 'environment_options', p.environment_options, "            \
-    "'minimum_minions', p.minimum_minions, 'maximum_minions', p.maximum_minions, "                \
-    "'minion_max_idle_time', p.minion_max_idle_time, 'minion_retention_strategy', "               \
-    "p.minion_retention_strategy, 'notes', p.notes, 'status', p.status, 'project_id', "           \
-    "p.project_id, 'user_id', p.user_id, 'created_at', p.created_at, 'updated_at', "              \
+    "jsonb_build_object('id', p.id, 'name', p.name, 'endpoint_id', p.endpoint_id, 'platform', "    \
+    "p.platform, 'os_type', p.os_type, 'environment_options', p.environment_options, "             \
+    "'minimum_minions', p.minimum_minions, 'maximum_minions', p.maximum_minions, "                 \
+    "'minion_max_idle_time', p.minion_max_idle_time, 'minion_retention_strategy', "                \
+    "p.minion_retention_strategy, 'notes', p.notes, 'status', p.status, 'project_id', "            \
+    "p.project_id, 'user_id', p.user_id, 'created_at', p.created_at, 'updated_at', "               \
     "p.updated_at)"
 
 static void pool_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
@@ -406,15 +403,15 @@ void r_pools_create(ek_req_t *req, ek_resp_t *resp)
         (err = pool_fields(p, &f, false)))
         EK_RESP_RETURN_ERR(resp, err);
     if (strcmp(platform, "source") && strcmp(platform, "destination"))
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "minion_pool.platform must be source or destination"));
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "minion_pool.platform must be source or destination"));
     if (!strcmp(platform, "source") && strcmp(f.os_type, "linux"))
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "minion_pool.os_type: source pools "
                                                           "must be linux"));
     PGresult *res;
     if (!ek_uuid_is_valid(endpoint))
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "minion_pool.endpoint_id must be an endpoint id"));
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "minion_pool.endpoint_id must be an endpoint id"));
     if ((err = ek_db_query(req->db, &res,
                            "SELECT 1 FROM endpoints WHERE id = $1 AND deleted_at IS NULL AND "
                            "($2::uuid IS NULL OR project_id = $2)",
@@ -423,24 +420,24 @@ void r_pools_create(ek_req_t *req, ek_resp_t *resp)
     int n = PQntuples(res);
     PQclear(res);
     if (!n)
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "minion_pool.endpoint_id: endpoint %s not found",
-                                            endpoint));
+        EK_RESP_RETURN_ERR(
+            resp,
+            ek_err_new(EK_E_INVALID, "minion_pool.endpoint_id: endpoint %s not found", endpoint));
     char id[EK_UUID_STRLEN + 1], min[24], max[24], idle[24];
     ek_uuid_generate(id);
     snprintf(min, sizeof(min), "%lld", (long long)f.min);
     snprintf(max, sizeof(max), "%lld", (long long)f.max);
     snprintf(idle, sizeof(idle), "%lld", (long long)f.idle);
-    err = ek_db_query(req->db, NULL,
-                      "INSERT INTO minion_pools (id, project_id, user_id, name, endpoint_id, "
-                      "platform, os_type, environment_options, minimum_minions, maximum_minions, "
-                      "minion_max_idle_time, minion_retention_strategy, notes) VALUES ($1, $2, "
-                      "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                      13,
-                      (const char *[]){id, req->project_id, req->user_id, f.name, endpoint,
-                                       platform, f.os_type,
-                                       f.env ? json_object_to_json_string(f.env) : "{}", min, max,
-                                       idle, f.retention, f.notes});
+    err =
+        ek_db_query(req->db, NULL,
+                    "INSERT INTO minion_pools (id, project_id, user_id, name, endpoint_id, "
+                    "platform, os_type, environment_options, minimum_minions, maximum_minions, "
+                    "minion_max_idle_time, minion_retention_strategy, notes) VALUES ($1, $2, "
+                    "$3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    13,
+                    (const char *[]){id, req->project_id, req->user_id, f.name, endpoint, platform,
+                                     f.os_type, f.env ? json_object_to_json_string(f.env) : "{}",
+                                     min, max, idle, f.retention, f.notes});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     pool_show(req, resp, id, 201);

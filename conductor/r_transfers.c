@@ -15,15 +15,15 @@
 #include "proto/providers.h"
 
 #define TRANSFER_JSON                                                                              \
-    "jsonb_build_object('id', t.id, 'scenario', t.scenario, 'origin_endpoint_id', "               \
-    "t.origin_endpoint_id, 'destination_endpoint_id', t.destination_endpoint_id, 'instances', "   \
-    "t.instances, 'source_environment', t.source_environment, 'destination_environment', "        \
-    "t.destination_environment, 'network_map', t.network_map, 'storage_mappings', "               \
-    "t.storage_mappings, 'user_scripts', t.user_scripts, 'origin_minion_pool_id', "               \
-    "t.origin_minion_pool_id, 'destination_minion_pool_id', t.destination_minion_pool_id, "       \
-    "'instance_osmorphing_minion_pool_mappings', t.instance_osmorphing_minion_pool_mappings, "    \
-    "'clone_disks', t.clone_disks, 'skip_os_morphing', t.skip_os_morphing, 'notes', t.notes, "    \
-    "'last_execution_status', t.last_execution_status, 'project_id', t.project_id, 'user_id', "   \
+    "jsonb_build_object('id', t.id, 'scenario', t.scenario, 'origin_endpoint_id', "                \
+    "t.origin_endpoint_id, 'destination_endpoint_id', t.destination_endpoint_id, 'instances', "    \
+    "t.instances, 'source_environment', t.source_environment, 'destination_environment', "         \
+    "t.destination_environment, 'network_map', t.network_map, 'storage_mappings', "                \
+    "t.storage_mappings, 'user_scripts', t.user_scripts, 'origin_minion_pool_id', "                \
+    "t.origin_minion_pool_id, 'destination_minion_pool_id', t.destination_minion_pool_id, "        \
+    "'instance_osmorphing_minion_pool_mappings', t.instance_osmorphing_minion_pool_mappings, "     \
+    "'clone_disks', t.clone_disks, 'skip_os_morphing', t.skip_os_morphing, 'notes', t.notes, "     \
+    "'last_execution_status', t.last_execution_status, 'project_id', t.project_id, 'user_id', "    \
     "t.user_id, 'created_at', t.created_at, 'updated_at', t.updated_at)"
 
 static ek_err_t *load_transfer(ek_req_t *req, const char *id, json_object **out)
@@ -170,10 +170,9 @@ static ek_err_t *read_fields(json_object *t, const char *origin_type, const char
         (err = ek_jsonschema_validate(ek_provider_schema(origin_type, EK_SCHEMA_SOURCE_ENVIRONMENT),
                                       f->src_env, "transfer.source_environment")))
         return err;
-    if (f->dst_env &&
-        (err = ek_jsonschema_validate(
-             ek_provider_schema(dest_type, EK_SCHEMA_DESTINATION_ENVIRONMENT), f->dst_env,
-             "transfer.destination_environment")))
+    if (f->dst_env && (err = ek_jsonschema_validate(
+                           ek_provider_schema(dest_type, EK_SCHEMA_DESTINATION_ENVIRONMENT),
+                           f->dst_env, "transfer.destination_environment")))
         return err;
     if (f->network_map && (err = check_string_map(f->network_map, "transfer.network_map")))
         return err;
@@ -234,8 +233,8 @@ void r_transfers_create(ek_req_t *req, ek_resp_t *resp)
         (err = ek_json_opt_string(t, "transfer", "destination_minion_pool_id", NULL, &dpool)))
         EK_RESP_RETURN_ERR(resp, err);
     if (strcmp(scenario, "replica") && strcmp(scenario, "live_migration"))
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
-                                            "transfer.scenario must be replica or live_migration"));
+        EK_RESP_RETURN_ERR(
+            resp, ek_err_new(EK_E_INVALID, "transfer.scenario must be replica or live_migration"));
     if ((err = check_instances(instances, (size_t)req->app->max_transfer_instances)))
         EK_RESP_RETURN_ERR(resp, err);
     if ((err = endpoint_type(req, "origin_endpoint_id", origin, otype, sizeof(otype))) ||
@@ -427,9 +426,9 @@ void r_transfers_action(ek_req_t *req, ek_resp_t *resp)
 /* ---- schedules ---------------------------------------------------------------------- */
 
 #define SCHEDULE_JSON                                                                              \
-    "jsonb_build_object('id', s.id, 'transfer_id', s.transfer_id, 'schedule', s.schedule, "       \
-    "'enabled', s.enabled, 'expiration_date', s.expiration_date, 'shutdown_instance', "           \
-    "s.shutdown_instance, 'auto_deploy', s.auto_deploy, 'last_fired_at', s.last_fired_at, "       \
+    "jsonb_build_object('id', s.id, 'transfer_id', s.transfer_id, 'schedule', s.schedule, "        \
+    "'enabled', s.enabled, 'expiration_date', s.expiration_date, 'shutdown_instance', "            \
+    "s.shutdown_instance, 'auto_deploy', s.auto_deploy, 'last_fired_at', s.last_fired_at, "        \
     "'created_at', s.created_at, 'updated_at', s.updated_at)"
 
 static ek_err_t *check_transfer(ek_req_t *req)
@@ -551,21 +550,21 @@ void r_schedules_update(ek_req_t *req, ek_resp_t *resp)
     bool has_sh = json_object_object_get_ex(req->body, "shutdown_instance", &has);
     bool has_ad = json_object_object_get_ex(req->body, "auto_deploy", &has);
     PGresult *res;
-    err = ek_db_query(req->db, &res,
-                      "UPDATE transfer_schedules SET schedule = coalesce($3::jsonb, schedule), "
-                      "expiration_date = coalesce($4::timestamptz, expiration_date), "
-                      "enabled = coalesce($5::bool, enabled), "
-                      "shutdown_instance = coalesce($6::bool, shutdown_instance), "
-                      "auto_deploy = coalesce($7::bool, auto_deploy), updated_at = now() "
-                      "WHERE id = $1 AND transfer_id = $2 AND deleted_at IS NULL",
-                      7,
-                      (const char *[]){
-                          ek_uuid_is_valid(req->arg[1]) ? req->arg[1]
-                                                        : "00000000-0000-0000-0000-000000000000",
-                          req->arg[0], schedule ? json_object_to_json_string(schedule) : NULL,
-                          expiration, has_en ? (enabled ? "true" : "false") : NULL,
-                          has_sh ? (shutdown ? "true" : "false") : NULL,
-                          has_ad ? (auto_deploy ? "true" : "false") : NULL});
+    err = ek_db_query(
+        req->db, &res,
+        "UPDATE transfer_schedules SET schedule = coalesce($3::jsonb, schedule), "
+        "expiration_date = coalesce($4::timestamptz, expiration_date), "
+        "enabled = coalesce($5::bool, enabled), "
+        "shutdown_instance = coalesce($6::bool, shutdown_instance), "
+        "auto_deploy = coalesce($7::bool, auto_deploy), updated_at = now() "
+        "WHERE id = $1 AND transfer_id = $2 AND deleted_at IS NULL",
+        7,
+        (const char *[]){ek_uuid_is_valid(req->arg[1]) ? req->arg[1]
+                                                       : "00000000-0000-0000-0000-000000000000",
+                         req->arg[0], schedule ? json_object_to_json_string(schedule) : NULL,
+                         expiration, has_en ? (enabled ? "true" : "false") : NULL,
+                         has_sh ? (shutdown ? "true" : "false") : NULL,
+                         has_ad ? (auto_deploy ? "true" : "false") : NULL});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     bool found = atoi(PQcmdTuples(res)) == 1;

@@ -16,9 +16,8 @@ static ek_err_t *rotate_endpoints(PGconn *db, const unsigned char *old_key,
                                   const unsigned char *new_key, int *count)
 {
     PGresult *res = NULL;
-    ek_err_t *err = ek_db_query(db, &res,
-                                "SELECT id, connection_info FROM endpoints ORDER BY id FOR UPDATE",
-                                0, NULL);
+    ek_err_t *err = ek_db_query(
+        db, &res, "SELECT id, connection_info FROM endpoints ORDER BY id FOR UPDATE", 0, NULL);
     if (err)
         return err;
     for (int i = 0; i < PQntuples(res) && !err; i++) {
@@ -26,9 +25,10 @@ static ek_err_t *rotate_endpoints(PGconn *db, const unsigned char *old_key,
         char *plain = NULL;
         err = ek_secret_open(old_key, id, PQgetvalue(res, i, 1), &plain);
         if (err) {
-            err = ek_err_prefix(err, "endpoint %s does not open with the key in the "
-                                     "configuration (already rotated? then the configuration "
-                                     "must name the new key)",
+            err = ek_err_prefix(err,
+                                "endpoint %s does not open with the key in the "
+                                "configuration (already rotated? then the configuration "
+                                "must name the new key)",
                                 id);
             break;
         }
@@ -53,8 +53,8 @@ static ek_err_t *rotate_json(PGconn *db, const char *table, const char *column,
     _cleanup_free_ char *q = ek_xasprintf("SELECT id, %s::text FROM %s WHERE %s IS NOT NULL "
                                           "ORDER BY id FOR UPDATE",
                                           column, table, column);
-    _cleanup_free_ char *u = ek_xasprintf("UPDATE %s SET %s = $2::jsonb WHERE id = $1", table,
-                                          column);
+    _cleanup_free_ char *u =
+        ek_xasprintf("UPDATE %s SET %s = $2::jsonb WHERE id = $1", table, column);
     PGresult *res = NULL;
     ek_err_t *err = ek_db_query(db, &res, q, 0, NULL);
     if (err)
@@ -73,9 +73,9 @@ static ek_err_t *rotate_json(PGconn *db, const char *table, const char *column,
         if (!(err = ek_box_json_open(doc, old_ring, EK_BOX_TASK_INFO_AAD)) &&
             !(err = ek_box_json_seal(doc, ek_box_ring_public(new_ring), EK_BOX_TASK_INFO_AAD)) &&
             !json_object_equal(doc, before)) { /* it held secrets */
-            err = ek_db_query(db, NULL, u, 2,
-                              (const char *[]){id, json_object_to_json_string_ext(
-                                                       doc, JSON_C_TO_STRING_PLAIN)});
+            err = ek_db_query(
+                db, NULL, u, 2,
+                (const char *[]){id, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN)});
             (*count)++;
         }
         json_object_put(before);

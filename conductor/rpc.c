@@ -14,8 +14,8 @@
 /* How long a query waits for a worker with the provider to register. */
 #define RPC_REGISTER_WAIT_MS 5000
 
-ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint,
-                                const char *query, json_object *args, json_object **result)
+ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint, const char *query,
+                                json_object *args, json_object **result)
 {
     *result = NULL;
     const char *etype = json_object_get_string(json_object_object_get(endpoint, "type"));
@@ -75,8 +75,8 @@ ek_err_t *ek_rpc_endpoint_query(ek_app_t *app, PGconn *db, json_object *endpoint
     }
     ek_envelope_t *answer = NULL;
     if (!err)
-        err = ek_envelope_decode(reply, strlen(reply), (const char *[]){EK_MSG_REPLY, NULL},
-                                 &answer);
+        err =
+            ek_envelope_decode(reply, strlen(reply), (const char *[]){EK_MSG_REPLY, NULL}, &answer);
     free(reply);
     ek_envelope_free(env);
     if (err)

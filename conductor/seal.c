@@ -74,15 +74,15 @@ ek_err_t *ek_seal_claim_secrets(PGconn *db, const unsigned char key[EK_SECRET_KE
     if (!conductor)
         return ek_err_new(EK_E_INTERNAL, "the conductors' key pair is not available");
     PGresult *res = NULL;
-    ek_err_t *err = ek_db_query(
-        db, &res,
-        "SELECT oe.id, oe.connection_info, de.id, de.connection_info, "
-        "coalesce(a.info->t.instance, '{}')::text, t.state::text "
-        "FROM tasks t JOIN executions e ON e.id = t.execution_id "
-        "JOIN actions a ON a.id = e.action_id "
-        "JOIN endpoints oe ON oe.id = a.origin_endpoint_id "
-        "JOIN endpoints de ON de.id = a.destination_endpoint_id WHERE t.id = $1",
-        1, (const char *[]){task_id});
+    ek_err_t *err =
+        ek_db_query(db, &res,
+                    "SELECT oe.id, oe.connection_info, de.id, de.connection_info, "
+                    "coalesce(a.info->t.instance, '{}')::text, t.state::text "
+                    "FROM tasks t JOIN executions e ON e.id = t.execution_id "
+                    "JOIN actions a ON a.id = e.action_id "
+                    "JOIN endpoints oe ON oe.id = a.origin_endpoint_id "
+                    "JOIN endpoints de ON de.id = a.destination_endpoint_id WHERE t.id = $1",
+                    1, (const char *[]){task_id});
     if (err)
         return err;
     if (PQntuples(res) != 1) {
@@ -148,6 +148,6 @@ ek_err_t *ek_seal_pick_worker(PGconn *db, const char *provider, int alive_s, cha
     }
     PQclear(res);
     return *host ? NULL
-                 : ek_err_new(EK_E_NOTFOUND, "no worker with the '%s' provider has registered a key",
-                              provider);
+                 : ek_err_new(EK_E_NOTFOUND,
+                              "no worker with the '%s' provider has registered a key", provider);
 }

@@ -21,7 +21,7 @@
 
 /* Associated data of the secrets workers return in task info, and the label
  * of the conductors' key pair derived from the encryption key. */
-#define EK_SEAL_TASK_INFO_AAD EK_BOX_TASK_INFO_AAD
+#define EK_SEAL_TASK_INFO_AAD   EK_BOX_TASK_INFO_AAD
 #define EK_SEAL_CONDUCTOR_LABEL "ekman-conductor-box-v1"
 
 /* The conductors' key pair (made on first use, kept for the life of the

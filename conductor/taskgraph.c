@@ -52,10 +52,10 @@ int ek_taskgraph_add(ek_taskgraph_t *g, const char *instance, const char *type, 
     return (int)g->n++;
 }
 
-#define ADD(type, ...)         ek_taskgraph_add(g, inst, type, false, false, __VA_ARGS__, -1)
+#define ADD(type, ...)          ek_taskgraph_add(g, inst, type, false, false, __VA_ARGS__, -1)
 #define ADD_ON_ERROR(type, ...) ek_taskgraph_add(g, inst, type, true, false, __VA_ARGS__, -1)
 #define ADD_ROLLBACK(type, ...) ek_taskgraph_add(g, inst, type, false, true, __VA_ARGS__, -1)
-#define ROOT(type)             ek_taskgraph_add(g, inst, type, false, false, -1)
+#define ROOT(type)              ek_taskgraph_add(g, inst, type, false, false, -1)
 
 void ek_taskgraph_transfer(ek_taskgraph_t *g, const char *inst, const ek_transfer_opts_t *o)
 {

@@ -24,7 +24,7 @@ typedef struct ek_envelope {
     char *correlation_id; /* NULL when the message answers nothing */
     char *project_id;     /* request context; NULL for system messages */
     char *user_id;
-    json_object *body;    /* owned */
+    json_object *body; /* owned */
 } ek_envelope_t;
 
 /* A new envelope of the given type with a fresh id; takes ownership of body. */

@@ -6,8 +6,8 @@
 #include "common/uuid.h"
 
 const char *const ek_conductor_message_types[] = {
-    EK_MSG_TASK_CLAIM,  EK_MSG_TASK_COMPLETED, EK_MSG_TASK_ERROR, EK_MSG_TASK_CANCELED,
-    EK_MSG_TASK_EVENT,  EK_MSG_TASK_PROGRESS,  EK_MSG_TASK_STATE,  NULL,
+    EK_MSG_TASK_CLAIM, EK_MSG_TASK_COMPLETED, EK_MSG_TASK_ERROR, EK_MSG_TASK_CANCELED,
+    EK_MSG_TASK_EVENT, EK_MSG_TASK_PROGRESS,  EK_MSG_TASK_STATE, NULL,
 };
 
 ek_err_t *ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out)

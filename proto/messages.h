@@ -32,7 +32,7 @@
 #define EK_MSG_SERVICE_HEARTBEAT "service.heartbeat" /* registers on the first one */
 #define EK_MSG_SERVICE_STOPPING  "service.stopping"
 /* replies */
-#define EK_MSG_REPLY          "reply"
+#define EK_MSG_REPLY "reply"
 
 /* The types the conductor's queue accepts, NULL-terminated. */
 extern const char *const ek_conductor_message_types[];
@@ -43,16 +43,16 @@ typedef struct ek_task_report {
     const char *type;
     const char *task_id;
     const char *attempt_id;
-    const char *host;        /* claim */
-    int64_t process_id;      /* claim */
-    json_object *result;     /* completed: the task's declared outputs */
-    const char *message;     /* error, event, progress */
-    const char *details;     /* error: trace or detail for operators */
-    const char *level;       /* event: INFO, WARNING, ERROR, DEBUG */
-    int64_t index;           /* progress: step index */
-    int64_t current_step;    /* progress */
-    int64_t total_steps;     /* progress */
-    json_object *state;      /* state */
+    const char *host;     /* claim */
+    int64_t process_id;   /* claim */
+    json_object *result;  /* completed: the task's declared outputs */
+    const char *message;  /* error, event, progress */
+    const char *details;  /* error: trace or detail for operators */
+    const char *level;    /* event: INFO, WARNING, ERROR, DEBUG */
+    int64_t index;        /* progress: step index */
+    int64_t current_step; /* progress */
+    int64_t total_steps;  /* progress */
+    json_object *state;   /* state */
 } ek_task_report_t;
 
 EK_ERR_CHECK ek_task_report_read(const ek_envelope_t *env, ek_task_report_t *out);

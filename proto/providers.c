@@ -10,7 +10,7 @@
 #include "common/mem.h"
 
 #define ENDPOINT_CAPS                                                                              \
-    (EK_CAP_ENDPOINT | EK_CAP_ENDPOINT_INSTANCES | EK_CAP_ENDPOINT_NETWORKS |                     \
+    (EK_CAP_ENDPOINT | EK_CAP_ENDPOINT_INSTANCES | EK_CAP_ENDPOINT_NETWORKS |                      \
      EK_CAP_ENDPOINT_STORAGE)
 
 const ek_provider_info_t ek_providers[] = {
@@ -23,8 +23,8 @@ const ek_provider_info_t ek_providers[] = {
          EK_CAP_VALIDATE_TRANSFER_EXPORT | EK_CAP_VALIDATE_TRANSFER_IMPORT |
          EK_CAP_SOURCE_ENDPOINT_OPTIONS | EK_CAP_DESTINATION_ENDPOINT_OPTIONS},
     {"ovirt", "oVirt / OLVM / RHV through the REST API v4 (destination)",
-     ENDPOINT_CAPS | EK_CAP_TRANSFER_IMPORT | EK_CAP_OS_MORPHING |
-         EK_CAP_VALIDATE_TRANSFER_IMPORT | EK_CAP_DESTINATION_ENDPOINT_OPTIONS},
+     ENDPOINT_CAPS | EK_CAP_TRANSFER_IMPORT | EK_CAP_OS_MORPHING | EK_CAP_VALIDATE_TRANSFER_IMPORT |
+         EK_CAP_DESTINATION_ENDPOINT_OPTIONS},
     {"ova", "OVA archives and unpacked OVF descriptors in a directory (source)",
      EK_CAP_ENDPOINT | EK_CAP_ENDPOINT_INSTANCES | EK_CAP_ENDPOINT_NETWORKS |
          EK_CAP_TRANSFER_EXPORT | EK_CAP_VALIDATE_TRANSFER_EXPORT},
@@ -48,13 +48,12 @@ static const char *const connection_schemas[][2] = {
      "\"host_key_fingerprint\":{\"type\":\"string\",\"description\":\"SHA256:... of the host "
      "key\"},"
      "\"uri_path\":{\"type\":\"string\",\"description\":\"libvirt URI path, default system\"}}}"},
-    {"ovirt",
-     "{\"type\":\"object\",\"additionalProperties\":false,"
-     "\"required\":[\"url\",\"username\",\"password\"],\"properties\":{"
-     "\"url\":{\"type\":\"string\",\"minLength\":1},"
-     "\"username\":{\"type\":\"string\",\"minLength\":1},"
-     "\"password\":{\"type\":\"string\"},"
-     "\"allow_untrusted\":{\"type\":\"boolean\"}}}"},
+    {"ovirt", "{\"type\":\"object\",\"additionalProperties\":false,"
+              "\"required\":[\"url\",\"username\",\"password\"],\"properties\":{"
+              "\"url\":{\"type\":\"string\",\"minLength\":1},"
+              "\"username\":{\"type\":\"string\",\"minLength\":1},"
+              "\"password\":{\"type\":\"string\"},"
+              "\"allow_untrusted\":{\"type\":\"boolean\"}}}"},
     {"ova", "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"path\"],"
             "\"properties\":{\"path\":{\"type\":\"string\",\"minLength\":1,"
             "\"description\":\"Directory of .ova files or unpacked .ovf descriptors, under one "
@@ -174,9 +173,12 @@ ek_schema_kind_t ek_provider_schema_kind_for_type(unsigned type, bool *ok)
 {
     *ok = true;
     switch (type) {
-    case EK_CAP_ENDPOINT: return EK_SCHEMA_CONNECTION;
-    case EK_CAP_TRANSFER_EXPORT: return EK_SCHEMA_SOURCE_ENVIRONMENT;
-    case EK_CAP_TRANSFER_IMPORT: return EK_SCHEMA_DESTINATION_ENVIRONMENT;
+    case EK_CAP_ENDPOINT:
+        return EK_SCHEMA_CONNECTION;
+    case EK_CAP_TRANSFER_EXPORT:
+        return EK_SCHEMA_SOURCE_ENVIRONMENT;
+    case EK_CAP_TRANSFER_IMPORT:
+        return EK_SCHEMA_DESTINATION_ENVIRONMENT;
     }
     *ok = false;
     return EK_SCHEMA_CONNECTION;

@@ -3,8 +3,14 @@
 
 #include <string.h>
 
-#define K(...) {__VA_ARGS__, NULL}
-#define NONE {NULL}
+#define K(...)                                                                                     \
+    {                                                                                              \
+        __VA_ARGS__, NULL                                                                          \
+    }
+#define NONE                                                                                       \
+    {                                                                                              \
+        NULL                                                                                       \
+    }
 
 const ek_task_type_t ek_task_types[] = {
     {"VALIDATE_TRANSFER_SOURCE_INPUTS", EK_TASK_SOURCE, NONE, NONE, true},
@@ -43,8 +49,8 @@ const ek_task_type_t ek_task_types[] = {
      K("os_morphing_resources", "osmorphing_connection_info"), true},
     {"FINALIZE_INSTANCE_DEPLOYMENT", EK_TASK_DESTINATION, K("instance_deployment_info"),
      K("transfer_result"), true},
-    {"CLEANUP_FAILED_INSTANCE_DEPLOYMENT", EK_TASK_DESTINATION, K("instance_deployment_info"),
-     NONE, true},
+    {"CLEANUP_FAILED_INSTANCE_DEPLOYMENT", EK_TASK_DESTINATION, K("instance_deployment_info"), NONE,
+     true},
     {"UPDATE_SOURCE_TRANSFER", EK_TASK_SOURCE, NONE, NONE, true},
     {"UPDATE_DESTINATION_TRANSFER", EK_TASK_DESTINATION, K("export_info"), NONE, true},
     {NULL, 0, NONE, NONE, false},
@@ -68,10 +74,15 @@ static bool in(const char *s, const char *const *set)
 
 bool ek_task_status_is_final(const char *s)
 {
-    static const char *const final[] = {
-        EK_TS_COMPLETED,  EK_TS_ERROR,          EK_TS_UNSCHEDULED,
-        EK_TS_CANCELED,   EK_TS_FORCE_CANCELED, EK_TS_CANCELED_AFTER_COMPLETION,
-        EK_TS_STRANDED_AFTER_DEADLOCK, EK_TS_FAILED_TO_SCHEDULE, NULL};
+    static const char *const final[] = {EK_TS_COMPLETED,
+                                        EK_TS_ERROR,
+                                        EK_TS_UNSCHEDULED,
+                                        EK_TS_CANCELED,
+                                        EK_TS_FORCE_CANCELED,
+                                        EK_TS_CANCELED_AFTER_COMPLETION,
+                                        EK_TS_STRANDED_AFTER_DEADLOCK,
+                                        EK_TS_FAILED_TO_SCHEDULE,
+                                        NULL};
     return in(s, final);
 }
 

@@ -29,8 +29,8 @@ static const char *const scheduler_types[] = {EK_MSG_SERVICE_HEARTBEAT, EK_MSG_S
  * again after failing): the heartbeats sent while it was down, or while the
  * database was, wait in its queue and must count first, or a scheduler (or
  * PostgreSQL) restart would declare every worker lost and re-run their tasks. */
-static void periodic(PGconn *db, const ek_config_t *cfg, time_t listening_since,
-                     time_t *last_reap, time_t *last_minute)
+static void periodic(PGconn *db, const ek_config_t *cfg, time_t listening_since, time_t *last_reap,
+                     time_t *last_minute)
 {
     time_t now = time(NULL);
     int interval = (int)ek_config_get_int(cfg, "scheduler", "heartbeat_interval");

@@ -85,8 +85,8 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
     } else if (!err) {
         if (st == STANDING_NEW && strcmp(binary, "ekman-worker") == 0) {
             int affected = 0;
-            ek_log_kv(EK_LOG_INFO, "new worker instance", "host", host, "instance_id",
-                      instance, NULL);
+            ek_log_kv(EK_LOG_INFO, "new worker instance", "host", host, "instance_id", instance,
+                      NULL);
             err = ek_engine_worker_lost(db, host, &affected);
             if (!err && affected) {
                 char n[16];
@@ -100,8 +100,8 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
         if (!err)
             err = record(db, env, instance, started);
     }
-    ek_err_t *uerr = ek_db_query(db, &res, "SELECT pg_advisory_unlock(hashtext($1))", 1,
-                                 (const char *[]){key});
+    ek_err_t *uerr =
+        ek_db_query(db, &res, "SELECT pg_advisory_unlock(hashtext($1))", 1, (const char *[]){key});
     if (!uerr)
         PQclear(res);
     else if (!err)
@@ -112,8 +112,7 @@ ek_err_t *ek_registry_heartbeat(PGconn *db, const ek_envelope_t *env)
 }
 
 /* Writes the heartbeat into services (instance: NULL when it names none). */
-static ek_err_t *record(PGconn *db, const ek_envelope_t *env, const char *instance,
-                        int64_t started)
+static ek_err_t *record(PGconn *db, const ek_envelope_t *env, const char *instance, int64_t started)
 {
     const char *host, *binary, *topic, *region = "", *box_pub = "", *box_kid = "";
     json_object *providers = NULL;
@@ -165,8 +164,7 @@ static ek_err_t *record(PGconn *db, const ek_envelope_t *env, const char *instan
         9,
         (const char *[]){id, host, binary, topic,
                          providers ? json_object_to_json_string(providers) : "{}",
-                         json_object_to_json_string(specs), cap, run,
-                         stopping ? "DOWN" : "UP"});
+                         json_object_to_json_string(specs), cap, run, stopping ? "DOWN" : "UP"});
     json_object_put(specs);
     if (err)
         return err;
@@ -222,8 +220,8 @@ ek_err_t *ek_registry_reap(PGconn *db, int interval_s, int missed, int *lost)
         if (!err && affected) {
             char n[16];
             snprintf(n, sizeof(n), "%d", affected);
-            ek_log_kv(EK_LOG_WARNING, "tasks of a lost worker handed back", "host", host,
-                      "tasks", n, NULL);
+            ek_log_kv(EK_LOG_WARNING, "tasks of a lost worker handed back", "host", host, "tasks",
+                      n, NULL);
         }
         (*lost)++;
     }

@@ -20,14 +20,15 @@ ek_err_t *ek_schedules_fire(PGconn *db, time_t minute, int *fired)
     strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:00Z", &tm);
     PGresult *res;
     *fired = 0;
-    ek_err_t *err = ek_db_query(db, &res,
-                                "SELECT s.id, s.transfer_id, s.schedule::text, s.shutdown_instance, "
-                                "s.auto_deploy FROM transfer_schedules s JOIN transfers t ON t.id "
-                                "= s.transfer_id WHERE s.enabled AND s.deleted_at IS NULL AND "
-                                "t.deleted_at IS NULL AND (s.expiration_date IS NULL OR "
-                                "s.expiration_date > $1::timestamptz) AND (s.last_fired_at IS "
-                                "NULL OR s.last_fired_at < $1::timestamptz)",
-                                1, (const char *[]){at});
+    ek_err_t *err =
+        ek_db_query(db, &res,
+                    "SELECT s.id, s.transfer_id, s.schedule::text, s.shutdown_instance, "
+                    "s.auto_deploy FROM transfer_schedules s JOIN transfers t ON t.id "
+                    "= s.transfer_id WHERE s.enabled AND s.deleted_at IS NULL AND "
+                    "t.deleted_at IS NULL AND (s.expiration_date IS NULL OR "
+                    "s.expiration_date > $1::timestamptz) AND (s.last_fired_at IS "
+                    "NULL OR s.last_fired_at < $1::timestamptz)",
+                    1, (const char *[]){at});
     if (err)
         return err;
     for (int i = 0; !err && i < PQntuples(res); i++) {
@@ -59,9 +60,9 @@ ek_err_t *ek_schedules_fire(PGconn *db, time_t minute, int *fired)
         if (!mine)
             continue; /* another scheduler fired this minute */
         ek_id_t exec_id;
-        ek_err_t *e = ek_engine_execute_transfer(db, transfer, NULL,
-                                                 PQgetvalue(res, i, 3)[0] == 't',
-                                                 PQgetvalue(res, i, 4)[0] == 't', exec_id);
+        ek_err_t *e =
+            ek_engine_execute_transfer(db, transfer, NULL, PQgetvalue(res, i, 3)[0] == 't',
+                                       PQgetvalue(res, i, 4)[0] == 't', exec_id);
         if (e) {
             /* e.g. the previous execution still runs: this minute is skipped */
             ek_log_kv(EK_LOG_WARNING, "schedule did not start an execution", "schedule_id", id,

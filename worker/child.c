@@ -184,8 +184,9 @@ static ek_err_t *open_endpoint(const ek_box_ring_t *ring, json_object *src, json
         (err = ek_json_req_string(boxed, "endpoint", "connection_info_box", &sealed)))
         return err;
     if (strcmp(boxed_id, ep->id) != 0)
-        return ek_err_new(EK_E_PROTOCOL, "endpoint '%s': the sealed connection info is another "
-                                         "endpoint's",
+        return ek_err_new(EK_E_PROTOCOL,
+                          "endpoint '%s': the sealed connection info is another "
+                          "endpoint's",
                           ep->name);
     char *plain = NULL;
     if ((err = ek_box_open(ring, ep->id, sealed, &plain)))
@@ -284,8 +285,8 @@ static ek_err_t *run_task(ek_task_ctx_t *ctx, const ek_box_ring_t *ring, json_ob
     ek_log_context_set("task_type", in.task_type);
     if ((err = open_endpoint(ring, origin_j, json_object_object_get(secrets, "origin"), &origin)))
         return err;
-    if ((err = open_endpoint(ring, dest_j, json_object_object_get(secrets, "destination"),
-                             &dest))) {
+    if ((err =
+             open_endpoint(ring, dest_j, json_object_object_get(secrets, "destination"), &dest))) {
         close_endpoint(&origin);
         return err;
     }
@@ -380,7 +381,8 @@ int ek_worker_child_main(const ek_config_t *cfg)
             err = ek_err_prefix(err, "this worker's key ([worker] key_file)");
     }
     if (!err)
-        ctx.conductor_key = json_object_get_string(json_object_object_get(job, "conductor_box_key"));
+        ctx.conductor_key =
+            json_object_get_string(json_object_object_get(job, "conductor_box_key"));
     if (!err)
         err = strcmp(kind, "task") == 0 ? run_task(&ctx, ring, job, result)
                                         : run_query(&ctx, ring, job, result);

@@ -66,8 +66,8 @@ static json_object *service_body(struct worker *w)
     json_object_object_add(b, "host", json_object_new_string(w->host));
     json_object_object_add(b, "binary", json_object_new_string("ekman-worker"));
     json_object_object_add(b, "topic", json_object_new_string(w->own_queue));
-    json_object_object_add(b, "region",
-                           json_object_new_string(ek_config_get_string(w->cfg, "worker", "region")));
+    json_object_object_add(
+        b, "region", json_object_new_string(ek_config_get_string(w->cfg, "worker", "region")));
     json_object *providers = json_object_new_object();
     const ek_strlist_t *wanted = ek_config_get_list(w->cfg, "worker", "providers");
     for (const ek_provider_t *const *p = ek_worker_providers; *p; p++) {
@@ -83,8 +83,7 @@ static json_object *service_body(struct worker *w)
     }
     json_object_object_add(b, "providers", providers);
     json_object_object_add(b, "capacity", json_object_new_int(w->capacity));
-    json_object_object_add(b, "running_tasks",
-                           json_object_new_int(ek_supervisor_running(w->sup)));
+    json_object_object_add(b, "running_tasks", json_object_new_int(ek_supervisor_running(w->sup)));
     json_object_object_add(b, "pid", json_object_new_int((int)getpid()));
     add_instance(w, b);
     /* the key the conductor seals this worker's tasks for; read each time, so
@@ -139,8 +138,7 @@ static void *heartbeat_main(void *arg)
         } else {
             retry_ms = 1000;
         }
-        for (int waited = 0; waited < pause_ms && !atomic_load(&w->stop_heartbeat);
-             waited += 100)
+        for (int waited = 0; waited < pause_ms && !atomic_load(&w->stop_heartbeat); waited += 100)
             usleep(100 * 1000);
     }
     /* tell the scheduler now rather than after three missed heartbeats */
@@ -208,8 +206,9 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
             ek_envelope_free(ans);
             free(reply);
             if (!err && retry && waits-- > 0 && !ek_stop_requested()) {
-                ek_log_kv(EK_LOG_INFO, "claim deferred until the scheduler registers this worker "
-                                       "instance",
+                ek_log_kv(EK_LOG_INFO,
+                          "claim deferred until the scheduler registers this worker "
+                          "instance",
                           "task_id", task_id, NULL);
                 ek_stop_wait(1000);
                 attempt--;
@@ -218,8 +217,8 @@ static ek_err_t *claim(struct worker *w, const char *task_id, const char *attemp
             if (!err)
                 break;
         }
-        ek_log_kv(EK_LOG_WARNING, "claim not answered, asking again", "task_id", task_id,
-                  "error", err->message, NULL);
+        ek_log_kv(EK_LOG_WARNING, "claim not answered, asking again", "task_id", task_id, "error",
+                  err->message, NULL);
         ek_amqp_close(w->rpc);
         w->rpc = NULL;
         if (ek_stop_requested())
@@ -322,7 +321,7 @@ static bool consume(struct worker *w)
         }
         while (!err && !ek_stop_requested()) {
             if (ek_supervisor_running(w->sup) >= w->capacity) {
-                ek_stop_wait(200); /* full: what the broker sent waits in the prefetch */
+                ek_stop_wait(200);         /* full: what the broker sent waits in the prefetch */
                 err = ek_amqp_service(mq); /* and the broker keeps hearing from us */
                 continue;
             }

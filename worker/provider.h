@@ -38,9 +38,9 @@ typedef struct ek_task_input {
     const char *execution_id;
     const char *task_type;
     const char *instance;
-    json_object *params;       /* e.g. {"incremental": true} */
-    json_object *task_info;    /* the instance's task info so far */
-    json_object *state;        /* what an earlier attempt saved (resume), or NULL */
+    json_object *params;    /* e.g. {"incremental": true} */
+    json_object *task_info; /* the instance's task info so far */
+    json_object *state;     /* what an earlier attempt saved (resume), or NULL */
     json_object *user_scripts;
     bool clone_disks;
     bool skip_os_morphing;
@@ -48,8 +48,7 @@ typedef struct ek_task_input {
     const ek_endpoint_t *destination;
 } ek_task_input_t;
 
-typedef ek_err_t *(*ek_task_fn)(ek_task_ctx_t *ctx, const ek_task_input_t *in,
-                                json_object *result);
+typedef ek_err_t *(*ek_task_fn)(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *result);
 
 typedef struct ek_task_impl {
     const char *task_type;
@@ -58,12 +57,12 @@ typedef struct ek_task_impl {
 
 /* An endpoint call: args from the API (env, name, marker, limit...); *out is
  * the answer (new reference). */
-typedef ek_err_t *(*ek_endpoint_fn)(ek_task_ctx_t *ctx, const ek_endpoint_t *ep,
-                                    json_object *args, json_object **out);
+typedef ek_err_t *(*ek_endpoint_fn)(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, json_object *args,
+                                    json_object **out);
 
 typedef struct ek_provider {
-    const char *name;       /* the endpoint type it serves: "local", "libvirt", "ovirt" */
-    unsigned capabilities;  /* EK_CAP_* of proto/providers.h */
+    const char *name;      /* the endpoint type it serves: "local", "libvirt", "ovirt" */
+    unsigned capabilities; /* EK_CAP_* of proto/providers.h */
     ek_endpoint_fn validate_connection;
     ek_endpoint_fn list_instances;
     ek_endpoint_fn get_instance;

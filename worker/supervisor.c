@@ -35,12 +35,12 @@ struct job {
     char *reply_to, *correlation_id; /* queries */
     time_t deadline;                 /* queries: killed after it */
     pid_t pid;
-    int fd;              /* its standard output, -1 once at EOF */
-    ek_strbuf_t buf;     /* a partial line */
+    int fd;               /* its standard output, -1 once at EOF */
+    ek_strbuf_t buf;      /* a partial line */
     json_object *outcome; /* the "result" or "error" line */
     bool cancel, force;
-    bool drained; /* killed by us: the worker stopped and it did not end in time */
-    bool gone; /* no process: a cancel of an attempt that runs nowhere, reported as such */
+    bool drained;  /* killed by us: the worker stopped and it did not end in time */
+    bool gone;     /* no process: a cancel of an attempt that runs nowhere, reported as such */
     char *pidfile; /* <proc_dir>/<pid>.pid while the process may live */
 };
 
@@ -166,14 +166,22 @@ static const char *signal_name(int sig)
 {
     static char other[32];
     switch (sig) {
-    case SIGKILL: return "SIGKILL";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGILL:
+        return "SIGILL";
     }
     snprintf(other, sizeof(other), "signal %d", sig);
     return other;
@@ -195,9 +203,8 @@ static bool leader_ended(pid_t pid, int *status)
 /* The process has ended: send its outcome. */
 static void finish(ek_supervisor_t *s, struct job *j, int status)
 {
-    const char *kind = j->outcome ? json_object_get_string(json_object_object_get(j->outcome,
-                                                                                  "kind"))
-                                  : NULL;
+    const char *kind =
+        j->outcome ? json_object_get_string(json_object_object_get(j->outcome, "kind")) : NULL;
     if (j->query) {
         json_object *body = json_object_new_object();
         if (kind && !strcmp(kind, "result")) {
@@ -224,9 +231,9 @@ static void finish(ek_supervisor_t *s, struct job *j, int status)
         ek_log_kv(EK_LOG_INFO, "task completed", "task_id", j->task_id, NULL);
         return;
     }
-    bool canceled = j->cancel ||
-                    (kind && json_object_get_boolean(json_object_object_get(j->outcome,
-                                                                            "canceled")));
+    bool canceled =
+        j->cancel ||
+        (kind && json_object_get_boolean(json_object_object_get(j->outcome, "canceled")));
     if (canceled) {
         report(s, j, EK_MSG_TASK_CANCELED, body);
         ek_log_kv(EK_LOG_INFO, "task cancelled", "task_id", j->task_id, NULL);
@@ -350,8 +357,7 @@ static bool proc_stat(pid_t pid, pid_t *pgrp, unsigned long long *start)
     char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
     char state;
     int ppid, grp;
-    if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &grp) != 3 || state == 'Z' ||
-        state == 'X')
+    if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &grp) != 3 || state == 'Z' || state == 'X')
         return false;
     /* field 22 (starttime): after the 20th space that follows the name */
     for (int field = 0; field < 20 && p; field++)
@@ -376,8 +382,8 @@ static ek_err_t *proc_file_write(ek_supervisor_t *s, struct job *j)
         return ek_err_new(EK_E_INTERNAL, "cannot read /proc/self/stat (is /proc mounted?)");
     j->pidfile = ek_xasprintf("%s/%d.pid", s->proc_dir, (int)j->pid);
     char line[128];
-    int len = snprintf(line, sizeof(line), "%d %llu %d %llu\n", (int)j->pid, start,
-                       (int)getpid(), wstart);
+    int len = snprintf(line, sizeof(line), "%d %llu %d %llu\n", (int)j->pid, start, (int)getpid(),
+                       wstart);
     int fd = open(j->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, line, (size_t)len) != len) {
         int e = errno;
@@ -558,9 +564,8 @@ static ek_err_t *add_job(ek_supervisor_t *s, struct job *j, const char *input)
     ek_strbuf_init(&j->buf, 0);
     j->fd = -1;
     pthread_mutex_lock(&s->lock);
-    ek_err_t *err = s->n_jobs == MAX_JOBS
-                        ? ek_err_new(EK_E_UNAVAILABLE, "too many task processes")
-                        : spawn(s, j, input);
+    ek_err_t *err = s->n_jobs == MAX_JOBS ? ek_err_new(EK_E_UNAVAILABLE, "too many task processes")
+                                          : spawn(s, j, input);
     if (!err)
         s->jobs[s->n_jobs++] = j;
     pthread_mutex_unlock(&s->lock);
@@ -571,8 +576,8 @@ static ek_err_t *add_job(ek_supervisor_t *s, struct job *j, const char *input)
     return err;
 }
 
-ek_err_t *ek_supervisor_start_task(ek_supervisor_t *s, const char *task_id,
-                                   const char *attempt_id, const char *job)
+ek_err_t *ek_supervisor_start_task(ek_supervisor_t *s, const char *task_id, const char *attempt_id,
+                                   const char *job)
 {
     struct job *j = ek_xcalloc(1, sizeof(*j));
     snprintf(j->task_id, sizeof(j->task_id), "%s", task_id);
@@ -615,8 +620,7 @@ bool ek_supervisor_cancel(ek_supervisor_t *s, const char *task_id, const char *a
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n_jobs; i++) {
         struct job *j = s->jobs[i];
-        if (j->query || j->gone || strcmp(j->task_id, task_id) ||
-            strcmp(j->attempt_id, attempt_id))
+        if (j->query || j->gone || strcmp(j->task_id, task_id) || strcmp(j->attempt_id, attempt_id))
             continue;
         j->cancel = true;
         j->force = j->force || force;
@@ -640,8 +644,7 @@ int ek_supervisor_running(ek_supervisor_t *s)
     return n;
 }
 
-ek_err_t *ek_supervisor_new(const ek_config_t *cfg, char *const *child_argv,
-                            ek_supervisor_t **out)
+ek_err_t *ek_supervisor_new(const ek_config_t *cfg, char *const *child_argv, ek_supervisor_t **out)
 {
     /* before anything runs again: nothing a killed predecessor left
      * behind may write a disk alongside the re-run of its task */

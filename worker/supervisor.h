@@ -31,8 +31,7 @@ EK_ERR_CHECK ek_supervisor_start_task(ek_supervisor_t *s, const char *task_id,
                                       const char *attempt_id, const char *job);
 /* Starts an endpoint query whose answer goes to reply_to. */
 EK_ERR_CHECK ek_supervisor_start_query(ek_supervisor_t *s, const char *reply_to,
-                                       const char *correlation_id, const char *job,
-                                       int timeout_s);
+                                       const char *correlation_id, const char *job, int timeout_s);
 /* Cancels a running task; false when this worker does not run that attempt. */
 bool ek_supervisor_cancel(ek_supervisor_t *s, const char *task_id, const char *attempt_id,
                           bool force);

@@ -79,4 +79,3 @@ int ek_test_empty_hive_write(const char *path)
     }
     return 0;
 }
-

@@ -55,7 +55,8 @@ static void test_exec_runs_the_workers_writer(void **state)
     unlink(marker);
     setenv("EKMAN_WRITER", "/bin/true", 1);
     char doc[512];
-    snprintf(doc, sizeof(doc), "{\"kind\": \"exec\", \"allow_path\": \"/tmp/x; touch %s\"}", marker);
+    snprintf(doc, sizeof(doc), "{\"kind\": \"exec\", \"allow_path\": \"/tmp/x; touch %s\"}",
+             marker);
     ek_writer_target_t *t = NULL;
     ek_err_t *err = open_doc(doc, &t);
     assert_null(err);

@@ -67,8 +67,13 @@ static void test_route(void **state)
         free(x);
     }
     /* the default exchange (any queue) and direct reply-to are not Ekman's */
-    static const char *const bad[] = {"amq.rabbitmq.reply-to.g2dkAA", "", "ekman", "ekman.",
-                                      "ekman.Worker", "ekman.worker.", "other.queue",
+    static const char *const bad[] = {"amq.rabbitmq.reply-to.g2dkAA",
+                                      "",
+                                      "ekman",
+                                      "ekman.",
+                                      "ekman.Worker",
+                                      "ekman.worker.",
+                                      "other.queue",
                                       "ekman.1x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *x = NULL;
@@ -107,7 +112,7 @@ static void test_sender_allowed(void **state)
     assert_true(ek_amqp_sender_allowed(cfg, "worker", "ekman-worker"));
     assert_false(ek_amqp_sender_allowed(cfg, "worker", "ekman-conductor"));
     assert_false(ek_amqp_sender_allowed(cfg, "worker", "ekman")); /* the tools' user */
-    assert_false(ek_amqp_sender_allowed(cfg, "worker", NULL));  /* no user_id at all */
+    assert_false(ek_amqp_sender_allowed(cfg, "worker", NULL));    /* no user_id at all */
     assert_false(ek_amqp_sender_allowed(cfg, "worker", ""));
     assert_true(ek_amqp_sender_allowed(cfg, "conductor", "ekman-conductor"));
     /* no scheduler URL: the shared transport_url's user */

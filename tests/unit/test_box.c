@@ -208,9 +208,10 @@ static void test_json(void **state)
     _cleanup_free_ char *p = path_of("j.key");
     ek_box_ring_t *r = NULL;
     assert_null(ek_box_ring_load(p, true, &r));
-    const char *doc = "{\"minion\": {\"connection_info\": {\"kind\": \"ssh\", \"host\": \"10.0.0.5\", "
-                      "\"private_key\": \"S3CRET-KEY\"}}, \"disks\": [{\"id\": \"d1\", "
-                      "\"password\": \"pw-1\"}], \"count\": 3}";
+    const char *doc =
+        "{\"minion\": {\"connection_info\": {\"kind\": \"ssh\", \"host\": \"10.0.0.5\", "
+        "\"private_key\": \"S3CRET-KEY\"}}, \"disks\": [{\"id\": \"d1\", "
+        "\"password\": \"pw-1\"}], \"count\": 3}";
     json_object *o = json_tokener_parse(doc);
     json_object *want = json_tokener_parse(doc);
     assert_null(ek_box_json_seal(o, ek_box_ring_public(r), "action-1"));
@@ -242,10 +243,8 @@ static void test_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seal_open),
-        cmocka_unit_test(test_rotation),
-        cmocka_unit_test(test_bad_inputs),
-        cmocka_unit_test(test_derived),
+        cmocka_unit_test(test_seal_open),  cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_bad_inputs), cmocka_unit_test(test_derived),
         cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

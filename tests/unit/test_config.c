@@ -127,7 +127,8 @@ static void test_both_to_json(void **state)
     assert_true(json_object_is_type(sd, json_type_string));
     assert_string_equal(json_object_get_string(sd), "");
     /* the password map is masked, value by value */
-    char *pm = ek_json_dump(json_object_object_get(ov, "default_migr_template_password_map"), false);
+    char *pm =
+        ek_json_dump(json_object_object_get(ov, "default_migr_template_password_map"), false);
     assert_string_equal(pm, "{\"linux\":\"***\",\"windows\":\"***\"}");
     char *all = ek_json_dump(j, false);
     assert_null(strstr(all, "Passw0rd"));
@@ -209,21 +210,27 @@ static void test_malformed(void **state)
         const char *text;
         const char *expect;
     } cases[] = {
-        {"[api]\nport = 7667\nthis line is broken\n", "t.conf:3: malformed line 'this line is broken'"},
+        {"[api]\nport = 7667\nthis line is broken\n",
+         "t.conf:3: malformed line 'this line is broken'"},
         {"[api\nport = 1\n", "t.conf:1: malformed section header '[api'"},
         {"[api] trailing\n", "t.conf:1: malformed section header"},
         {"port = 1\n", "t.conf:1: option 'port' appears before any [section] header"},
         {"[api]\nport = seventy\n", "t.conf:2: [api] port: 'seventy' is not an integer"},
         {"[api]\nport = 0\n", "t.conf:2: [api] port: 0 is out of range (1 to 65535)"},
-        {"[api]\nport = 99999999999999999999\n", "t.conf:2: [api] port: '99999999999999999999' is not an integer"},
+        {"[api]\nport = 99999999999999999999\n",
+         "t.conf:2: [api] port: '99999999999999999999' is not an integer"},
         {"[" LV "]\n\nset_dhcp = maybe\n", "t.conf:3: [" LV "] set_dhcp: 'maybe' is not a boolean"},
-        {"[" LV "]\ndata_transfer_mechanism = ftp\n", "t.conf:2: [" LV "] data_transfer_mechanism: 'ftp' is not one of https|ssh"},
-        {"[" OV "]\ndefault_migr_template_map = linux Bionic\n", "t.conf:2: [" OV "] default_migr_template_map: map entry 'linux Bionic' has no ':'"},
+        {"[" LV "]\ndata_transfer_mechanism = ftp\n",
+         "t.conf:2: [" LV "] data_transfer_mechanism: 'ftp' is not one of https|ssh"},
+        {"[" OV "]\ndefault_migr_template_map = linux Bionic\n",
+         "t.conf:2: [" OV "] default_migr_template_map: map entry 'linux Bionic' has no ':'"},
         {"[" OV "]\ndefault_migr_template_map = :x\n", "has an empty key"},
         {"[bad section!]\n", "t.conf:1: invalid section name 'bad section!'"},
         {"[api]\nbad key = 1\n", "t.conf:2: invalid option name 'bad key'"},
-        {"[database]\nconnection = mysql://x\n", "t.conf:2: [database] connection: must be a postgresql:// URI"},
-        {"[messaging]\ntransport_url = http://x\n", "[messaging] transport_url: must be an amqp://"},
+        {"[database]\nconnection = mysql://x\n",
+         "t.conf:2: [database] connection: must be a postgresql:// URI"},
+        {"[messaging]\ntransport_url = http://x\n",
+         "[messaging] transport_url: must be an amqp://"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
         char *msg = load_error(cases[i].text);
@@ -253,14 +260,16 @@ static void test_all_errors_listed(void **state)
 static void test_unknown_is_warning(void **state)
 {
     ek_config_t *cfg = ek_config_new();
-    assert_null(ek_config_load_string(cfg,
-                                      "[api]\nport = 8000\nfrobnicate = 1\n[no_such_section]\nx = 1\n"
-                                      "[api]\nport = 8001\n",
-                                      "w.conf"));
+    assert_null(
+        ek_config_load_string(cfg,
+                              "[api]\nport = 8000\nfrobnicate = 1\n[no_such_section]\nx = 1\n"
+                              "[api]\nport = 8001\n",
+                              "w.conf"));
     assert_int_equal(ek_config_get_int(cfg, "api", "port"), 8001);
     assert_int_equal(ek_config_warning_count(cfg), 3);
     assert_non_null(strstr(ek_config_warning(cfg, 0), "w.conf:3: unknown option 'frobnicate'"));
-    assert_non_null(strstr(ek_config_warning(cfg, 1), "w.conf:4: unknown section [no_such_section]"));
+    assert_non_null(
+        strstr(ek_config_warning(cfg, 1), "w.conf:4: unknown section [no_such_section]"));
     assert_non_null(strstr(ek_config_warning(cfg, 2), "set again"));
     assert_null(ek_config_warning(cfg, 3));
     ek_config_free(cfg);
@@ -321,11 +330,16 @@ static void test_parse_value(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ovirt_seed),     cmocka_unit_test(test_libvirt_seed),
-        cmocka_unit_test(test_both_to_json),   cmocka_unit_test(test_value_syntax),
-        cmocka_unit_test(test_bools),          cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_all_errors_listed), cmocka_unit_test(test_unknown_is_warning),
-        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_secrets_masked),
+        cmocka_unit_test(test_ovirt_seed),
+        cmocka_unit_test(test_libvirt_seed),
+        cmocka_unit_test(test_both_to_json),
+        cmocka_unit_test(test_value_syntax),
+        cmocka_unit_test(test_bools),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_all_errors_listed),
+        cmocka_unit_test(test_unknown_is_warning),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_secrets_masked),
         cmocka_unit_test(test_parse_value),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

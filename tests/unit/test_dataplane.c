@@ -687,7 +687,6 @@ static void test_mtls(void **state)
     assert_false(try_handshake(a, a, false)); /* no client certificate */
 }
 
-
 /* ---- TLS streams against OpenSSL used plainly (tls.c) ---- */
 
 static uint8_t pattern_byte(size_t i, unsigned salt)
@@ -788,7 +787,8 @@ static SSL_CTX *ctx_for(const char *dir, bool server)
     snprintf(c, sizeof(c), "%s/%s.pem", dir, server ? "server" : "client");
     snprintf(k, sizeof(k), "%s/%s.key", dir, server ? "server" : "client");
     snprintf(a, sizeof(a), "%s/ca.pem", dir);
-    assert_null(server ? ek_tls_server_ctx_new(c, k, a, &ctx) : ek_tls_client_ctx_new(c, k, a, &ctx));
+    assert_null(server ? ek_tls_server_ctx_new(c, k, a, &ctx)
+                       : ek_tls_client_ctx_new(c, k, a, &ctx));
     return ctx;
 }
 

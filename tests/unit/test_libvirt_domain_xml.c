@@ -19,28 +19,27 @@
 #include "worker/providers/common/taskutil.h"
 #include "worker/providers/libvirt/libvirt.h"
 
-static const char *const SEED_SECTION =
-    "[libvirt_migration_provider]\n"
-    "default_storage_pool =\n"
-    "migr_image_map =\n"
-    "migr_worker_volume_size = 25\n"
-    "migr_worker_memory = 4096\n"
-    "migr_worker_vcpus = 2\n"
-    "migr_worker_network =\n"
-    "data_transfer_mechanism = https\n"
-    "enable_vm_console_log = true\n"
-    "vm_console_log_dir = /var/log/libvirt/qemu\n"
-    "enable_vm_vnc_console = false\n"
-    "vnc_listen_address = 0.0.0.0\n"
-    "set_dhcp = true\n"
-    "use_config_drive = false\n"
-    "retain_user_credentials = true\n"
-    "cpu_mode = host-passthrough\n"
-    "cpu_migratable = true\n"
-    "cpu_features = rdtscp,invtsc,x2apic\n"
-    "migr_worker_iface_addr_src = agent\n"
-    "ssh_key_path =\n"
-    "add_tpm_device = true\n";
+static const char *const SEED_SECTION = "[libvirt_migration_provider]\n"
+                                        "default_storage_pool =\n"
+                                        "migr_image_map =\n"
+                                        "migr_worker_volume_size = 25\n"
+                                        "migr_worker_memory = 4096\n"
+                                        "migr_worker_vcpus = 2\n"
+                                        "migr_worker_network =\n"
+                                        "data_transfer_mechanism = https\n"
+                                        "enable_vm_console_log = true\n"
+                                        "vm_console_log_dir = /var/log/libvirt/qemu\n"
+                                        "enable_vm_vnc_console = false\n"
+                                        "vnc_listen_address = 0.0.0.0\n"
+                                        "set_dhcp = true\n"
+                                        "use_config_drive = false\n"
+                                        "retain_user_credentials = true\n"
+                                        "cpu_mode = host-passthrough\n"
+                                        "cpu_migratable = true\n"
+                                        "cpu_features = rdtscp,invtsc,x2apic\n"
+                                        "migr_worker_iface_addr_src = agent\n"
+                                        "ssh_key_path =\n"
+                                        "add_tpm_device = true\n";
 
 static ek_config_t *seed_config(const char *extra)
 {
@@ -107,8 +106,9 @@ static void test_options_seed_defaults(void **state)
 static void test_options_environment_overrides(void **state)
 {
     (void)state;
-    ek_config_t *cfg = seed_config("default_storage_pool = base\n"
-                                   "migr_image_map = linux: worker.qcow2, windows: imgs/win.qcow2\n");
+    ek_config_t *cfg =
+        seed_config("default_storage_pool = base\n"
+                    "migr_image_map = linux: worker.qcow2, windows: imgs/win.qcow2\n");
     json_object *env = parse("{\"migr_worker_memory\": 256, \"enable_vm_vnc_console\": true,"
                              " \"vnc_listen_address\": \"127.0.0.1\","
                              " \"cpu_features\": [\"x2apic\"], \"cpu_migratable\": \"false\","
@@ -179,9 +179,10 @@ static void test_disk_pool_mappings(void **state)
     ek_config_t *cfg = seed_config("default_storage_pool = fallback\n");
     ek_lv_opts_t o;
     assert_null(ek_lv_opts_load(cfg, NULL, &o));
-    json_object *sm = parse("{\"default\": \"dflt\","
-                            " \"backend_mappings\": [{\"source\": \"fast\", \"destination\": \"ssd\"}],"
-                            " \"disk_mappings\": [{\"disk_id\": \"vdb\", \"destination\": \"big\"}]}");
+    json_object *sm =
+        parse("{\"default\": \"dflt\","
+              " \"backend_mappings\": [{\"source\": \"fast\", \"destination\": \"ssd\"}],"
+              " \"disk_mappings\": [{\"disk_id\": \"vdb\", \"destination\": \"big\"}]}");
     json_object *vda = parse("{\"id\": \"vda\", \"storage_backend\": \"fast\"}");
     json_object *vdb = parse("{\"id\": \"vdb\", \"storage_backend\": \"fast\"}");
     json_object *vdc = parse("{\"id\": \"vdc\", \"pool\": \"slow\"}");
@@ -230,7 +231,8 @@ static void test_names_and_serials(void **state)
     assert_string_equal(ek_lv_machine_family("pc-i440fx-7.2"), "pc");
     assert_null(ek_lv_machine_family("virt"));
     bool bridge;
-    json_object *map = parse("{\"lan\": \"default\", \"dmz\": \"bridge:br0\", \"x\": {\"id\": \"n2\"}}");
+    json_object *map =
+        parse("{\"lan\": \"default\", \"dmz\": \"bridge:br0\", \"x\": {\"id\": \"n2\"}}");
     assert_string_equal(ek_network_map_lookup(map, "lan", &bridge), "default");
     assert_false(bridge);
     assert_string_equal(ek_network_map_lookup(map, "dmz", &bridge), "br0");
@@ -276,7 +278,7 @@ static ek_lv_vm_t deployed_vm(const ek_lv_vm_disk_t *disks, size_t n, const ek_l
 #define HAS(xml, s)                                                                                \
     do {                                                                                           \
         if (!strstr((xml), (s)))                                                                   \
-            fail_msg("the XML lacks %s:\n%s", (s), (xml));                                       \
+            fail_msg("the XML lacks %s:\n%s", (s), (xml));                                         \
     } while (0)
 
 static void test_deployed_domain_xml(void **state)
@@ -287,16 +289,16 @@ static void test_deployed_domain_xml(void **state)
         {.dev = "hdb", .bus = "ide", .path = "/p/b.img", .format = "raw"},
         {.dev = "sdc", .bus = "scsi", .path = "/p/c.img", .format = "qcow2"},
     };
-    ek_lv_vm_nic_t nics[] = {{.mac = "52:54:00:aa:bb:01", .network = "default"},
-                             {.mac = "52:54:00:aa:bb:02", .network = "br0", .bridge = true,
-                              .model = "e1000"}};
+    ek_lv_vm_nic_t nics[] = {
+        {.mac = "52:54:00:aa:bb:01", .network = "default"},
+        {.mac = "52:54:00:aa:bb:02", .network = "br0", .bridge = true, .model = "e1000"}};
     ek_lv_vm_t vm = deployed_vm(disks, 3, nics, 2);
     char *xml, *note;
     assert_null(ek_lv_vm_xml(&vm, &xml, &note));
     assert_null(note);
     HAS(xml, "<domain type=\"kvm\">");
     assert_null(strstr(xml, "error_policy")); /* a deployed VM pauses on a full disk */
-    HAS(xml, "passwd=\"Pw3xample\""); /* no console without a password */
+    HAS(xml, "passwd=\"Pw3xample\"");         /* no console without a password */
     HAS(xml, "<name>web'01&lt;&amp;&gt;</name>");
     HAS(xml, "<memory unit=\"MiB\">2048</memory>");
     HAS(xml, ">4</vcpu>");
@@ -363,14 +365,25 @@ static void test_worker_vm_xml(void **state)
 {
     (void)state;
     ek_lv_vm_disk_t disks[] = {
-        {.dev = "vda", .bus = "virtio", .path = "/p/m-root.qcow2", .format = "qcow2",
+        {.dev = "vda",
+         .bus = "virtio",
+         .path = "/p/m-root.qcow2",
+         .format = "qcow2",
          .boot_order = 1},
         {.dev = "hdc", .bus = "ide", .path = "/p/m-cidata.iso", .format = "raw", .cdrom = true},
     };
     ek_lv_vm_nic_t nic = {.network = "ekman-net"};
-    ek_lv_vm_t vm = {.name = "ekman-minion-0123abcd", .domain_type = "qemu", .machine = "pc",
-                     .vcpus = 1, .memory_mb = 256, .disks = disks, .n_disks = 2, .nics = &nic,
-                     .n_nics = 1, .minion = true, .console_log = "/l/m-serial.log"};
+    ek_lv_vm_t vm = {.name = "ekman-minion-0123abcd",
+                     .domain_type = "qemu",
+                     .machine = "pc",
+                     .vcpus = 1,
+                     .memory_mb = 256,
+                     .disks = disks,
+                     .n_disks = 2,
+                     .nics = &nic,
+                     .n_nics = 1,
+                     .minion = true,
+                     .console_log = "/l/m-serial.log"};
     char *xml, *note;
     assert_null(ek_lv_vm_xml(&vm, &xml, &note));
     HAS(xml, "<channel type=\"unix\">");
@@ -384,7 +397,10 @@ static void test_worker_vm_xml(void **state)
     assert_null(strstr(xml, "<mac "));
     free(xml);
 
-    ek_lv_vm_disk_t att = {.dev = "vdb", .bus = "virtio", .path = "/p/r.img", .format = "raw",
+    ek_lv_vm_disk_t att = {.dev = "vdb",
+                           .bus = "virtio",
+                           .path = "/p/r.img",
+                           .format = "raw",
                            .serial = "ek0123456789abcdef"};
     char *dx = ek_lv_disk_attach_xml(&att);
     assert_non_null(dx);

@@ -508,8 +508,8 @@ static void test_endpoint_calls(void **state)
     unlink(img);
     o = query(f, p->get_instance, "{\"name\": \"vm\"}", NULL);
     d0 = json_object_array_get_idx(json_object_object_get(o, "disks"), 0);
-    assert_non_null(strstr(json_object_get_string(json_object_object_get(d0, "error")),
-                           "cannot open"));
+    assert_non_null(
+        strstr(json_object_get_string(json_object_object_get(d0, "error")), "cannot open"));
     json_object_put(o);
     json_object_object_add(f->origin.connection_info, "path", json_object_new_string(img));
     query(f, p->validate_connection, NULL, "No such file or directory");

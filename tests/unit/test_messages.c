@@ -51,23 +51,19 @@ static json_object *body(const char *text)
 static const struct {
     const char *type;
     const char *good;
-    const char *bad;         /* a required field missing or of the wrong type */
-    const char *bad_field;   /* named in the reader's error */
+    const char *bad;       /* a required field missing or of the wrong type */
+    const char *bad_field; /* named in the reader's error */
 } reports[] = {
-    {EK_MSG_TASK_CLAIM, "{" IDS ",\"host\":\"w1\",\"process_id\":42}",
-     "{" IDS "}", "body.host"},
-    {EK_MSG_TASK_COMPLETED, "{" IDS ",\"result\":{\"export_info\":{}}}",
-     "{" IDS ",\"result\":[]}", "body.result"},
-    {EK_MSG_TASK_ERROR, "{" IDS ",\"message\":\"disk full\"}",
-     "{" IDS "}", "body.message"},
-    {EK_MSG_TASK_CANCELED, "{" IDS "}",
-     "{\"task_id\":\"" T "\"}", "body.attempt_id"},
+    {EK_MSG_TASK_CLAIM, "{" IDS ",\"host\":\"w1\",\"process_id\":42}", "{" IDS "}", "body.host"},
+    {EK_MSG_TASK_COMPLETED, "{" IDS ",\"result\":{\"export_info\":{}}}", "{" IDS ",\"result\":[]}",
+     "body.result"},
+    {EK_MSG_TASK_ERROR, "{" IDS ",\"message\":\"disk full\"}", "{" IDS "}", "body.message"},
+    {EK_MSG_TASK_CANCELED, "{" IDS "}", "{\"task_id\":\"" T "\"}", "body.attempt_id"},
     {EK_MSG_TASK_EVENT, "{" IDS ",\"message\":\"hi\",\"level\":\"WARNING\"}",
      "{" IDS ",\"message\":\"hi\",\"level\":7}", "body.level"},
     {EK_MSG_TASK_PROGRESS, "{" IDS ",\"index\":0,\"current_step\":5,\"total_steps\":10}",
      "{" IDS ",\"current_step\":\"5\"}", "body.current_step"},
-    {EK_MSG_TASK_STATE, "{" IDS ",\"state\":{\"acked\":[]}}",
-     "{" IDS "}", "body.state"},
+    {EK_MSG_TASK_STATE, "{" IDS ",\"state\":{\"acked\":[]}}", "{" IDS "}", "body.state"},
 };
 
 static void test_reports_match_schemas(void **state)
@@ -121,8 +117,12 @@ static void test_envelope_schema(void **state)
 
 static void test_every_type_has_a_schema(void **state)
 {
-    const char *types[] = {EK_MSG_TASK_DISPATCH,    EK_MSG_TASK_CANCEL,     EK_MSG_ENDPOINT_QUERY,
-                           EK_MSG_REPLY,            EK_MSG_SERVICE_HEARTBEAT, EK_MSG_SERVICE_STOPPING,
+    const char *types[] = {EK_MSG_TASK_DISPATCH,
+                           EK_MSG_TASK_CANCEL,
+                           EK_MSG_ENDPOINT_QUERY,
+                           EK_MSG_REPLY,
+                           EK_MSG_SERVICE_HEARTBEAT,
+                           EK_MSG_SERVICE_STOPPING,
                            NULL};
     for (const char *const *t = types; *t; t++)
         json_object_put(load_schema(*t));

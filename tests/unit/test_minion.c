@@ -29,8 +29,7 @@ static void check_user_data(const ek_minion_boot_t *b, const char *text, const c
 {
     _cleanup_free_ char *in = ek_xasprintf("%s/ud-%s", b->dir, mode);
     assert_null(ek_file_write(in, text, strlen(text), 0600));
-    const char *argv[] = {"python3", EK_FIXTURES "/../ovirt-sim/sim_cloudinit.py", mode, in,
-                          NULL};
+    const char *argv[] = {"python3", EK_FIXTURES "/../ovirt-sim/sim_cloudinit.py", mode, in, NULL};
     char *out = NULL;
     ek_err_t *err = ek_run(argv, &out);
     if (err)

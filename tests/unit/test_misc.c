@@ -123,11 +123,15 @@ static void test_envelope(void **state)
     } bad[] = {
         {"not json", "message is not JSON"},
         {"[1]", "must be a JSON object"},
-        {"{\"type\":\"task.dispatch\",\"version\":\"1.0\",\"id\":\"x\"}", "message.body is required"},
+        {"{\"type\":\"task.dispatch\",\"version\":\"1.0\",\"id\":\"x\"}",
+         "message.body is required"},
         {"{\"type\":\"task.dispatch\",\"version\":\"2.0\",\"id\":\"x\",\"body\":{}}", "speaks 1.x"},
-        {"{\"type\":\"task.dispatch\",\"version\":\"one\",\"id\":\"x\",\"body\":{}}", "is not MAJOR.MINOR"},
-        {"{\"type\":\"evil\",\"version\":\"1.3\",\"id\":\"x\",\"body\":{}}", "unknown message type 'evil'"},
-        {"{\"type\":7,\"version\":\"1.0\",\"id\":\"x\",\"body\":{}}", "message.type must be a string"},
+        {"{\"type\":\"task.dispatch\",\"version\":\"one\",\"id\":\"x\",\"body\":{}}",
+         "is not MAJOR.MINOR"},
+        {"{\"type\":\"evil\",\"version\":\"1.3\",\"id\":\"x\",\"body\":{}}",
+         "unknown message type 'evil'"},
+        {"{\"type\":7,\"version\":\"1.0\",\"id\":\"x\",\"body\":{}}",
+         "message.type must be a string"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         ek_err_t *err = ek_envelope_decode(bad[i].wire, strlen(bad[i].wire), known, &back);
@@ -140,7 +144,8 @@ static void test_envelope(void **state)
         ek_err_free(err);
     }
     /* a newer minor version is accepted */
-    const char *minor = "{\"type\":\"task.dispatch\",\"version\":\"1.7\",\"id\":\"x\",\"body\":{},\"extra\":1}";
+    const char *minor =
+        "{\"type\":\"task.dispatch\",\"version\":\"1.7\",\"id\":\"x\",\"body\":{},\"extra\":1}";
     assert_null(ek_envelope_decode(minor, strlen(minor), known, &back));
     assert_int_equal(back->minor, 7);
     ek_envelope_free(back);
@@ -149,8 +154,8 @@ static void test_envelope(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uuid),       cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_threadpool),
+        cmocka_unit_test(test_uuid),     cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_threadpool),
         cmocka_unit_test(test_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,12 +82,13 @@ static void test_grub(void **state)
                      "GRUB_CMDLINE_LINUX_RECOVERY=\"noroot=/dev/sda1\"\n";
     ek_strv_t ch = {0}, un = {0};
     char *out = ek_morph_grub_default_rewrite(in, resolve, NULL, &ch, &un);
-    assert_string_equal(out, "GRUB_DEFAULT=0\n"
-                             "GRUB_CMDLINE_LINUX=\"root=UUID=1111 ro resume=/dev/sdq2 console=ttyS0\"\n"
-                             "GRUB_CMDLINE_LINUX_DEFAULT='quiet resume=UUID=2222'\n"
-                             "#GRUB_CMDLINE_LINUX=\"root=/dev/sda1\"\n"
-                             "GRUB_CMDLINE_XEN=\"root=/dev/sda1\"\n"
-                             "GRUB_CMDLINE_LINUX_RECOVERY=\"noroot=/dev/sda1\"\n");
+    assert_string_equal(out,
+                        "GRUB_DEFAULT=0\n"
+                        "GRUB_CMDLINE_LINUX=\"root=UUID=1111 ro resume=/dev/sdq2 console=ttyS0\"\n"
+                        "GRUB_CMDLINE_LINUX_DEFAULT='quiet resume=UUID=2222'\n"
+                        "#GRUB_CMDLINE_LINUX=\"root=/dev/sda1\"\n"
+                        "GRUB_CMDLINE_XEN=\"root=/dev/sda1\"\n"
+                        "GRUB_CMDLINE_LINUX_RECOVERY=\"noroot=/dev/sda1\"\n");
     assert_int_equal(ch.n, 2);
     assert_string_equal(ch.v[0], "/etc/default/grub: root=/dev/sda1 -> root=UUID=1111");
     assert_int_equal(un.n, 1);
@@ -215,8 +216,9 @@ static void test_ifcfg(void **state)
 {
     (void)state;
     /* RHEL network-scripts */
-    check_dhcp(EK_NET_IFCFG, "DEVICE=ens192\nBOOTPROTO=static\nIPADDR=10.2.2.2\nNETMASK=255.0.0.0\n"
-                             "GATEWAY=10.0.0.1\nDNS1=10.0.0.1\nONBOOT=yes\n",
+    check_dhcp(EK_NET_IFCFG,
+               "DEVICE=ens192\nBOOTPROTO=static\nIPADDR=10.2.2.2\nNETMASK=255.0.0.0\n"
+               "GATEWAY=10.0.0.1\nDNS1=10.0.0.1\nONBOOT=yes\n",
                "/etc/sysconfig/network-scripts/ifcfg-ens192",
                "DEVICE=ens192\nBOOTPROTO=dhcp\nDNS1=10.0.0.1\nONBOOT=yes\n", "ens192");
     /* no BOOTPROTO but an address: static; the name from the file name */
@@ -224,8 +226,7 @@ static void test_ifcfg(void **state)
                "/etc/sysconfig/network-scripts/ifcfg-eth1", "BOOTPROTO=dhcp\n", "eth1");
     /* SUSE wicked, quoted */
     check_dhcp(EK_NET_IFCFG, "BOOTPROTO='static'\nIPADDR='10.0.0.5/24'\nSTARTMODE='auto'\n",
-               "/etc/sysconfig/network/ifcfg-eth0", "BOOTPROTO='dhcp'\nSTARTMODE='auto'\n",
-               "eth0");
+               "/etc/sysconfig/network/ifcfg-eth0", "BOOTPROTO='dhcp'\nSTARTMODE='auto'\n", "eth0");
     /* DHCP already: untouched */
     check_dhcp(EK_NET_IFCFG, "BOOTPROTO=dhcp\nDEVICE=eth0\n", "ifcfg-eth0",
                "BOOTPROTO=dhcp\nDEVICE=eth0\n", NULL);
@@ -238,11 +239,13 @@ static void test_pin_files(void **state)
     assert_non_null(strstr(l, "[Match]\nMACAddress=52:54:00:00:00:01\n\n[Link]\nName=ens192\n"));
     free(l);
     l = ek_morph_net_link_file(NULL, 2, "ens224");
-    assert_non_null(strstr(l, "[Match]\nDriver=virtio_net\nOriginalName=eth2\n\n[Link]\nName=ens224\n"));
+    assert_non_null(
+        strstr(l, "[Match]\nDriver=virtio_net\nOriginalName=eth2\n\n[Link]\nName=ens224\n"));
     free(l);
     l = ek_morph_net_udev_rule("52:54:00:00:00:01", 0, "eth0");
-    assert_string_equal(l, "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"52:54:00:00:00:01\", "
-                           "NAME=\"eth0\"\n");
+    assert_string_equal(
+        l, "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"52:54:00:00:00:01\", "
+           "NAME=\"eth0\"\n");
     free(l);
     l = ek_morph_net_udev_rule(NULL, 1, "eth1");
     assert_string_equal(l, "SUBSYSTEM==\"net\", ACTION==\"add\", DRIVERS==\"virtio_net\", "
@@ -253,9 +256,9 @@ static void test_pin_files(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fstab),    cmocka_unit_test(test_grub),
-        cmocka_unit_test(test_ifupdown), cmocka_unit_test(test_netplan),
-        cmocka_unit_test(test_keyfile),  cmocka_unit_test(test_ifcfg),
+        cmocka_unit_test(test_fstab),     cmocka_unit_test(test_grub),
+        cmocka_unit_test(test_ifupdown),  cmocka_unit_test(test_netplan),
+        cmocka_unit_test(test_keyfile),   cmocka_unit_test(test_ifcfg),
         cmocka_unit_test(test_pin_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

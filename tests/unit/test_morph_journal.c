@@ -19,7 +19,7 @@
 
 typedef struct fake {
     ek_strbuf_t calls;
-    int fail_at;     /* the n-th call (1-based) fails; 0: none */
+    int fail_at; /* the n-th call (1-based) fails; 0: none */
     int n;
     const char *fail_umount; /* target whose umount fails with EBUSY */
 } fake_t;

@@ -368,8 +368,8 @@ static void test_roots(void **state)
     assert_non_null(err);
     assert_non_null(strstr(err->message, "allowed_roots"));
     ek_err_free(err);
-    _cleanup_free_ char *conf = ek_xasprintf("[ova]\nallowed_roots = /nonexistent, %s/pkg\n",
-                                             tmpdir);
+    _cleanup_free_ char *conf =
+        ek_xasprintf("[ova]\nallowed_roots = /nonexistent, %s/pkg\n", tmpdir);
     assert_null(ek_config_load_string(cfg, conf, "test.conf"));
     sh("mkdir -p %s/pkg/sub %s/pkgx && ln -sfn / %s/pkg/up", tmpdir, tmpdir, tmpdir);
     _cleanup_free_ char *ok = ek_xasprintf("%s/pkg/sub", tmpdir);

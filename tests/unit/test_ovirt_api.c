@@ -157,8 +157,10 @@ static void test_virtio_zip(void **state)
     assert_null(ek_ovirt_zip_has(good, "winvirtio.iso"));
     /* the download (download.c): only the schemes the operator allows */
     ek_config_t *strict = ek_config_new(), *cfg = ek_config_new();
-    assert_null(ek_config_load_string(cfg, "[worker]\ndownload_schemes = https,file\n"
-                                           "download_max_mb = 1\n", "test"));
+    assert_null(ek_config_load_string(cfg,
+                                      "[worker]\ndownload_schemes = https,file\n"
+                                      "download_max_mb = 1\n",
+                                      "test"));
     ek_task_ctx_t *sctx = ek_test_ctx_new(strict, NULL, "zip");
     char *url = ek_xasprintf("file://%s", good);
     ek_err_t *e = ek_ovirt_virtio_zip_check(sctx, url, "", dir);
@@ -244,7 +246,7 @@ static void test_cpu_topology(void **state)
     (void)state;
     static const struct {
         int64_t n, sockets, cores;
-    } cases[] = {{1, 1, 1}, {4, 4, 1}, {16, 16, 1}, {17, 1, 17}, {18, 9, 2}, {24, 12, 2},
+    } cases[] = {{1, 1, 1},   {4, 4, 1},   {16, 16, 1}, {17, 1, 17}, {18, 9, 2},    {24, 12, 2},
                  {32, 16, 2}, {48, 16, 3}, {64, 16, 4}, {96, 16, 6}, {100, 10, 10}, {0, 1, 1}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t s = 0, c = 0;

@@ -26,12 +26,16 @@ static void expect_redacted(const char *in, const char *out)
 
 static void test_secret_keys(void **state)
 {
-    const char *secret[] = {"password", "Password", "db_password", "passwd", "token",
-                            "X-Auth-Token", "private_key", "ssh_private_key", "api_key",
-                            "encryption_key", "Authorization", "client_secret", "key",
-                            "default_migr_template_password_map", "passphrase", "ssh_key"};
-    const char *plain[] = {"username", "url", "host", "ssh_key_path", "public_key", "keyboard",
-                           "name", "disk_id", "allow_untrusted", "monkey_business"};
+    const char *secret[] = {"password",      "Password",
+                            "db_password",   "passwd",
+                            "token",         "X-Auth-Token",
+                            "private_key",   "ssh_private_key",
+                            "api_key",       "encryption_key",
+                            "Authorization", "client_secret",
+                            "key",           "default_migr_template_password_map",
+                            "passphrase",    "ssh_key"};
+    const char *plain[] = {"username", "url",  "host",    "ssh_key_path",    "public_key",
+                           "keyboard", "name", "disk_id", "allow_untrusted", "monkey_business"};
     for (size_t i = 0; i < sizeof(secret) / sizeof(*secret); i++)
         if (!ek_redact_is_secret_key(secret[i])) {
             print_error("'%s' should be secret\n", secret[i]);
@@ -49,7 +53,8 @@ static void test_patterns(void **state)
     expect_redacted("nothing to hide here", "nothing to hide here");
     expect_redacted("db=postgresql://ekman:s3cr3t@127.0.0.1:5432/ekman ok",
                     "db=postgresql://ekman:***@127.0.0.1:5432/ekman ok");
-    expect_redacted("amqp://guest@localhost:5672/ no password", "amqp://guest@localhost:5672/ no password");
+    expect_redacted("amqp://guest@localhost:5672/ no password",
+                    "amqp://guest@localhost:5672/ no password");
     expect_redacted("https://example.com/a:b@c", "https://example.com/a:b@c");
     expect_redacted("login password=hunter22 user=bob", "login password=*** user=bob");
     expect_redacted("{\"username\": \"admin\", \"password\": \"SuperS3kre7\"}",
@@ -58,7 +63,8 @@ static void test_patterns(void **state)
     expect_redacted("Authorization: Bearer eyJhbGciOi.x.y", "Authorization: Bearer ***");
     expect_redacted("token='abc def'", "token='***'");
     expect_redacted("password=", "password=");
-    expect_redacted("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----\ntail",
+    expect_redacted("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH "
+                    "PRIVATE KEY-----\ntail",
                     "-----BEGIN OPENSSH PRIVATE KEY-----***\ntail");
     expect_redacted("cut: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg",
                     "cut: -----BEGIN PRIVATE KEY-----***");
@@ -71,8 +77,7 @@ static void test_registered(void **state)
     ek_redact_register("abc"); /* too short: ignored */
     ek_redact_register("Zq9-unique-secret");
     ek_redact_register("Zq9-unique-secret");
-    expect_redacted("abc Zq9-unique-secret and Zq9-unique-secret again",
-                    "abc *** and *** again");
+    expect_redacted("abc Zq9-unique-secret and Zq9-unique-secret again", "abc *** and *** again");
     ek_redact_reset();
     expect_redacted("Zq9-unique-secret", "Zq9-unique-secret");
 }
@@ -111,8 +116,8 @@ static void test_log_lines(void **state)
     ek_log_init("/usr/bin/test-redact");
     assert_null(ek_log_set_file(path));
     ek_redact_register("registered-Secret-1");
-    ek_log_kv(EK_LOG_INFO, "endpoint created", "name", "olvm 1", "password", "kv-Secret-2",
-              "url", "https://admin:url-Secret-3@engine/api", NULL);
+    ek_log_kv(EK_LOG_INFO, "endpoint created", "name", "olvm 1", "password", "kv-Secret-2", "url",
+              "https://admin:url-Secret-3@engine/api", NULL);
     ek_info("connecting with registered-Secret-1 and token=fmt-Secret-4");
     ek_log_context_set("task_id", "T1");
     ek_log_context_set("task_id", "T2");

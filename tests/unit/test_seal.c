@@ -107,10 +107,9 @@ static void test_conductor_ring(void **state)
     assert_non_null(err); /* a worker cannot */
     ek_err_free(err);
     assert_null(ek_box_json_open(result, c, EK_BOX_TASK_INFO_AAD));
-    assert_string_equal(
-        json_object_get_string(json_object_object_get(json_object_object_get(result, "minion"),
-                                                      "private_key")),
-        "K");
+    assert_string_equal(json_object_get_string(json_object_object_get(
+                            json_object_object_get(result, "minion"), "private_key")),
+                        "K");
     json_object_put(result);
     ek_box_ring_free(w);
 }

@@ -127,7 +127,8 @@ static void test_declared_mismatch(void **state)
 {
     (void)state;
     sh("truncate -s 1M %s/raw.img", dir);
-    expect_refused("raw.img", "qcow2", EK_E_INVALID, "declared as 'qcow2' but its header says 'raw'");
+    expect_refused("raw.img", "qcow2", EK_E_INVALID,
+                   "declared as 'qcow2' but its header says 'raw'");
     sh("qemu-img create -q -f qcow2 %s/q.qcow2 1M", dir);
     expect_refused("q.qcow2", "vmdk", EK_E_INVALID, "declared as 'vmdk'");
 }

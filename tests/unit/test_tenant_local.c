@@ -25,7 +25,7 @@ static ek_config_t *cfg;
 
 #define DOMAIN(name, dev, src, fmt)                                                                \
     "<domain type='kvm'><name>" name "</name><memory unit='MiB'>64</memory><devices>"              \
-    "<disk type='file' device='disk'><driver type='" fmt "'/><source file='" src "'/>"            \
+    "<disk type='file' device='disk'><driver type='" fmt "'/><source file='" src "'/>"             \
     "<target dev='" dev "' bus='virtio'/></disk></devices></domain>"
 
 static void write_text(const char *dir, const char *name, const char *text)
@@ -163,8 +163,11 @@ static ek_err_t *instance_info(const char *name)
     json_object *ci = json_object_new_object();
     json_object_object_add(ci, "path", json_object_new_string(vms));
     ek_endpoint_t ep = {"e", "projb-src", "local", ci, NULL, NULL, NULL};
-    ek_task_input_t in = {.task_id = "t", .execution_id = "x", .task_type = "GET_INSTANCE_INFO",
-                          .instance = name, .origin = &ep};
+    ek_task_input_t in = {.task_id = "t",
+                          .execution_id = "x",
+                          .task_type = "GET_INSTANCE_INFO",
+                          .instance = name,
+                          .origin = &ep};
     ek_task_fn fn = NULL;
     for (const ek_task_impl_t *t = ek_provider_local.tasks; t->task_type; t++)
         if (strcmp(t->task_type, "GET_INSTANCE_INFO") == 0)
@@ -198,8 +201,10 @@ static void test_disk_paths(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_off_without_roots), cmocka_unit_test(test_outside_roots),
-        cmocka_unit_test(test_inside_roots),      cmocka_unit_test(test_disk_paths),
+        cmocka_unit_test(test_off_without_roots),
+        cmocka_unit_test(test_outside_roots),
+        cmocka_unit_test(test_inside_roots),
+        cmocka_unit_test(test_disk_paths),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,8 +10,10 @@
 static void test_accepted(void **state)
 {
     (void)state;
-    const char *ok[] = {"vda", "sda", "hdc", "nvme0n1", "disk-1", "a.b_c", "0", "V1",
-                        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ01"};
+    const char *ok[] = {
+        "vda",     "sda",    "hdc",
+        "nvme0n1", "disk-1", "a.b_c",
+        "0",       "V1",     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ01"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         if (!ek_tenant_name_ok(ok[i]))
             fail_msg("'%s' refused", ok[i]);
@@ -22,8 +24,23 @@ static void test_accepted(void **state)
 static void test_refused(void **state)
 {
     (void)state;
-    const char *bad[] = {"", "../x", "..", ".", ".hidden", "a/b", "/etc/passwd", "x..y",
-                         "-o", "_x", "a b", "a'b", "a\"b", "a\nb", "a\\b", "a;b", "a$b",
+    const char *bad[] = {"",
+                         "../x",
+                         "..",
+                         ".",
+                         ".hidden",
+                         "a/b",
+                         "/etc/passwd",
+                         "x..y",
+                         "-o",
+                         "_x",
+                         "a b",
+                         "a'b",
+                         "a\"b",
+                         "a\nb",
+                         "a\\b",
+                         "a;b",
+                         "a$b",
                          "\xc3\xa9t\xc3\xa9",
                          "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ012"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

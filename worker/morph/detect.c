@@ -10,9 +10,12 @@
 const char *ek_morph_family_name(ek_morph_family_t f)
 {
     switch (f) {
-    case EK_FAMILY_DEBIAN: return "debian";
-    case EK_FAMILY_RHEL: return "rhel";
-    case EK_FAMILY_SUSE: return "suse";
+    case EK_FAMILY_DEBIAN:
+        return "debian";
+    case EK_FAMILY_RHEL:
+        return "rhel";
+    case EK_FAMILY_SUSE:
+        return "suse";
     }
     return "unknown";
 }
@@ -32,15 +35,24 @@ static const struct {
     const char *id;
     ek_morph_family_t family;
 } known_ids[] = {
-    {"debian", EK_FAMILY_DEBIAN},    {"ubuntu", EK_FAMILY_DEBIAN},
-    {"linuxmint", EK_FAMILY_DEBIAN}, {"kali", EK_FAMILY_DEBIAN},
-    {"rhel", EK_FAMILY_RHEL},        {"centos", EK_FAMILY_RHEL},
-    {"almalinux", EK_FAMILY_RHEL},   {"rocky", EK_FAMILY_RHEL},
-    {"ol", EK_FAMILY_RHEL},          {"fedora", EK_FAMILY_RHEL},
-    {"circle", EK_FAMILY_RHEL},      {"scientific", EK_FAMILY_RHEL},
-    {"sles", EK_FAMILY_SUSE},        {"sled", EK_FAMILY_SUSE},
-    {"opensuse", EK_FAMILY_SUSE},    {"opensuse-leap", EK_FAMILY_SUSE},
-    {"opensuse-tumbleweed", EK_FAMILY_SUSE}, {"suse", EK_FAMILY_SUSE},
+    {"debian", EK_FAMILY_DEBIAN},
+    {"ubuntu", EK_FAMILY_DEBIAN},
+    {"linuxmint", EK_FAMILY_DEBIAN},
+    {"kali", EK_FAMILY_DEBIAN},
+    {"rhel", EK_FAMILY_RHEL},
+    {"centos", EK_FAMILY_RHEL},
+    {"almalinux", EK_FAMILY_RHEL},
+    {"rocky", EK_FAMILY_RHEL},
+    {"ol", EK_FAMILY_RHEL},
+    {"fedora", EK_FAMILY_RHEL},
+    {"circle", EK_FAMILY_RHEL},
+    {"scientific", EK_FAMILY_RHEL},
+    {"sles", EK_FAMILY_SUSE},
+    {"sled", EK_FAMILY_SUSE},
+    {"opensuse", EK_FAMILY_SUSE},
+    {"opensuse-leap", EK_FAMILY_SUSE},
+    {"opensuse-tumbleweed", EK_FAMILY_SUSE},
+    {"suse", EK_FAMILY_SUSE},
 };
 
 static ek_morph_family_t family_of(const char *id)
@@ -146,19 +158,21 @@ static ek_err_t *from_suse_release(const char *root, ek_morph_os_t *os, ek_strbu
     if (!ver) {
         const char *p = strstr(text, "VERSION");
         if (p && (p = strchr(p, '=')))
-            ver = ek_xstrndup(p + 1 + strspn(p + 1, " "), strcspn(p + 1 + strspn(p + 1, " "), "\n "));
+            ver =
+                ek_xstrndup(p + 1 + strspn(p + 1, " "), strcspn(p + 1 + strspn(p + 1, " "), "\n "));
     }
     if (!pl) {
         const char *p = strstr(text, "PATCHLEVEL");
         if (p && (p = strchr(p, '=')))
-            pl = ek_xstrndup(p + 1 + strspn(p + 1, " "), strcspn(p + 1 + strspn(p + 1, " "), "\n "));
+            pl =
+                ek_xstrndup(p + 1 + strspn(p + 1, " "), strcspn(p + 1 + strspn(p + 1, " "), "\n "));
     }
     os->family = EK_FAMILY_SUSE;
     free(os->id);
     os->id = ek_xstrdup(strncasecmp(line, "openSUSE", 8) == 0 ? "opensuse" : "sles");
     free(os->version);
-    os->version = ver ? (pl && strcmp(pl, "0") ? ek_xasprintf("%s.%s", ver, pl) : ek_xstrdup(ver))
-                      : NULL;
+    os->version =
+        ver ? (pl && strcmp(pl, "0") ? ek_xasprintf("%s.%s", ver, pl) : ek_xstrdup(ver)) : NULL;
     free(os->name);
     os->name = EK_STEAL(line);
     return NULL;
@@ -242,10 +256,9 @@ static ek_err_t *detect_release(const char *root, ek_morph_os_t *os)
         return NULL;
     }
     if (!said.len)
-        return ek_err_new(EK_E_INVALID,
-                          "the guest's Linux distribution is unknown: it has none of "
-                          "/etc/os-release, /etc/redhat-release, /etc/SuSE-release, "
-                          "/etc/debian_version, /etc/lsb-release");
+        return ek_err_new(EK_E_INVALID, "the guest's Linux distribution is unknown: it has none of "
+                                        "/etc/os-release, /etc/redhat-release, /etc/SuSE-release, "
+                                        "/etc/debian_version, /etc/lsb-release");
     return ek_err_new(EK_E_INVALID,
                       "the guest's Linux distribution is not one OS morphing supports (%s); "
                       "supported: Debian, Ubuntu, RHEL, CentOS, AlmaLinux, Rocky Linux, "

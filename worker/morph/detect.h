@@ -25,7 +25,7 @@ typedef struct ek_morph_os {
     char *id;      /* os-release style: "debian", "ubuntu", "rhel", "rocky", "ol", "sles"... */
     char *version; /* "12", "22.04", "9.3" */
     int major;
-    char *name;    /* PRETTY_NAME or the release file's first line */
+    char *name;        /* PRETTY_NAME or the release file's first line */
     ek_strv_t kernels; /* versions with /lib/modules/<v> and a vmlinuz, oldest first */
 } ek_morph_os_t;
 

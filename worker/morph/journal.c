@@ -230,16 +230,16 @@ static ek_err_t *load(ek_morph_journal_t *j)
         } else if (ll) {
             for (size_t i = 0; i < nf; i++)
                 free(f[i]);
-            return ek_err_new(EK_E_INVALID, "journal %s: malformed line \"%.*s\"", j->path,
-                              (int)ll, line);
+            return ek_err_new(EK_E_INVALID, "journal %s: malformed line \"%.*s\"", j->path, (int)ll,
+                              line);
         }
         line = end ? end + 1 : line + ll;
     }
     return NULL;
 }
 
-ek_err_t *ek_morph_journal_open(const char *path, const ek_morph_mounter_t *m,
-                                ek_morph_report_t *r, ek_morph_journal_t **out)
+ek_err_t *ek_morph_journal_open(const char *path, const ek_morph_mounter_t *m, ek_morph_report_t *r,
+                                ek_morph_journal_t **out)
 {
     ek_morph_journal_t *j = ek_xcalloc(1, sizeof(*j));
     j->path = ek_xstrdup(path);
@@ -276,8 +276,8 @@ ek_err_t *ek_morph_journal_mount(ek_morph_journal_t *j, const char *src, const c
         drop_last(j);
         ek_err_t *e2 = save(j);
         ek_err_free(e2);
-        return ek_err_errno(-rc, "cannot mount %s on %s%s%s", src, target,
-                            fstype ? " as " : "", fstype ? fstype : "");
+        return ek_err_errno(-rc, "cannot mount %s on %s%s%s", src, target, fstype ? " as " : "",
+                            fstype ? fstype : "");
     }
     return NULL;
 }
@@ -301,8 +301,7 @@ ek_err_t *ek_morph_journal_parts_add(ek_morph_journal_t *j, const char *disk)
 }
 
 ek_err_t *ek_morph_journal_loop_add(ek_morph_journal_t *j, const char *dev,
-                                    unsigned long long offset, unsigned long long size,
-                                    char **loop)
+                                    unsigned long long offset, unsigned long long size, char **loop)
 {
     char off[32];
     snprintf(off, sizeof(off), "%llu", offset);
@@ -361,9 +360,8 @@ static int real_umount(void *ud, const char *target)
 static ek_err_t *lvm_vgchange(const char *how, const char *uuid, const char *filter)
 {
     _cleanup_free_ char *sel = ek_xasprintf("vg_uuid=%s", uuid);
-    _cleanup_free_ char *config =
-        ek_xasprintf("devices{filter=%s use_devicesfile=0} activation{udev_sync=0 udev_rules=0}",
-                     filter);
+    _cleanup_free_ char *config = ek_xasprintf(
+        "devices{filter=%s use_devicesfile=0} activation{udev_sync=0 udev_rules=0}", filter);
     const char *argv[] = {"lvm", "vgchange", how, "--select", sel, "--config", config, NULL};
     ek_err_t *err = ek_morph_run_host(argv, NULL);
     if (err)
@@ -387,8 +385,7 @@ static ek_err_t *real_vg_deactivate(void *ud, const char *uuid, const char *filt
     (void)ud;
     _cleanup_free_ char *config = ek_xasprintf("devices{filter=%s use_devicesfile=0}", filter);
     _cleanup_free_ char *out = NULL;
-    const char *vgs[] = {"lvm",    "vgs",         "--noheadings", "-o", "vg_uuid",
-                         "--config", config, NULL};
+    const char *vgs[] = {"lvm", "vgs", "--noheadings", "-o", "vg_uuid", "--config", config, NULL};
     ek_err_t *err = ek_morph_run_host(vgs, &out);
     if (err || !strstr(out, uuid)) {
         /* the disks or the VG are gone: nothing is active */

@@ -40,9 +40,9 @@ static void jl_emit(const char *key, json_object *val)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, key, val);
-    fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE),
-          stdout);
+    fputs(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+        stdout);
     fputc('\n', stdout);
     fflush(stdout);
     json_object_put(o);
@@ -98,11 +98,13 @@ static ek_err_t *take_lock(const char *state_dir, ek_morph_report_t *r, int *out
             if (pread(fd, buf, sizeof(buf) - 1, 0) > 0)
                 other = (pid_t)atoi(buf);
             ek_morph_event(r, "WARNING",
-                           "an earlier OS-morphing run (pid %d) is still going: stopping it", other);
+                           "an earlier OS-morphing run (pid %d) is still going: stopping it",
+                           other);
             if (other > 1)
                 kill(other, SIGTERM);
         } else if (i == 1200 && other > 1) { /* 2 minutes to undo its work */
-            ek_morph_event(r, "WARNING", "the earlier run (pid %d) did not stop: killing it", other);
+            ek_morph_event(r, "WARNING", "the earlier run (pid %d) did not stop: killing it",
+                           other);
             kill(other, SIGKILL);
         } else if (i > 1300 || ek_morph_canceled) {
             close(fd);

@@ -198,8 +198,7 @@ static void names_keyfile(const char *text, ek_strv_t *names, ek_strv_t *macs)
         add_name(names, macs, name, mac);
 }
 
-static void names_ifcfg(const char *text, const char *file_name, ek_strv_t *names,
-                        ek_strv_t *macs)
+static void names_ifcfg(const char *text, const char *file_name, ek_strv_t *names, ek_strv_t *macs)
 {
     _cleanup_free_ char *dev = ek_morph_shvar(text, "DEVICE");
     _cleanup_free_ char *mac = ek_morph_shvar(text, "HWADDR");
@@ -216,10 +215,18 @@ void ek_morph_net_names(ek_morph_netstyle_t style, const char *text, const char 
                         ek_strv_t *names, ek_strv_t *macs)
 {
     switch (style) {
-    case EK_NET_IFUPDOWN: names_ifupdown(text, names, macs); break;
-    case EK_NET_NETPLAN: names_netplan(text, names, macs); break;
-    case EK_NET_NMKEYFILE: names_keyfile(text, names, macs); break;
-    case EK_NET_IFCFG: names_ifcfg(text, file_name, names, macs); break;
+    case EK_NET_IFUPDOWN:
+        names_ifupdown(text, names, macs);
+        break;
+    case EK_NET_NETPLAN:
+        names_netplan(text, names, macs);
+        break;
+    case EK_NET_NMKEYFILE:
+        names_keyfile(text, names, macs);
+        break;
+    case EK_NET_IFCFG:
+        names_ifcfg(text, file_name, names, macs);
+        break;
     }
 }
 
@@ -227,8 +234,8 @@ void ek_morph_net_names(ek_morph_netstyle_t style, const char *text, const char 
 
 static bool is_static_option(const line_t *l)
 {
-    static const char *const drop[] = {"address", "netmask", "gateway", "broadcast", "network",
-                                       "pointopoint"};
+    static const char *const drop[] = {"address",   "netmask", "gateway",
+                                       "broadcast", "network", "pointopoint"};
     for (size_t i = 0; i < EK_ARRAY_SIZE(drop); i++)
         if (starts_word(l, drop[i]))
             return true;
@@ -367,8 +374,8 @@ static char *dhcp_keyfile(const char *text, const char *file_name, ek_strv_t *ch
             did = true;
             continue;
         }
-        if ((ip4 || ip6) && (strncmp(l.s + i, "address", 7) == 0 ||
-                             strncmp(l.s + i, "gateway=", 8) == 0))
+        if ((ip4 || ip6) &&
+            (strncmp(l.s + i, "address", 7) == 0 || strncmp(l.s + i, "gateway=", 8) == 0))
             continue;
         ek_strbuf_add(&out, l.s, l.full);
     }
@@ -392,16 +399,15 @@ static char *dhcp_ifcfg(const char *text, const char *file_name, ek_strv_t *chan
         ip = ek_morph_shvar(text, "IPADDR0"); /* RHEL: IPADDR0..n */
     if (!ip)
         ip = ek_morph_shvar(text, "IPADDR_0"); /* SUSE: IPADDR_suffix */
-    bool is_static = proto ? (strcmp(proto, "none") == 0 || strcmp(proto, "static") == 0 ||
-                              !*proto)
+    bool is_static = proto ? (strcmp(proto, "none") == 0 || strcmp(proto, "static") == 0 || !*proto)
                            : ip != NULL;
     if (!is_static)
         return ek_xstrdup(text);
     ek_strbuf_t out = EK_STRBUF_INIT;
     line_t l;
     bool wrote = false;
-    static const char *const drop[] = {"IPADDR", "NETMASK", "PREFIX", "GATEWAY", "BROADCAST",
-                                       "NETWORK"};
+    static const char *const drop[] = {"IPADDR",  "NETMASK",   "PREFIX",
+                                       "GATEWAY", "BROADCAST", "NETWORK"};
     for (const char *p = text; next_line(&p, &l);) {
         size_t i = indent_of(&l);
         bool skip = false;
@@ -435,10 +441,14 @@ char *ek_morph_net_dhcp(ek_morph_netstyle_t style, const char *text, const char 
                         ek_strv_t *changed)
 {
     switch (style) {
-    case EK_NET_IFUPDOWN: return dhcp_ifupdown(text, changed);
-    case EK_NET_NETPLAN: return dhcp_netplan(text, changed);
-    case EK_NET_NMKEYFILE: return dhcp_keyfile(text, file_name, changed);
-    case EK_NET_IFCFG: return dhcp_ifcfg(text, file_name, changed);
+    case EK_NET_IFUPDOWN:
+        return dhcp_ifupdown(text, changed);
+    case EK_NET_NETPLAN:
+        return dhcp_netplan(text, changed);
+    case EK_NET_NMKEYFILE:
+        return dhcp_keyfile(text, file_name, changed);
+    case EK_NET_IFCFG:
+        return dhcp_ifcfg(text, file_name, changed);
     }
     return ek_xstrdup(text);
 }

@@ -97,8 +97,8 @@ static ek_err_t *parse_nics(json_object *root, ek_morph_opts_t *o)
             (err = ek_json_opt_string(v, path, "network_name", NULL, &net)))
             return err;
         if (mac && *mac && !mac_valid(mac))
-            return ek_err_new(EK_E_INVALID,
-                              "%s.mac must look like 52:54:00:12:34:56, not \"%s\"", path, mac);
+            return ek_err_new(EK_E_INVALID, "%s.mac must look like 52:54:00:12:34:56, not \"%s\"",
+                              path, mac);
         ek_morph_nic_t *nic = &o->nics[o->n_nics++];
         if (mac && *mac) {
             nic->mac = ek_xstrdup(mac);
@@ -118,8 +118,7 @@ static ek_err_t *opt_abs_path(json_object *root, const char *key, char **out)
     if (err)
         return err;
     if (s && s[0] != '/')
-        return ek_err_new(EK_E_INVALID, "options.%s must be an absolute path, not \"%s\"", key,
-                          s);
+        return ek_err_new(EK_E_INVALID, "options.%s must be an absolute path, not \"%s\"", key, s);
     *out = dup_or_null(s);
     return NULL;
 }
@@ -147,7 +146,8 @@ ek_err_t *ek_morph_opts_parse(const char *text, size_t len, ek_morph_opts_t **ou
     if ((err = ek_json_opt_bool(root, "options", "set_dhcp", false, &o->set_dhcp)) ||
         (err = ek_json_opt_bool(root, "options", "retain_user_credentials", true,
                                 &o->retain_user_credentials)) ||
-        (err = parse_nics(root, o)) || (err = opt_abs_path(root, "packages_dir", &o->packages_dir)) ||
+        (err = parse_nics(root, o)) ||
+        (err = opt_abs_path(root, "packages_dir", &o->packages_dir)) ||
         (err = opt_abs_path(root, "virtio_win_dir", &o->virtio_win_dir)) ||
         (err = opt_abs_path(root, "state_dir", &o->state_dir)) ||
         (err = ek_json_opt_string(root, "options", "user_script", NULL, &script)))
@@ -159,9 +159,10 @@ ek_err_t *ek_morph_opts_parse(const char *text, size_t len, ek_morph_opts_t **ou
     json_object_object_foreach(root, key, val)
     {
         (void)val;
-        static const char *const known[] = {"disks", "os_type", "set_dhcp",
-                                            "retain_user_credentials", "nics", "packages_dir",
-                                            "virtio_win_dir", "user_script", "state_dir"};
+        static const char *const known[] = {
+            "disks",    "os_type",      "set_dhcp",       "retain_user_credentials",
+            "nics",     "packages_dir", "virtio_win_dir", "user_script",
+            "state_dir"};
         bool found = false;
         for (size_t i = 0; i < EK_ARRAY_SIZE(known); i++)
             found |= strcmp(known[i], key) == 0;

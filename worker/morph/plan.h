@@ -37,12 +37,12 @@ typedef struct ek_morph_action {
     char *text;
     unsigned mode;
     ek_strv_t argv;
-    ek_strv_t env;      /* extra "K=V" */
+    ek_strv_t env; /* extra "K=V" */
     int timeout_s;
     ek_morph_on_fail_t on_fail;
-    int group;          /* 0: none */
-    bool online;        /* needs the worker's resolv.conf in the guest */
-    char *change;       /* reported (one change per line) after success, or NULL */
+    int group;    /* 0: none */
+    bool online;  /* needs the worker's resolv.conf in the guest */
+    char *change; /* reported (one change per line) after success, or NULL */
     char *fail_hint;
 } ek_morph_action_t;
 
@@ -53,10 +53,10 @@ typedef struct ek_morph_plan {
 } ek_morph_plan_t;
 
 typedef struct ek_morph_plan_in {
-    const char *root;              /* the mounted guest root */
+    const char *root; /* the mounted guest root */
     const ek_morph_os_t *os;
     const ek_morph_opts_t *opts;
-    const ek_strv_t *installed;    /* installed package names (dpkg status or rpm -qa) */
+    const ek_strv_t *installed;       /* installed package names (dpkg status or rpm -qa) */
     ek_morph_dev_resolver_fn resolve; /* guest /dev/sdX names -> UUID */
     void *resolve_ud;
 } ek_morph_plan_in_t;
@@ -75,7 +75,7 @@ void ek_morph_plan_describe(const ek_morph_plan_t *p, ek_strbuf_t *out);
 /* Executes the plan in root: steps and changes reported through r; the
  * worker's resolv.conf put in the guest for online actions (journaled and
  * restored). The first EK_FAIL_ERROR failure ends it with its error. */
-EK_ERR_CHECK ek_morph_plan_run(const ek_morph_plan_t *p, const char *root,
-                               ek_morph_journal_t *j, ek_morph_report_t *r);
+EK_ERR_CHECK ek_morph_plan_run(const ek_morph_plan_t *p, const char *root, ek_morph_journal_t *j,
+                               ek_morph_report_t *r);
 
 #endif

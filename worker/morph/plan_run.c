@@ -68,8 +68,12 @@ static ek_err_t *do_action(const ek_morph_action_t *a, const char *root, ek_morp
 {
     _cleanup_free_ char *path = a->path ? ek_morph_path(root, a->path) : NULL;
     switch (a->kind) {
-    case EK_ACT_STEP: ek_morph_step(r, "%s", a->path); return NULL;
-    case EK_ACT_EVENT: ek_morph_event(r, a->path, "%s", a->text); return NULL;
+    case EK_ACT_STEP:
+        ek_morph_step(r, "%s", a->path);
+        return NULL;
+    case EK_ACT_EVENT:
+        ek_morph_event(r, a->path, "%s", a->text);
+        return NULL;
     case EK_ACT_WRITE: {
         ek_err_t *err = ek_morph_write(root, a->path, a->text, a->mode);
         if (!err)
@@ -80,7 +84,8 @@ static ek_err_t *do_action(const ek_morph_action_t *a, const char *root, ek_morp
         int rc = ek_rmtree(path);
         return rc ? ek_err_errno(rc, "cannot remove %s", path) : NULL;
     }
-    case EK_ACT_COPY_IN: return copy_in(a->text, path);
+    case EK_ACT_COPY_IN:
+        return copy_in(a->text, path);
     case EK_ACT_RUN: {
         ek_morph_cmd_t cmd = {
             .argv = (const char *const *)a->argv.v,

@@ -4,13 +4,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#define FORMAT(buf, fmt)                                                                   \
-    char buf[2048];                                                                        \
-    do {                                                                                   \
-        va_list ap;                                                                        \
-        va_start(ap, fmt);                                                                 \
-        vsnprintf(buf, sizeof(buf), fmt, ap);                                              \
-        va_end(ap);                                                                        \
+#define FORMAT(buf, fmt)                                                                           \
+    char buf[2048];                                                                                \
+    do {                                                                                           \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        vsnprintf(buf, sizeof(buf), fmt, ap);                                                      \
+        va_end(ap);                                                                                \
     } while (0)
 
 void ek_morph_step(ek_morph_report_t *r, const char *fmt, ...)

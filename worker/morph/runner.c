@@ -17,7 +17,7 @@
 
 volatile sig_atomic_t ek_morph_canceled;
 
-#define OUTPUT_MAX (256 * 1024)
+#define OUTPUT_MAX      (256 * 1024)
 #define EVENT_LINES_MAX 400
 
 static const char *const base_env[] = {
@@ -168,8 +168,7 @@ ek_err_t *ek_morph_run(const ek_morph_cmd_t *cmd, char **output)
         *output = ek_xstrdup(out.buf);
     char last[512];
     if (canceled)
-        return ek_err_new(EK_E_CANCELED, "%s was stopped: ekman-morph was cancelled",
-                          cmd->argv[0]);
+        return ek_err_new(EK_E_CANCELED, "%s was stopped: ekman-morph was cancelled", cmd->argv[0]);
     if (timed_out)
         return ek_err_new(EK_E_TIMEOUT, "%s did not finish within %d s%s%s", cmd->argv[0],
                           timeout_s, out.len ? ": " : "", last_line(out.buf, last, sizeof(last)));
@@ -177,8 +176,8 @@ ek_err_t *ek_morph_run(const ek_morph_cmd_t *cmd, char **output)
         return NULL;
     last_line(out.buf, last, sizeof(last));
     if (WIFSIGNALED(status))
-        return ek_err_new(EK_E_IO, "%s was killed by signal %d%s%s", cmd->argv[0],
-                          WTERMSIG(status), *last ? ": " : "", last);
+        return ek_err_new(EK_E_IO, "%s was killed by signal %d%s%s", cmd->argv[0], WTERMSIG(status),
+                          *last ? ": " : "", last);
     return ek_err_new(EK_E_IO, "%s failed with exit status %d%s%s", cmd->argv[0],
                       WEXITSTATUS(status), *last ? ": " : "", last);
 }

@@ -18,12 +18,12 @@
 extern volatile sig_atomic_t ek_morph_canceled;
 
 typedef struct ek_morph_cmd {
-    const char *const *argv; /* argv[0] looked up in PATH (inside root when chrooted) */
-    const char *root;        /* chroot into this directory first, or NULL */
-    const char *const *env;  /* extra "K=V" entries, NULL-terminated, or NULL */
-    int timeout_s;           /* 0: 600 s */
+    const char *const *argv;   /* argv[0] looked up in PATH (inside root when chrooted) */
+    const char *root;          /* chroot into this directory first, or NULL */
+    const char *const *env;    /* extra "K=V" entries, NULL-terminated, or NULL */
+    int timeout_s;             /* 0: 600 s */
     ek_morph_report_t *report; /* each output line becomes an INFO event when set */
-    const char *stdin_path;  /* file fed as stdin, or NULL for /dev/null */
+    const char *stdin_path;    /* file fed as stdin, or NULL for /dev/null */
 } ek_morph_cmd_t;
 
 /* Runs the command. On exit 0 returns NULL; else an error naming the

@@ -84,10 +84,11 @@ static ek_err_t *resolve_disk(const char *name, size_t idx, char **out)
                 closedir(d);
         }
         if (!path)
-            return ek_err_new(EK_E_NOTFOUND,
-                              "options.disks[%zu]: no disk with serial \"%s\" is attached to the "
-                              "worker (neither /dev/disk/by-id/virtio-%s nor a /sys/block/*/serial)",
-                              idx, serial, serial);
+            return ek_err_new(
+                EK_E_NOTFOUND,
+                "options.disks[%zu]: no disk with serial \"%s\" is attached to the "
+                "worker (neither /dev/disk/by-id/virtio-%s nor a /sys/block/*/serial)",
+                idx, serial, serial);
     } else {
         path = ek_xstrdup(name);
     }
@@ -123,8 +124,8 @@ static void list_partitions(const char *name, ek_strv_t *parts, ek_strv_t *nums)
 }
 
 /* blkid -p -o export: KEY=VALUE lines */
-static void probe(ek_morph_storage_t *st, const char *dev, int disk, int partno,
-                  const char *lvpath, const char *mapper)
+static void probe(ek_morph_storage_t *st, const char *dev, int disk, int partno, const char *lvpath,
+                  const char *mapper)
 {
     const char *argv[] = {"blkid", "-p", "-o", "export", dev, NULL};
     _cleanup_free_ char *out = NULL;
@@ -237,12 +238,22 @@ static ek_err_t *scan_vg_loops(ek_morph_storage_t *st, const char *uuid, const c
                                ek_morph_journal_t *j, ek_morph_report_t *r)
 {
     _cleanup_free_ char *sel = ek_xasprintf("vg_uuid=%s", uuid);
-    const char *pvs_argv[] = {"lvm", "pvs", "--noheadings", "--separator", "|", "--units", "b",
-                              "--nosuffix", "-o", "pv_name,pe_start,vg_extent_size", "--select",
-                              sel, "--config", config, NULL};
-    const char *lvs_argv[] = {"lvm", "lvs", "--noheadings", "--separator", "|", "-o",
-                              "vg_name,lv_name,segtype,seg_pe_ranges", "--select", sel,
-                              "--config", config, NULL};
+    const char *pvs_argv[] = {
+        "lvm",      "pvs", "--noheadings", "--separator", "|",
+        "--units",  "b",   "--nosuffix",   "-o",          "pv_name,pe_start,vg_extent_size",
+        "--select", sel,   "--config",     config,        NULL};
+    const char *lvs_argv[] = {"lvm",
+                              "lvs",
+                              "--noheadings",
+                              "--separator",
+                              "|",
+                              "-o",
+                              "vg_name,lv_name,segtype,seg_pe_ranges",
+                              "--select",
+                              sel,
+                              "--config",
+                              config,
+                              NULL};
     _cleanup_free_ char *pvs = NULL, *lvs = NULL;
     ek_err_t *err = ek_morph_run_host(pvs_argv, &pvs);
     if (!err)
@@ -266,8 +277,10 @@ static ek_err_t *scan_vg_loops(ek_morph_storage_t *st, const char *uuid, const c
         if (!*lv || strcmp(type, "linear") != 0 || !colon || strchr(ranges, ' ') ||
             sscanf(colon + 1, "%llu-%llu", &a, &b) != 2 || b < a) {
             if (*lv)
-                ek_morph_event(r, "WARNING", "logical volume %s/%s (%s %s) cannot be read "
-                               "without device-mapper: skipped", vg, lv, type, ranges);
+                ek_morph_event(r, "WARNING",
+                               "logical volume %s/%s (%s %s) cannot be read "
+                               "without device-mapper: skipped",
+                               vg, lv, type, ranges);
             continue;
         }
         *colon = '\0';
@@ -284,8 +297,8 @@ static ek_err_t *scan_vg_loops(ek_morph_storage_t *st, const char *uuid, const c
         if (!extent)
             continue;
         _cleanup_free_ char *loop = NULL;
-        if ((err = ek_morph_journal_loop_add(j, ranges, pe_start + a * extent,
-                                             (b - a + 1) * extent, &loop)))
+        if ((err = ek_morph_journal_loop_add(j, ranges, pe_start + a * extent, (b - a + 1) * extent,
+                                             &loop)))
             return ek_err_prefix(err, "logical volume %s/%s", vg, lv);
         _cleanup_free_ char *mapper = mapper_path(vg, lv);
         _cleanup_free_ char *lvpath = ek_xasprintf("/dev/%s/%s", vg, lv);
@@ -301,9 +314,16 @@ static ek_err_t *check_clash(const ek_strv_t *names_, const ek_strv_t *uuids_)
 {
     const ek_strv_t names = *names_, uuids = *uuids_;
     ek_err_t *err;
-    const char *all_argv[] = {"lvm",  "lvs", "--noheadings", "--separator", "|", "-o",
+    const char *all_argv[] = {"lvm",
+                              "lvs",
+                              "--noheadings",
+                              "--separator",
+                              "|",
+                              "-o",
                               "vg_name,vg_uuid,lv_active",
-                              "--config", "devices{use_devicesfile=0}", NULL};
+                              "--config",
+                              "devices{use_devicesfile=0}",
+                              NULL};
     _cleanup_free_ char *all = NULL;
     err = ek_morph_run_host(all_argv, &all);
     ek_err_free(err); /* duplicate VG names make lvm complain; the rows still come */
@@ -331,9 +351,15 @@ static ek_err_t *scan_lvm(ek_morph_storage_t *st, const ek_strv_t *pvs, ek_morph
 {
     st->lvm_filter = make_filter(pvs);
     _cleanup_free_ char *config = lvm_config(st->lvm_filter);
-    const char *pvs_argv[] = {"lvm",       "pvs",    "--noheadings",
-                              "--separator", "|",    "-o",
-                              "pv_name,vg_name,vg_uuid", "--config", config,
+    const char *pvs_argv[] = {"lvm",
+                              "pvs",
+                              "--noheadings",
+                              "--separator",
+                              "|",
+                              "-o",
+                              "pv_name,vg_name,vg_uuid",
+                              "--config",
+                              config,
                               NULL};
     _cleanup_free_ char *out = NULL;
     ek_err_t *err = ek_morph_run_host(pvs_argv, &out);
@@ -366,8 +392,9 @@ static ek_err_t *scan_lvm(ek_morph_storage_t *st, const ek_strv_t *pvs, ek_morph
         if ((err = ek_morph_journal_vg_activate(j, uuids.v[i], st->lvm_filter)))
             return err;
         _cleanup_free_ char *sel = ek_xasprintf("vg_uuid=%s", uuids.v[i]);
-        const char *lvs_argv[] = {"lvm", "lvs", "--noheadings", "--separator", "|", "-o",
-                                  "vg_name,lv_name", "--select", sel, "--config", config, NULL};
+        const char *lvs_argv[] = {
+            "lvm",      "lvs", "--noheadings", "--separator", "|", "-o", "vg_name,lv_name",
+            "--select", sel,   "--config",     config,        NULL};
         _cleanup_free_ char *lvs = NULL;
         if ((err = ek_morph_run_host(lvs_argv, &lvs)))
             return ek_err_prefix(err, "listing the logical volumes of %s", names.v[i]);
@@ -484,18 +511,17 @@ static const char *probe_data(const char *type)
     return "";
 }
 
-static ek_err_t *probe_fs(ek_morph_storage_t *st, size_t i, ek_morph_journal_t *j,
-                          const char *dir, ek_morph_root_t *roots, size_t *n_roots,
-                          ek_morph_report_t *r)
+static ek_err_t *probe_fs(ek_morph_storage_t *st, size_t i, ek_morph_journal_t *j, const char *dir,
+                          ek_morph_root_t *roots, size_t *n_roots, ek_morph_report_t *r)
 {
     ek_morph_fs_t *f = &st->fs[i];
     bool ntfs = strcmp(f->type, "ntfs") == 0;
     if (!ntfs && !is_linux_fs(f->type))
         return NULL;
     size_t mark = ek_morph_journal_count(j);
-    ek_err_t *err = ntfs ? ek_morph_journal_mount(j, f->dev, dir, "ntfs-3g", 0, "ro")
-                         : ek_morph_journal_mount(j, f->dev, dir, f->type, MS_RDONLY,
-                                                  probe_data(f->type));
+    ek_err_t *err =
+        ntfs ? ek_morph_journal_mount(j, f->dev, dir, "ntfs-3g", 0, "ro")
+             : ek_morph_journal_mount(j, f->dev, dir, f->type, MS_RDONLY, probe_data(f->type));
     if (err) {
         ek_morph_event(r, "WARNING", "%s: not inspected: %s", f->dev, err->message);
         ek_err_free(err);
@@ -687,8 +713,7 @@ static ek_err_t *mount_fstab(ek_morph_storage_t *st, ek_morph_journal_t *j, cons
                 ek_morph_event(r, "INFO", "mounted %s on %s", f->dev, e->file);
             }
         } else {
-            ek_morph_event(r, "INFO", "fstab: %s (%s, %s) left unmounted", e->spec, e->file,
-                           type);
+            ek_morph_event(r, "INFO", "fstab: %s (%s, %s) left unmounted", e->spec, e->file, type);
         }
     }
     ek_morph_fstab_clear(&fstab);
@@ -696,13 +721,12 @@ static ek_err_t *mount_fstab(ek_morph_storage_t *st, ek_morph_journal_t *j, cons
 }
 
 ek_err_t *ek_morph_storage_mount_linux(ek_morph_storage_t *st, const ek_morph_root_t *root,
-                                       ek_morph_journal_t *j, const char *dir,
-                                       ek_morph_report_t *r)
+                                       ek_morph_journal_t *j, const char *dir, ek_morph_report_t *r)
 {
     mkdir(dir, 0755);
     const ek_morph_fs_t *f = &st->fs[root->fs];
-    _cleanup_free_ char *data = root->subvol ? ek_xasprintf("subvol=%s", root->subvol)
-                                             : ek_xstrdup("");
+    _cleanup_free_ char *data =
+        root->subvol ? ek_xasprintf("subvol=%s", root->subvol) : ek_xstrdup("");
     ek_err_t *err = ek_morph_journal_mount(j, f->dev, dir, f->type, 0, data);
     if (err)
         return ek_err_prefix(err, "mounting the guest root");

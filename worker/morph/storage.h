@@ -18,24 +18,24 @@
 #include "worker/morph/util.h"
 
 typedef struct ek_morph_fs {
-    char *dev;      /* /dev/vdb2, /dev/mapper/vg-root */
-    char *lvpath;   /* /dev/<vg>/<lv> for an LV, else NULL */
-    char *mapper;   /* /dev/mapper/<vg>-<lv> for an LV, else NULL */
+    char *dev;                            /* /dev/vdb2, /dev/mapper/vg-root */
+    char *lvpath;                         /* /dev/<vg>/<lv> for an LV, else NULL */
+    char *mapper;                         /* /dev/mapper/<vg>-<lv> for an LV, else NULL */
     char *type, *uuid, *label, *partuuid; /* from blkid ("" when none) */
-    int disk;       /* index in the options' disks, -1 for LVs */
-    int partno;     /* partition number, 0 for a whole disk or an LV */
+    int disk;                             /* index in the options' disks, -1 for LVs */
+    int partno;                           /* partition number, 0 for a whole disk or an LV */
 } ek_morph_fs_t;
 
 typedef struct ek_morph_storage {
-    ek_strv_t disks;     /* resolved device paths, in the options' order */
+    ek_strv_t disks; /* resolved device paths, in the options' order */
     ek_morph_fs_t *fs;
     size_t n_fs;
-    char *lvm_filter;    /* devices/filter accepting only the PVs of the disks */
+    char *lvm_filter; /* devices/filter accepting only the PVs of the disks */
 } ek_morph_storage_t;
 
 typedef struct ek_morph_root {
-    int fs;              /* index into storage->fs */
-    char *subvol;        /* btrfs subvolume below the top level, or NULL (default) */
+    int fs;       /* index into storage->fs */
+    char *subvol; /* btrfs subvolume below the top level, or NULL (default) */
     bool windows;
 } ek_morph_root_t;
 

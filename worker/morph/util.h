@@ -13,10 +13,10 @@ typedef struct ek_strv {
     size_t n, alloc;
 } ek_strv_t;
 
-void ek_strv_add(ek_strv_t *l, const char *s);   /* copies s */
-void ek_strv_take(ek_strv_t *l, char *s);        /* takes s */
+void ek_strv_add(ek_strv_t *l, const char *s); /* copies s */
+void ek_strv_take(ek_strv_t *l, char *s);      /* takes s */
 bool ek_strv_has(const ek_strv_t *l, const char *s);
-void ek_strv_sort_versions(ek_strv_t *l);        /* strverscmp order */
+void ek_strv_sort_versions(ek_strv_t *l); /* strverscmp order */
 void ek_strv_clear(ek_strv_t *l);
 static inline void ek_strv_clearp(ek_strv_t *l)
 {

@@ -146,11 +146,11 @@ typedef struct engine {
     uint64_t ctl_wait[CTL_HIST], ctl_idle[CTL_HIST], ctl_cpu[CTL_HIST]; /* waits, CPU idle/total */
     unsigned ctl_n;
     uint64_t ctl_t0, ctl_data0; /* the first tick */
-    bool trial;                /* compression on, its gain not yet measured */
+    bool trial;                 /* compression on, its gain not yet measured */
     uint64_t trial_t0, trial_data0;
-    double trial_ref;          /* data rate (B/s) just before the trial */
+    double trial_ref;             /* data rate (B/s) just before the trial */
     uint64_t hold_until, hold_ns; /* no trial before hold_until */
-    uint64_t throttle_ns;      /* time the senders slept for --bandwidth */
+    uint64_t throttle_ns;         /* time the senders slept for --bandwidth */
     /* bandwidth */
     pthread_mutex_t bw_lock;
     double vt;
@@ -387,8 +387,8 @@ static bool read_cpu(uint64_t *idle, uint64_t *total)
  * more than a fifth of the last tick and a third of the last second: a
  * moment of idle CPU (the writer waiting for its disk) starts no trial, a
  * slow link, which leaves the CPU idle all along, does. */
-static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_frac,
-                            uint64_t wait, uint64_t idle, uint64_t cpu)
+static void compress_decide(engine_t *e, uint64_t now, double frac, double idle_frac, uint64_t wait,
+                            uint64_t idle, uint64_t cpu)
 {
     uint64_t data = __atomic_load_n(&e->st.data_bytes, __ATOMIC_RELAXED);
     unsigned k = e->ctl_n % CTL_HIST; /* the oldest tick kept, about to be replaced */
@@ -1277,9 +1277,9 @@ static void *sender_main(void *arg)
                 fatal_set(e, ek_err_prefix(err, "disk '%s'", e->p.disk_name));
                 break;
             }
-            bool waiting = !e->opened && err->code == EK_E_UNAVAILABLE &&
-                           now_ns() - e->started_ns <
-                               (uint64_t)e->p.first_open_wait_ms * UINT64_C(1000000);
+            bool waiting =
+                !e->opened && err->code == EK_E_UNAVAILABLE &&
+                now_ns() - e->started_ns < (uint64_t)e->p.first_open_wait_ms * UINT64_C(1000000);
             if (!waiting || c->failures == 1)
                 ek_log_kv(waiting ? EK_LOG_INFO : EK_LOG_WARNING,
                           waiting ? "the writer does not answer yet, waiting for it"

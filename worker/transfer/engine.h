@@ -74,7 +74,7 @@ typedef struct ek_xfer_params {
     uint64_t bandwidth;  /* bytes per second on the wire (0: no limit) */
     uint32_t block_size; /* unit of reading, hashing, verifying (0: 1 MiB) */
     ek_verify_t verify;
-    unsigned retries;   /* re-opened connections, re-sent chunks (0: 5) */
+    unsigned retries; /* re-opened connections, re-sent chunks (0: 5) */
     /* A worker VM may report its address before its writer listens (the
      * guest agent starts before cloud-init's final stage): until the disk is
      * first opened, an unreachable writer is retried for this long, however

@@ -23,7 +23,7 @@
  * docs/benchmarks.md) the writer puts ChaCha20-Poly1305 first and its order
  * decides, as BoringSSL's servers do. */
 #define CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-#define CIPHERSUITES_NO_AES                                                                       \
+#define CIPHERSUITES_NO_AES                                                                        \
     "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
 
 static int aes_hint = -1; /* -1: ask the CPU */
@@ -149,8 +149,8 @@ typedef struct tls_stream {
     SSL *ssl;
     pthread_mutex_t lock; /* the SSL object and the buffers below */
     volatile bool shut;
-    bool ktls;            /* kernel TLS for sending (the socket BIO stays) */
-    int rd_end;           /* reading ended: 1 the peer's close_notify, -1 failed (error set) */
+    bool ktls;             /* kernel TLS for sending (the socket BIO stays) */
+    int rd_end;            /* reading ended: 1 the peer's close_notify, -1 failed (error set) */
     uint64_t since_update; /* bytes sealed with the current key */
     uint8_t *rbuf, *wbuf;  /* NULL with kernel TLS */
     size_t rpos, rlen, wpos, wlen, wcap;
@@ -298,10 +298,12 @@ static void tls_note_error(tls_stream_t *t, int code, int saved_errno)
                             ssl_errstr(eb, sizeof(eb)));
         return;
     }
-    if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC ||
-                                          ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED)) {
-        ek_stream_set_error(&t->base, "a TLS record failed its integrity check (altered or "
-                                      "corrupted on the way): %s",
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        (ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED_OR_BAD_RECORD_MAC ||
+         ERR_GET_REASON(e) == SSL_R_DECRYPTION_FAILED)) {
+        ek_stream_set_error(&t->base,
+                            "a TLS record failed its integrity check (altered or "
+                            "corrupted on the way): %s",
                             ssl_errstr(eb, sizeof(eb)));
         return;
     }

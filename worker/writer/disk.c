@@ -524,8 +524,7 @@ static int disk_write(ek_writer_disk_t *d, const void *buf, size_t len, uint64_t
     __atomic_add_fetch(&d->buffered_bytes, len - direct, __ATOMIC_RELAXED);
     /* Start write-back now, without waiting: the disk works while the network
      * does, and the final flush has little left to do. */
-    sync_file_range(d->fd, (off_t)(offset + direct), (off_t)(len - direct),
-                    SYNC_FILE_RANGE_WRITE);
+    sync_file_range(d->fd, (off_t)(offset + direct), (off_t)(len - direct), SYNC_FILE_RANGE_WRITE);
     cached_add(d, offset + direct, len - direct);
     return 0;
 }

@@ -171,9 +171,9 @@ typedef struct session {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     size_t inflight;
-    uint64_t gen;                  /* generation of the requests read now */
-    size_t gen_jobs[FLUSH_GENS];   /* jobs in flight, by generation % FLUSH_GENS */
-    bool broken; /* a reply could not be sent */
+    uint64_t gen;                /* generation of the requests read now */
+    size_t gen_jobs[FLUSH_GENS]; /* jobs in flight, by generation % FLUSH_GENS */
+    bool broken;                 /* a reply could not be sent */
     ek_writer_disk_t *disk;
     uint64_t written, zeroed, rejected;
     uint64_t hashed, hashed_recorded; /* blocks hashed, of which from the record */
@@ -450,7 +450,8 @@ static void dispatch(session_t *ss, job_t *job)
         }
         uint8_t buf[EK_DP_HEADER_SIZE + EK_DP_OPEN_OK_SIZE];
         uint32_t feat = (ss->disk->blockdev ? EK_DP_FEAT_BLOCKDEV : EK_DP_FEAT_PUNCH);
-        send_reply(ss, buf, ek_dp_open_ok_encode(buf, id, ss->disk->real_size, o->max_data, feat,
+        send_reply(ss, buf,
+                   ek_dp_open_ok_encode(buf, id, ss->disk->real_size, o->max_data, feat,
                                         ss->disk->zero_from),
                    NULL, 0);
         ek_log_kv(EK_LOG_INFO, "disk opened", "peer", ss->peer, "disk", ss->disk->path, NULL);

@@ -22,14 +22,14 @@
 typedef struct ek_writer_opts {
     char **allow; /* canonical path prefixes a disk must be under */
     size_t n_allow;
-    size_t threads;    /* pool threads (0: CPU count) */
-    size_t max_memory; /* bytes of frames in flight, all sessions (0: 128 MiB) */
-    uint32_t max_data; /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
-    int timeout_ms;    /* idle limit of a connection (0: 10 min) */
-    bool direct;          /* --direct: data written with O_DIRECT */
-    bool no_direct;       /* --no-direct: no O_DIRECT at all (neither writes nor read-back) */
-    bool verify_readback; /* --verify-readback: HASH always reads the disk back */
-    uint64_t cache_limit; /* bytes of a disk's writes kept in the page cache (0: no limit) */
+    size_t threads;        /* pool threads (0: CPU count) */
+    size_t max_memory;     /* bytes of frames in flight, all sessions (0: 128 MiB) */
+    uint32_t max_data;     /* largest data chunk accepted (0: EK_DP_MAX_DATA) */
+    int timeout_ms;        /* idle limit of a connection (0: 10 min) */
+    bool direct;           /* --direct: data written with O_DIRECT */
+    bool no_direct;        /* --no-direct: no O_DIRECT at all (neither writes nor read-back) */
+    bool verify_readback;  /* --verify-readback: HASH always reads the disk back */
+    uint64_t cache_limit;  /* bytes of a disk's writes kept in the page cache (0: no limit) */
     const char *by_id_dir; /* where "serial:S" disks are looked up (NULL: /dev/disk/by-id) */
 } ek_writer_opts_t;
 
@@ -51,14 +51,14 @@ EK_ERR_CHECK ek_writer_session_run(ek_writer_t *w, ek_stream_t *s, const char *p
 typedef struct ek_writer_record ek_writer_record_t;
 
 typedef struct ek_writer_disk {
-    int fd;         /* buffered: unaligned heads and tails, zeroing, flush */
-    int dfd;        /* O_DIRECT (-1: none, or the filesystem refused it) */
-    uint32_t align; /* offset, length and memory alignment of O_DIRECT I/O */
-    bool direct_off; /* the filesystem refused O_DIRECT I/O on dfd */
+    int fd;            /* buffered: unaligned heads and tails, zeroing, flush */
+    int dfd;           /* O_DIRECT (-1: none, or the filesystem refused it) */
+    uint32_t align;    /* offset, length and memory alignment of O_DIRECT I/O */
+    bool direct_off;   /* the filesystem refused O_DIRECT I/O on dfd */
     bool write_direct; /* data goes through dfd (--direct) */
-    bool readback;   /* HASH reads back even what the record knows */
-    char *path;    /* as the client named it (a serial: the node it resolved to) */
-    uint64_t size; /* what the client asked for (the device may be larger) */
+    bool readback;     /* HASH reads back even what the record knows */
+    char *path;        /* as the client named it (a serial: the node it resolved to) */
+    uint64_t size;     /* what the client asked for (the device may be larger) */
     uint64_t real_size;
     uint64_t zero_from; /* this open created or grew the file: it reads zeros from here */
     bool blockdev;
@@ -66,8 +66,8 @@ typedef struct ek_writer_disk {
     struct ek_disk_lock *wlock; /* shared by every session writing this inode */
     ek_writer_record_t *record; /* what this process wrote (wlock's, shared too) */
     uint64_t direct_bytes, buffered_bytes; /* written with O_DIRECT, through the cache */
-    uint64_t cache_limit; /* written bytes kept cached (0: as the kernel likes) */
-    int wb_error;         /* a write-back error seen while dropping cached ranges */
+    uint64_t cache_limit;                  /* written bytes kept cached (0: as the kernel likes) */
+    int wb_error; /* a write-back error seen while dropping cached ranges */
 } ek_writer_disk_t;
 
 /* Opens path beneath the --allow-path directory that holds it (no "." or

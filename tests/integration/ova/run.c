@@ -80,23 +80,39 @@ static json_object *conn(const char *path)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"src", 1, NULL, 's'},    {"dst", 1, NULL, 'd'},         {"instance", 1, NULL, 'i'},
-        {"info", 1, NULL, 'f'},   {"network-map", 1, NULL, 'n'}, {"report", 1, NULL, 'r'},
-        {"config", 1, NULL, 'c'}, {NULL, 0, NULL, 0},
+        {"src", 1, NULL, 's'},         {"dst", 1, NULL, 'd'},
+        {"instance", 1, NULL, 'i'},    {"info", 1, NULL, 'f'},
+        {"network-map", 1, NULL, 'n'}, {"report", 1, NULL, 'r'},
+        {"config", 1, NULL, 'c'},      {NULL, 0, NULL, 0},
     };
     const char *src = NULL, *dst = NULL, *instance = NULL, *info_path = NULL, *netmap = "{}";
     const char *report_path = NULL, *config_path = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 's': src = optarg; break;
-        case 'd': dst = optarg; break;
-        case 'i': instance = optarg; break;
-        case 'f': info_path = optarg; break;
-        case 'n': netmap = optarg; break;
-        case 'r': report_path = optarg; break;
-        case 'c': config_path = optarg; break;
-        default: return 2;
+        case 's':
+            src = optarg;
+            break;
+        case 'd':
+            dst = optarg;
+            break;
+        case 'i':
+            instance = optarg;
+            break;
+        case 'f':
+            info_path = optarg;
+            break;
+        case 'n':
+            netmap = optarg;
+            break;
+        case 'r':
+            report_path = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (!src || !dst || !instance || !info_path || !config_path) {
@@ -134,10 +150,20 @@ int main(int argc, char **argv)
     }
     int64_t completed =
         json_object_object_get_ex(state, "completed_executions", &v) ? json_object_get_int64(v) : 0;
-    ek_endpoint_t origin = {"src-id", "src", "ova", conn(src), json_object_new_object(),
-                            json_object_new_object(), json_object_new_object()};
-    ek_endpoint_t dest = {"dst-id", "dst", "local", conn(dst), json_object_new_object(),
-                          json_object_get(netmap_j), json_object_new_object()};
+    ek_endpoint_t origin = {"src-id",
+                            "src",
+                            "ova",
+                            conn(src),
+                            json_object_new_object(),
+                            json_object_new_object(),
+                            json_object_new_object()};
+    ek_endpoint_t dest = {"dst-id",
+                          "dst",
+                          "local",
+                          conn(dst),
+                          json_object_new_object(),
+                          json_object_get(netmap_j),
+                          json_object_new_object()};
     char execution_id[EK_UUID_STRLEN + 1];
     ek_uuid_generate(execution_id);
     ek_taskgraph_t g;
@@ -151,9 +177,9 @@ int main(int argc, char **argv)
         if (t->on_error_only || t->on_error)
             continue;
         const ek_task_type_t *type = t->type;
-        bool on_source = type->platform == EK_TASK_SOURCE ||
-                         (type->platform == EK_TASK_BILATERAL &&
-                          strcmp(type->name, "REPLICATE_DISKS") == 0);
+        bool on_source =
+            type->platform == EK_TASK_SOURCE ||
+            (type->platform == EK_TASK_BILATERAL && strcmp(type->name, "REPLICATE_DISKS") == 0);
         const ek_provider_t *p = on_source ? &ek_provider_ova : &ek_provider_local;
         ek_task_fn fn = task_fn(p, type->name);
         ek_task_ctx_t *ctx = ek_test_ctx_new(cfg, stdout, type->name);

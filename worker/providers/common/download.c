@@ -69,8 +69,8 @@ static ek_err_t *check_scheme(const ek_config_t *cfg, const char *option, const 
                       option, url, allowed->len ? allowed->buf : "none");
 }
 
-ek_err_t *ek_download(ek_task_ctx_t *ctx, const char *option, const char *url,
-                      const char *sha256, const char *path, uint64_t *size)
+ek_err_t *ek_download(ek_task_ctx_t *ctx, const char *option, const char *url, const char *sha256,
+                      const char *path, uint64_t *size)
 {
     const ek_config_t *cfg = ek_task_config(ctx);
     if (size)
@@ -123,9 +123,9 @@ ek_err_t *ek_download(ek_task_ctx_t *ctx, const char *option, const char *url,
     EVP_DigestFinal_ex(d.md, md, &md_len);
     EVP_MD_CTX_free(d.md);
     if (d.too_big)
-        err = ek_err_new(EK_E_INVALID,
-                         "%s '%s' is larger than %lld MiB ([worker] download_max_mb)", option,
-                         url, (long long)ek_config_get_int(cfg, "worker", "download_max_mb"));
+        err =
+            ek_err_new(EK_E_INVALID, "%s '%s' is larger than %lld MiB ([worker] download_max_mb)",
+                       option, url, (long long)ek_config_get_int(cfg, "worker", "download_max_mb"));
     else if (d.write_failed || !closed)
         err = ek_err_new(EK_E_IO, "%s: cannot write \"%s\" (is the disk full?)", option, path);
     else if (rc != CURLE_OK)

@@ -108,9 +108,18 @@ ek_err_t *ek_minion_boot_new(const char *name, const char *tmp_dir, const char *
  * stage, after write_files has put the certificates in place), in its own
  * session so that cloud-init's final stage ends. Not runcmd: oVirt's engine
  * writes runcmd itself (CloudInitHandler), and a second one would replace it. */
-static const char *const writer_argv[] = {
-    "ekman-writer", "--listen", "0.0.0.0:5566", "--cert", ETC "/server.pem", "--key",
-    ETC "/server.key", "--ca", ETC "/ca.pem", "--allow-path", "/dev", NULL};
+static const char *const writer_argv[] = {"ekman-writer",
+                                          "--listen",
+                                          "0.0.0.0:5566",
+                                          "--cert",
+                                          ETC "/server.pem",
+                                          "--key",
+                                          ETC "/server.key",
+                                          "--ca",
+                                          ETC "/ca.pem",
+                                          "--allow-path",
+                                          "/dev",
+                                          NULL};
 
 static char *per_boot_script(void)
 {
@@ -126,8 +135,8 @@ static char *per_boot_script(void)
  * style (JSON, which YAML 1.1 and 1.2 loaders read): "key: <json>\n". */
 static void yaml_key(ek_strbuf_t *sb, const char *key, json_object *v)
 {
-    const char *text = json_object_to_json_string_ext(
-        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *text =
+        json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     ek_strbuf_addf(sb, "%s: %s\n", key, text);
     json_object_put(v);
 }

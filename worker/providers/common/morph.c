@@ -567,9 +567,8 @@ ek_err_t *ek_morph_remote_run(ek_task_ctx_t *ctx, const ek_task_input_t *in,
             _cleanup_free_ char *dir = NULL;
             if (!(err = ek_private_dir(tmp, "ekman-virtio", &dir))) {
                 _cleanup_free_ char *iso = ek_xasprintf("%s/virtio-win.iso", dir);
-                if (!(err = fetch_virtio_iso(ctx, iso_url,
-                                             str_of(p->info, "windows_virtio_iso_sha256", ""),
-                                             iso)) &&
+                if (!(err = fetch_virtio_iso(
+                          ctx, iso_url, str_of(p->info, "windows_virtio_iso_sha256", ""), iso)) &&
                     !(err = remote_put(&r, iso, REMOTE_DIR "/virtio-win.iso")))
                     err = remote_run(&r,
                                      "mkdir -p " REMOTE_VIRTIO " && { mountpoint -q " REMOTE_VIRTIO

@@ -80,23 +80,24 @@ char *ek_tenant_image_spec(int fd, uint64_t offset, uint64_t size, const char *f
         json_object_object_add(top, "driver", json_object_new_string(format));
     json_object_object_add(top, "backing", NULL);
     json_object_object_add(top, "file", win);
-    char *s = ek_xasprintf("json:%s",
-                           json_object_to_json_string_ext(
-                               top, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    char *s =
+        ek_xasprintf("json:%s", json_object_to_json_string_ext(
+                                    top, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(top);
     return s;
 }
 
 /* A sparse VMDK (KDMV): monolithic, no parent. */
-static ek_err_t *check_vmdk_sparse(int fd, uint64_t offset, uint64_t size,
-                                   const unsigned char *h, const char *what)
+static ek_err_t *check_vmdk_sparse(int fd, uint64_t offset, uint64_t size, const unsigned char *h,
+                                   const char *what)
 {
     uint64_t desc_off = le64(h + 28) * 512, desc_len = le64(h + 36) * 512;
     if (desc_len == 0)
         return NULL; /* no embedded descriptor: one extent, itself */
     if (desc_len > (1u << 20) || desc_off > size || desc_len > size - desc_off)
-        return ek_err_new(EK_E_INVALID, "disk %s: the VMDK's embedded descriptor is out of "
-                                        "bounds",
+        return ek_err_new(EK_E_INVALID,
+                          "disk %s: the VMDK's embedded descriptor is out of "
+                          "bounds",
                           what);
     _cleanup_free_ char *d = ek_xcalloc(1, desc_len + 1);
     ek_err_t *err = read_window(fd, d, desc_len, offset + desc_off);
@@ -180,8 +181,9 @@ static ek_err_t *detect(int fd, uint64_t offset, uint64_t size, const char *what
         return NULL;
     }
     if (memcmp(h, "QED", 4) == 0 || memcmp(h + 64, "\x7f\x10\xda\xbe", 4) == 0)
-        return ek_err_new(EK_E_INVALID, "disk %s is in a format this provider does not read "
-                                        "(QED or VDI): convert it to VMDK, qcow2, VHD(X) or raw",
+        return ek_err_new(EK_E_INVALID,
+                          "disk %s is in a format this provider does not read "
+                          "(QED or VDI): convert it to VMDK, qcow2, VHD(X) or raw",
                           what);
     if (size >= 512) {
         unsigned char f[512];
@@ -222,8 +224,17 @@ ek_err_t *ek_tenant_image_probe(int fd, uint64_t offset, uint64_t size, const ch
     if (!bin || !*bin)
         bin = "qemu-img";
     /* qemu's advice for untrusted images: bound memory and CPU time. */
-    const char *argv[] = {"prlimit", "--as=" PROBE_MAX_AS, "--cpu=" PROBE_MAX_CPU, "--", bin,
-                          "info", "--output=json", "-f", fmt, spec, NULL};
+    const char *argv[] = {"prlimit",
+                          "--as=" PROBE_MAX_AS,
+                          "--cpu=" PROBE_MAX_CPU,
+                          "--",
+                          bin,
+                          "info",
+                          "--output=json",
+                          "-f",
+                          fmt,
+                          spec,
+                          NULL};
     _cleanup_free_ char *out = NULL;
     if ((err = ek_run(argv, &out)))
         return ek_err_prefix(err, "disk %s: qemu-img cannot read it as %s", what, fmt);
@@ -239,8 +250,9 @@ ek_err_t *ek_tenant_image_probe(int fd, uint64_t offset, uint64_t size, const ch
                ((json_object_object_get_ex(data, "data-file", &x) && x) ||
                 (json_object_object_get_ex(data, "extents", &x) &&
                  json_object_array_length(x) != 1))) {
-        err = ek_err_new(EK_E_FORBIDDEN, "disk %s refers to other files (data file or extents): "
-                                         "refused",
+        err = ek_err_new(EK_E_FORBIDDEN,
+                         "disk %s refers to other files (data file or extents): "
+                         "refused",
                          what);
     } else if (!json_object_object_get_ex(info, "virtual-size", &v) ||
                json_object_get_int64(v) <= 0) {

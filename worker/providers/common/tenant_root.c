@@ -86,8 +86,8 @@ ek_err_t *ek_tenant_root_open(const ek_config_t *cfg, const char *section, const
                           "them in the workers' ekman.conf ([%s] allowed_roots = /srv/%s, ...)",
                           endpoint, kind, section, section);
     if (!path || path[0] != '/')
-        return ek_err_new(EK_E_INVALID, "endpoint '%s': \"%s\" must be an absolute path",
-                          endpoint, path ? path : "");
+        return ek_err_new(EK_E_INVALID, "endpoint '%s': \"%s\" must be an absolute path", endpoint,
+                          path ? path : "");
     for (size_t i = 0; i < roots->n; i++) {
         const char *root = roots->items[i], *rest;
         if (!root || root[0] != '/' || !under_root(path, root, &rest))

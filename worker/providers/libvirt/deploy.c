@@ -83,8 +83,7 @@ static ek_err_t *check_tpm(ek_lv_conn_t *c, const ek_lv_opts_t *o, const char *d
 {
     if (!o->add_tpm)
         return NULL;
-    char *caps =
-        virConnectGetDomainCapabilities(ek_lv_virconn(c), NULL, "x86_64", NULL, dtype, 0);
+    char *caps = virConnectGetDomainCapabilities(ek_lv_virconn(c), NULL, "x86_64", NULL, dtype, 0);
     bool ok = caps && strstr(caps, "<value>emulator</value>");
     free(caps);
     if (!ok)
@@ -135,8 +134,7 @@ static ek_err_t *check_pools(virConnectPtr c, const ek_lv_opts_t *o, const ek_ta
         ek_err_t *err = ek_lv_disk_pool(o, in->destination->storage_mappings, d, &pool_name);
         if (err)
             return err;
-        _cleanup_free_ char *what =
-            ek_xasprintf("the pool of disk '%s'", str_of(d, "id", "?"));
+        _cleanup_free_ char *what = ek_xasprintf("the pool of disk '%s'", str_of(d, "id", "?"));
         if ((err = ek_lv_pool_get(c, pool_name, what, &p)))
             return err;
         virStoragePoolFree(p);
@@ -332,9 +330,8 @@ static void remove_console_log(ek_task_ctx_t *ctx, ek_lv_conn_t *c, json_object 
     const char *log = str_of(res, "console_log", NULL);
     const char *base = log ? strrchr(log, '/') : NULL;
     size_t n = log ? strlen(log) : 0;
-    if (!log || log[0] != '/' || !base || strncmp(base + 1, "ekman-minion-", 13) != 0 ||
-        n < 11 || strcmp(log + n - 11, "-serial.log") != 0 || strchr(log, '\'') ||
-        strstr(log, "/../"))
+    if (!log || log[0] != '/' || !base || strncmp(base + 1, "ekman-minion-", 13) != 0 || n < 11 ||
+        strcmp(log + n - 11, "-serial.log") != 0 || strchr(log, '\'') || strstr(log, "/../"))
         return;
     _cleanup_free_ char *cmd = ek_xasprintf("rm -f -- '%s'", log);
     char *out = NULL, *errout = NULL;
@@ -511,8 +508,8 @@ EK_LV_TASK(deploy_instance_resources)
         json_object *v = id ? ek_volumes_find(vols, id) : NULL;
         const char *vol = str_of(v, clone ? "snapshot_volume" : "volume", NULL);
         if (!v || !vol) {
-            err = ek_err_new(EK_E_CONFLICT, "disk '%s' has no %s in volumes_info%s",
-                             id ? id : "?", clone ? "clone" : "replica volume",
+            err = ek_err_new(EK_E_CONFLICT, "disk '%s' has no %s in volumes_info%s", id ? id : "?",
+                             clone ? "clone" : "replica volume",
                              clone ? ": CREATE_TRANSFER_DISK_SNAPSHOTS must run first" : "");
             break;
         }
@@ -575,8 +572,7 @@ EK_LV_TASK(deploy_os_morphing_resources)
         json_object_object_add(mi, "set_dhcp", json_object_new_boolean(o.set_dhcp));
         json_object_object_add(mi, "retain_user_credentials",
                                json_object_new_boolean(o.retain_user_credentials));
-        json_object_object_add(mi, "use_config_drive",
-                               json_object_new_boolean(o.use_config_drive));
+        json_object_object_add(mi, "use_config_drive", json_object_new_boolean(o.use_config_drive));
         if (strcmp(os_type, "windows") == 0) {
             json_object_object_add(mi, "windows_virtio_iso_url",
                                    json_object_new_string(o.windows_virtio_iso_url));
@@ -642,8 +638,8 @@ static char *config_drive_name(const char *instance)
 /* use_config_drive: a NoCloud drive (label cidata) with the instance's
  * meta-data, for cloud-init in the migrated guest; its user-data is empty
  * so that existing users and keys stay as they are. */
-static ek_err_t *make_vm_config_drive(ek_lv_conn_t *c, const char *pool_name,
-                                      const char *instance, char **path)
+static ek_err_t *make_vm_config_drive(ek_lv_conn_t *c, const char *pool_name, const char *instance,
+                                      char **path)
 {
     _cleanup_free_ char *dir = NULL, *name = config_drive_name(instance);
     ek_err_t *err = ek_private_dir(ek_lv_tmp_dir(c), "cfgdrive-", &dir);
@@ -657,8 +653,8 @@ static ek_err_t *make_vm_config_drive(ek_lv_conn_t *c, const char *pool_name,
     _cleanup_free_ char *udp = ek_xasprintf("%s/files/user-data", dir);
     _cleanup_free_ char *files = ek_xasprintf("%s/files", dir);
     _cleanup_free_ char *iso = ek_xasprintf("%s/config.iso", dir);
-    const char *argv[] = {"genisoimage", "-quiet", "-output", iso,   "-volid",
-                          "cidata",      "-joliet", "-rock",  files, NULL};
+    const char *argv[] = {"genisoimage", "-quiet",  "-output", iso,   "-volid",
+                          "cidata",      "-joliet", "-rock",   files, NULL};
     if (mkdir(files, 0700) != 0)
         err = ek_err_errno(errno, "could not create \"%s\"", files);
     if (!err && !(err = ek_file_write(mdp, md, strlen(md), 0600)) &&
@@ -719,8 +715,7 @@ static ek_err_t *final_disks(virConnectPtr c, json_object *disks, bool virtio, f
         virStoragePoolPtr pool;
         ek_err_t *err;
         if (!pool_name || !vol)
-            return ek_err_new(EK_E_INVALID, "instance_deployment_info.disks[%zu] has no volume",
-                              i);
+            return ek_err_new(EK_E_INVALID, "instance_deployment_info.disks[%zu] has no volume", i);
         if ((err = ek_lv_pool_get(c, pool_name, "deployed disk", &pool)))
             return err;
         virStorageVolPtr v = virStorageVolLookupByName(pool, vol);
@@ -742,8 +737,7 @@ static ek_err_t *final_disks(virConnectPtr c, json_object *disks, bool virtio, f
     return NULL;
 }
 
-static ek_err_t *final_nics(json_object *export_info, json_object *map, bool virtio,
-                            final_vm_t *f)
+static ek_err_t *final_nics(json_object *export_info, json_object *map, bool virtio, final_vm_t *f)
 {
     json_object *nics;
     if (!json_object_object_get_ex(export_info, "nics", &nics) ||
@@ -812,8 +806,11 @@ static ek_err_t *define_final(ek_task_ctx_t *ctx, ek_lv_conn_t *c, const ek_lv_o
     if (f->cfg_drive) {
         bool sata = machine && strcmp(machine, "q35") == 0;
         f->devs[n] = cdrom_dev(f, sata);
-        f->disks[n] = (ek_lv_vm_disk_t){.dev = f->devs[n], .bus = sata ? "sata" : "ide",
-                                        .path = f->cfg_drive, .format = "raw", .cdrom = true};
+        f->disks[n] = (ek_lv_vm_disk_t){.dev = f->devs[n],
+                                        .bus = sata ? "sata" : "ide",
+                                        .path = f->cfg_drive,
+                                        .format = "raw",
+                                        .cdrom = true};
         n++;
     }
     ek_lv_vm_t vm = {
@@ -901,8 +898,8 @@ EK_LV_TASK(finalize_deployment)
         if (f.console_log)
             json_object_object_add(tr, "console_log", json_object_new_string(f.console_log));
         json_object_object_add(result, "transfer_result", tr);
-        ek_task_event(ctx, "INFO", "'%s' deployed and started as domain '%s' on %s",
-                      in->instance, name, ek_lv_describe(c));
+        ek_task_event(ctx, "INFO", "'%s' deployed and started as domain '%s' on %s", in->instance,
+                      name, ek_lv_describe(c));
     }
     if (d)
         virDomainFree(d);
@@ -928,8 +925,7 @@ EK_LV_TASK(cleanup_failed_deployment)
     const char *name = str_of(info, "domain_name", NULL);
     _cleanup_free_ char *renamed = ek_xasprintf("%s-migrated", in->instance);
     if (!name || (strcmp(name, in->instance) != 0 && strcmp(name, renamed) != 0))
-        return ek_err_new(EK_E_INVALID, "instance_deployment_info is not for '%s'",
-                          in->instance);
+        return ek_err_new(EK_E_INVALID, "instance_deployment_info is not for '%s'", in->instance);
     if ((err = ek_lv_task_connect_destination(ctx, in, &c, &o)))
         return err;
     virConnectPtr vc = ek_lv_virconn(c);

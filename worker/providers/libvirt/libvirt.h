@@ -81,11 +81,10 @@ void ek_lv_argv_free(char **argv);
 EK_ERR_CHECK ek_lv_ssh_run(ek_lv_conn_t *c, const char *command, char **out, char **errout,
                            int *status);
 
-
 /* ---- endpoint.c -------------------------------------------------------------------- */
 
 #define EK_LV_ENDPOINT_FN(name)                                                                    \
-    ek_err_t *ek_lv_##name(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, json_object *args,       \
+    ek_err_t *ek_lv_##name(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, json_object *args,         \
                            json_object **out)
 
 EK_LV_ENDPOINT_FN(validate_connection);
@@ -164,8 +163,8 @@ EK_ERR_CHECK ek_lv_checkpoints_list(virDomainPtr dom, const char *tag, char ***n
 EK_ERR_CHECK ek_lv_checkpoints_prune(virDomainPtr dom, const char *tag, const char *keep);
 
 typedef struct ek_lv_backup_disk {
-    const char *id;       /* target dev */
-    bool incremental_ok;  /* a bitmap-capable (qcow2) disk */
+    const char *id;      /* target dev */
+    bool incremental_ok; /* a bitmap-capable (qcow2) disk */
 } ek_lv_backup_disk_t;
 
 /* Starts the job for the given disks (every disk of the domain), with a
@@ -244,8 +243,8 @@ typedef struct ek_lv_opts {
     char *ssh_key_path;
     char *sqlite_database_file;
     bool add_tpm;
-    char *domain_type;              /* "auto" | "kvm" | "qemu" (Ekman's addition) */
-    int64_t worker_boot_timeout;    /* seconds (Ekman's addition) */
+    char *domain_type;           /* "auto" | "kvm" | "qemu" (Ekman's addition) */
+    int64_t worker_boot_timeout; /* seconds (Ekman's addition) */
 } ek_lv_opts_t;
 
 /* The options of a task: cfg (may be NULL: defaults) overridden by env (the
@@ -297,14 +296,14 @@ typedef struct ek_lv_vm {
     size_t n_disks;
     const ek_lv_vm_nic_t *nics;
     size_t n_nics;
-    bool minion;             /* a worker VM: qemu-ga channel, rng, no TPM, no CPU options */
-    bool cpu_options;        /* cpu_mode, cpu_migratable, cpu_features apply */
+    bool minion;      /* a worker VM: qemu-ga channel, rng, no TPM, no CPU options */
+    bool cpu_options; /* cpu_mode, cpu_migratable, cpu_features apply */
     bool tpm;
     const char *console_log; /* serial log file, or NULL */
     bool vnc;
     const char *vnc_listen;
     const char *vnc_password; /* the console's password (VNC: 8 characters at most) */
-    const char *cpu_mode; /* as configured */
+    const char *cpu_mode;     /* as configured */
     bool cpu_migratable;
     const ek_strlist_t *cpu_features;
 } ek_lv_vm_t;

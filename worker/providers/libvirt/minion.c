@@ -100,8 +100,7 @@ static ek_err_t *domain_remove(ek_task_ctx_t *ctx, virConnectPtr c, const char *
     if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1)
         err = ek_lv_err(EK_E_IO, "could not stop worker VM '%s'", name);
     if (!err && virDomainIsPersistent(d) == 1 &&
-        virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM |
-                                      VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+        virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_NVRAM | VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
                                       VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 &&
         virDomainUndefine(d) < 0)
         err = ek_lv_err(EK_E_IO, "could not undefine worker VM '%s'", name);
@@ -225,15 +224,16 @@ static ek_err_t *make_overlay(ek_lv_minion_t *m, virStoragePoolPtr pool, virStor
     uint64_t size = (uint64_t)o->worker_volume_size_gb * GIB;
     if (size < info.capacity)
         size = info.capacity;
-    _cleanup_free_ char *xml = ek_xasprintf(
-        "<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
-        "<target><format type='qcow2'/></target><backingStore><path>%s</path>"
-        "<format type='%s'/></backingStore></volume>",
-        m->root_vol, (unsigned long long)size, path, fmt);
+    _cleanup_free_ char *xml =
+        ek_xasprintf("<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
+                     "<target><format type='qcow2'/></target><backingStore><path>%s</path>"
+                     "<format type='%s'/></backingStore></volume>",
+                     m->root_vol, (unsigned long long)size, path, fmt);
     virStorageVolPtr v = virStorageVolCreateXML(pool, xml, 0);
     if (!v)
-        return ek_lv_err(EK_E_IO, "could not create the boot volume '%s' of worker VM '%s' "
-                                  "(an overlay of \"%s\")",
+        return ek_lv_err(EK_E_IO,
+                         "could not create the boot volume '%s' of worker VM '%s' "
+                         "(an overlay of \"%s\")",
                          m->root_vol, m->name, path);
     virStorageVolFree(v);
     return NULL;
@@ -377,8 +377,9 @@ static ek_err_t *define_and_start(ek_task_ctx_t *ctx, ek_lv_minion_t *m, virStor
         err = ek_err_new(EK_E_INTERNAL, "worker VM '%s' has no MAC address", m->name);
     virDomainFree(d);
     if (!err)
-        ek_task_event(ctx, "INFO", "worker VM '%s' started (%s, %lld MiB, %lld vCPU(s), network "
-                                   "'%s', MAC %s)",
+        ek_task_event(ctx, "INFO",
+                      "worker VM '%s' started (%s, %lld MiB, %lld vCPU(s), network "
+                      "'%s', MAC %s)",
                       m->name, vm.domain_type, (long long)o->worker_memory_mb,
                       (long long)o->worker_vcpus, o->worker_network, m->mac);
     return err;
@@ -434,8 +435,8 @@ static char *arp_address(ek_lv_conn_t *c, const char *mac)
 {
     char *out = NULL, *text = NULL;
     int status = 0;
-    ek_err_t *err = ek_lv_ssh_run(c, "ip -4 neigh show 2>/dev/null || cat /proc/net/arp", &text,
-                                  NULL, &status);
+    ek_err_t *err =
+        ek_lv_ssh_run(c, "ip -4 neigh show 2>/dev/null || cat /proc/net/arp", &text, NULL, &status);
     if (err) {
         ek_err_free(err);
         return NULL;
@@ -480,23 +481,23 @@ static ek_err_t *wait_address(ek_task_ctx_t *ctx, ek_lv_conn_t *c, ek_lv_minion_
     virDomainPtr d = virDomainLookupByName(m->c, m->name);
     if (!d)
         return ek_lv_err(EK_E_IO, "worker VM '%s' is gone", m->name);
-    unsigned src = strcmp(o->iface_addr_src, "agent") == 0   ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
-                   : strcmp(o->iface_addr_src, "lease") == 0 ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
-                                                             : VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP;
+    unsigned src =
+        strcmp(o->iface_addr_src, "agent") == 0   ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
+        : strcmp(o->iface_addr_src, "lease") == 0 ? VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE
+                                                  : VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP;
     double start = now_s(), deadline = start + (double)o->worker_boot_timeout;
-    int step = ek_task_step(ctx, (uint64_t)o->worker_boot_timeout, "Waiting for worker VM %s",
-                            m->name);
+    int step =
+        ek_task_step(ctx, (uint64_t)o->worker_boot_timeout, "Waiting for worker VM %s", m->name);
     char *addr = NULL;
     ek_err_t *err = NULL;
     while (!err) {
         if (ek_task_cancelled(ctx)) {
-            err = ek_err_new(EK_E_CANCELED, "cancelled while worker VM '%s' was booting",
-                             m->name);
+            err = ek_err_new(EK_E_CANCELED, "cancelled while worker VM '%s' was booting", m->name);
             break;
         }
         if (virDomainIsActive(d) != 1) {
-            err = ek_err_new(EK_E_IO, "worker VM '%s' stopped while it was booting%s%s",
-                             m->name, m->console_log ? ": see its console log " : "",
+            err = ek_err_new(EK_E_IO, "worker VM '%s' stopped while it was booting%s%s", m->name,
+                             m->console_log ? ": see its console log " : "",
                              m->console_log ? m->console_log : "");
             break;
         }
@@ -512,16 +513,15 @@ static ek_err_t *wait_address(ek_task_ctx_t *ctx, ek_lv_conn_t *c, ek_lv_minion_
         }
         if (now_s() > deadline) {
             if (addr)
-                err = ek_err_new(EK_E_TIMEOUT,
-                                 "worker VM '%s' has address %s (from the %s) but nothing "
-                                 "answered on TCP port %d within %lld s "
-                                 "(migr_worker_boot_timeout): the image must start %s from its "
-                                 "config drive, and this worker must be able to reach %s%s%s",
-                                 m->name, addr, o->iface_addr_src, port,
-                                 (long long)o->worker_boot_timeout,
-                                 port == 22 ? "sshd" : "ekman-writer", addr,
-                                 m->console_log ? "; console log: " : "",
-                                 m->console_log ? m->console_log : "");
+                err = ek_err_new(
+                    EK_E_TIMEOUT,
+                    "worker VM '%s' has address %s (from the %s) but nothing "
+                    "answered on TCP port %d within %lld s "
+                    "(migr_worker_boot_timeout): the image must start %s from its "
+                    "config drive, and this worker must be able to reach %s%s%s",
+                    m->name, addr, o->iface_addr_src, port, (long long)o->worker_boot_timeout,
+                    port == 22 ? "sshd" : "ekman-writer", addr,
+                    m->console_log ? "; console log: " : "", m->console_log ? m->console_log : "");
             else
                 err = ek_err_new(EK_E_TIMEOUT,
                                  "worker VM '%s' (MAC %s) got no IPv4 address from the %s "
@@ -567,8 +567,8 @@ static ek_err_t *attach_one(ek_lv_minion_t *m, virDomainPtr d, json_object *v, s
         return ek_err_new(EK_E_NOTFOUND, "volume '%s' is missing from pool '%s'", vol, pool_name);
     char dev[8];
     snprintf(dev, sizeof(dev), "vd%c", (char)('b' + i));
-    ek_lv_vm_disk_t disk = {.dev = dev, .bus = "virtio", .path = path,
-                            .format = fmt ? fmt : "raw", .serial = serial};
+    ek_lv_vm_disk_t disk = {
+        .dev = dev, .bus = "virtio", .path = path, .format = fmt ? fmt : "raw", .serial = serial};
     _cleanup_free_ char *xml = ek_lv_disk_attach_xml(&disk);
     if (virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
         return ek_lv_err(EK_E_IO, "could not attach volume '%s' to worker VM '%s'", vol, m->name);
@@ -610,8 +610,8 @@ static ek_err_t *find_image(ek_lv_minion_t *m, const ek_lv_opts_t *o, const char
     ek_err_t *err = ek_lv_opts_image(m->c, o, os_type, &pool_name, &vol);
     if (err)
         return err;
-    if ((err = ek_lv_pool_get(m->c, pool_name, "the pool of the worker image, migr_image_map",
-                              pool)))
+    if ((err =
+             ek_lv_pool_get(m->c, pool_name, "the pool of the worker image, migr_image_map", pool)))
         return err;
     if (!(err = ek_lv_vol_find(*pool, vol, image)) && !*image)
         err = ek_err_new(EK_E_NOTFOUND,
@@ -667,12 +667,11 @@ ek_err_t *ek_lv_minion_create(ek_task_ctx_t *ctx, const ek_task_input_t *in, ek_
         if (m->pool) {
             ek_err_t *e = ek_lv_minion_remove_by_name(NULL, m->c, m->name, m->pool);
             if (e) {
-                ek_task_event(ctx, "WARNING", "worker VM '%s' could not be removed: %s",
-                              m->name, e->message);
+                ek_task_event(ctx, "WARNING", "worker VM '%s' could not be removed: %s", m->name,
+                              e->message);
                 ek_err_free(e);
             } else {
-                ek_task_event(ctx, "INFO", "worker VM '%s' and its volumes were removed",
-                              m->name);
+                ek_task_event(ctx, "INFO", "worker VM '%s' and its volumes were removed", m->name);
             }
         }
         ek_lv_minion_free(m);

@@ -37,11 +37,18 @@ void ek_lv_opts_release(ek_lv_opts_t *o)
 {
     if (!o)
         return;
-    char **strs[] = {&o->default_storage_pool, &o->worker_network, &o->data_transfer_mechanism,
-                     &o->console_log_dir, &o->vnc_listen_address, &o->windows_virtio_iso_url,
+    char **strs[] = {&o->default_storage_pool,
+                     &o->worker_network,
+                     &o->data_transfer_mechanism,
+                     &o->console_log_dir,
+                     &o->vnc_listen_address,
+                     &o->windows_virtio_iso_url,
                      &o->windows_virtio_iso_sha256,
-                     &o->cpu_mode, &o->iface_addr_src, &o->ssh_key_path,
-                     &o->sqlite_database_file, &o->domain_type};
+                     &o->cpu_mode,
+                     &o->iface_addr_src,
+                     &o->ssh_key_path,
+                     &o->sqlite_database_file,
+                     &o->domain_type};
     for (size_t i = 0; i < EK_ARRAY_SIZE(strs); i++) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -52,7 +59,7 @@ void ek_lv_opts_release(ek_lv_opts_t *o)
 
 /* The override of option `name` in env as a JSON value of the option's
  * type (new reference), or NULL when env does not set it. */
-static ek_err_t *override(json_object *env, const char *name, json_object **out)
+static ek_err_t * override(json_object *env, const char *name, json_object **out)
 {
     json_object *v;
     *out = NULL;
@@ -63,26 +70,34 @@ static ek_err_t *override(json_object *env, const char *name, json_object **out)
         return ek_err_new(EK_E_INTERNAL, "option %s is not in the catalogue", name);
     json_type want;
     switch (def->type) {
-    case EK_OPT_STRING: want = json_type_string; break;
-    case EK_OPT_INT: want = json_type_int; break;
-    case EK_OPT_BOOL: want = json_type_boolean; break;
-    case EK_OPT_LIST: want = json_type_array; break;
-    default: want = json_type_object; break;
+    case EK_OPT_STRING:
+        want = json_type_string;
+        break;
+    case EK_OPT_INT:
+        want = json_type_int;
+        break;
+    case EK_OPT_BOOL:
+        want = json_type_boolean;
+        break;
+    case EK_OPT_LIST:
+        want = json_type_array;
+        break;
+    default:
+        want = json_type_object;
+        break;
     }
     if (json_object_is_type(v, want)) {
         *out = json_object_get(v);
         return NULL;
     }
     if (!json_object_is_type(v, json_type_string))
-        return ek_err_new(EK_E_INVALID,
-                          "destination environment: option '%s' must be a %s, not %s", name,
-                          json_type_to_name(want), ek_json_type_name(v));
+        return ek_err_new(EK_E_INVALID, "destination environment: option '%s' must be a %s, not %s",
+                          name, json_type_to_name(want), ek_json_type_name(v));
     ek_err_t *err = ek_config_parse_value(def, json_object_get_string(v), out);
     return err ? ek_err_prefix(err, "destination environment: option '%s'", name) : NULL;
 }
 
-static ek_err_t *get_string(const ek_config_t *cfg, json_object *env, const char *name,
-                            char **out)
+static ek_err_t *get_string(const ek_config_t *cfg, json_object *env, const char *name, char **out)
 {
     json_object *v;
     ek_err_t *err = override(env, name, &v);
@@ -95,8 +110,7 @@ static ek_err_t *get_string(const ek_config_t *cfg, json_object *env, const char
     return NULL;
 }
 
-static ek_err_t *get_int(const ek_config_t *cfg, json_object *env, const char *name,
-                         int64_t *out)
+static ek_err_t *get_int(const ek_config_t *cfg, json_object *env, const char *name, int64_t *out)
 {
     json_object *v;
     ek_err_t *err = override(env, name, &v);
@@ -106,8 +120,8 @@ static ek_err_t *get_int(const ek_config_t *cfg, json_object *env, const char *n
     json_object_put(v);
     const ek_opt_def_t *def = ek_config_find_option(SECTION, name);
     if (def && def->min < def->max && (*out < def->min || *out > def->max))
-        return ek_err_new(EK_E_INVALID, "option '%s' = %lld is out of range (%lld to %lld)",
-                          name, (long long)*out, (long long)def->min, (long long)def->max);
+        return ek_err_new(EK_E_INVALID, "option '%s' = %lld is out of range (%lld to %lld)", name,
+                          (long long)*out, (long long)def->min, (long long)def->max);
     return NULL;
 }
 
@@ -200,8 +214,8 @@ static ek_err_t *check_env_keys(json_object *env)
     /* Options that name the worker's files or grant the operator's
      * credentials: the operator's alone (ekman.conf), never a tenant's. */
     static const char *const operator_only[] = {"ssh_key_path", "operator_key_uris",
-                                                "osmorphing_packages_dir",
-                                                "sqlite_database_file", NULL};
+                                                "osmorphing_packages_dir", "sqlite_database_file",
+                                                NULL};
     json_object_object_foreach(env, key, val)
     {
         (void)val;
@@ -260,8 +274,7 @@ static ek_err_t *check(ek_lv_opts_t *o)
                           "option 'migr_worker_iface_addr_src' = '%s': use agent, lease or arp",
                           o->iface_addr_src);
     if (!one_of(o->data_transfer_mechanism, mechs))
-        return ek_err_new(EK_E_INVALID,
-                          "option 'data_transfer_mechanism' = '%s': use https or ssh",
+        return ek_err_new(EK_E_INVALID, "option 'data_transfer_mechanism' = '%s': use https or ssh",
                           o->data_transfer_mechanism);
     if (o->console_log && (o->console_log_dir[0] != '/' || !plain(o->console_log_dir)))
         return ek_err_new(EK_E_INVALID,

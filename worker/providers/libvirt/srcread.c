@@ -284,10 +284,9 @@ static ek_err_t *nbd_start(disk_rd_t *r, const char *dir, const char *id, int fd
     const char *bin = getenv("EKMAN_QEMU_NBD");
     if (!bin || !*bin)
         bin = "qemu-nbd";
-    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt, sock, spec,
-                          NULL};
-    ek_err_t *err = ek_helper_start(argv, r->nbd_sock, log, NBD_START_TIMEOUT_MS, "qemu-nbd",
-                                    &r->nbd_pid);
+    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt, sock, spec, NULL};
+    ek_err_t *err =
+        ek_helper_start(argv, r->nbd_sock, log, NBD_START_TIMEOUT_MS, "qemu-nbd", &r->nbd_pid);
     return err ? ek_err_prefix(err, "serving the downloaded image of disk '%s'", id) : NULL;
 }
 
@@ -324,8 +323,7 @@ static ek_err_t *open_offline(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *
     if (fstat(fd, &st) != 0)
         err = ek_err_errno(errno, "could not stat \"%s\"", r->file);
     else
-        err = ek_tenant_image_probe(fd, 0, (uint64_t)st.st_size, k->format, what, &format,
-                                    &vsize);
+        err = ek_tenant_image_probe(fd, 0, (uint64_t)st.st_size, k->format, what, &format, &vsize);
     if (!err && strcmp(format, "raw") != 0)
         err = nbd_start(r, ek_lv_tmp_dir(s->c), k->id, fd, (uint64_t)st.st_size, format);
     close(fd); /* qemu-nbd holds its own */

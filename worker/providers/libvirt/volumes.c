@@ -37,12 +37,12 @@ ek_err_t *ek_lv_pool_get(virConnectPtr c, const char *name, const char *what,
                               "storage pool '%s' (%s) does not exist on the libvirt host: "
                               "create it or name another pool",
                               name, what);
-        return ek_lv_err(EK_E_UNAVAILABLE, "could not look up storage pool '%s' (%s)", name,
-                         what);
+        return ek_lv_err(EK_E_UNAVAILABLE, "could not look up storage pool '%s' (%s)", name, what);
     }
     if (virStoragePoolIsActive(p) != 1 && virStoragePoolCreate(p, 0) < 0) {
-        ek_err_t *err = ek_lv_err(EK_E_CONFLICT, "storage pool '%s' (%s) is not active and "
-                                                 "could not be started",
+        ek_err_t *err = ek_lv_err(EK_E_CONFLICT,
+                                  "storage pool '%s' (%s) is not active and "
+                                  "could not be started",
                                   name, what);
         virStoragePoolFree(p);
         return err;
@@ -74,8 +74,7 @@ ek_err_t *ek_lv_vol_delete(virConnectPtr c, const char *pool_name, const char *n
     ek_err_t *err = ek_lv_vol_find(pool, name, &v);
     if (!err && v) {
         if (virStorageVolDelete(v, 0) < 0)
-            err = ek_lv_err(EK_E_IO, "could not delete volume '%s' of pool '%s'", name,
-                            pool_name);
+            err = ek_lv_err(EK_E_IO, "could not delete volume '%s' of pool '%s'", name, pool_name);
         virStorageVolFree(v);
     }
     virStoragePoolFree(pool);
@@ -86,11 +85,11 @@ ek_err_t *ek_lv_vol_delete(virConnectPtr c, const char *pool_name, const char *n
 static ek_err_t *vol_create(virStoragePoolPtr pool, const char *name, uint64_t size)
 {
     _cleanup_free_ char *qn = ek_lv_safe_name(name);
-    _cleanup_free_ char *xml = ek_xasprintf(
-        "<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
-        "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
-        "<permissions><mode>0600</mode></permissions></target></volume>",
-        qn, (unsigned long long)size);
+    _cleanup_free_ char *xml =
+        ek_xasprintf("<volume><name>%s</name><capacity unit='bytes'>%llu</capacity>"
+                     "<allocation unit='bytes'>0</allocation><target><format type='raw'/>"
+                     "<permissions><mode>0600</mode></permissions></target></volume>",
+                     qn, (unsigned long long)size);
     virStorageVolPtr v = virStorageVolCreateXML(pool, xml, 0);
     if (!v)
         return ek_lv_err(EK_E_IO, "could not create volume '%s' in pool '%s'", name,
@@ -205,8 +204,9 @@ static ek_err_t *deploy_one(deploy_run_t *r, const ek_task_input_t *in, virStora
         int rc = virStorageVolResize(v, size, 0);
         virStorageVolFree(v);
         if (rc < 0)
-            return ek_lv_err(EK_E_IO, "disk '%s': could not grow volume '%s' of pool '%s' to "
-                                      "%llu bytes",
+            return ek_lv_err(EK_E_IO,
+                             "disk '%s': could not grow volume '%s' of pool '%s' to "
+                             "%llu bytes",
                              id, name, pn, (unsigned long long)size);
         ek_task_event(r->ctx, "INFO",
                       "disk '%s' grew from %s to %s: volume '%s' grew too (the next sync reads "
@@ -375,8 +375,7 @@ static ek_err_t *vol_copy(ek_task_ctx_t *ctx, virConnectPtr c, const char *pool_
                          "volume '%s' is missing from pool '%s': execute the transfer again",
                          volume, pool_name);
     if (!err && !(err = ek_lv_vol_find(pool, name, &copy)) && copy) {
-        ek_task_event(ctx, "WARNING", "replacing volume '%s', left by an earlier deployment",
-                      name);
+        ek_task_event(ctx, "WARNING", "replacing volume '%s', left by an earlier deployment", name);
         if (virStorageVolDelete(copy, 0) < 0)
             err = ek_lv_err(EK_E_IO, "could not delete volume '%s'", name);
         virStorageVolFree(copy);
@@ -517,8 +516,8 @@ static ek_err_t *snapshots_end(ek_task_ctx_t *ctx, const ek_task_input_t *in, js
         const char *snap = str_of(v, "snapshot_volume");
         if (!snap)
             continue;
-        if (restore && strcmp(str_of(v, "snapshot_kind") ? str_of(v, "snapshot_kind") : "",
-                              "snapshot") == 0) {
+        if (restore &&
+            strcmp(str_of(v, "snapshot_kind") ? str_of(v, "snapshot_kind") : "", "snapshot") == 0) {
             /* The replica may be the deployed VM's disk, which the cleanup
              * already removed: copy the snapshot back under its name. */
             const char *pool = str_of(v, "pool"), *vol = str_of(v, "volume");

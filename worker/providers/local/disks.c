@@ -23,7 +23,7 @@
 
 /* The instance's directory on the destination, checked; malloc'ed. */
 static ek_err_t *instance_dir(ek_task_ctx_t *ctx, const ek_task_input_t *in, bool create,
-                             char **out)
+                              char **out)
 {
     const char *dst;
     ek_err_t *err;
@@ -41,7 +41,7 @@ static ek_err_t *instance_dir(ek_task_ctx_t *ctx, const ek_task_input_t *in, boo
 }
 
 static const char *const map_suffixes[] = {".hashmap", ".hashmap.new", ".hashmap.inprogress",
-                                             ".hashmap.sync"};
+                                           ".hashmap.sync"};
 
 /* Drops the hash map of a replica (with a pending one and the marker of an
  * unfinished sync). */

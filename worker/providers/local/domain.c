@@ -49,8 +49,7 @@ static ek_err_t *image_size(int fd, const char *path, uint64_t *size)
     } else if (S_ISREG(st.st_mode)) {
         *size = (uint64_t)st.st_size;
     } else {
-        return ek_err_new(EK_E_INVALID, "image \"%s\" is neither a file nor a block device",
-                          path);
+        return ek_err_new(EK_E_INVALID, "image \"%s\" is neither a file nor a block device", path);
     }
     if (*size == 0)
         return ek_err_new(EK_E_INVALID, "image \"%s\" is empty", path);

@@ -113,8 +113,7 @@ json_object *ek_local_domain_export_info(const ek_local_domain_t *d);
  * of an image, opened beneath sc's roots and checked as every tenant image
  * is (tenant_image.h): a qcow2 naming a backing or data file is refused. */
 EK_ERR_CHECK ek_local_image_probe(const ek_local_scope_t *sc, const char *path,
-                                  const char *declared_format, const char **format,
-                                  uint64_t *size);
+                                  const char *declared_format, const char **format, uint64_t *size);
 /* Opens the image at path beneath sc's roots (not close-on-exec: qemu
  * reads it as /dev/fd/N) and probes it as above. *fd is the caller's. */
 EK_ERR_CHECK ek_local_image_open(const ek_local_scope_t *sc, const char *path,
@@ -212,13 +211,12 @@ struct ek_repl_disk;
  * sync (or this very task wrote it), else drops it so every block is sent
  * (with a WARNING event saying why). */
 EK_ERR_CHECK ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const struct ek_repl_disk *d,
-                                                 const char *hash_map);
+                                       const char *hash_map);
 /* After a completed sync: stamps the map with the task's id and records it
  * in the disk's volumes_info entry (hash_map_sync). */
 EK_ERR_CHECK ek_local_hash_map_seal(const struct ek_repl_disk *d, const char *hash_map);
 /* Marks (writing) or unmarks a sync of the map's replica as under way. */
-EK_ERR_CHECK ek_local_hash_map_mark(const char *hash_map, const char *task_id,
-                                              bool writing);
+EK_ERR_CHECK ek_local_hash_map_mark(const char *hash_map, const char *task_id, bool writing);
 
 /* ---- task functions (replicate.c, disks.c, deploy.c, tasks.c) ------------------------ */
 

@@ -75,8 +75,8 @@ ek_err_t *ek_local_nbd_start(const char *image, const char *format, const char *
     const char *bin = getenv("EKMAN_QEMU_NBD");
     if (!bin || !*bin)
         bin = "qemu-nbd";
-    const char *argv[] = {bin, "--read-only", "--persistent", "--shared=16", fmt_arg, sock_arg,
-                          image, NULL};
+    const char *argv[] = {bin,     "--read-only", "--persistent", "--shared=16",
+                          fmt_arg, sock_arg,      image,          NULL};
     ek_err_t *err = ek_helper_start(argv, n->sock, n->log, START_TIMEOUT_MS, "qemu-nbd", &n->pid);
     if (err) {
         nbd_free(n);

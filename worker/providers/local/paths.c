@@ -60,8 +60,8 @@ ek_err_t *ek_local_endpoint_dir(const ek_config_t *cfg, const ek_endpoint_t *ep,
     return NULL;
 }
 
-ek_err_t *ek_local_task_dirs(const ek_task_ctx_t *ctx, const ek_task_input_t *in,
-                             const char **src, const char **dst)
+ek_err_t *ek_local_task_dirs(const ek_task_ctx_t *ctx, const ek_task_input_t *in, const char **src,
+                             const char **dst)
 {
     const ek_config_t *cfg = ctx ? ek_task_config(ctx) : NULL;
     ek_err_t *err = NULL;

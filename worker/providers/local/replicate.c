@@ -51,7 +51,8 @@
  *   - a re-run of this very task (its saved state names the disk) keeps the
  *     map: the earlier attempt dropped it already if it had to, and the
  *     engine resumes from what the writer acknowledged. */
-ek_err_t *ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const ek_repl_disk_t *d, const char *hash_map)
+ek_err_t *ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const ek_repl_disk_t *d,
+                                    const char *hash_map)
 {
     _cleanup_free_ char *pending = ek_xasprintf("%s.new", hash_map);
     _cleanup_free_ char *marker = ek_xasprintf("%s.inprogress", hash_map);
@@ -68,8 +69,9 @@ ek_err_t *ek_local_hash_map_prepare(ek_task_ctx_t *ctx, const ek_repl_disk_t *d,
         ek_err_free(ek_file_read(marker, 128, &owner, &len));
     /* an earlier attempt of this very task, on this worker, marked the map
      * or completed the disk's sync */
-    bool ours = d->retried && d->task_id &&
-                ((owner && strcmp(owner, d->task_id) == 0) || (have && strcmp(have, d->task_id) == 0));
+    bool ours =
+        d->retried && d->task_id &&
+        ((owner && strcmp(owner, d->task_id) == 0) || (have && strcmp(have, d->task_id) == 0));
     bool current = want && have && strcmp(have, want) == 0;
     if (ours || (!d->retried && d->incremental && !unfinished && current))
         return NULL;
@@ -165,8 +167,8 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
     const char *source = fd_path; /* the file we opened, not the path again */
     if (qcow2) {
         const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : "/tmp";
-        _cleanup_free_ char *spec = ek_tenant_image_spec(fd, 0, (uint64_t)lseek(fd, 0, SEEK_END),
-                                                         NULL);
+        _cleanup_free_ char *spec =
+            ek_tenant_image_spec(fd, 0, (uint64_t)lseek(fd, 0, SEEK_END), NULL);
         err = ek_local_nbd_start(spec, "qcow2", tmp, &ld->nbd);
         if (err) {
             close(fd);
@@ -180,9 +182,8 @@ static ek_err_t *open_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_
     void *ih = NULL;
     err = inner->open(source, &rp, &ih, &rd->size);
     close(fd); /* the reader (or qemu-nbd) holds its own */
-    if (err ||
-        (err = ek_local_tracked_open(inner, ih, rd->size, qcow2 ? hash_map : NULL, ctx,
-                                     &ld->reader))) {
+    if (err || (err = ek_local_tracked_open(inner, ih, rd->size, qcow2 ? hash_map : NULL, ctx,
+                                            &ld->reader))) {
         if (ih && !ld->reader)
             inner->close(ih);
         ek_local_nbd_stop(ld->nbd);

@@ -92,8 +92,9 @@ static ek_err_t *load_archive(int fd, ek_ova_instance_t *inst, char **text, uint
         }
     }
     if (n_ovf != 1)
-        return ek_err_new(EK_E_INVALID, "\"%s\" holds %zu .ovf descriptors: an OVA must hold "
-                                        "exactly one",
+        return ek_err_new(EK_E_INVALID,
+                          "\"%s\" holds %zu .ovf descriptors: an OVA must hold "
+                          "exactly one",
                           inst->file, n_ovf);
     inst->ovf_name = ek_xstrdup(ovf->name);
     /* hrefs are relative to the descriptor's folder inside the tar */
@@ -139,9 +140,9 @@ ek_err_t *ek_ova_instance_load(int dirfd, const char *file, ek_ova_instance_t **
     }
     close(fd);
     _cleanup_free_ char *fallback = stem(file);
-    _cleanup_free_ char *what =
-        inst->archive && inst->ovf_name ? ek_xasprintf("%s/%s", file, inst->ovf_name)
-                                        : ek_xstrdup(file);
+    _cleanup_free_ char *what = inst->archive && inst->ovf_name
+                                    ? ek_xasprintf("%s/%s", file, inst->ovf_name)
+                                    : ek_xstrdup(file);
     if (!err)
         err = ek_ova_ovf_parse(text, len, fallback, what, &inst->vm);
     for (size_t i = 0; !err && i < inst->vm->n_disks; i++) {
@@ -197,8 +198,8 @@ static void scan(int dirfd, const char *prefix, int depth, inst_vec_t *vec)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        _cleanup_free_ char *rel = prefix ? ek_xasprintf("%s/%s", prefix, e->d_name)
-                                          : ek_xstrdup(e->d_name);
+        _cleanup_free_ char *rel =
+            prefix ? ek_xasprintf("%s/%s", prefix, e->d_name) : ek_xstrdup(e->d_name);
         struct stat st;
         if (fstatat(dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
@@ -264,8 +265,9 @@ ek_err_t *ek_ova_instance_find(int dirfd, const char *name, ek_ova_instance_t **
     }
     free(v);
     if (!err && !found)
-        err = ek_err_new(EK_E_NOTFOUND, "no OVA or OVF in the endpoint's directory describes "
-                                        "instance '%s' (found: %s)",
+        err = ek_err_new(EK_E_NOTFOUND,
+                         "no OVA or OVF in the endpoint's directory describes "
+                         "instance '%s' (found: %s)",
                          name, names.len ? names.buf : "none");
     ek_strbuf_release(&names);
     if (err) {
@@ -362,8 +364,8 @@ ek_err_t *ek_ova_instance_verify(ek_task_ctx_t *ctx, int dirfd, const ek_ova_ins
         return NULL;
     }
     _cleanup_free_ char *text = NULL;
-    _cleanup_free_ char *what = ek_xasprintf("%s%s%s", inst->archive ? inst->file : "",
-                                             inst->archive ? "/" : "", mf);
+    _cleanup_free_ char *what =
+        ek_xasprintf("%s%s%s", inst->archive ? inst->file : "", inst->archive ? "/" : "", mf);
     err = read_range(fd, off, size, MAX_MF_BYTES, what, &text);
     close(fd);
     ek_ova_manifest_t m;
@@ -379,8 +381,8 @@ ek_err_t *ek_ova_instance_verify(ek_task_ctx_t *ctx, int dirfd, const ek_ova_ins
         }
         err = open_part(dirfd, inst, e->name, &fd, &off, &size);
         if (err && (err->code == EK_E_NOTFOUND || err->sys_errno == ENOENT)) {
-            ek_task_event(ctx, "WARNING", "\"%s\" lists \"%s\", which is not in the package",
-                          what, e->name);
+            ek_task_event(ctx, "WARNING", "\"%s\" lists \"%s\", which is not in the package", what,
+                          e->name);
             ek_err_free(err);
             err = NULL;
             continue;
@@ -404,14 +406,13 @@ ek_err_t *ek_ova_instance_verify(ek_task_ctx_t *ctx, int dirfd, const ek_ova_ins
         free(hex);
     }
     if (!err)
-        ek_task_event(ctx, "INFO", "\"%s\": %zu file(s) match the manifest %s", inst->file,
-                      checked, mf);
+        ek_task_event(ctx, "INFO", "\"%s\": %zu file(s) match the manifest %s", inst->file, checked,
+                      mf);
     ek_ova_manifest_release(&m);
     return err;
 }
 
-ek_err_t *ek_ova_instance_export_info(int dirfd, const ek_ova_instance_t *inst,
-                                      json_object **out)
+ek_err_t *ek_ova_instance_export_info(int dirfd, const ek_ova_instance_t *inst, json_object **out)
 {
     const ek_ova_vm_t *vm = inst->vm;
     json_object *o = json_object_new_object();
@@ -445,8 +446,8 @@ ek_err_t *ek_ova_instance_export_info(int dirfd, const ek_ova_instance_t *inst,
         _cleanup_free_ char *name = join(inst->base, d->href);
         json_object *x = json_object_new_object();
         json_object_object_add(x, "id", json_object_new_string(d->id));
-        json_object_object_add(x, "path", json_object_new_string(inst->archive ? inst->file
-                                                                                : name));
+        json_object_object_add(x, "path",
+                               json_object_new_string(inst->archive ? inst->file : name));
         if (inst->archive)
             json_object_object_add(x, "member", json_object_new_string(name));
         json_object_object_add(x, "offset", json_object_new_int64((int64_t)off));

@@ -86,8 +86,8 @@ ek_err_t *ek_ova_manifest_parse(const char *text, size_t len, const char *what,
             alloc = alloc ? alloc * 2 : 8;
             out->v = ek_xrealloc(out->v, alloc * sizeof(*out->v));
         }
-        out->v[out->n++] = (ek_ova_mf_entry_t){
-            algo, ek_xstrndup(open + 1, (size_t)(close - open - 1)), hex};
+        out->v[out->n++] =
+            (ek_ova_mf_entry_t){algo, ek_xstrndup(open + 1, (size_t)(close - open - 1)), hex};
     }
     return NULL;
 }

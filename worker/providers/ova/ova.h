@@ -78,7 +78,7 @@ void ek_ova_tar_release(ek_ova_tar_t *t);
 typedef struct ek_ova_mf_entry {
     char *algo; /* "SHA1", "SHA256" */
     char *name;
-    char *hex;  /* lower case */
+    char *hex; /* lower case */
 } ek_ova_mf_entry_t;
 
 typedef struct ek_ova_manifest {
@@ -150,11 +150,11 @@ EK_ERR_CHECK ek_ova_image_probe(int fd, uint64_t offset, uint64_t size, const ch
 /* ---- instance.c --------------------------------------------------------------------- */
 
 typedef struct ek_ova_instance {
-    char *file;         /* the .ova or .ovf, relative to the endpoint directory */
-    bool archive;       /* .ova */
-    ek_ova_tar_t tar;   /* members of the archive */
-    char *ovf_name;     /* the descriptor's name (member or file) */
-    char *base;         /* unpacked: directory of the .ovf relative to DIR ("" for DIR) */
+    char *file;       /* the .ova or .ovf, relative to the endpoint directory */
+    bool archive;     /* .ova */
+    ek_ova_tar_t tar; /* members of the archive */
+    char *ovf_name;   /* the descriptor's name (member or file) */
+    char *base;       /* unpacked: directory of the .ovf relative to DIR ("" for DIR) */
     ek_ova_vm_t *vm;
 } ek_ova_instance_t;
 
@@ -168,8 +168,8 @@ EK_ERR_CHECK ek_ova_instance_find(int dirfd, const char *name, ek_ova_instance_t
 void ek_ova_instance_free(ek_ova_instance_t *inst);
 /* Opens the file that holds disk i: *fd (not close-on-exec, caller
  * closes), and the window of its data. */
-EK_ERR_CHECK ek_ova_instance_disk_open(int dirfd, const ek_ova_instance_t *inst, size_t i,
-                                       int *fd, uint64_t *offset, uint64_t *size);
+EK_ERR_CHECK ek_ova_instance_disk_open(int dirfd, const ek_ova_instance_t *inst, size_t i, int *fd,
+                                       uint64_t *offset, uint64_t *size);
 /* Checks the manifest (if any) against the files it lists: a mismatch is
  * an error naming the file; a listed file that is missing is a WARNING
  * event. Disks with ovf:compression are refused. */
@@ -182,8 +182,7 @@ EK_ERR_CHECK ek_ova_instance_export_info(int dirfd, const ek_ova_instance_t *ins
 /* ---- task functions ------------------------------------------------------------------ */
 
 #define EK_OVA_TASK(name)                                                                          \
-    ek_err_t *ek_ova_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in,                    \
-                                 json_object *result)
+    ek_err_t *ek_ova_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *result)
 
 EK_OVA_TASK(validate_source_inputs);
 EK_OVA_TASK(get_instance_info);

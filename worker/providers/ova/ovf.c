@@ -29,8 +29,9 @@
 #include <strings.h>
 #include "common/mem.h"
 
-#define NS_OVF  "http://schemas.dmtf.org/ovf/envelope/1"
-#define NS_RASD "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+#define NS_OVF "http://schemas.dmtf.org/ovf/envelope/1"
+#define NS_RASD                                                                                    \
+    "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
 #define NS_VSSD "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
 #define NS_VMW  "http://www.vmware.com/schema/ovf"
 
@@ -100,9 +101,15 @@ static uint64_t unit_bytes(const char *u)
     static const struct {
         const char *name;
         uint64_t bytes;
-    } named[] = {{"byte", 1},         {"bytes", 1},         {"kilobytes", 1ull << 10},
-                 {"kb", 1ull << 10},  {"megabytes", 1ull << 20}, {"mb", 1ull << 20},
-                 {"gigabytes", 1ull << 30}, {"gb", 1ull << 30},  {"terabytes", 1ull << 40},
+    } named[] = {{"byte", 1},
+                 {"bytes", 1},
+                 {"kilobytes", 1ull << 10},
+                 {"kb", 1ull << 10},
+                 {"megabytes", 1ull << 20},
+                 {"mb", 1ull << 20},
+                 {"gigabytes", 1ull << 30},
+                 {"gb", 1ull << 30},
+                 {"terabytes", 1ull << 40},
                  {"tb", 1ull << 40}};
     _cleanup_free_ char *copy = ek_xstrdup(u);
     uint64_t v = 0;
@@ -227,10 +234,10 @@ static char *mac_normalize(const char *s)
 
 static const char *os_family(const char *vmw_ostype, const char *desc, int ovf_id)
 {
-    static const char *const linuxes[] = {
-        "linux", "rhel",    "centos", "debian", "ubuntu", "sles",  "suse",   "oracle",
-        "fedora", "alma",   "rocky",  "photon", "coreos", "asianux", "mandr", "turbo",
-        "amazon", "flatcar", "vmkernel"};
+    static const char *const linuxes[] = {"linux", "rhel",   "centos",  "debian",  "ubuntu",
+                                          "sles",  "suse",   "oracle",  "fedora",  "alma",
+                                          "rocky", "photon", "coreos",  "asianux", "mandr",
+                                          "turbo", "amazon", "flatcar", "vmkernel"};
     const char *s[] = {vmw_ostype, desc};
     for (size_t k = 0; k < 2; k++) {
         if (!s[k])
@@ -278,8 +285,9 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
     if (xp_count(hw) != 1) {
         size_t n = xp_count(hw);
         xmlXPathFreeObject(hw);
-        return ek_err_new(EK_E_INVALID, "\"%s\": the virtual system has %zu "
-                                        "VirtualHardwareSection elements (one expected)",
+        return ek_err_new(EK_E_INVALID,
+                          "\"%s\": the virtual system has %zu "
+                          "VirtualHardwareSection elements (one expected)",
                           what, n);
     }
     xmlNodePtr hwn = hw->nodesetval->nodeTab[0];
@@ -313,8 +321,9 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
             _cleanup_free_ char *q = xp_str(xp, it, "rasd:VirtualQuantity");
             uint64_t v;
             if (!parse_u64(q, &v) || v == 0 || v > 4096)
-                err = ek_err_new(EK_E_INVALID, "\"%s\": the CPU item's VirtualQuantity \"%s\" is "
-                                               "not a number of vCPUs",
+                err = ek_err_new(EK_E_INVALID,
+                                 "\"%s\": the CPU item's VirtualQuantity \"%s\" is "
+                                 "not a number of vCPUs",
                                  what, q ? q : "");
             else
                 vm->vcpus = (int)v;
@@ -323,13 +332,14 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
             _cleanup_free_ char *u = xp_str(xp, it, "rasd:AllocationUnits");
             uint64_t v, ub = u ? unit_bytes(u) : (1ull << 20);
             if (!parse_u64(q, &v) || v == 0)
-                err = ek_err_new(EK_E_INVALID, "\"%s\": the memory item's VirtualQuantity \"%s\" "
-                                               "is not a size",
+                err = ek_err_new(EK_E_INVALID,
+                                 "\"%s\": the memory item's VirtualQuantity \"%s\" "
+                                 "is not a size",
                                  what, q ? q : "");
             else if (ub == 0)
-                err = ek_err_new(EK_E_INVALID,
-                                 "\"%s\": memory AllocationUnits \"%s\" are not understood", what,
-                                 u);
+                err =
+                    ek_err_new(EK_E_INVALID,
+                               "\"%s\": memory AllocationUnits \"%s\" are not understood", what, u);
             else if (v > UINT64_MAX / ub)
                 err = ek_err_new(EK_E_INVALID, "\"%s\": the memory size overflows", what);
             else
@@ -365,8 +375,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
             _cleanup_free_ char *addr = xp_str(xp, it, "rasd:Address");
             _cleanup_free_ char *sub = xp_str(xp, it, "rasd:ResourceSubType");
             if (addr && !(nic->mac = mac_normalize(addr))) {
-                err = ek_err_new(EK_E_INVALID, "\"%s\": NIC \"%s\" has an invalid MAC \"%s\"",
-                                 what, label ? label : "?", addr);
+                err = ek_err_new(EK_E_INVALID, "\"%s\": NIC \"%s\" has an invalid MAC \"%s\"", what,
+                                 label ? label : "?", addr);
                 break;
             }
             if (!nic->mac) {
@@ -438,8 +448,9 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         _cleanup_free_ char *file_ref = xp_str(xp, dnode, "@ovf:fileRef");
         uint64_t v, ub = units ? unit_bytes(units) : 1;
         if (!parse_u64(cap, &v) || ub == 0 || (v && v > UINT64_MAX / ub)) {
-            err = ek_err_new(EK_E_INVALID, "\"%s\": disk \"%s\" has no capacity I understand "
-                                           "(\"%s\" \"%s\")",
+            err = ek_err_new(EK_E_INVALID,
+                             "\"%s\": disk \"%s\" has no capacity I understand "
+                             "(\"%s\" \"%s\")",
                              what, ref, cap ? cap : "", units ? units : "byte");
             break;
         }
@@ -456,8 +467,9 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         xmlXPathObjectPtr fn = strchr(file_ref, '\'') ? NULL : xp_nodes(xp, vs, fq);
         if (xp_count(fn) != 1) {
             xmlXPathFreeObject(fn);
-            err = ek_err_new(EK_E_INVALID, "\"%s\": file \"%s\" of disk \"%s\" is not in the "
-                                           "References section",
+            err = ek_err_new(EK_E_INVALID,
+                             "\"%s\": file \"%s\" of disk \"%s\" is not in the "
+                             "References section",
                              what, file_ref, ref);
             break;
         }
@@ -507,8 +519,9 @@ ek_err_t *ek_ova_ovf_parse(const char *text, size_t len, const char *fallback_na
     xmlXPathObjectPtr vs = xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystem");
     xmlXPathObjectPtr coll = xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystemCollection");
     if (xp_count(coll) > 0)
-        err = ek_err_new(EK_E_INVALID, "\"%s\" holds a VirtualSystemCollection (a vApp): export "
-                                       "each virtual machine as an OVA of its own",
+        err = ek_err_new(EK_E_INVALID,
+                         "\"%s\" holds a VirtualSystemCollection (a vApp): export "
+                         "each virtual machine as an OVA of its own",
                          what);
     else if (xp_count(vs) != 1)
         err = ek_err_new(EK_E_INVALID,

@@ -53,7 +53,8 @@ static json_object *instance_json(const ek_ova_instance_t *inst)
         json_object *x = json_object_new_object();
         json_object_object_add(x, "id", json_object_new_string(vm->disks[i].id));
         json_object_object_add(x, "file", json_object_new_string(vm->disks[i].href));
-        json_object_object_add(x, "size_bytes", json_object_new_int64((int64_t)vm->disks[i].capacity));
+        json_object_object_add(x, "size_bytes",
+                               json_object_new_int64((int64_t)vm->disks[i].capacity));
         json_object_object_add(x, "bus", json_object_new_string(vm->disks[i].bus));
         json_object_object_add(x, "controller", json_object_new_string(vm->disks[i].controller));
         json_object_array_add(disks, x);
@@ -63,9 +64,11 @@ static json_object *instance_json(const ek_ova_instance_t *inst)
     for (size_t i = 0; i < vm->n_nics; i++) {
         json_object *x = json_object_new_object();
         json_object_object_add(x, "mac", json_object_new_string(vm->nics[i].mac));
-        json_object_object_add(x, "mac_generated", json_object_new_boolean(vm->nics[i].mac_generated));
+        json_object_object_add(x, "mac_generated",
+                               json_object_new_boolean(vm->nics[i].mac_generated));
         json_object_object_add(x, "network_name",
-                               vm->nics[i].network ? json_object_new_string(vm->nics[i].network) : NULL);
+                               vm->nics[i].network ? json_object_new_string(vm->nics[i].network)
+                                                   : NULL);
         json_object_object_add(x, "model", json_object_new_string(vm->nics[i].model));
         json_object_array_add(nics, x);
     }

@@ -84,8 +84,9 @@ static ek_err_t *open_window(int dirfd, const ek_repl_disk_t *d, int *fd, uint64
     if (strcmp(*format, fmt) != 0 || vsize != d->size) {
         free(*format);
         close(*fd);
-        return ek_err_new(EK_E_CONFLICT, "disk %s: \"%s\" changed since the instance was read: "
-                                         "run the transfer again",
+        return ek_err_new(EK_E_CONFLICT,
+                          "disk %s: \"%s\" changed since the instance was read: "
+                          "run the transfer again",
                           d->id, path);
     }
     return NULL;

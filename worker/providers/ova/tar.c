@@ -25,8 +25,9 @@ static ek_err_t *read_at(int fd, void *buf, size_t len, uint64_t off, const char
     if (n < 0)
         return ek_err_errno(errno, "cannot read \"%s\"", what);
     if ((size_t)n < len)
-        return ek_err_new(EK_E_INVALID, "\"%s\" is not a complete tar archive (it ends inside "
-                                        "a member at byte %llu)",
+        return ek_err_new(EK_E_INVALID,
+                          "\"%s\" is not a complete tar archive (it ends inside "
+                          "a member at byte %llu)",
                           what, (unsigned long long)(off + (uint64_t)n));
     return NULL;
 }
@@ -90,14 +91,16 @@ static ek_err_t *name_clean(const char *raw, const char *what, char **out)
     while (s[0] == '.' && s[1] == '/')
         s += 2;
     if (s[0] == '/')
-        return ek_err_new(EK_E_INVALID, "\"%s\" holds a member with an absolute name (\"%s\"): "
-                                        "refused",
+        return ek_err_new(EK_E_INVALID,
+                          "\"%s\" holds a member with an absolute name (\"%s\"): "
+                          "refused",
                           what, raw);
     for (const char *p = s; *p;) {
         size_t n = strcspn(p, "/");
         if (n == 2 && p[0] == '.' && p[1] == '.')
-            return ek_err_new(EK_E_INVALID, "\"%s\" holds a member named \"%s\", which points "
-                                            "outside the archive (\"..\"): refused",
+            return ek_err_new(EK_E_INVALID,
+                              "\"%s\" holds a member named \"%s\", which points "
+                              "outside the archive (\"..\"): refused",
                               what, raw);
         p += n;
         while (*p == '/')
@@ -187,8 +190,7 @@ ek_err_t *ek_ova_tar_read(int fd, const char *what, ek_ova_tar_t *out)
             size = pax_size;
         uint64_t data = off + BLOCK;
         if (size > total || data + size > total) {
-            err = ek_err_new(EK_E_INVALID, "\"%s\" is truncated: a member runs past its end",
-                             what);
+            err = ek_err_new(EK_E_INVALID, "\"%s\" is truncated: a member runs past its end", what);
             break;
         }
         uint64_t next = data + ((size + BLOCK - 1) / BLOCK) * BLOCK;
@@ -221,8 +223,7 @@ ek_err_t *ek_ova_tar_read(int fd, const char *what, ek_ova_tar_t *out)
             if (long_name || pax_path) {
                 /* taken below */
             } else if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
-                snprintf(raw, sizeof(raw), "%.155s/%.100s", (const char *)h + 345,
-                         (const char *)h);
+                snprintf(raw, sizeof(raw), "%.155s/%.100s", (const char *)h + 345, (const char *)h);
             } else {
                 snprintf(raw, sizeof(raw), "%.100s", (const char *)h);
             }

@@ -20,8 +20,7 @@ static ek_err_t *environment_check(json_object *env)
     {
         (void)val;
         return ek_err_new(EK_E_INVALID,
-                          "the ova provider takes no source environment options; remove '%s'",
-                          key);
+                          "the ova provider takes no source environment options; remove '%s'", key);
     }
     return NULL;
 }
@@ -124,8 +123,9 @@ EK_OVA_TASK(shutdown_instance)
     ek_err_t *err = load(ctx, in, &dirfd, &inst);
     if (err)
         return err;
-    ek_task_event(ctx, "INFO", "instance '%s' is an exported package (\"%s\"): nothing runs, "
-                               "nothing to shut down",
+    ek_task_event(ctx, "INFO",
+                  "instance '%s' is an exported package (\"%s\"): nothing runs, "
+                  "nothing to shut down",
                   inst->vm->name, inst->file);
     ek_ova_instance_free(inst);
     close(dirfd);

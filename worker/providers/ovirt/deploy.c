@@ -170,9 +170,9 @@ static ek_err_t *add_nics(ek_ovirt_t *c, const ek_task_input_t *in, json_object 
         snprintf(nic_name, sizeof(nic_name), "nic%zu", i + 1);
         json_object *b = json_object_new_object();
         json_object_object_add(b, "name", json_object_new_string(nic_name));
-        json_object_object_add(
-            b, "interface",
-            json_object_new_string(nic_iface(in->skip_os_morphing ? ek_ovirt_str(n, "model") : NULL)));
+        json_object_object_add(b, "interface",
+                               json_object_new_string(nic_iface(
+                                   in->skip_os_morphing ? ek_ovirt_str(n, "model") : NULL)));
         json_object_object_add(b, "vnic_profile", ref_id(ek_ovirt_str(prof, "id")));
         if (mac) {
             json_object *m = json_object_new_object();
@@ -306,8 +306,8 @@ static ek_err_t *build_vm(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_input
     if (err)
         return err;
     _cleanup_free_ char *name = ek_ovirt_vm_name(NULL, in->instance, NULL);
-    json_object *body =
-        vm_body(ctx, in, export_info, name, ek_ovirt_str(t.cluster, "id"), ek_ovirt_str(t.tpl, "id"));
+    json_object *body = vm_body(ctx, in, export_info, name, ek_ovirt_str(t.cluster, "id"),
+                                ek_ovirt_str(t.tpl, "id"));
     json_object *vm = NULL;
     err = ek_ovirt_vm_create(c, ctx, body, NULL, &vm);
     json_object_put(body);

@@ -200,9 +200,10 @@ ek_err_t *ek_ovirt_minion_deploy(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_tas
     }
     if (!err) {
         const char *tid = ek_ovirt_ref(vm, "template", "id");
-        ek_task_event(ctx, "INFO", "worker VM '%s' (%s) created from template %s; attaching %zu "
-                      "disk(s)", name, vm_id, tid ? tid : "(not named)",
-                      json_object_array_length(disk_ids));
+        ek_task_event(ctx, "INFO",
+                      "worker VM '%s' (%s) created from template %s; attaching %zu "
+                      "disk(s)",
+                      name, vm_id, tid ? tid : "(not named)", json_object_array_length(disk_ids));
         err = boot_worker(c, ctx, in, os_type, vm_id, name, disk_ids, b, ip);
     }
     if (err && vm_id) {
