@@ -12,7 +12,7 @@ set -euo pipefail
 
 readonly PACKAGES=(
     # build (clang + libclang-rt for libFuzzer)
-    build-essential pkg-config cmake clang libclang-rt-14-dev
+    build-essential pkg-config cmake clang clang-format libclang-rt-14-dev
     # libraries linked by Ekman (headers + pkg-config files)
     librabbitmq-dev libcurl4-openssl-dev libvirt-dev libssh2-1-dev libjson-c-dev
     libpq-dev libssl-dev libzstd-dev libcmocka-dev libmicrohttpd-dev libnbd-dev libxml2-dev
