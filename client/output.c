@@ -209,17 +209,3 @@ void ek_cli_render_object(json_object *obj, const char *const *fields, ek_strbuf
     ek_cli_table_render(t, out);
     ek_cli_table_free(t);
 }
-
-void ek_cli_format_bytes(double bytes, char *out, size_t len)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    size_t u = 0;
-    while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-        bytes /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(out, len, "%.0f B", bytes);
-    else
-        snprintf(out, len, "%.1f %s", bytes, units[u]);
-}

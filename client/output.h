@@ -42,7 +42,4 @@ void ek_cli_render_list(json_object *array, const ek_cli_col_t *cols, ek_strbuf_
  * (NULL: all of them, in order). */
 void ek_cli_render_object(json_object *obj, const char *const *fields, ek_strbuf_t *out);
 
-/* Byte counts for people: "512 B", "1.5 KiB", "8.0 GiB". */
-void ek_cli_format_bytes(double bytes, char *out, size_t len);
-
 #endif

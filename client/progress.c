@@ -8,6 +8,7 @@
 #include <time.h>
 #include "client/output.h"
 #include "common/mem.h"
+#include "common/strbuf.h"
 
 bool ek_cli_parse_time(const char *text, double *out)
 {
@@ -120,12 +121,12 @@ void ek_cli_step_line(const ek_cli_step_t *s, bool bar, ek_strbuf_t *out)
     double r = ek_cli_step_rate(s);
     ek_cli_format_eta(ek_cli_step_eta(s), eta, sizeof(eta));
     if (in_bytes(s)) {
-        ek_cli_format_bytes((double)s->current, cur, sizeof(cur));
-        ek_cli_format_bytes((double)s->total, tot, sizeof(tot));
+        ek_human_size((uint64_t)s->current, cur);
+        ek_human_size((uint64_t)s->total, tot);
         if (r < 0)
             snprintf(rate, sizeof(rate), "-- B/s");
         else {
-            ek_cli_format_bytes(r, rate, sizeof(rate));
+            ek_human_size((uint64_t)r, rate);
             strncat(rate, "/s", sizeof(rate) - strlen(rate) - 1);
         }
     } else {

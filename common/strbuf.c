@@ -153,3 +153,19 @@ bool ek_strbuf_starts_with(const ek_strbuf_t *sb, const char *prefix)
     size_t n = strlen(prefix);
     return sb->len >= n && memcmp(sb->buf, prefix, n) == 0;
 }
+
+const char *ek_human_size(uint64_t bytes, char buf[32])
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, 32, "%.1f %s", v, units[u]);
+    return buf;
+}

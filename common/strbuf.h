@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "common/compiler.h"
 
 typedef struct ek_strbuf {
@@ -44,5 +45,9 @@ static inline void ek_strbuf_releasep(ek_strbuf_t *sb)
     ek_strbuf_release(sb);
 }
 #define _cleanup_strbuf_ _cleanup_(ek_strbuf_releasep)
+
+/* bytes as "512 B", "1.5 KiB" ... "3072.0 PiB" (binary units, one decimal)
+ * into buf, which it returns: the one byte formatter of the tree. */
+const char *ek_human_size(uint64_t bytes, char buf[32]);
 
 #endif

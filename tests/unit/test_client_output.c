@@ -160,21 +160,6 @@ static void test_render_list_and_object(void **state)
     json_object_put(list);
 }
 
-static void test_format_bytes(void **state)
-{
-    char b[32];
-    ek_cli_format_bytes(0, b, sizeof(b));
-    assert_string_equal(b, "0 B");
-    ek_cli_format_bytes(1023, b, sizeof(b));
-    assert_string_equal(b, "1023 B");
-    ek_cli_format_bytes(1536, b, sizeof(b));
-    assert_string_equal(b, "1.5 KiB");
-    ek_cli_format_bytes(8.0 * 1024 * 1024 * 1024, b, sizeof(b));
-    assert_string_equal(b, "8.0 GiB");
-    ek_cli_format_bytes(3.0 * 1024 * 1024 * 1024 * 1024 * 1024 * 1024, b, sizeof(b));
-    assert_string_equal(b, "3072.0 PiB");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,7 +171,6 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_json_path),
         cmocka_unit_test(test_render_list_and_object),
-        cmocka_unit_test(test_format_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,8 +356,8 @@ static void test_names(void **state)
     assert_null(ek_network_map_lookup(NULL, "a", &bridge));
     json_object_put(map);
     char buf[32];
-    assert_string_equal(ek_local_human_size(512, buf), "512 B");
-    assert_string_equal(ek_local_human_size(8ull << 30, buf), "8.0 GiB");
+    assert_string_equal(ek_human_size(512, buf), "512 B");
+    assert_string_equal(ek_human_size(8ull << 30, buf), "8.0 GiB");
 }
 
 int main(void)

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -56,12 +57,25 @@ static void test_trim_and_escape(void **state)
     ek_strbuf_release(&sb);
 }
 
+static void test_human_size(void **state)
+{
+    (void)state;
+    char b[32];
+    assert_string_equal(ek_human_size(0, b), "0 B");
+    assert_string_equal(ek_human_size(1023, b), "1023 B");
+    assert_string_equal(ek_human_size(1536, b), "1.5 KiB");
+    assert_string_equal(ek_human_size(8ull << 30, b), "8.0 GiB");
+    assert_string_equal(ek_human_size(3ull << 60, b), "3072.0 PiB");
+    assert_string_equal(ek_human_size(UINT64_MAX, b), "16384.0 PiB");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_growth_and_detach),
         cmocka_unit_test(test_trim_and_escape),
+        cmocka_unit_test(test_human_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

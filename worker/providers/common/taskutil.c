@@ -57,22 +57,6 @@ json_object *ek_volumes_find(json_object *vols, const char *disk_id)
     return NULL;
 }
 
-const char *ek_human_size(uint64_t bytes, char buf[32])
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = (double)bytes;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < EK_ARRAY_SIZE(units)) {
-        v /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
-    else
-        snprintf(buf, 32, "%.1f %s", v, units[u]);
-    return buf;
-}
-
 const char *ek_network_map_lookup(json_object *map, const char *source, bool *bridge)
 {
     json_object *v;

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include "common/strbuf.h" /* ek_human_size */
 #include <stdint.h>
 #include "common/error.h"
 #include "worker/provider.h"
@@ -20,7 +21,5 @@ json_object *ek_volumes_find(json_object *volumes_info, const char *disk_id);
  * string value, or an object's "id" or "name"; "bridge:NAME" sets *bridge
  * and returns NAME. NULL when unmapped. */
 const char *ek_network_map_lookup(json_object *network_map, const char *source, bool *bridge);
-/* "1.5 GiB" into buf. */
-const char *ek_human_size(uint64_t bytes, char buf[32]);
 
 #endif

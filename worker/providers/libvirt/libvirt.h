@@ -25,6 +25,7 @@
 #include <libvirt/virterror.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "common/strbuf.h" /* ek_human_size */
 #include "common/config.h"
 #include "common/error.h"
 #include "common/compiler.h"
@@ -131,8 +132,6 @@ EK_ERR_CHECK ek_lv_domain_parse(const char *xml, ek_lv_domain_t **out);
 void ek_lv_domain_free(ek_lv_domain_t *d);
 /* The export_info document (new reference), the local provider's keys. */
 json_object *ek_lv_domain_export_info(const ek_lv_domain_t *d);
-/* "1.5 GiB" into buf. */
-const char *ek_lv_human_size(uint64_t bytes, char buf[32]);
 /* The task's source connection (origin endpoint, the task's config). */
 EK_ERR_CHECK ek_lv_task_connect_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                        ek_lv_conn_t **out);

@@ -27,11 +27,6 @@
 
 #define SHUTDOWN_TIMEOUT_S 300
 
-const char *ek_lv_human_size(uint64_t bytes, char buf[32])
-{
-    return ek_human_size(bytes, buf);
-}
-
 /* ---- XML --------------------------------------------------------------------------- */
 
 static char *xp_string(xmlXPathContextPtr xp, xmlNodePtr node, const char *expr)
@@ -500,7 +495,7 @@ EK_LV_TASK(get_instance_info)
     ek_task_event(ctx, "INFO",
                   "domain '%s': %s, %d vCPU(s), %llu MiB, %s firmware, %zu disk(s) of %s in all",
                   d->name, state_name(d->state), d->vcpus, (unsigned long long)d->memory_mb,
-                  d->firmware, d->n_disks, ek_lv_human_size(total, sz));
+                  d->firmware, d->n_disks, ek_human_size(total, sz));
     json_object_object_add(result, "export_info", ek_lv_domain_export_info(d));
     ek_lv_domain_free(d);
     ek_lv_disconnect(c);

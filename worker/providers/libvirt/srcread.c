@@ -227,8 +227,8 @@ static ek_err_t *download(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *k, c
         err = ek_err_new(EK_E_IO,
                          "disk '%s': reading it needs %s of temporary space on the worker and "
                          "\"%s\" has %s free: free space there or set another [worker] tmp_dir",
-                         k->id, ek_lv_human_size(vi.allocation, a), ek_lv_tmp_dir(s->c),
-                         ek_lv_human_size((uint64_t)fs.f_bavail * fs.f_frsize, b));
+                         k->id, ek_human_size(vi.allocation, a), ek_lv_tmp_dir(s->c),
+                         ek_human_size((uint64_t)fs.f_bavail * fs.f_frsize, b));
         virStorageVolFree(vol);
         return err;
     }
@@ -309,7 +309,7 @@ static ek_err_t *open_offline(src_t *s, ek_task_ctx_t *ctx, const ek_lv_disk_t *
     r->file = ek_xasprintf("%s/%s.img", ek_lv_tmp_dir(s->c), k->id);
     char sz[32];
     ek_task_event(ctx, "INFO", "disk '%s': downloading volume \"%s\" (%s, %s) through libvirt",
-                  k->id, k->path, k->format, ek_lv_human_size(k->size, sz));
+                  k->id, k->path, k->format, ek_human_size(k->size, sz));
     if ((err = download(s, ctx, k, r->file)))
         return err;
     /* Not close-on-exec: qemu-img and qemu-nbd read it as /dev/fd/N. */

@@ -593,7 +593,7 @@ ek_err_t *ek_lv_diagnose_copy_error(ek_task_ctx_t *ctx, const ek_task_input_t *i
                 "the destination storage pool '%s' is full (%s free of %s): free space in it, or "
                 "set default_storage_pool (or storage_mappings) to another pool, then execute "
                 "the transfer again; the copy's error: %s",
-                pn, ek_lv_human_size(pi.available, free_s), ek_lv_human_size(pi.capacity, cap_s),
+                pn, ek_human_size(pi.available, free_s), ek_human_size(pi.capacity, cap_s),
                 err->message);
             ek_err_free(err);
             err = full;

@@ -107,15 +107,14 @@ static ek_err_t *deploy_one(ek_task_ctx_t *ctx, const char *dir, const char *id,
         if ((err = create_sparse(path, size, false)))
             return err;
         ek_task_event(ctx, "INFO", "disk '%s' grew from %s to %s: its replica grew too", id,
-                      ek_local_human_size((uint64_t)st.st_size, a), ek_local_human_size(size, b));
+                      ek_human_size((uint64_t)st.st_size, a), ek_human_size(size, b));
         return drop_hash_map(dir, id); /* a map is for one size */
     }
     if (known && exists)
         ek_task_event(ctx, "WARNING",
                       "disk '%s' shrank from %s to %s: its replica is re-created and the next "
                       "sync copies it whole",
-                      id, ek_local_human_size((uint64_t)st.st_size, a),
-                      ek_local_human_size(size, b));
+                      id, ek_human_size((uint64_t)st.st_size, a), ek_human_size(size, b));
     else if (known)
         ek_task_event(ctx, "WARNING",
                       "the replica of disk '%s' was missing: it is re-created and the next sync "
@@ -125,7 +124,7 @@ static ek_err_t *deploy_one(ek_task_ctx_t *ctx, const char *dir, const char *id,
         return err;
     if (!known)
         ek_task_event(ctx, "INFO", "disk '%s': replica \"%s\" created (%s, sparse)", id, path,
-                      ek_local_human_size(size, a));
+                      ek_human_size(size, a));
     return NULL;
 }
 

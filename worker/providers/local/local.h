@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "common/strbuf.h" /* ek_human_size */
 #include "common/config.h"
 #include "common/error.h"
 #include "worker/provider.h"
@@ -261,7 +262,5 @@ json_object *ek_local_volume_find(json_object *volumes_info, const char *disk_id
 EK_ERR_CHECK ek_local_environment_check(json_object *env, const char *which);
 /* Checks that every NIC's network of export_info is in the network map. */
 EK_ERR_CHECK ek_local_network_map_check(json_object *export_info, json_object *network_map);
-/* "1.5 GiB" into buf. */
-const char *ek_local_human_size(uint64_t bytes, char buf[32]);
 
 #endif

@@ -76,11 +76,6 @@ ek_err_t *ek_local_network_map_check(json_object *export_info, json_object *netw
     return NULL;
 }
 
-const char *ek_local_human_size(uint64_t bytes, char buf[32])
-{
-    return ek_human_size(bytes, buf);
-}
-
 /* The source domain of the task's instance, images probed. */
 static ek_err_t *source_domain(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                ek_local_domain_t **out)
@@ -130,7 +125,7 @@ EK_LOCAL_TASK(get_instance_info)
                   "instance '%s': %d vCPU(s), %llu MiB, %s firmware, %zu disk(s) of "
                   "%s in all",
                   d->name, d->vcpus, (unsigned long long)d->memory_mb, d->firmware, d->n_disks,
-                  ek_local_human_size(total, sz));
+                  ek_human_size(total, sz));
     json_object_object_add(result, "export_info", ek_local_domain_export_info(d));
     ek_local_domain_free(d);
     return NULL;
@@ -230,7 +225,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
         ek_task_event(ctx, "WARNING",
                       "\"%s\" has %s free and the disks hold up to %s: the replicas are sparse, "
                       "so this is enough only if the disks are mostly empty",
-                      dst, ek_local_human_size(free_bytes, f), ek_local_human_size(total, t));
+                      dst, ek_human_size(free_bytes, f), ek_human_size(total, t));
     }
     return NULL;
 }
