@@ -222,13 +222,15 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     return err;
 }
 
-EK_LV_TASK(validate_destination_inputs)
+ek_err_t *ek_lv_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                 json_object *result)
 {
     (void)result;
     return check_destination(ctx, in, true);
 }
 
-EK_LV_TASK(update_destination_transfer)
+ek_err_t *ek_lv_task_update_destination_transfer(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                 json_object *result)
 {
     (void)result;
     return check_destination(ctx, in, true);
@@ -236,7 +238,8 @@ EK_LV_TASK(update_destination_transfer)
 
 /* ---- the transfer's worker VM -------------------------------------------------------- */
 
-EK_LV_TASK(deploy_target_resources)
+ek_err_t *ek_lv_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result)
 {
     json_object *export_info, *vols, *copy = NULL;
     ek_lv_conn_t *c;
@@ -385,7 +388,8 @@ static ek_err_t *remove_minion(ek_task_ctx_t *ctx, const ek_task_input_t *in, co
     return NULL;
 }
 
-EK_LV_TASK(delete_target_resources)
+ek_err_t *ek_lv_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result)
 {
     return remove_minion(ctx, in, "target_resources", result, "target_resources",
                          "target_resources_connection_info");
@@ -442,7 +446,8 @@ static ek_err_t *deployed_name(ek_task_ctx_t *ctx, virConnectPtr c, const ek_tas
     return NULL;
 }
 
-EK_LV_TASK(validate_deployment_inputs)
+ek_err_t *ek_lv_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     json_object *export_info, *disks, *vols = NULL;
     ek_lv_conn_t *c;
@@ -481,7 +486,8 @@ EK_LV_TASK(validate_deployment_inputs)
     return err;
 }
 
-EK_LV_TASK(deploy_instance_resources)
+ek_err_t *ek_lv_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result)
 {
     json_object *export_info, *disks, *vols;
     ek_lv_conn_t *c;
@@ -543,7 +549,8 @@ EK_LV_TASK(deploy_instance_resources)
     return NULL;
 }
 
-EK_LV_TASK(deploy_os_morphing_resources)
+ek_err_t *ek_lv_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     json_object *info, *export_info, *disks, *vols = json_object_new_array();
     ek_lv_conn_t *c;
@@ -594,7 +601,7 @@ EK_LV_TASK(deploy_os_morphing_resources)
     return err;
 }
 
-EK_LV_TASK(os_morphing)
+ek_err_t *ek_lv_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *result)
 {
     json_object *info, *conn, *disks;
     ek_err_t *err;
@@ -621,7 +628,8 @@ EK_LV_TASK(os_morphing)
     return err;
 }
 
-EK_LV_TASK(delete_os_morphing_resources)
+ek_err_t *ek_lv_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     return remove_minion(ctx, in, "os_morphing_resources", result, "os_morphing_resources",
                          "osmorphing_connection_info");
@@ -857,7 +865,8 @@ static ek_err_t *define_final(ek_task_ctx_t *ctx, ek_lv_conn_t *c, const ek_lv_o
     return NULL;
 }
 
-EK_LV_TASK(finalize_deployment)
+ek_err_t *ek_lv_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result)
 {
     json_object *info, *export_info, *disks;
     const char *name;
@@ -909,7 +918,8 @@ EK_LV_TASK(finalize_deployment)
     return err;
 }
 
-EK_LV_TASK(cleanup_failed_deployment)
+ek_err_t *ek_lv_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result)
 {
     json_object *info, *disks;
     ek_lv_conn_t *c;

@@ -136,17 +136,22 @@ json_object *ek_lv_domain_export_info(const ek_lv_domain_t *d);
 EK_ERR_CHECK ek_lv_task_connect_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                        ek_lv_conn_t **out);
 
-#define EK_LV_TASK(name)                                                                           \
-    ek_err_t *ek_lv_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *result)
-
-EK_LV_TASK(validate_source_inputs);
-EK_LV_TASK(get_instance_info);
-EK_LV_TASK(shutdown_instance);
-EK_LV_TASK(deploy_source_resources);
-EK_LV_TASK(delete_source_resources);
-EK_LV_TASK(delete_source_disk_snapshots);
-EK_LV_TASK(replicate_disks);
-EK_LV_TASK(update_source_transfer);
+ek_err_t *ek_lv_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result);
+ek_err_t *ek_lv_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                       json_object *result);
+ek_err_t *ek_lv_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                       json_object *result);
+ek_err_t *ek_lv_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result);
+ek_err_t *ek_lv_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result);
+ek_err_t *ek_lv_task_delete_source_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_lv_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result);
+ek_err_t *ek_lv_task_update_source_transfer(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result);
 
 /* ---- backup.c ---------------------------------------------------------------------- */
 
@@ -387,21 +392,37 @@ ek_err_t *ek_lv_diagnose_copy_error(ek_task_ctx_t *ctx, const ek_task_input_t *i
 /* "kvm" or "qemu" for the options and the host. */
 const char *ek_lv_domain_type(virConnectPtr c, const ek_lv_opts_t *o, const char *arch);
 
-EK_LV_TASK(validate_destination_inputs);
-EK_LV_TASK(deploy_transfer_disks);
-EK_LV_TASK(delete_transfer_disks);
-EK_LV_TASK(deploy_target_resources);
-EK_LV_TASK(delete_target_resources);
-EK_LV_TASK(create_disk_snapshots);
-EK_LV_TASK(delete_target_disk_snapshots);
-EK_LV_TASK(restore_disk_snapshots);
-EK_LV_TASK(validate_deployment_inputs);
-EK_LV_TASK(deploy_instance_resources);
-EK_LV_TASK(deploy_os_morphing_resources);
-EK_LV_TASK(os_morphing);
-EK_LV_TASK(delete_os_morphing_resources);
-EK_LV_TASK(finalize_deployment);
-EK_LV_TASK(cleanup_failed_deployment);
-EK_LV_TASK(update_destination_transfer);
+ek_err_t *ek_lv_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                 json_object *result);
+ek_err_t *ek_lv_task_deploy_transfer_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result);
+ek_err_t *ek_lv_task_delete_transfer_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result);
+ek_err_t *ek_lv_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result);
+ek_err_t *ek_lv_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result);
+ek_err_t *ek_lv_task_create_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result);
+ek_err_t *ek_lv_task_delete_target_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_lv_task_restore_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result);
+ek_err_t *ek_lv_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_lv_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result);
+ek_err_t *ek_lv_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_lv_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                 json_object *result);
+ek_err_t *ek_lv_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_lv_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result);
+ek_err_t *ek_lv_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result);
+ek_err_t *ek_lv_task_update_destination_transfer(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                 json_object *result);
 
 #endif

@@ -444,7 +444,8 @@ static bool backup_supported(virConnectPtr conn)
     return ok;
 }
 
-EK_LV_TASK(validate_source_inputs)
+ek_err_t *ek_lv_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result)
 {
     ek_lv_conn_t *c = NULL;
     ek_lv_domain_t *d = NULL;
@@ -479,7 +480,8 @@ out:
     return err;
 }
 
-EK_LV_TASK(get_instance_info)
+ek_err_t *ek_lv_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                       json_object *result)
 {
     ek_lv_conn_t *c = NULL;
     ek_lv_domain_t *d = NULL;
@@ -526,7 +528,8 @@ static ek_err_t *shutdown_domain(ek_task_ctx_t *ctx, virDomainPtr dom, const cha
     return NULL;
 }
 
-EK_LV_TASK(shutdown_instance)
+ek_err_t *ek_lv_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                       json_object *result)
 {
     ek_lv_conn_t *c = NULL;
     (void)result;
@@ -552,7 +555,8 @@ EK_LV_TASK(shutdown_instance)
 
 /* Nothing runs on the source host for a transfer: the worker reads over
  * SSH. This checks the host is reachable and says how it will be read. */
-EK_LV_TASK(deploy_source_resources)
+ek_err_t *ek_lv_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result)
 {
     ek_lv_conn_t *c = NULL;
     ek_lv_domain_t *d = NULL;
@@ -601,7 +605,8 @@ static ek_err_t *cleanup_leftovers(ek_task_ctx_t *ctx, const ek_task_input_t *in
     return err;
 }
 
-EK_LV_TASK(delete_source_resources)
+ek_err_t *ek_lv_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result)
 {
     json_object_object_add(result, "source_resources", json_object_new_object());
     json_object_object_add(result, "source_resources_connection_info", json_object_new_object());
@@ -610,13 +615,15 @@ EK_LV_TASK(delete_source_resources)
 
 /* The transfer's replicas are going: the checkpoints that described them
  * go too, so that a later transfer starts with a full copy. */
-EK_LV_TASK(delete_source_disk_snapshots)
+ek_err_t *ek_lv_task_delete_source_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     (void)result;
     return cleanup_leftovers(ctx, in, true);
 }
 
-EK_LV_TASK(update_source_transfer)
+ek_err_t *ek_lv_task_update_source_transfer(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result)
 {
     ek_lv_conn_t *c = NULL;
     (void)result;

@@ -487,7 +487,8 @@ static ek_err_t *src_end(void *opaque, ek_task_ctx_t *ctx, bool ok)
     return err;
 }
 
-EK_LV_TASK(replicate_disks)
+ek_err_t *ek_lv_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result)
 {
     src_t s = {.in = in};
     ek_repl_source_t src = {

@@ -292,7 +292,8 @@ static ek_err_t *deploy_all(deploy_run_t *r, const ek_task_input_t *in, const ek
     return err;
 }
 
-EK_LV_TASK(deploy_transfer_disks)
+ek_err_t *ek_lv_task_deploy_transfer_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result)
 {
     json_object *export_info, *disks, *prev = NULL, *v;
     ek_lv_conn_t *c;
@@ -333,7 +334,8 @@ EK_LV_TASK(deploy_transfer_disks)
     return err;
 }
 
-EK_LV_TASK(delete_transfer_disks)
+ek_err_t *ek_lv_task_delete_transfer_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result)
 {
     json_object *vols;
     ek_lv_conn_t *c;
@@ -444,7 +446,8 @@ static ek_err_t *snapshot_all(ek_task_ctx_t *ctx, virConnectPtr c, json_object *
     return err;
 }
 
-EK_LV_TASK(create_disk_snapshots)
+ek_err_t *ek_lv_task_create_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result)
 {
     json_object *vols;
     ek_lv_conn_t *c;
@@ -547,12 +550,14 @@ static ek_err_t *snapshots_end(ek_task_ctx_t *ctx, const ek_task_input_t *in, js
     return err;
 }
 
-EK_LV_TASK(delete_target_disk_snapshots)
+ek_err_t *ek_lv_task_delete_target_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     return snapshots_end(ctx, in, result, false);
 }
 
-EK_LV_TASK(restore_disk_snapshots)
+ek_err_t *ek_lv_task_restore_disk_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result)
 {
     return snapshots_end(ctx, in, result, true);
 }

@@ -59,7 +59,8 @@ static ek_err_t *no_deployed_vm(const deploy_paths_t *p, const char *instance)
     return NULL;
 }
 
-EK_LOCAL_TASK(validate_deployment_inputs)
+ek_err_t *ek_local_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                   json_object *result)
 {
     deploy_paths_t p;
     json_object *export_info, *disks, *vols = NULL;
@@ -102,7 +103,8 @@ static void moves_undo(char *(*moves)[2], size_t n)
         rename(moves[i][1], moves[i][0]);
 }
 
-EK_LOCAL_TASK(deploy_instance_resources)
+ek_err_t *ek_local_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     deploy_paths_t p;
     json_object *export_info, *disks, *vols;
@@ -197,7 +199,8 @@ EK_LOCAL_TASK(deploy_instance_resources)
     return err;
 }
 
-EK_LOCAL_TASK(deploy_os_morphing_resources)
+ek_err_t *ek_local_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result)
 {
     json_object *info;
     ek_err_t *err = ek_local_info_get(in, "instance_deployment_info", json_type_object, &info);
@@ -220,7 +223,8 @@ EK_LOCAL_TASK(deploy_os_morphing_resources)
     return NULL;
 }
 
-EK_LOCAL_TASK(os_morphing)
+ek_err_t *ek_local_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result)
 {
     (void)ctx;
     (void)in;
@@ -229,7 +233,8 @@ EK_LOCAL_TASK(os_morphing)
                                         "yet: deploy with skip_os_morphing");
 }
 
-EK_LOCAL_TASK(delete_os_morphing_resources)
+ek_err_t *ek_local_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result)
 {
     (void)ctx;
     (void)in;
@@ -269,7 +274,8 @@ static ek_err_t *write_new_file(const char *path, const char *text)
     return err;
 }
 
-EK_LOCAL_TASK(finalize_deployment)
+ek_err_t *ek_local_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result)
 {
     json_object *info, *export_info, *disks;
     const char *xml_path, *name;
@@ -336,7 +342,8 @@ EK_LOCAL_TASK(finalize_deployment)
     return NULL;
 }
 
-EK_LOCAL_TASK(cleanup_failed_deployment)
+ek_err_t *ek_local_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     json_object *info, *disks;
     const char *dir, *deployed, *xml;

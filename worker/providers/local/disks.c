@@ -155,7 +155,8 @@ static const char *volume_id(json_object *v)
     return json_object_get_string(id);
 }
 
-EK_LOCAL_TASK(deploy_disks)
+ek_err_t *ek_local_task_deploy_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result)
 {
     json_object *export_info, *disks, *prev = NULL, *v;
     _cleanup_free_ char *dir = NULL;
@@ -209,7 +210,8 @@ EK_LOCAL_TASK(deploy_disks)
     return NULL;
 }
 
-EK_LOCAL_TASK(delete_disks)
+ek_err_t *ek_local_task_delete_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result)
 {
     json_object *vols;
     _cleanup_free_ char *dir = NULL;
@@ -264,7 +266,8 @@ static ek_err_t *volumes_copy(const ek_task_input_t *in, json_object **out)
     return NULL;
 }
 
-EK_LOCAL_TASK(create_snapshots)
+ek_err_t *ek_local_task_create_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result)
 {
     json_object *vols;
     _cleanup_free_ char *dir = NULL;
@@ -323,7 +326,8 @@ EK_LOCAL_TASK(create_snapshots)
     return NULL;
 }
 
-EK_LOCAL_TASK(delete_snapshots)
+ek_err_t *ek_local_task_delete_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result)
 {
     json_object *vols;
     _cleanup_free_ char *dir = NULL;
@@ -356,7 +360,8 @@ EK_LOCAL_TASK(delete_snapshots)
     return NULL;
 }
 
-EK_LOCAL_TASK(restore_snapshots)
+ek_err_t *ek_local_task_restore_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result)
 {
     json_object *vols;
     _cleanup_free_ char *dir = NULL;

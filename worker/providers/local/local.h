@@ -221,34 +221,54 @@ EK_ERR_CHECK ek_local_hash_map_mark(const char *hash_map, const char *task_id, b
 
 /* ---- task functions (replicate.c, disks.c, deploy.c, tasks.c) ------------------------ */
 
-#define EK_LOCAL_TASK(name)                                                                        \
-    ek_err_t *ek_local_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in,                  \
-                                   json_object *result)
-
-EK_LOCAL_TASK(validate_source_inputs);
-EK_LOCAL_TASK(get_instance_info);
-EK_LOCAL_TASK(validate_destination_inputs);
-EK_LOCAL_TASK(deploy_disks);
-EK_LOCAL_TASK(delete_disks);
-EK_LOCAL_TASK(deploy_source_resources);
-EK_LOCAL_TASK(delete_source_resources);
-EK_LOCAL_TASK(deploy_target_resources);
-EK_LOCAL_TASK(delete_target_resources);
-EK_LOCAL_TASK(shutdown_instance);
-EK_LOCAL_TASK(replicate_disks);
-EK_LOCAL_TASK(delete_source_snapshots);
-EK_LOCAL_TASK(create_snapshots);
-EK_LOCAL_TASK(delete_snapshots);
-EK_LOCAL_TASK(restore_snapshots);
-EK_LOCAL_TASK(validate_deployment_inputs);
-EK_LOCAL_TASK(deploy_instance_resources);
-EK_LOCAL_TASK(deploy_os_morphing_resources);
-EK_LOCAL_TASK(os_morphing);
-EK_LOCAL_TASK(delete_os_morphing_resources);
-EK_LOCAL_TASK(finalize_deployment);
-EK_LOCAL_TASK(cleanup_failed_deployment);
-EK_LOCAL_TASK(update_source);
-EK_LOCAL_TASK(update_destination);
+ek_err_t *ek_local_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result);
+ek_err_t *ek_local_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result);
+ek_err_t *ek_local_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                    json_object *result);
+ek_err_t *ek_local_task_deploy_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result);
+ek_err_t *ek_local_task_delete_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result);
+ek_err_t *ek_local_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_local_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_local_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_local_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_local_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result);
+ek_err_t *ek_local_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result);
+ek_err_t *ek_local_task_delete_source_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_local_task_create_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result);
+ek_err_t *ek_local_task_delete_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result);
+ek_err_t *ek_local_task_restore_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result);
+ek_err_t *ek_local_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                   json_object *result);
+ek_err_t *ek_local_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_local_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result);
+ek_err_t *ek_local_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result);
+ek_err_t *ek_local_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result);
+ek_err_t *ek_local_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result);
+ek_err_t *ek_local_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_local_task_update_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                      json_object *result);
+ek_err_t *ek_local_task_update_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result);
 
 /* ---- shared helpers for the task files (tasks.c) -------------------------------------- */
 

@@ -220,7 +220,8 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
     return err;
 }
 
-EK_LOCAL_TASK(replicate_disks)
+ek_err_t *ek_local_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result)
 {
     ek_err_t *err = ek_local_task_dirs(ctx, in, NULL, NULL);
     if (err)

@@ -90,7 +90,8 @@ static ek_err_t *source_domain(ek_task_ctx_t *ctx, const ek_task_input_t *in,
 
 /* ---- source tasks -------------------------------------------------------------------- */
 
-EK_LOCAL_TASK(validate_source_inputs)
+ek_err_t *ek_local_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                               json_object *result)
 {
     ek_local_domain_t *d;
     ek_err_t *err = ek_local_environment_check(in->origin->environment, "source");
@@ -111,7 +112,8 @@ EK_LOCAL_TASK(validate_source_inputs)
     return err;
 }
 
-EK_LOCAL_TASK(get_instance_info)
+ek_err_t *ek_local_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result)
 {
     ek_local_domain_t *d;
     ek_err_t *err = source_domain(ctx, in, &d);
@@ -131,7 +133,8 @@ EK_LOCAL_TASK(get_instance_info)
     return NULL;
 }
 
-EK_LOCAL_TASK(deploy_source_resources)
+ek_err_t *ek_local_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     const char *src;
     ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
@@ -145,7 +148,8 @@ EK_LOCAL_TASK(deploy_source_resources)
     return NULL;
 }
 
-EK_LOCAL_TASK(delete_source_resources)
+ek_err_t *ek_local_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     (void)ctx;
     (void)in;
@@ -154,7 +158,8 @@ EK_LOCAL_TASK(delete_source_resources)
     return NULL;
 }
 
-EK_LOCAL_TASK(shutdown_instance)
+ek_err_t *ek_local_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result)
 {
     ek_local_domain_t *d;
     ek_err_t *err = source_domain(ctx, in, &d);
@@ -169,7 +174,8 @@ EK_LOCAL_TASK(shutdown_instance)
     return NULL;
 }
 
-EK_LOCAL_TASK(delete_source_snapshots)
+ek_err_t *ek_local_task_delete_source_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     const char *src;
     ek_err_t *err = ek_local_task_dirs(ctx, in, &src, NULL);
@@ -179,7 +185,8 @@ EK_LOCAL_TASK(delete_source_snapshots)
     return err;
 }
 
-EK_LOCAL_TASK(update_source)
+ek_err_t *ek_local_task_update_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                      json_object *result)
 {
     const char *src;
     (void)ctx;
@@ -230,21 +237,24 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     return NULL;
 }
 
-EK_LOCAL_TASK(validate_destination_inputs)
+ek_err_t *ek_local_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                    json_object *result)
 {
     json_object *export_info;
     (void)result;
     return check_destination(ctx, in, &export_info);
 }
 
-EK_LOCAL_TASK(update_destination)
+ek_err_t *ek_local_task_update_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result)
 {
     json_object *export_info;
     (void)result;
     return check_destination(ctx, in, &export_info);
 }
 
-EK_LOCAL_TASK(deploy_target_resources)
+ek_err_t *ek_local_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     const char *dst;
     json_object *vols;
@@ -283,7 +293,8 @@ EK_LOCAL_TASK(deploy_target_resources)
     return NULL;
 }
 
-EK_LOCAL_TASK(delete_target_resources)
+ek_err_t *ek_local_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     (void)ctx;
     (void)in;

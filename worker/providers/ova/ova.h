@@ -181,16 +181,21 @@ EK_ERR_CHECK ek_ova_instance_export_info(int dirfd, const ek_ova_instance_t *ins
 
 /* ---- task functions ------------------------------------------------------------------ */
 
-#define EK_OVA_TASK(name)                                                                          \
-    ek_err_t *ek_ova_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_object *result)
-
-EK_OVA_TASK(validate_source_inputs);
-EK_OVA_TASK(get_instance_info);
-EK_OVA_TASK(deploy_source_resources);
-EK_OVA_TASK(delete_source_resources);
-EK_OVA_TASK(shutdown_instance);
-EK_OVA_TASK(replicate_disks);
-EK_OVA_TASK(delete_source_snapshots);
-EK_OVA_TASK(update_source);
+ek_err_t *ek_ova_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result);
+ek_err_t *ek_ova_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result);
+ek_err_t *ek_ova_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result);
+ek_err_t *ek_ova_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result);
+ek_err_t *ek_ova_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result);
+ek_err_t *ek_ova_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                      json_object *result);
+ek_err_t *ek_ova_task_delete_source_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result);
+ek_err_t *ek_ova_task_update_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result);
 
 #endif

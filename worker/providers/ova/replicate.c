@@ -157,7 +157,8 @@ static ek_err_t *close_disk(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk
     return err;
 }
 
-EK_OVA_TASK(replicate_disks)
+ek_err_t *ek_ova_task_replicate_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                      json_object *result)
 {
     ova_repl_t r = {-1};
     ek_err_t *err = ek_ova_endpoint_open(ek_task_config(ctx), in->origin, &r.dirfd);

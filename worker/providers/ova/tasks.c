@@ -73,7 +73,8 @@ static ek_err_t *check_all(ek_task_ctx_t *ctx, const ek_task_input_t *in, json_o
     return err;
 }
 
-EK_OVA_TASK(validate_source_inputs)
+ek_err_t *ek_ova_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                             json_object *result)
 {
     json_object *info = NULL;
     (void)result;
@@ -82,7 +83,8 @@ EK_OVA_TASK(validate_source_inputs)
     return err;
 }
 
-EK_OVA_TASK(get_instance_info)
+ek_err_t *ek_ova_task_get_instance_info(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result)
 {
     json_object *info = NULL;
     ek_err_t *err = check_all(ctx, in, &info);
@@ -92,7 +94,8 @@ EK_OVA_TASK(get_instance_info)
     return NULL;
 }
 
-EK_OVA_TASK(deploy_source_resources)
+ek_err_t *ek_ova_task_deploy_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result)
 {
     int dirfd;
     ek_err_t *err = ek_ova_endpoint_open(ek_task_config(ctx), in->origin, &dirfd);
@@ -106,7 +109,8 @@ EK_OVA_TASK(deploy_source_resources)
     return NULL;
 }
 
-EK_OVA_TASK(delete_source_resources)
+ek_err_t *ek_ova_task_delete_source_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result)
 {
     (void)ctx;
     (void)in;
@@ -115,7 +119,8 @@ EK_OVA_TASK(delete_source_resources)
     return NULL;
 }
 
-EK_OVA_TASK(shutdown_instance)
+ek_err_t *ek_ova_task_shutdown_instance(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                        json_object *result)
 {
     int dirfd;
     ek_ova_instance_t *inst;
@@ -132,7 +137,8 @@ EK_OVA_TASK(shutdown_instance)
     return NULL;
 }
 
-EK_OVA_TASK(delete_source_snapshots)
+ek_err_t *ek_ova_task_delete_source_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                              json_object *result)
 {
     int dirfd;
     (void)result;
@@ -144,7 +150,8 @@ EK_OVA_TASK(delete_source_snapshots)
     return NULL;
 }
 
-EK_OVA_TASK(update_source)
+ek_err_t *ek_ova_task_update_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result)
 {
     int dirfd;
     (void)result;

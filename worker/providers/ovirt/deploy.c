@@ -247,7 +247,8 @@ static ek_err_t *no_vm_named(ek_ovirt_t *c, const char *name)
     return err;
 }
 
-EK_OVIRT_TASK(validate_deployment_inputs)
+ek_err_t *ek_ovirt_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                   json_object *result)
 {
     json_object *export_info, *disks, *vols;
     ek_ovirt_t *c;
@@ -378,7 +379,8 @@ static ek_err_t *remove_vm(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *info)
     return err;
 }
 
-EK_OVIRT_TASK(deploy_instance_resources)
+ek_err_t *ek_ovirt_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     json_object *export_info;
     ek_ovirt_t *c;
@@ -436,7 +438,8 @@ static json_object *disk_ids_of(json_object *info)
     return ids;
 }
 
-EK_OVIRT_TASK(deploy_os_morphing_resources)
+ek_err_t *ek_ovirt_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result)
 {
     json_object *info, *export_info;
     ek_ovirt_t *c;
@@ -477,7 +480,8 @@ EK_OVIRT_TASK(deploy_os_morphing_resources)
     return err;
 }
 
-EK_OVIRT_TASK(os_morphing)
+ek_err_t *ek_ovirt_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result)
 {
     json_object *info, *conn, *disks;
     ek_err_t *err;
@@ -526,7 +530,8 @@ static ek_err_t *reattach(ek_ovirt_t *c, json_object *info)
     return err;
 }
 
-EK_OVIRT_TASK(delete_os_morphing_resources)
+ek_err_t *ek_ovirt_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result)
 {
     json_object *res = NULL, *info = NULL;
     ek_ovirt_t *c;
@@ -579,7 +584,8 @@ static json_object *transfer_result(json_object *vm, json_object *info, bool sta
     return tr;
 }
 
-EK_OVIRT_TASK(finalize_deployment)
+ek_err_t *ek_ovirt_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result)
 {
     json_object *info, *vm = NULL;
     ek_ovirt_t *c;
@@ -614,7 +620,8 @@ EK_OVIRT_TASK(finalize_deployment)
     return NULL;
 }
 
-EK_OVIRT_TASK(cleanup_failed_deployment)
+ek_err_t *ek_ovirt_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result)
 {
     json_object *info = NULL;
     ek_ovirt_t *c;

@@ -215,7 +215,8 @@ static ek_err_t *deploy_one(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_inp
     return NULL;
 }
 
-EK_OVIRT_TASK(deploy_disks)
+ek_err_t *ek_ovirt_task_deploy_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result)
 {
     json_object *export_info, *disks, *prev = NULL, *v;
     ek_ovirt_t *c;
@@ -257,7 +258,8 @@ EK_OVIRT_TASK(deploy_disks)
     return NULL;
 }
 
-EK_OVIRT_TASK(delete_disks)
+ek_err_t *ek_ovirt_task_delete_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result)
 {
     json_object *vols;
     ek_ovirt_t *c;
@@ -416,7 +418,8 @@ static ek_err_t *drop_copies(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *vol
     return err;
 }
 
-EK_OVIRT_TASK(create_snapshots)
+ek_err_t *ek_ovirt_task_create_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result)
 {
     json_object *vols;
     ek_ovirt_t *c;
@@ -489,7 +492,8 @@ static bool deployed_holds(const ek_task_input_t *in, const char *disk_id)
     return false;
 }
 
-EK_OVIRT_TASK(delete_snapshots)
+ek_err_t *ek_ovirt_task_delete_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result)
 {
     json_object *vols;
     ek_ovirt_t *c;
@@ -521,7 +525,8 @@ EK_OVIRT_TASK(delete_snapshots)
     return NULL;
 }
 
-EK_OVIRT_TASK(restore_snapshots)
+ek_err_t *ek_ovirt_task_restore_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result)
 {
     json_object *vols;
     ek_ovirt_t *c;

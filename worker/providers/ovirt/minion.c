@@ -277,7 +277,8 @@ static void remove_leftover(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_inp
     }
 }
 
-EK_OVIRT_TASK(deploy_target_resources)
+ek_err_t *ek_ovirt_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     json_object *vols, *ids, *res = NULL, *conn = NULL, *copy = NULL;
     ek_ovirt_t *c;
@@ -307,7 +308,8 @@ EK_OVIRT_TASK(deploy_target_resources)
     return NULL;
 }
 
-EK_OVIRT_TASK(delete_target_resources)
+ek_err_t *ek_ovirt_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result)
 {
     json_object *res;
     ek_ovirt_t *c;

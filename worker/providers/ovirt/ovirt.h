@@ -175,25 +175,37 @@ EK_ERR_CHECK ek_ovirt_virtio_zip_check(ek_task_ctx_t *ctx, const char *url, cons
 /* The same on a zip file already on disk (tests). */
 EK_ERR_CHECK ek_ovirt_zip_has(const char *path, const char *member);
 
-#define EK_OVIRT_TASK(name)                                                                        \
-    ek_err_t *ek_ovirt_task_##name(ek_task_ctx_t *ctx, const ek_task_input_t *in,                  \
-                                   json_object *result)
-
-EK_OVIRT_TASK(validate_destination_inputs);
-EK_OVIRT_TASK(update_destination);
-EK_OVIRT_TASK(deploy_disks);
-EK_OVIRT_TASK(delete_disks);
-EK_OVIRT_TASK(deploy_target_resources);
-EK_OVIRT_TASK(delete_target_resources);
-EK_OVIRT_TASK(create_snapshots);
-EK_OVIRT_TASK(delete_snapshots);
-EK_OVIRT_TASK(restore_snapshots);
-EK_OVIRT_TASK(validate_deployment_inputs);
-EK_OVIRT_TASK(deploy_instance_resources);
-EK_OVIRT_TASK(deploy_os_morphing_resources);
-EK_OVIRT_TASK(os_morphing);
-EK_OVIRT_TASK(delete_os_morphing_resources);
-EK_OVIRT_TASK(finalize_deployment);
-EK_OVIRT_TASK(cleanup_failed_deployment);
+ek_err_t *ek_ovirt_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                    json_object *result);
+ek_err_t *ek_ovirt_task_update_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result);
+ek_err_t *ek_ovirt_task_deploy_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result);
+ek_err_t *ek_ovirt_task_delete_disks(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *result);
+ek_err_t *ek_ovirt_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_ovirt_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                json_object *result);
+ek_err_t *ek_ovirt_task_create_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result);
+ek_err_t *ek_ovirt_task_delete_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                         json_object *result);
+ek_err_t *ek_ovirt_task_restore_snapshots(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                          json_object *result);
+ek_err_t *ek_ovirt_task_validate_deployment_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                   json_object *result);
+ek_err_t *ek_ovirt_task_deploy_instance_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
+ek_err_t *ek_ovirt_task_deploy_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result);
+ek_err_t *ek_ovirt_task_os_morphing(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                    json_object *result);
+ek_err_t *ek_ovirt_task_delete_os_morphing_resources(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                     json_object *result);
+ek_err_t *ek_ovirt_task_finalize_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                            json_object *result);
+ek_err_t *ek_ovirt_task_cleanup_failed_deployment(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                  json_object *result);
 
 #endif

@@ -266,7 +266,8 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     return err;
 }
 
-EK_OVIRT_TASK(validate_destination_inputs)
+ek_err_t *ek_ovirt_task_validate_destination_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                                    json_object *result)
 {
     (void)result;
     ek_err_t *err = check_destination(ctx, in);
@@ -278,7 +279,8 @@ EK_OVIRT_TASK(validate_destination_inputs)
     return err;
 }
 
-EK_OVIRT_TASK(update_destination)
+ek_err_t *ek_ovirt_task_update_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                           json_object *result)
 {
     (void)result;
     return check_destination(ctx, in);
