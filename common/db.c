@@ -221,3 +221,21 @@ void ek_dbpool_free(ek_dbpool_t *pool)
     pthread_cond_destroy(&pool->freed);
     free(pool);
 }
+
+ek_err_t *ek_db_tx(PGconn *db, int retries, ek_db_tx_fn fn, void *arg)
+{
+    for (int attempt = 0;; attempt++) {
+        ek_err_t *err = ek_db_exec(db, "BEGIN");
+        if (!err)
+            err = fn(db, arg);
+        if (!err)
+            err = ek_db_exec(db, "COMMIT");
+        if (!err)
+            return NULL;
+        if (PQstatus(db) == CONNECTION_OK && PQtransactionStatus(db) != PQTRANS_IDLE)
+            ek_err_free(ek_db_exec(db, "ROLLBACK"));
+        if (err->code != EK_E_RETRY || attempt >= retries)
+            return err;
+        ek_err_free(err);
+    }
+}

@@ -29,6 +29,15 @@ EK_ERR_CHECK ek_db_query(PGconn *conn, PGresult **res, const char *sql, int n,
  * *out is then NULL) and parses it. */
 EK_ERR_CHECK ek_db_query_json(PGconn *conn, json_object **out, const char *sql, int n,
                               const char *const *params);
+/* A transaction's body: what it does in the database through db. */
+typedef ek_err_t *(*ek_db_tx_fn)(PGconn *db, void *arg);
+/* Runs fn(db, arg) between BEGIN and COMMIT; an error of fn or of the COMMIT
+ * rolls back and is returned. When PostgreSQL reports a deadlock or a
+ * serialization failure (EK_E_RETRY) the whole transaction runs again, up to
+ * retries more times: only for bodies whose effects are all in the database
+ * (pass 0 for one that publishes or answers while it runs). The one way
+ * Ekman opens a transaction. */
+EK_ERR_CHECK ek_db_tx(PGconn *db, int retries, ek_db_tx_fn fn, void *arg);
 /* The server's version string ("15.20"), newly allocated. */
 char *ek_db_server_version(PGconn *conn);
 

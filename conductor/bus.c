@@ -142,28 +142,21 @@ static ek_err_t *place(PGconn *db, int alive_s, const char *task_type, const cha
     return err;
 }
 
-static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *sent)
+/* One dispatcher pass: its app, channel, count of messages sent, and the
+ * liveness window (a worker silent for missed_heartbeats intervals counts as
+ * gone even before a scheduler marks it DOWN). */
+struct dispatch {
+    ek_app_t *app;
+    ek_amqp_t *mq;
+    int *sent;
+    int alive_s;
+};
+
+/* Pending tasks: each is placed, marked with a new attempt and published. */
+static ek_err_t *dispatch_tasks(PGconn *db, struct dispatch *d)
 {
     PGresult *res = NULL;
-    *sent = 0;
-    char alive[16];
-    snprintf(alive, sizeof(alive), "%lld",
-             (long long)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
-                         ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats")));
-    /* attempts waiting in the queue of a worker that went silent: sent again */
-    ek_err_t *err = ek_db_query(db, NULL,
-                                "UPDATE tasks t SET dispatched_at = NULL, dispatched_to = NULL, "
-                                "attempt_id = NULL WHERE t.status = 'PENDING' AND "
-                                "t.dispatched_to IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-                                "services s WHERE s.host = t.dispatched_to AND s.status = 'UP' "
-                                "AND s.deleted_at IS NULL AND s.last_heartbeat > now() - "
-                                "make_interval(secs => $1::int))",
-                                1, (const char *[]){alive});
-    if (!err)
-        err = ek_db_exec(db, "BEGIN");
-    if (err)
-        return err;
-    err = ek_db_query(
+    ek_err_t *err = ek_db_query(
         db, &res,
         "SELECT t.id, jsonb_build_object('task_id', t.id, 'execution_id', e.id, 'task_type', "
         "t.task_type, 'instance', t.instance, 'params', t.params, "
@@ -198,7 +191,7 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
          * grant of the claim, sealed for the claiming worker (seal.h); secrets
          * in the task info not yet sealed for the conductors are sealed now,
          * and the worker learns the key to seal its results for. */
-        const ek_box_ring_t *ring = ek_seal_conductor_ring(app->key);
+        const ek_box_ring_t *ring = ek_seal_conductor_ring(d->app->key);
         json_object *ti = json_object_object_get(body, "task_info");
         if (!ring) {
             json_object_put(body);
@@ -219,13 +212,9 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         char *wire = ek_envelope_encode(env);
         char *host = NULL;
         bool wait = false;
-        /* a worker silent for missed_heartbeats intervals counts as gone even
-         * before a scheduler marks it DOWN */
-        int alive_s = (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
-                            ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"));
-        err =
-            place(db, alive_s, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5), PQgetvalue(res, i, 6),
-                  PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host, &wait);
+        err = place(db, d->alive_s, PQgetvalue(res, i, 4), PQgetvalue(res, i, 5),
+                    PQgetvalue(res, i, 6), PQgetvalue(res, i, 7), PQgetvalue(res, i, 8), &host,
+                    &wait);
         char *queue =
             host ? ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host) : ek_xstrdup(EK_QUEUE_WORKER);
         /* marked first, published second, committed last: a crash in between
@@ -238,7 +227,7 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
                               "WHERE id = $1",
                               3, (const char *[]){PQgetvalue(res, i, 0), attempt, host});
         if (!err && !wait)
-            err = ek_amqp_publish(mq, queue, wire, NULL, NULL);
+            err = ek_amqp_publish(d->mq, queue, wire, NULL, NULL);
         free(queue);
         free(host);
         if (!err && wait)
@@ -254,22 +243,26 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
         if (!err) {
             ek_log_kv(EK_LOG_DEBUG, "task dispatched", "task_id", PQgetvalue(res, i, 0),
                       "attempt_id", attempt, NULL);
-            (*sent)++;
-            atomic_fetch_add(&app->tasks_dispatched, 1);
+            (*d->sent)++;
+            atomic_fetch_add(&d->app->tasks_dispatched, 1);
         }
         free(wire);
         ek_envelope_free(env);
     }
     PQclear(res);
-    res = NULL; /* an error above skips the next query: nothing to clear twice */
+    return err;
+}
 
-    /* cancels to send to the workers running the tasks */
-    if (!err)
-        err = ek_db_query(db, &res,
-                          "SELECT id, attempt_id, host, cancel_force FROM tasks "
-                          "WHERE cancel_pending LIMIT " DISPATCH_BATCH " FOR UPDATE SKIP LOCKED",
-                          0, NULL);
-    n = err ? 0 : PQntuples(res);
+/* Cancels to send to the workers running the tasks. */
+static ek_err_t *dispatch_cancels(PGconn *db, struct dispatch *d)
+{
+    PGresult *res = NULL;
+    ek_err_t *err =
+        ek_db_query(db, &res,
+                    "SELECT id, attempt_id, host, cancel_force FROM tasks "
+                    "WHERE cancel_pending LIMIT " DISPATCH_BATCH " FOR UPDATE SKIP LOCKED",
+                    0, NULL);
+    int n = err ? 0 : PQntuples(res);
     for (int i = 0; i < n && !err; i++) {
         const char *task = PQgetvalue(res, i, 0), *host = PQgetvalue(res, i, 2);
         if (*host) {
@@ -282,7 +275,7 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
             ek_envelope_t *env = ek_envelope_new(EK_MSG_TASK_CANCEL, body);
             char *wire = ek_envelope_encode(env);
             char *queue = ek_xasprintf("%s.%s", EK_QUEUE_WORKER, host);
-            err = ek_amqp_publish(mq, queue, wire, NULL, NULL);
+            err = ek_amqp_publish(d->mq, queue, wire, NULL, NULL);
             if (err && err->code == EK_E_NOTFOUND) {
                 ek_log_kv(EK_LOG_WARNING, "cannot cancel: the worker's queue is gone", "task_id",
                           task, "host", host, NULL);
@@ -297,14 +290,39 @@ static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *s
             err = ek_db_query(db, NULL, "UPDATE tasks SET cancel_pending = false WHERE id = $1", 1,
                               (const char *[]){task});
         if (!err)
-            (*sent)++;
+            (*d->sent)++;
     }
     PQclear(res);
-    if (!err)
-        err = ek_db_exec(db, "COMMIT");
-    if (err)
-        ek_err_free(ek_db_exec(db, "ROLLBACK"));
     return err;
+}
+
+/* Marked first, published second, committed last (dispatch_tasks): the
+ * transaction publishes, so it never runs twice (retries 0). */
+static ek_err_t *dispatch_tx(PGconn *db, void *arg)
+{
+    struct dispatch *d = arg;
+    ek_err_t *err = dispatch_tasks(db, d);
+    return err ? err : dispatch_cancels(db, d);
+}
+
+static ek_err_t *dispatch_batch(ek_app_t *app, PGconn *db, ek_amqp_t *mq, int *sent)
+{
+    *sent = 0;
+    struct dispatch d = {app, mq, sent,
+                         (int)(ek_config_get_int(app->cfg, "scheduler", "heartbeat_interval") *
+                               ek_config_get_int(app->cfg, "scheduler", "missed_heartbeats"))};
+    char alive[16];
+    snprintf(alive, sizeof(alive), "%d", d.alive_s);
+    /* attempts waiting in the queue of a worker that went silent: sent again */
+    ek_err_t *err = ek_db_query(db, NULL,
+                                "UPDATE tasks t SET dispatched_at = NULL, dispatched_to = NULL, "
+                                "attempt_id = NULL WHERE t.status = 'PENDING' AND "
+                                "t.dispatched_to IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                                "services s WHERE s.host = t.dispatched_to AND s.status = 'UP' "
+                                "AND s.deleted_at IS NULL AND s.last_heartbeat > now() - "
+                                "make_interval(secs => $1::int))",
+                                1, (const char *[]){alive});
+    return err ? err : ek_db_tx(db, 0, dispatch_tx, &d);
 }
 
 static void *dispatcher_main(void *arg)

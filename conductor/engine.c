@@ -13,25 +13,11 @@
 
 /* ---- transactions --------------------------------------------------------------- */
 
-typedef ek_err_t *(*tx_fn)(PGconn *db, void *arg);
-
-/* Runs fn in a transaction, again when PostgreSQL reports a deadlock or a
- * serialization failure. */
-static ek_err_t *in_tx(PGconn *db, tx_fn fn, void *arg)
+/* The engine's transactions touch only the database: a deadlock or a
+ * serialization failure runs them again, up to 5 times. */
+static ek_err_t *in_tx(PGconn *db, ek_db_tx_fn fn, void *arg)
 {
-    for (int attempt = 0;; attempt++) {
-        ek_err_t *err = ek_db_exec(db, "BEGIN");
-        if (!err)
-            err = fn(db, arg);
-        if (!err)
-            err = ek_db_exec(db, "COMMIT");
-        if (!err)
-            return NULL;
-        ek_err_free(ek_db_exec(db, "ROLLBACK"));
-        if (err->code != EK_E_RETRY || attempt == 5)
-            return err;
-        ek_err_free(err);
-    }
+    return ek_db_tx(db, 5, fn, arg);
 }
 
 static ek_err_t *query1(PGconn *db, PGresult **res, const char *sql, int n,

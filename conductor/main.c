@@ -59,6 +59,17 @@ static char *read_password(const char *file)
     return pw;
 }
 
+struct create_user_tx {
+    const char *name, *password, *project, *role;
+    char *id;
+};
+
+static ek_err_t *create_user_tx(PGconn *db, void *arg)
+{
+    struct create_user_tx *t = arg;
+    return ek_user_create(db, t->name, t->password, t->project, t->role, t->id);
+}
+
 static int create_user(ek_config_t *cfg, const char *name, const char *project, const char *role,
                        const char *password_file)
 {
@@ -69,10 +80,9 @@ static int create_user(ek_config_t *cfg, const char *name, const char *project, 
     int applied;
     char id[EK_UUID_STRLEN + 1];
     ek_err_t *err;
-    if (!(err = ek_db_connect_config(cfg, &db)) && !(err = ek_migrate(db, &applied)) &&
-        !(err = ek_db_exec(db, "BEGIN")) &&
-        !(err = ek_user_create(db, name, password, project, role, id)))
-        err = ek_db_exec(db, "COMMIT");
+    struct create_user_tx t = {name, password, project, role, id};
+    if (!(err = ek_db_connect_config(cfg, &db)) && !(err = ek_migrate(db, &applied)))
+        err = ek_db_tx(db, 0, create_user_tx, &t);
     ek_free_secret(password);
     PQfinish(db);
     if (err) {

@@ -10,6 +10,22 @@
 /* An arbitrary constant: "ekman" in ASCII. */
 #define MIGRATION_LOCK_ID "435325468014"
 
+/* One migration and its row in schema_migrations, together. */
+struct migration_tx {
+    const ek_migration_t *m;
+    const char *version;
+};
+
+static ek_err_t *migration_tx(PGconn *db, void *arg)
+{
+    struct migration_tx *t = arg;
+    ek_err_t *err = ek_db_exec(db, t->m->sql);
+    return err ? err
+               : ek_db_query(db, NULL,
+                             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                             (const char *[]){t->version, t->m->name});
+}
+
 ek_err_t *ek_migrate(PGconn *conn, int *applied)
 {
     ek_err_t *err;
@@ -29,21 +45,11 @@ ek_err_t *ek_migrate(PGconn *conn, int *applied)
         PQclear(res);
         if (err || done)
             continue;
-        if ((err = ek_db_exec(conn, "BEGIN")))
-            break;
-        err = ek_db_exec(conn, m->sql);
-        if (!err)
-            err = ek_db_query(conn, &res,
-                              "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                              (const char *[]){version, m->name});
-        PQclear(res);
-        if (err) {
-            ek_err_free(ek_db_exec(conn, "ROLLBACK"));
+        struct migration_tx t = {m, version};
+        if ((err = ek_db_tx(conn, 0, migration_tx, &t))) {
             err = ek_err_prefix(err, "schema migration %03d_%s", m->version, m->name);
             break;
         }
-        if ((err = ek_db_exec(conn, "COMMIT")))
-            break;
         ek_info("applied schema migration %03d_%s", m->version, m->name);
         (*applied)++;
     }

@@ -157,15 +157,25 @@ static void hash_work(void *arg)
     u->hash = ek_password_hash(u->password);
 }
 
+struct user_create_tx {
+    const struct user_change *u;
+    char id[EK_UUID_STRLEN + 1];
+};
+
+static ek_err_t *user_create_tx(PGconn *db, void *arg)
+{
+    struct user_create_tx *t = arg;
+    return ek_user_create_hashed(db, t->u->name, t->u->hash, t->u->project, t->u->role, t->id);
+}
+
 static void user_create_finish(ek_req_t *req, ek_resp_t *resp, void *arg)
 {
     struct user_change *u = arg;
-    char id[EK_UUID_STRLEN + 1];
-    ek_err_t *err;
-    if ((err = ek_db_exec(req->db, "BEGIN")) ||
-        (err = ek_user_create_hashed(req->db, u->name, u->hash, u->project, u->role, id)) ||
-        (err = ek_db_exec(req->db, "COMMIT")))
+    struct user_create_tx t = {.u = u};
+    ek_err_t *err = ek_db_tx(req->db, 0, user_create_tx, &t);
+    if (err)
         EK_RESP_RETURN_ERR(resp, err);
+    const char *id = t.id;
     json_object *out = json_object_new_object();
     json_object_object_add(out, "id", json_object_new_string(id));
     json_object_object_add(out, "name", json_object_new_string(u->name));

@@ -104,6 +104,42 @@ static ek_err_t *set_regions(ek_req_t *req, const char *id, json_object *regions
     return err;
 }
 
+/* One endpoint's row and regions: created (type set) or updated (NULL
+ * columns keep their value; regions only when set_regions). */
+struct endpoint_tx {
+    ek_req_t *req;
+    const char *id, *name, *description, *type, *sealed;
+    json_object *regions;
+    bool set_regions;
+};
+
+static ek_err_t *endpoint_write_tx(PGconn *db, void *arg)
+{
+    struct endpoint_tx *t = arg;
+    ek_err_t *err;
+    if (t->type)
+        err = ek_db_query(db, NULL,
+                          "INSERT INTO endpoints (id, project_id, user_id, name, description, "
+                          "type, connection_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                          7,
+                          (const char *[]){t->id, t->req->project_id, t->req->user_id, t->name,
+                                           t->description, t->type, t->sealed});
+    else
+        err = ek_db_query(db, NULL,
+                          "UPDATE endpoints SET name = coalesce($2, name), "
+                          "description = coalesce($3, description), "
+                          "connection_info = coalesce($4, connection_info), updated_at = now() "
+                          "WHERE id = $1",
+                          4, (const char *[]){t->id, t->name, t->description, t->sealed});
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        return ek_err_new(EK_E_CONFLICT, "an endpoint named '%s' already exists", t->name);
+    }
+    if (!err && t->set_regions)
+        err = set_regions(t->req, t->id, t->regions);
+    return err;
+}
+
 static ek_err_t *check_connection_info(const char *type, json_object *info)
 {
     ek_err_t *err = ek_jsonschema_validate(ek_provider_schema(type, EK_SCHEMA_CONNECTION), info,
@@ -148,22 +184,9 @@ void r_endpoints_create(ek_req_t *req, ek_resp_t *resp)
     char id[EK_UUID_STRLEN + 1];
     ek_uuid_generate(id);
     char *sealed = ek_secret_seal(req->app->key, id, json_object_to_json_string(info));
-    if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(
-            req->db, NULL,
-            "INSERT INTO endpoints (id, project_id, user_id, name, description, "
-            "type, connection_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            7,
-            (const char *[]){id, req->project_id, req->user_id, name, description, type, sealed});
+    struct endpoint_tx t = {req, id, name, description, type, sealed, regions, true};
+    err = ek_db_tx(req->db, 0, endpoint_write_tx, &t);
     free(sealed);
-    if (err && err->code == EK_E_CONFLICT) {
-        ek_err_free(err);
-        err = ek_err_new(EK_E_CONFLICT, "an endpoint named '%s' already exists", name);
-    }
-    if (!err)
-        err = set_regions(req, id, regions);
-    if (!err)
-        err = ek_db_exec(req->db, "COMMIT");
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     ek_log_kv(EK_LOG_INFO, "endpoint created", "endpoint_id", id, "name", name, "type", type,
@@ -217,22 +240,9 @@ void r_endpoints_update(ek_req_t *req, ek_resp_t *resp)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "endpoint.name must not be empty"));
     char *sealed =
         info ? ek_secret_seal(req->app->key, id, json_object_to_json_string(info)) : NULL;
-    if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(req->db, NULL,
-                          "UPDATE endpoints SET name = coalesce($2, name), "
-                          "description = coalesce($3, description), "
-                          "connection_info = coalesce($4, connection_info), updated_at = now() "
-                          "WHERE id = $1",
-                          4, (const char *[]){id, name, description, sealed});
+    struct endpoint_tx t = {req, id, name, description, NULL, sealed, regions, has_regions};
+    err = ek_db_tx(req->db, 0, endpoint_write_tx, &t);
     free(sealed);
-    if (err && err->code == EK_E_CONFLICT) {
-        ek_err_free(err);
-        err = ek_err_new(EK_E_CONFLICT, "an endpoint named '%s' already exists", name);
-    }
-    if (!err && has_regions)
-        err = set_regions(req, id, regions);
-    if (!err)
-        err = ek_db_exec(req->db, "COMMIT");
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     r_endpoints_show_id(req, resp, id, 200);

@@ -231,6 +231,48 @@ static ek_err_t *set_service_regions(ek_req_t *req, const char *id, json_object 
     return err;
 }
 
+/* A service's row and regions, created or updated (a NULL enabled keeps it). */
+struct service_tx {
+    ek_req_t *req;
+    const char *id, *host, *binary, *topic, *enabled;
+    json_object *providers, *regions;
+    bool set_regions;
+};
+
+static ek_err_t *service_create_tx(PGconn *db, void *arg)
+{
+    struct service_tx *t = arg;
+    ek_err_t *err = ek_db_query(
+        db, NULL,
+        "INSERT INTO services (id, host, binary_name, topic, enabled, providers) VALUES ($1, $2, "
+        "$3, $4, $5, $6)",
+        6,
+        (const char *[]){t->id, t->host, t->binary, t->topic, t->enabled,
+                         t->providers ? json_object_to_json_string(t->providers) : "{}"});
+    if (err && err->code == EK_E_CONFLICT) {
+        ek_err_free(err);
+        return ek_err_new(EK_E_CONFLICT, "service %s on %s already exists", t->binary, t->host);
+    }
+    return err ? err : set_service_regions(t->req, t->id, t->regions);
+}
+
+static ek_err_t *service_update_tx(PGconn *db, void *arg)
+{
+    struct service_tx *t = arg;
+    PGresult *res;
+    ek_err_t *err = ek_db_query(db, &res,
+                                "UPDATE services SET enabled = coalesce($2::bool, enabled), "
+                                "updated_at = now() WHERE id = $1 AND deleted_at IS NULL",
+                                2, (const char *[]){t->id, t->enabled});
+    if (err)
+        return err;
+    bool found = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!found)
+        return ek_err_not_found("service", t->id);
+    return t->set_regions ? set_service_regions(t->req, t->id, t->regions) : NULL;
+}
+
 void r_services_create(ek_req_t *req, ek_resp_t *resp)
 {
     json_object *s, *regions = NULL, *providers = NULL;
@@ -247,23 +289,9 @@ void r_services_create(ek_req_t *req, ek_resp_t *resp)
         EK_RESP_RETURN_ERR(resp, err);
     char id[EK_UUID_STRLEN + 1];
     ek_uuid_generate(id);
-    if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err =
-            ek_db_query(req->db, NULL,
-                        "INSERT INTO services (id, host, binary_name, topic, enabled, "
-                        "providers) VALUES ($1, $2, $3, $4, $5, $6)",
-                        6,
-                        (const char *[]){id, host, binary, topic, enabled ? "true" : "false",
-                                         providers ? json_object_to_json_string(providers) : "{}"});
-    if (err && err->code == EK_E_CONFLICT) {
-        ek_err_free(err);
-        err = ek_err_new(EK_E_CONFLICT, "service %s on %s already exists", binary, host);
-    }
-    if (!err)
-        err = set_service_regions(req, id, regions);
-    if (!err)
-        err = ek_db_exec(req->db, "COMMIT");
-    if (err)
+    struct service_tx t = {req,       id,      host, binary, topic, enabled ? "true" : "false",
+                           providers, regions, true};
+    if ((err = ek_db_tx(req->db, 0, service_create_tx, &t)))
         EK_RESP_RETURN_ERR(resp, err);
     service_show(req, resp, id, 201);
 }
@@ -285,23 +313,12 @@ void r_services_update(ek_req_t *req, ek_resp_t *resp)
     if (!ek_uuid_is_valid(req->arg[0]))
         EK_RESP_RETURN_ERR(resp, ek_err_not_found("service", req->arg[0]));
     bool has_enabled = json_object_object_get_ex(s, "enabled", &has);
-    PGresult *res;
-    if (!(err = ek_db_exec(req->db, "BEGIN")))
-        err = ek_db_query(
-            req->db, &res,
-            "UPDATE services SET enabled = coalesce($2::bool, enabled), updated_at "
-            "= now() WHERE id = $1 AND deleted_at IS NULL",
-            2, (const char *[]){req->arg[0], has_enabled ? (enabled ? "true" : "false") : NULL});
-    bool found = !err && atoi(PQcmdTuples(res)) == 1;
-    if (!err)
-        PQclear(res);
-    if (!err && !found)
-        err = ek_err_not_found("service", req->arg[0]);
-    if (!err && json_object_object_get_ex(s, "mapped_regions", &has))
-        err = set_service_regions(req, req->arg[0], regions);
-    if (!err)
-        err = ek_db_exec(req->db, "COMMIT");
-    if (err)
+    struct service_tx t = {.req = req,
+                           .id = req->arg[0],
+                           .enabled = has_enabled ? (enabled ? "true" : "false") : NULL,
+                           .regions = regions,
+                           .set_regions = json_object_object_get_ex(s, "mapped_regions", &has)};
+    if ((err = ek_db_tx(req->db, 0, service_update_tx, &t)))
         EK_RESP_RETURN_ERR(resp, err);
     service_show(req, resp, req->arg[0], 200);
 }

@@ -330,8 +330,7 @@ void r_transfers_update(ek_req_t *req, ek_resp_t *resp)
     has_clone = json_object_object_get_ex(t, "clone_disks", &has);
     has_skip = json_object_object_get_ex(t, "skip_os_morphing", &has);
     bool env_changed = f.src_env || f.dst_env || f.network_map || f.storage_mappings;
-    if ((err = ek_db_exec(req->db, "BEGIN")))
-        EK_RESP_RETURN_ERR(resp, err);
+    /* one statement: atomic without a transaction of its own */
     err = ek_db_query(
         req->db, NULL,
         "UPDATE transfers SET source_environment = coalesce($2::jsonb, source_environment), "
@@ -350,8 +349,6 @@ void r_transfers_update(ek_req_t *req, ek_resp_t *resp)
                          json_or(f.user_scripts, NULL), json_or(f.pool_map, NULL), f.notes,
                          has_clone ? (f.clone_disks ? "true" : "false") : NULL,
                          has_skip ? (f.skip_os_morphing ? "true" : "false") : NULL});
-    if (!err)
-        err = ek_db_exec(req->db, "COMMIT");
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     /* replicas that exist are told about the new environment by an update execution */

@@ -87,6 +87,26 @@ static ek_err_t *rotate_json(PGconn *db, const char *table, const char *column,
     return err;
 }
 
+struct rotate_tx {
+    const unsigned char *old_key, *new_key;
+    ek_box_ring_t *old_ring, *new_ring;
+    ek_rotate_stats_t *stats;
+};
+
+static ek_err_t *rotate_tx(PGconn *db, void *arg)
+{
+    struct rotate_tx *t = arg;
+    ek_err_t *err = rotate_endpoints(db, t->old_key, t->new_key, &t->stats->endpoints);
+    if (!err)
+        err = rotate_json(db, "transfers", "info", t->old_ring, t->new_ring, &t->stats->task_infos);
+    if (!err)
+        err =
+            rotate_json(db, "deployments", "info", t->old_ring, t->new_ring, &t->stats->task_infos);
+    if (!err)
+        err = rotate_json(db, "tasks", "state", t->old_ring, t->new_ring, &t->stats->task_states);
+    return err;
+}
+
 ek_err_t *ek_rotate_encryption_key(PGconn *db, const unsigned char old_key[EK_SECRET_KEY_LEN],
                                    const unsigned char new_key[EK_SECRET_KEY_LEN],
                                    ek_rotate_stats_t *stats)
@@ -100,20 +120,9 @@ ek_err_t *ek_rotate_encryption_key(PGconn *db, const unsigned char old_key[EK_SE
     if (!err)
         err = ek_box_ring_derive(new_key, EK_SEAL_CONDUCTOR_LABEL, &new_ring);
     /* one transaction: every secret moves, or none */
+    struct rotate_tx t = {old_key, new_key, old_ring, new_ring, stats};
     if (!err)
-        err = ek_db_exec(db, "BEGIN");
-    if (!err)
-        err = rotate_endpoints(db, old_key, new_key, &stats->endpoints);
-    if (!err)
-        err = rotate_json(db, "transfers", "info", old_ring, new_ring, &stats->task_infos);
-    if (!err)
-        err = rotate_json(db, "deployments", "info", old_ring, new_ring, &stats->task_infos);
-    if (!err)
-        err = rotate_json(db, "tasks", "state", old_ring, new_ring, &stats->task_states);
-    if (!err)
-        err = ek_db_exec(db, "COMMIT");
-    else
-        ek_err_free(ek_db_exec(db, "ROLLBACK"));
+        err = ek_db_tx(db, 0, rotate_tx, &t);
     ek_box_ring_free(old_ring);
     ek_box_ring_free(new_ring);
     return err;
