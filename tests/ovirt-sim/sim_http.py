@@ -416,8 +416,7 @@ class Handler(BaseHTTPRequestHandler):
         m = self.server.model
         return stringify({
             "product_info": {"name": "oVirt Engine", "vendor": "ovirt.org",
-                             "version": {"major": 4, "minor": 5, "build": 5, "revision": 1,
-                                         "full_version": "4.5.5-1.el8"}},
+                             "version": dict(m.engine_version)},
             "special_objects": {"blank_template": ref("templates", BLANK_ID)},
             "summary": {"vms": {"total": len(m.vms),
                                 "active": sum(1 for v in m.vms.values() if m.running(v))},
@@ -687,6 +686,10 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/sim/state":
             with self.server.model.lock:
                 return self._send(200, self.server.state())
+        if path == "/sim/engine" and meth == "PUT":
+            with self.server.model.lock:
+                return self._send(200, {"version": self.server.model.set_engine_version(
+                    body.get("version", ""))})
         mt = re.match(r"^/sim/storagedomains/([^/]+)$", path)
         if mt and meth == "PUT":
             return self._send(200, self.server.set_sd(mt.group(1), body))

@@ -73,8 +73,26 @@ class Model:
         self.ip_prefix = "127.0.1."  # the server sets it from its port
         self.next_mac = 0
         self.next_order = 0
+        self.set_engine_version((config or {}).get("engine_version", "4.5.5-1.el8"))
         with self.lock:
             self._seed(config or {})
+
+    # ----- the engine's version ------------------------------------------
+    def set_engine_version(self, full):
+        """The version GET /ovirt-engine/api reports (product_info.version,
+        ovirt-engine BackendApiResource.addSystemVersion) and that decides
+        what PUT /disks does (disk_update)."""
+        parts = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(full))
+        if not parts:
+            raise Fault(400, "engine version '%s' is not MAJOR.MINOR[.BUILD[.REVISION]]" % full)
+        nums = [int(x or 0) for x in parts.groups()]
+        self.engine_version = {"major": nums[0], "minor": nums[1], "build": nums[2],
+                               "revision": nums[3], "full_version": str(full)}
+        return self.engine_version
+
+    def engine_at_least(self, *v):
+        e = self.engine_version
+        return (e["major"], e["minor"], e["build"]) >= tuple(v) + (0,) * (3 - len(v))
 
     # ----- seeding -------------------------------------------------------
     def _seed(self, cfg):
@@ -339,7 +357,23 @@ class Model:
             os.unlink(d["file"])
 
     def disk_update(self, i, body):
+        """PUT /disks/{id}: ovirt-engine BackendDiskResource.update. The API
+        model's DiskService.update came in 4.1 for qcow_version alone and
+        covers provisioned_size, alias, description from 4.4.0 (UpdateDisk).
+        4.1.0-4.3.1 amend only with qcow_version and otherwise answer the
+        disk unchanged (a resize is silently dropped); 4.3.2-4.3.x refuse
+        anything else with 409; before 4.1 there is no such method (405)."""
         d = self.get("disk", i)
+        if not self.engine_at_least(4, 1):
+            raise Fault(405)
+        if not self.engine_at_least(4, 4):
+            if "qcow_version" in body or not self.engine_at_least(4, 3, 2):
+                return d
+            raise conflict("Updating disk attributes other than QCOW version is permitted "
+                           "only for disk-attachments, which reside under VMs.")
+        return self._disk_change(d, body)
+
+    def _disk_change(self, d, body):
         if d["status"] == "locked":
             raise conflict("Cannot edit Virtual Disk: The following disks are locked: %s. "
                            "Please try again in a few minutes." % d["name"])
@@ -849,6 +883,12 @@ class Model:
                 new[k] = as_bool(body[k], k)
         if new["bootable"]:
             self._check_boot(vm, did, True)
+        # the disk inside: BackendDiskAttachmentResource.update runs
+        # UpdateVmDisk, DiskMapper takes provisioned_size (every version
+        # with disk attachments: the way to extend a disk before 4.4)
+        inner = body.get("disk") if isinstance(body.get("disk"), dict) else {}
+        if "provisioned_size" in inner:
+            self._disk_change(self.disks[did], {"provisioned_size": inner["provisioned_size"]})
         att.update(new)
         self.guest.sync(vm)
         return vm, att

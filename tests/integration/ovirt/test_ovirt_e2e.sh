@@ -266,6 +266,21 @@ api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
 sdc=$(jq -r '.transfer.info.web01.volumes_info[] | select(.disk_id == "sdc") | .ovirt_disk_id' "$TMP/t.json")
 check "its replica grew in place to 24 MiB" test "$(state | jq -r --arg i "$sdc" '.disks[] | select(.id == $i) | .provisioned_size')" = $((24 * MiB))
 check "the replicas equal the sources after the growth" replicas_same
+# the same on an engine before 4.4, which cannot grow a disk attached to no VM
+# (PUT /disks: 409): the replica is re-created at the new size
+sim_ctl PUT /sim/engine '{"version":"4.3.10.4-1.el7"}' >/dev/null
+truncate -s 32M "$S/web01-swap.img"; rnd "$S/web01-swap.img" $((28 * MiB)) $((128 * 1024))
+E7=$(execute "$T")
+st=$(wait_execution "$TOK" "$P" "$T" "$E7" 300)
+sim_ctl PUT /sim/engine '{"version":"4.5.5-1.el8"}' >/dev/null
+check "on a 4.3 engine an execution after disk sdc grew again completes (got $st)" test "$st" = COMPLETED
+api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
+sdc2=$(jq -r '.transfer.info.web01.volumes_info[] | select(.disk_id == "sdc") | .ovirt_disk_id' "$TMP/t.json")
+size2=$(state | jq -r --arg i "$sdc2" '.disks[] | select(.id == $i) | .provisioned_size')
+check "  its replica was re-created (a new disk, $sdc2) at 32 MiB ($size2)" test "$sdc2" != "$sdc" -a "$size2" = $((32 * MiB))
+check "  the old replica is gone" test -z "$(state | jq -r --arg i "$sdc" '.disks[] | select(.id == $i) | .id')"
+check "  a warning says why (the engine's version, PUT /disks from 4.4)" bash -c "psql '$DB' -Atqc \"SELECT message FROM task_events v JOIN tasks t ON t.id = v.task_id JOIN executions e ON e.id = t.execution_id WHERE e.id = '$E7'\" | grep -q 'oVirt 4.3.10.4-1.el7) cannot grow a disk that is attached to no VM'"
+check "  the replicas equal the sources" replicas_same
 
 # --- 6: errors that name the problem ------------------------------------------------------------
 BAD=$(endpoint olvm-badpw ovirt "{\"url\":\"$SIM_URL\",\"username\":\"admin@internal\",\"password\":\"wrong\",\"allow_untrusted\":true}")

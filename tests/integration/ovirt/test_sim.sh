@@ -429,6 +429,23 @@ check "a disk grows (PUT provisioned_size)" test "$(sim_api PUT "/disks/$MD" \
   '{"provisioned_size":"2097152"}' | jq -r .provisioned_size)" = 2097152
 sim_api PUT "/disks/$MD" '{"provisioned_size":"1024"}' >/dev/null
 check "... but does not shrink (409)" test "$SIM_STATUS" = 409
+# PUT /disks by engine version (ovirt-engine BackendDiskResource.update)
+sim_ctl PUT /sim/engine '{"version":"4.3.10.4-1.el7"}' >/dev/null
+check "the API root reports the engine's version (4.3.10, numbers as strings)" \
+  test "$(sim_api GET "" | jq -r '.product_info.version | .major + "." + .minor + "." + .build + " " + .full_version')" = "4.3.10 4.3.10.4-1.el7"
+sim_call PUT "/disks/$MD" '{"provisioned_size":"3145728"}'
+check "a 4.3.10 engine refuses to grow a disk through PUT /disks (409, names disk-attachments)" \
+  bash -c '[ "$1" = 409 ] && grep -q "permitted only for disk-attachments" <<<"$2"' _ "$SIM_STATUS" "$SIM_BODY"
+check "... and grows it through the VM's disk attachment" test "$(sim_api PUT "/vms/$MISC/diskattachments/$MD" \
+  '{"disk":{"provisioned_size":"3145728"}}' >/dev/null; sim_api GET "/disks/$MD" | jq -r .provisioned_size)" = 3145728
+sim_ctl PUT /sim/engine '{"version":"4.3.1"}' >/dev/null
+sim_call PUT "/disks/$MD" '{"provisioned_size":"4194304"}'
+check "a 4.3.1 engine answers 200 to PUT /disks and leaves the size as it was" \
+  test "$(jq -r .provisioned_size <<<"$SIM_BODY")/$SIM_STATUS" = 3145728/200
+sim_ctl PUT /sim/engine '{"version":"4.0.6"}' >/dev/null
+sim_api PUT "/disks/$MD" '{"provisioned_size":"4194304"}' >/dev/null
+check "a 4.0 engine has no PUT /disks (405)" test "$SIM_STATUS" = 405
+sim_ctl PUT /sim/engine '{"version":"4.5.5-1.el8"}' >/dev/null
 SD2=$(sim_api GET '/storagedomains?search=name%3Ddata2' | jq -r '.storage_domain[0].id')
 sim_call POST "/disks/$MD/copy" "{\"storage_domain\":{\"id\":\"$SD2\"},\"disk\":{\"name\":\"misc-copy\"}}"
 check "copying a disk answers 202 pending, the input echoed, no new disk id (as the engine)" \

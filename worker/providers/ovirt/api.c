@@ -36,6 +36,8 @@ struct ek_ovirt {
     bool uncancellable; /* cleanups run to the end even after a cancel */
     long status;
     ek_task_ctx_t *ctx;
+    int version[3]; /* the engine's major, minor, build once read (0.0.0: not yet) */
+    char *full_version;
 };
 
 const char *ek_ovirt_name(const ek_ovirt_t *c)
@@ -418,6 +420,7 @@ void ek_ovirt_close(ek_ovirt_t *c)
     free(c->username);
     ek_free_secret(c->password);
     ek_free_secret(c->token);
+    free(c->full_version);
     free(c);
 }
 
@@ -496,6 +499,48 @@ ek_err_t *ek_ovirt_call(ek_ovirt_t *c, const char *method, const char *path, jso
 ek_err_t *ek_ovirt_get_opt(ek_ovirt_t *c, const char *path, const char *what, json_object **out)
 {
     return call(c, "GET", path, NULL, what, true, out);
+}
+
+ek_err_t *ek_ovirt_engine_at_least(ek_ovirt_t *c, int major, int minor, int build, bool *yes,
+                                   const char **full)
+{
+    if (!c->version[0]) {
+        /* GET /ovirt-engine/api: product_info.version, its numbers as
+         * strings (ovirt-engine BackendApiResource.addSystemVersion) */
+        json_object *api = NULL;
+        ek_err_t *err = ek_ovirt_call(c, "GET", "", NULL, "reading the engine's version", &api);
+        if (err)
+            return err;
+        json_object *v =
+            json_object_object_get(json_object_object_get(api, "product_info"), "version");
+        int64_t n[3] = {0, 0, 0};
+        static const char *const keys[] = {"major", "minor", "build"};
+        for (size_t i = 0; i < 3; i++)
+            ek_ovirt_int(v, keys[i], &n[i]);
+        const char *fv = ek_ovirt_str(v, "full_version");
+        if (n[0] <= 0 || n[0] > 1000 || n[1] < 0 || n[1] > 1000 || n[2] < 0 || n[2] > 100000) {
+            json_object_put(api);
+            return ek_err_new(EK_E_INVALID,
+                              "oVirt endpoint '%s': the engine reports no usable version "
+                              "(product_info.version of GET /ovirt-engine/api)",
+                              c->name);
+        }
+        for (size_t i = 0; i < 3; i++)
+            c->version[i] = (int)n[i];
+        free(c->full_version);
+        c->full_version =
+            fv ? ek_xstrdup(fv)
+               : ek_xasprintf("%d.%d.%d", c->version[0], c->version[1], c->version[2]);
+        json_object_put(api);
+    }
+    int want[3] = {major, minor, build};
+    int cmp = 0;
+    for (size_t i = 0; i < 3 && !cmp; i++)
+        cmp = (c->version[i] > want[i]) - (c->version[i] < want[i]);
+    *yes = cmp >= 0;
+    if (full)
+        *full = c->full_version;
+    return NULL;
 }
 
 ek_err_t *ek_ovirt_find(ek_ovirt_t *c, const char *collection, const char *singular,

@@ -100,18 +100,42 @@ static ek_err_t *disk_create(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *sd,
     return err;
 }
 
+/* Grows a replica disk with PUT /disks/{id}, which extends a disk only
+ * from oVirt 4.4 (ovirt-engine BackendDiskResource.update: 4.1-4.3.1 drop
+ * the new size without a word, 4.3.2-4.3.x answer 409; before 4.4 only a
+ * disk attached to a VM can grow, and a replica between executions is not).
+ * *grown false: the engine cannot (the caller re-creates the replica). The
+ * size is read back: a PUT that answered 200 but changed nothing is an
+ * error, not a replica too small. */
 static ek_err_t *disk_resize(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *id, const char *name,
-                             uint64_t size)
+                             uint64_t size, bool *grown)
 {
+    bool can;
+    const char *version;
+    ek_err_t *err = ek_ovirt_engine_at_least(c, 4, 4, 0, &can, &version);
+    *grown = false;
+    if (err || !can)
+        return err;
     char sz[32];
     snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
     json_object *b = json_object_new_object();
     json_object_object_add(b, "provisioned_size", json_object_new_string(sz));
     _cleanup_free_ char *path = ek_xasprintf("/disks/%s", id);
     _cleanup_free_ char *what = ek_xasprintf("growing disk '%s' (%s) to %s bytes", name, id, sz);
-    ek_err_t *err = ek_ovirt_call(c, "PUT", path, b, what, NULL);
+    err = ek_ovirt_call(c, "PUT", path, b, what, NULL);
     json_object_put(b);
-    return err ? err : wait_disk_ok(c, ctx, id, what);
+    if (!err)
+        err = wait_disk_ok(c, ctx, id, what);
+    _cleanup_json_ json_object *d = NULL;
+    int64_t ps = 0;
+    if (!err && !(err = ek_ovirt_call(c, "GET", path, NULL, what, &d)) &&
+        (!ek_ovirt_int(d, "provisioned_size", &ps) || (uint64_t)ps < size))
+        err = ek_err_new(EK_E_CONFLICT,
+                         "%s: the engine (%s) answered but the disk holds %lld bytes: it did not "
+                         "grow",
+                         what, version, (long long)ps);
+    *grown = !err;
+    return err;
 }
 
 /* Where the source keeps the block hashes of what this replica holds (for
@@ -182,16 +206,30 @@ static ek_err_t *deploy_one(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_inp
                 json_object_object_add(*vol, "hash_map_sync", json_object_new_string(tok));
             return NULL;
         }
-        if (d && ps < size) {
-            if ((err = disk_resize(c, ctx, known, dname, (uint64_t)size)))
-                return err;
+        bool grown = false;
+        if (d && ps < size && (err = disk_resize(c, ctx, known, dname, (uint64_t)size, &grown)))
+            return err;
+        if (grown) {
             ek_task_event(ctx, "INFO", "disk '%s' grew from %s to %s: its replica grew too", id,
                           human((uint64_t)ps, a), human((uint64_t)size, b));
             *vol = volume_new(ctx, id, known, (uint64_t)size, sd, dname);
             json_object_object_add(*vol, "resized", json_object_new_boolean(true));
             return NULL;
         }
-        if (d) {
+        if (d && ps < size) {
+            const char *version = NULL;
+            bool ignored;
+            ek_err_free(ek_ovirt_engine_at_least(c, 4, 4, 0, &ignored, &version));
+            ek_task_event(ctx, "WARNING",
+                          "disk '%s' grew from %s to %s, and this engine (oVirt %s) cannot grow "
+                          "a disk that is attached to no VM (PUT /disks extends disks from "
+                          "oVirt 4.4): its replica is re-created and the next sync copies it "
+                          "whole",
+                          id, human((uint64_t)ps, a), human((uint64_t)size, b),
+                          version ? version : "before 4.4");
+            if ((err = ek_ovirt_disk_remove(c, ctx, known, dname)))
+                return err;
+        } else if (d) {
             ek_task_event(ctx, "WARNING",
                           "disk '%s' shrank from %s to %s: its replica is re-created and the "
                           "next sync copies it whole",

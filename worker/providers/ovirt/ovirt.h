@@ -47,6 +47,11 @@ EK_ERR_CHECK ek_ovirt_call(ek_ovirt_t *c, const char *method, const char *path, 
                            const char *what, json_object **out);
 /* Like ek_ovirt_call, but a 404 gives *out = NULL and no error. */
 EK_ERR_CHECK ek_ovirt_get_opt(ek_ovirt_t *c, const char *path, const char *what, json_object **out);
+/* Whether the engine is at least major.minor.build (its version read once
+ * per connection from GET /ovirt-engine/api); *full: its full version text
+ * (owned by c), when full is not NULL. */
+EK_ERR_CHECK ek_ovirt_engine_at_least(ek_ovirt_t *c, int major, int minor, int build, bool *yes,
+                                      const char **full);
 /* Turns an HTTP status and a fault body into an error (exposed for tests). */
 ek_err_t *ek_ovirt_fault(long status, const char *body, size_t len, const char *what);
 /* The HTTP status of the last call. */
