@@ -90,6 +90,13 @@ class Model:
                                "revision": nums[3], "full_version": str(full)}
         return self.engine_version
 
+    @staticmethod
+    def _level(text):
+        """A compatibility level "4.2" as the API renders it (ClusterMapper:
+        major and minor only)."""
+        major, _, minor = str(text).partition(".")
+        return {"major": int(major), "minor": int(minor or 0)}
+
     def engine_at_least(self, *v):
         e = self.engine_version
         return (e["major"], e["minor"], e["build"]) >= tuple(v) + (0,) * (3 - len(v))
@@ -108,7 +115,7 @@ class Model:
             self.clusters[i] = {"id": i, "name": c["name"], "description": c.get("description", ""),
                                 "data_center": dc["id"],
                                 "cpu": {"architecture": "x86_64", "type": "Intel Nehalem Family"},
-                                "version": {"major": 4, "minor": 7}}
+                                "version": self._level(c.get("version", "4.7"))}
         sds = cfg.get("storage_domains") or [{"name": "data1", "available": 10 * GIB}]
         for n, c in enumerate(sds):
             self._seed_sd(c, n == 0, first_dc)

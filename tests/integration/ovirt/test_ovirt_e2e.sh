@@ -120,6 +120,15 @@ st=$(wait_execution "$TOK" "$P" "$TN" "$EN" 120)
 check "a network_map onto a non-VM network ends in ERROR (got $st)" test "$st" = ERROR
 errors_of "$TN" "$EN" > "$TMP/en.txt"
 check "... naming the network and its usages" grep -q "network 'migration-net', which is not a VM network .*(its usages: migration)" "$TMP/en.txt"
+# a UEFI instance onto a cluster of compatibility level 4.2 (no BIOS types before 4.3)
+sed -e 's|<name>web01</name>|<name>web02</name>|' -e "s|^  <os>|  <os firmware='efi'>|" "$S/web01.xml" > "$S/web02.xml"
+TU=$(api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$SRC_EP\",\"destination_endpoint_id\":\"$DST_EP\",\"instances\":[\"web02\"],\"network_map\":$NETMAP,\"destination_environment\":$(jq -c '. + {default_cluster: "legacy42"}' <<<"$ENV"),\"skip_os_morphing\":true}}" | jq -r .transfer.id)
+EU=$(execute "$TU")
+st=$(wait_execution "$TOK" "$P" "$TU" "$EU" 120)
+rm -f "$S/web02.xml"
+check "a UEFI instance onto a 4.2 cluster ends in ERROR (got $st)" test "$st" = ERROR
+errors_of "$TU" "$EU" > "$TMP/eu.txt"
+check "... naming the cluster, its level and the 4.3 needed for UEFI" grep -q "boots with UEFI, but cluster 'legacy42' (default_cluster) has compatibility version 4.2, which has no BIOS types" "$TMP/eu.txt" || cat "$TMP/eu.txt"
 T=$(transfer "$ENV")
 check "transfer created" test "$(code)" = 201
 

@@ -205,6 +205,27 @@ static ek_err_t *check_storage(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_
     return err;
 }
 
+/* A UEFI guest gets bios.type q35_ovmf (deploy.c). BIOS types came with
+ * cluster level 4.3 (ovirt-engine FeatureSupported.isBiosTypeSupported,
+ * config BiosTypeSupported); on an older cluster the REST mapper stores the
+ * type without applying it, and the VM would boot SeaBIOS and find no
+ * bootloader. Refused here, naming the cluster and its level. */
+static ek_err_t *check_firmware(json_object *export_info, json_object *cl, const char *cname)
+{
+    const char *fw = ek_ovirt_str(export_info, "firmware");
+    int64_t major = 0, minor = 0;
+    json_object *v = json_object_object_get(cl, "version");
+    if (!fw || strcmp(fw, "efi") != 0 || !ek_ovirt_int(v, "major", &major) ||
+        !ek_ovirt_int(v, "minor", &minor) || major > 4 || (major == 4 && minor >= 3))
+        return NULL;
+    return ek_err_new(EK_E_INVALID,
+                      "the instance boots with UEFI, but cluster '%s' (default_cluster) has "
+                      "compatibility version %lld.%lld, which has no BIOS types (UEFI, q35_ovmf, "
+                      "needs 4.3 or later): raise the cluster's compatibility version, or name a "
+                      "4.3+ cluster in default_cluster",
+                      cname, (long long)major, (long long)minor);
+}
+
 static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in)
 {
     json_object *export_info, *disks, *nics, *x;
@@ -224,6 +245,7 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
     const char *msd = ek_ovirt_opt_str(ctx, ep, "default_migr_minion_storage_domain");
     const char *pool = ek_ovirt_opt_str(ctx, ep, "default_vm_pool");
     if (!(err = ek_ovirt_cluster(c, ek_ovirt_main_cluster(ctx, ep), "default_cluster", &cl)) &&
+        !(err = check_firmware(export_info, cl, ek_ovirt_main_cluster(ctx, ep))) &&
         !(err = ek_ovirt_cluster(c, ek_ovirt_minion_cluster(ctx, ep), copt, &x)))
         json_object_put(x);
     if (!err && (!tpl || !*tpl))
