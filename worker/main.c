@@ -360,7 +360,9 @@ int main(int argc, char **argv)
     int code;
     if (!ek_program_start(&info, &argc, argv, &cfg, &code))
         return code;
-    bool child = argc == 2 && strcmp(argv[1], "--task-child") == 0;
+    /* --task-child [DIR]: DIR is the private temporary directory the
+     * supervisor made for this task process, its [worker] tmp_dir */
+    bool child = (argc == 2 || argc == 3) && strcmp(argv[1], "--task-child") == 0;
     if (argc == 2 && strcmp(argv[1], "--rotate-key") == 0) {
         /* a new key pair; the previous one still opens what was sealed for it */
         _cleanup_free_ char *kf = ek_worker_key_path(cfg);
@@ -384,6 +386,16 @@ int main(int argc, char **argv)
         return 2;
     }
     if (child) {
+        if (argc == 3) {
+            _cleanup_free_ char *text = ek_xasprintf("[worker]\ntmp_dir = \"%s\"\n", argv[2]);
+            ek_err_t *err = ek_config_load_string(cfg, text, "--task-child");
+            if (err) {
+                fprintf(stderr, "%s: %s\n", info.name, err->message);
+                ek_err_free(err);
+                ek_config_free(cfg);
+                return 2;
+            }
+        }
         code = ek_worker_child_main(cfg);
         ek_config_free(cfg);
         ek_log_shutdown();

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "common/amqp.h"
+#include "common/fsutil.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -27,6 +28,9 @@
 #include "proto/messages.h"
 
 #define MAX_JOBS 1024
+/* a task process's private directory in [worker] tmp_dir: only directories
+ * with this name are ever removed on the word of a task process file */
+#define TASK_DIR_PREFIX "ekman-task"
 
 struct job {
     bool query;
@@ -42,6 +46,7 @@ struct job {
     bool drained;  /* killed by us: the worker stopped and it did not end in time */
     bool gone;     /* no process: a cancel of an attempt that runs nowhere, reported as such */
     char *pidfile; /* <proc_dir>/<pid>.pid while the process may live */
+    char *tmpdir;  /* its private temporary directory (TASK_DIR_PREFIX), removed when it ends */
 };
 
 struct ek_supervisor {
@@ -260,6 +265,22 @@ static void finish(ek_supervisor_t *s, struct job *j, int status)
     free(msg);
 }
 
+/* Removes a task process's private directory; only a directory named as
+ * the supervisor names them (the path may come from a file on disk). */
+static void remove_task_dir(const char *dir)
+{
+    if (!dir || *dir != '/')
+        return;
+    const char *base = strrchr(dir, '/') + 1;
+    struct stat st;
+    if (strncmp(base, TASK_DIR_PREFIX ".", strlen(TASK_DIR_PREFIX) + 1) != 0 ||
+        lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return;
+    if (ek_rmtree(dir) != 0)
+        ek_log_kv(EK_LOG_WARNING, "could not remove a task process's temporary directory", "dir",
+                  dir, "error", strerror(errno), NULL);
+}
+
 static void job_free(struct job *j)
 {
     if (j->fd >= 0)
@@ -269,6 +290,7 @@ static void job_free(struct job *j)
     free(j->reply_to);
     free(j->correlation_id);
     free(j->pidfile);
+    free(j->tmpdir);
     free(j);
 }
 
@@ -320,6 +342,9 @@ static void *reporter_main(void *arg)
             }
             pthread_mutex_unlock(&s->lock);
             if (ended) {
+                /* what it left in its directory goes before its outcome is
+                 * told: a finished execution has no temporary files left */
+                remove_task_dir(j->tmpdir);
                 if (j->pidfile)
                     (void)unlink(j->pidfile);
                 finish(s, j, status);
@@ -370,8 +395,8 @@ static bool proc_stat(pid_t pid, pid_t *pgrp, unsigned long long *start)
 }
 
 /* Records a new task process: "<pid> <start time> <worker pid> <worker start
- * time>\n" in <proc_dir>/<pid>.pid (start times in clock ticks since boot:
- * a pid reused by another process does not match). */
+ * time> <private directory>\n" in <proc_dir>/<pid>.pid (start times in clock
+ * ticks since boot: a pid reused by another process does not match). */
 static ek_err_t *proc_file_write(ek_supervisor_t *s, struct job *j)
 {
     pid_t grp;
@@ -381,9 +406,9 @@ static ek_err_t *proc_file_write(ek_supervisor_t *s, struct job *j)
     if (!proc_stat(getpid(), &grp, &wstart))
         return ek_err_new(EK_E_INTERNAL, "cannot read /proc/self/stat (is /proc mounted?)");
     j->pidfile = ek_xasprintf("%s/%d.pid", s->proc_dir, (int)j->pid);
-    char line[128];
-    int len = snprintf(line, sizeof(line), "%d %llu %d %llu\n", (int)j->pid, start, (int)getpid(),
-                       wstart);
+    _cleanup_free_ char *line = ek_xasprintf("%d %llu %d %llu %s\n", (int)j->pid, start,
+                                             (int)getpid(), wstart, j->tmpdir ? j->tmpdir : "-");
+    int len = (int)strlen(line);
     int fd = open(j->pidfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write(fd, line, (size_t)len) != len) {
         int e = errno;
@@ -434,8 +459,13 @@ ek_err_t *ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed
         FILE *f = fopen(path, "re");
         int pid = 0, wpid = 0;
         unsigned long long start = 0, wstart = 0;
+        char tmpdir[4096] = "";
         bool parsed = f && fscanf(f, "%d %llu %d %llu", &pid, &start, &wpid, &wstart) == 4 &&
                       pid > 1 && wpid > 0;
+        /* the private directory, up to the end of the line (files of
+         * earlier versions have none) */
+        if (parsed && fscanf(f, " %4095[^\n]", tmpdir) != 1)
+            tmpdir[0] = '\0';
         if (f)
             fclose(f);
         if (!parsed) {
@@ -455,6 +485,7 @@ ek_err_t *ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed
          * the pid: the group of ours is then empty (a pid in use as a group
          * id is not handed out again), nothing to kill */
         if (leader && now_start != start) {
+            remove_task_dir(tmpdir);
             (void)unlink(path);
             continue;
         }
@@ -486,6 +517,7 @@ ek_err_t *ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed
                 break;
             }
         }
+        remove_task_dir(tmpdir);
         (void)unlink(path);
     }
     closedir(d);
@@ -494,14 +526,41 @@ ek_err_t *ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed
 
 /* ---- starting processes ------------------------------------------------------------------ */
 
+/* The task process's own temporary directory: its [worker] tmp_dir (the
+ * last argument of --task-child), so that whatever it leaves there - killed
+ * outright, or by a crash - goes when it ends (remove_task_dir), or when the
+ * next worker instance finds its file (ek_supervisor_kill_orphans). */
+static ek_err_t *make_task_dir(ek_supervisor_t *s, struct job *j)
+{
+    const char *tmp = s->cfg ? ek_config_get_string(s->cfg, "worker", "tmp_dir") : NULL;
+    if (!tmp || !*tmp)
+        tmp = "/var/tmp";
+    ek_err_t *err = ek_private_dir(tmp, TASK_DIR_PREFIX, &j->tmpdir);
+    return err ? ek_err_prefix(err, "a task process needs a directory of its own ([worker] "
+                                    "tmp_dir)")
+               : NULL;
+}
+
 static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
 {
     int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0)
+    ek_err_t *err = make_task_dir(s, j);
+    if (err)
+        return err;
+    size_t argc = 0;
+    while (s->argv[argc])
+        argc++;
+    _cleanup_free_ char **argv = ek_xcalloc(argc + 2, sizeof(char *));
+    memcpy(argv, s->argv, argc * sizeof(char *));
+    argv[argc] = j->tmpdir;
+    if (pipe2(in, O_CLOEXEC) != 0) {
+        remove_task_dir(j->tmpdir);
         return ek_err_errno(errno, "creating a pipe for a task process");
+    }
     if (pipe2(out, O_CLOEXEC) != 0) {
         close(in[0]);
         close(in[1]);
+        remove_task_dir(j->tmpdir);
         return ek_err_errno(errno, "creating a pipe for a task process");
     }
     pid_t parent = getpid();
@@ -512,6 +571,7 @@ static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
         close(in[1]);
         close(out[0]);
         close(out[1]);
+        remove_task_dir(j->tmpdir);
         return ek_err_errno(e, "starting a task process");
     }
     if (pid == 0) {
@@ -527,7 +587,7 @@ static ek_err_t *spawn(ek_supervisor_t *s, struct job *j, const char *input)
             _exit(127); /* the worker died before prctl */
         dup2(in[0], STDIN_FILENO);
         dup2(out[1], STDOUT_FILENO);
-        execv(s->argv[0], s->argv);
+        execv(argv[0], argv);
         _exit(127);
     }
     close(in[0]);

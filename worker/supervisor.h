@@ -7,10 +7,13 @@
  * reporter thread with its own broker connection does the reading and sending.
  *
  * A task process is the leader of its own process group, dies with the worker
- * (PR_SET_PDEATHSIG), and has a file <state_dir>/tasks/<pid>.pid ("<pid>
- * <start time> <worker pid> <worker start time>") while it lives: a worker
- * started after one that was killed finds what it left and kills it before
- * taking work (docs/reliability.md). */
+ * (PR_SET_PDEATHSIG), works in a private directory of its own
+ * (<tmp_dir>/ekman-task.XXXXXX, its [worker] tmp_dir, removed when it ends,
+ * however it ends), and has a file <state_dir>/tasks/<pid>.pid ("<pid>
+ * <start time> <worker pid> <worker start time> <directory>") while it
+ * lives: a worker started after one that was killed finds what it left,
+ * kills it and removes its directory before taking work
+ * (docs/reliability.md). */
 #ifndef EK_WORKER_SUPERVISOR_H
 #define EK_WORKER_SUPERVISOR_H
 
@@ -44,7 +47,8 @@ char *ek_supervisor_proc_dir(const ek_config_t *cfg);
 /* Kills (SIGKILL, the whole process group) every process recorded in dir
  * whose worker is gone and that still lives, and waits up to timeout_s for
  * all of them to be gone; their files are removed (those of a live worker
- * stay). *killed counts the groups killed. Creates dir. */
+ * stay), and so are their private directories. *killed counts the groups
+ * killed. Creates dir. */
 EK_ERR_CHECK ek_supervisor_kill_orphans(const char *dir, int timeout_s, int *killed);
 /* Tasks running now. */
 int ek_supervisor_running(ek_supervisor_t *s);

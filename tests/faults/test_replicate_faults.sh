@@ -258,12 +258,15 @@ check "never two worker VMs at once ($(cat "$TMP/max-minions") at most)" test "$
 check "no worker VM is left" wait_for 60 bash -c "[ -z \"\$(virsh -q list --all --name | grep '^ekman-minion-' | grep -Fx -f '$TMP/minions')\" ]"
 check "only the worker image and the replica are in the destination pool" \
   test "$(v vol-list "$DST_POOL" | awk '{print $1}' | sort | paste -sd' ')" = "ekman-$SRC_DOM-vda.img $N-worker.qcow2"
-# (a worker killed for good keeps its private temporary directory, 0700 in its
-# tmp_dir, until the next libvirt task on its host sweeps it: worker_takeover
-# checks the surviving worker's only)
+# (each task process works in a directory of its own in tmp_dir, removed by its
+# worker when it ends; a worker killed for good keeps those of its task processes
+# until a worker starts again on its host: worker_takeover checks the surviving
+# worker's only)
 tmps="$TMP/wtmp"
 [ "$CASE" = worker_takeover ] && { [ -n "$W" ] && tmps="$TMP/wtmp" || tmps="$TMP/wtmp2"; }
-check "no temporary file of the workers is left" test -z "$(find $tmps -mindepth 1 2>/dev/null | head -3)"
+left=$(find $tmps -mindepth 1 2>/dev/null | head -3)
+check "no temporary file of the workers is left" test -z "$left"
+[ -z "$left" ] || { find $tmps -mindepth 1 -printf '%TT %u %m %p\n' 2>/dev/null | head -20; grep -h "temporary directory" "$TMP"/w*.log | tail -10; }
 # bytes re-sent: what an attempt the fault stopped had copied (its progress at the
 # fault) and the completing attempt did not skip as sent before, plus what the
 # completing attempt itself sent twice (its last_sync: resent_bytes, after a lost

@@ -1,7 +1,7 @@
 /* test_worker_orphans.c - a worker that starts kills the task processes a
  * killed predecessor left (worker/supervisor.c, issue #18): the whole process
  * group, only while the recorded start time still matches, and waits until
- * they are gone. */
+ * they are gone; and removes the private directories they worked in. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -106,6 +106,26 @@ static void write_file_of(const char *dir, pid_t pid, unsigned long long start, 
     fprintf(f, "%d %llu %d %llu\n", (int)pid, start, (int)wpid, wstart);
     fclose(f);
     free(path);
+}
+
+/* A file as the supervisor writes it: with the process's private directory. */
+static void write_file_dir(const char *dir, pid_t pid, unsigned long long start, const char *tmp)
+{
+    pid_t w;
+    unsigned long long ws;
+    dead_worker(&w, &ws);
+    char *path = ek_xasprintf("%s/%d.pid", dir, (int)pid);
+    FILE *f = fopen(path, "we");
+    assert_non_null(f);
+    fprintf(f, "%d %llu %d %llu %s\n", (int)pid, start, (int)w, ws, tmp);
+    fclose(f);
+    free(path);
+}
+
+static bool exists(const char *path)
+{
+    struct stat sb;
+    return lstat(path, &sb) == 0;
 }
 
 static void write_file(const char *dir, pid_t pid, unsigned long long start)
@@ -225,13 +245,57 @@ static void test_gone_and_garbage(void **state)
     free(fresh);
 }
 
+/* The directory a killed task process worked in goes with it, whatever it
+ * holds; a path the supervisor would not have made (another name) stays. */
+static void test_private_dir_removed(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    char *base = tmpdir();
+    char *mine = ek_xasprintf("%s/ekman-task.AbC123", base);
+    char *nested = ek_xasprintf("%s/ekman-lv-1-x", mine);
+    char *key = ek_xasprintf("%s/key", nested);
+    assert_int_equal(mkdir(mine, 0700), 0);
+    assert_int_equal(mkdir(nested, 0700), 0);
+    FILE *f = fopen(key, "we");
+    fputs("secret\n", f);
+    fclose(f);
+    pid_t g;
+    pid_t pid = orphan(&g);
+    write_file_dir(dir, pid, start_time(pid), mine);
+    /* a dead one whose file names a directory that is not a task directory */
+    char *other = ek_xasprintf("%s/precious", base);
+    assert_int_equal(mkdir(other, 0700), 0);
+    pid_t gone = fork();
+    if (gone == 0)
+        _exit(0);
+    unsigned long long st = start_time(gone);
+    waitpid(gone, NULL, 0);
+    write_file_dir(dir, gone, st, other);
+    int killed = -1;
+    assert_null(ek_supervisor_kill_orphans(dir, 10, &killed));
+    assert_int_equal(killed, 1);
+    assert_false(exists(mine));
+    assert_true(exists(other));
+    assert_int_equal(files(dir), 0);
+    waitpid(pid, NULL, 0);
+    rmdir(other);
+    rmdir(base);
+    rmdir(dir);
+    free(other);
+    free(key);
+    free(nested);
+    free(mine);
+    free(base);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group_killed),
-        cmocka_unit_test(test_reused_pid_spared),
-        cmocka_unit_test(test_live_worker_spared),
-        cmocka_unit_test(test_gone_and_garbage),
+        cmocka_unit_test(test_group_killed),        cmocka_unit_test(test_reused_pid_spared),
+        cmocka_unit_test(test_live_worker_spared),  cmocka_unit_test(test_gone_and_garbage),
+        cmocka_unit_test(test_private_dir_removed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

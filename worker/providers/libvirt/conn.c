@@ -11,9 +11,9 @@
  * it against the fingerprint and writes the known_hosts file libvirt needs.
  *
  * Files live in "<tmp_dir>/ekman-lv-<pid>-XXXXXX" (0700; key and known_hosts
- * 0600) and go with ek_lv_disconnect. A task process killed outright cannot
- * clean up: the next connection of any task removes directories whose
- * process is gone.
+ * 0600) and go with ek_lv_disconnect. tmp_dir is the task process's own
+ * directory (worker/supervisor.c): a task process killed outright cannot
+ * clean up, its worker removes the directory when it ends.
  *
  * An endpoint is a tenant's: it brings its own key. The operator's key
  * ([libvirt_migration_provider] ssh_key_path) is used only for the
@@ -22,7 +22,6 @@
 #include "worker/providers/libvirt/libvirt.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libssh2.h>
@@ -41,6 +40,7 @@
 #include <unistd.h>
 #include <libvirt/virterror.h>
 #include "common/base64.h"
+#include "common/fsutil.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -205,46 +205,6 @@ unsigned long ek_lv_lib_version(const ek_lv_conn_t *c)
 
 /* ---- private directory ------------------------------------------------------------- */
 
-static void remove_dir(const char *dir)
-{
-    DIR *dh = opendir(dir);
-    if (dh) {
-        struct dirent *de;
-        while ((de = readdir(dh))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                continue;
-            _cleanup_free_ char *p = ek_xasprintf("%s/%s", dir, de->d_name);
-            unlink(p);
-        }
-        closedir(dh);
-    }
-    rmdir(dir);
-}
-
-/* Directories of task processes that died without cleaning up. */
-static void sweep_stale(const char *tmp)
-{
-    DIR *dh = opendir(tmp);
-    if (!dh)
-        return;
-    struct dirent *de;
-    uid_t me = geteuid();
-    while ((de = readdir(dh))) {
-        if (strncmp(de->d_name, DIR_PREFIX, strlen(DIR_PREFIX)) != 0)
-            continue;
-        long pid = strtol(de->d_name + strlen(DIR_PREFIX), NULL, 10);
-        _cleanup_free_ char *p = ek_xasprintf("%s/%s", tmp, de->d_name);
-        struct stat st;
-        if (pid <= 0 || lstat(p, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me)
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue; /* alive (or not ours to judge) */
-        ek_log_kv(EK_LOG_INFO, "removing the key directory of a dead task process", "dir", p, NULL);
-        remove_dir(p);
-    }
-    closedir(dh);
-}
-
 static ek_err_t *write_private(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -401,7 +361,6 @@ static ek_err_t *conn_setup(ek_lv_conn_t *c, const ek_endpoint_t *ep, const ek_c
     const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : NULL;
     if (!tmp || !*tmp)
         tmp = "/var/tmp";
-    sweep_stale(tmp);
     char *tmpl = ek_xasprintf("%s/" DIR_PREFIX "%ld-XXXXXX", tmp, (long)getpid());
     if (!mkdtemp(tmpl)) {
         err = ek_err_errno(errno,
@@ -819,7 +778,7 @@ void ek_lv_disconnect(ek_lv_conn_t *c)
     if (c->loop)
         loop_release();
     if (c->dir)
-        remove_dir(c->dir);
+        ek_rmtree(c->dir);
     free(c->host);
     free(c->user);
     free(c->uri_path);
