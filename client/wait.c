@@ -11,7 +11,7 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
-#include "proto/tasks.h"
+#include "proto/status.h"
 
 #define POLL_MS 1000
 
@@ -100,7 +100,8 @@ int ek_cli_wait(ek_cli_t *cli, const char *path, const char *key, const char *ti
         json_object *exec = json_object_object_get(doc, key);
         const char *st = json_object_get_string(json_object_object_get(exec, "status"));
         show(exec, title, tty, out, seen, &drawn);
-        if (st && ek_execution_status_is_final(st)) {
+        ek_exec_status_t es;
+        if (ek_exec_status_parse(st, &es) && ek_exec_status_final(es)) {
             ret = conclude(cli, exec, title, st);
             json_object_put(doc);
             break;

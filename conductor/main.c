@@ -18,7 +18,7 @@
 #include "conductor/accounts.h"
 #include "conductor/api.h"
 #include "conductor/bus.h"
-#include "conductor/migrate.h"
+#include "engine/migrate.h"
 #include "conductor/rotate.h"
 #include "common/base64.h"
 

@@ -6,9 +6,9 @@
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/redact.h"
-#include "conductor/engine.h"
+#include "engine/store.h"
 #include "conductor/routes.h"
-#include "proto/tasks.h"
+#include "proto/status.h"
 
 /* The transfer must be the caller's: 404 otherwise. */
 static ek_err_t *check_transfer(ek_req_t *req)
@@ -111,7 +111,8 @@ void r_executions_delete(ek_req_t *req, ek_resp_t *resp)
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     const char *status = json_object_get_string(json_object_object_get(doc, "status"));
-    if (!ek_execution_status_is_final(status)) {
+    ek_exec_status_t es;
+    if (!ek_exec_status_parse(status, &es) || !ek_exec_status_final(es)) {
         err = ek_err_new(EK_E_CONFLICT, "execution %s is %s: cancel it before deleting it",
                          req->arg[1], status);
         json_object_put(doc);

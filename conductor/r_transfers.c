@@ -10,7 +10,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/redact.h"
-#include "conductor/engine.h"
+#include "engine/store.h"
 #include "conductor/routes.h"
 #include "proto/providers.h"
 

@@ -34,13 +34,37 @@
 /* replies */
 #define EK_MSG_REPLY "reply"
 
+/* The same types as an enum, with one name table (the wire names above). */
+typedef enum ek_msg_type {
+    EK_MSG_T_UNKNOWN,
+    EK_MSG_T_TASK_DISPATCH,
+    EK_MSG_T_TASK_CANCEL,
+    EK_MSG_T_ENDPOINT_QUERY,
+    EK_MSG_T_TASK_CLAIM,
+    EK_MSG_T_TASK_COMPLETED,
+    EK_MSG_T_TASK_ERROR,
+    EK_MSG_T_TASK_CANCELED,
+    EK_MSG_T_TASK_EVENT,
+    EK_MSG_T_TASK_PROGRESS,
+    EK_MSG_T_TASK_STATE,
+    EK_MSG_T_SERVICE_HEARTBEAT,
+    EK_MSG_T_SERVICE_STOPPING,
+    EK_MSG_T_REPLY,
+    EK_MSG_T_COUNT
+} ek_msg_type_t;
+
+const char *ek_msg_type_name(ek_msg_type_t t);
+/* EK_MSG_T_UNKNOWN for a name that is not a message type. */
+ek_msg_type_t ek_msg_type_parse(const char *name);
+
 /* The types the conductor's queue accepts, NULL-terminated. */
 extern const char *const ek_conductor_message_types[];
 
 /* A task report from a worker, read from the envelope's body (strings
  * borrowed from it). Which fields are set depends on the type. */
 typedef struct ek_task_report {
-    const char *type;
+    const char *type; /* the wire name of kind */
+    ek_msg_type_t kind;
     const char *task_id;
     const char *attempt_id;
     const char *host;     /* claim */

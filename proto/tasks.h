@@ -1,4 +1,4 @@
-/* tasks.h - task types, task and execution statuses, and what each task type
+/* tasks.h - task types and what each task type
  * reads from and writes to the instance's task info (research/coriolis.md
  * section 3). The conductor checks a graph against these declarations before
  * running it; a worker's result must hold exactly the declared outputs. */
@@ -15,45 +15,29 @@ typedef enum ek_task_platform {
 
 #define EK_TASK_MAX_KEYS 5
 
+/* What a completed task changes beyond its instance's task info. */
+typedef enum ek_task_hook {
+    EK_HOOK_NONE,
+    EK_HOOK_TRANSFER_RESULT,  /* the deployment records the instance's transfer_result */
+    EK_HOOK_REPLICA_RESTORED, /* the restored replica disks are the transfer's again */
+    EK_HOOK_REPLICA_TAKEN, /* without clone_disks the new VM took them: the transfer forgets them */
+} ek_task_hook_t;
+
 typedef struct ek_task_type {
     const char *name;
     ek_task_platform_t platform;
     const char *requires[EK_TASK_MAX_KEYS + 1]; /* NULL-terminated */
     const char *provides[EK_TASK_MAX_KEYS + 1];
     bool rerunnable; /* safe to run again after its worker died mid-way */
+    ek_task_hook_t hook;
 } ek_task_type_t;
 
 extern const ek_task_type_t ek_task_types[];
 const ek_task_type_t *ek_task_type_find(const char *name);
-
-/* Task statuses. */
-#define EK_TS_SCHEDULED                 "SCHEDULED"
-#define EK_TS_EXECUTE_ON_ERROR_ONLY     "EXECUTE_ON_ERROR_ONLY"
-#define EK_TS_PENDING                   "PENDING"
-#define EK_TS_STARTING                  "STARTING"
-#define EK_TS_RUNNING                   "RUNNING"
-#define EK_TS_CANCELLING                "CANCELLING"
-#define EK_TS_COMPLETED                 "COMPLETED"
-#define EK_TS_ERROR                     "ERROR"
-#define EK_TS_UNSCHEDULED               "UNSCHEDULED"
-#define EK_TS_CANCELED                  "CANCELED"
-#define EK_TS_FORCE_CANCELED            "FORCE_CANCELED"
-#define EK_TS_CANCELED_AFTER_COMPLETION "CANCELED_AFTER_COMPLETION"
-#define EK_TS_STRANDED_AFTER_DEADLOCK   "STRANDED_AFTER_DEADLOCK"
-#define EK_TS_FAILED_TO_SCHEDULE        "FAILED_TO_SCHEDULE"
-
-/* Execution statuses. */
-#define EK_ES_UNEXECUTED "UNEXECUTED"
-#define EK_ES_PENDING    "PENDING"
-#define EK_ES_RUNNING    "RUNNING"
-#define EK_ES_CANCELLING "CANCELLING"
-#define EK_ES_COMPLETED  "COMPLETED"
-#define EK_ES_ERROR      "ERROR"
-#define EK_ES_CANCELED   "CANCELED"
-#define EK_ES_DEADLOCKED "DEADLOCKED"
-
-bool ek_task_status_is_final(const char *status);
-bool ek_task_status_is_active(const char *status);
-bool ek_execution_status_is_final(const char *status);
+/* True when the task runs against the origin endpoint (its provider and a
+ * worker serving it): source tasks, and REPLICATE_DISKS (it reads the source
+ * and writes to the destination's writer); the rest run against the
+ * destination. */
+bool ek_task_type_on_source(const ek_task_type_t *t);
 
 #endif

@@ -10,14 +10,14 @@
 #include "common/db.h"
 #include "common/log.h"
 #include "common/program.h"
-#include "conductor/migrate.h"
+#include "engine/migrate.h"
 #include "proto/envelope.h"
 #include "proto/messages.h"
 #include "scheduler/scheduler.h"
 
 static const ek_program_info_t info = {
     .name = "ekman-scheduler",
-    .summary = "Ekman's scheduler: worker registry and heartbeats, task placement, cron schedules.",
+    .summary = "Ekman's scheduler: worker registry and heartbeats, lost workers, cron schedules.",
 };
 
 static const char *const scheduler_types[] = {EK_MSG_SERVICE_HEARTBEAT, EK_MSG_SERVICE_STOPPING,

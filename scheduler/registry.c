@@ -25,7 +25,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/uuid.h"
-#include "conductor/engine.h"
+#include "engine/store.h"
 #include "proto/messages.h"
 
 /* What the registry knows of the instance a heartbeat comes from. */

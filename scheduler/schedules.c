@@ -10,7 +10,7 @@
 #include "common/db.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "conductor/engine.h"
+#include "engine/store.h"
 
 ek_err_t *ek_schedules_fire(PGconn *db, time_t minute, int *fired)
 {

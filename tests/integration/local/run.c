@@ -1,11 +1,12 @@
 /* run.c - ek-local-run: runs whole executions of the `local` provider
  * through its task functions, without the services: the task graph the
- * conductor would build (conductor/taskgraph.c), scheduled with the
- * conductor's rules (a task runs when its parents ended; cleanups when one
- * of their parents completed; rollbacks only when the execution failed),
- * each result checked to hold exactly the keys its type declares and merged
- * into the instance's task info, and the conductor's post-task hooks of
- * deployments applied to the transfer's task info.
+ * conductor would build (engine/taskgraph.c), driven by the conductor's own
+ * state machine (engine/machine.c: a task runs when its parents ended;
+ * cleanups when one of their parents completed; rollbacks only when the
+ * execution failed; each result checked to hold exactly the keys its type
+ * declares), its effects applied here as engine/store.c applies them: the
+ * result merged into the instance's task info, the post-task hooks of
+ * deployments into the transfer's task info.
  *
  *   ek-local-run --src DIR --dst DIR --instance NAME --info FILE
  *                [--network-map JSON] [--report FILE] [--config FILE]
@@ -30,7 +31,8 @@
 #include "common/mem.h"
 #include "common/strbuf.h"
 #include "common/uuid.h"
-#include "conductor/taskgraph.h"
+#include "engine/machine.h"
+#include "engine/taskgraph.h"
 #include "proto/tasks.h"
 #include "tests/integration/local/task_ctx.h"
 #include "worker/provider.h"
@@ -88,25 +90,6 @@ static bool write_json(const char *path, json_object *o)
     return ok;
 }
 
-/* The conductor's check: exactly the declared keys. */
-static ek_err_t *check_result(const ek_task_type_t *type, json_object *result)
-{
-    json_object_object_foreach(result, key, val)
-    {
-        (void)val;
-        bool declared = false;
-        for (const char *const *k = type->provides; *k && !declared; k++)
-            declared = is(*k, key);
-        if (!declared)
-            return ek_err_new(EK_E_PROTOCOL, "%s returned '%s', which it does not declare",
-                              type->name, key);
-    }
-    for (const char *const *k = type->provides; *k; k++)
-        if (!json_object_object_get_ex(result, *k, NULL))
-            return ek_err_new(EK_E_PROTOCOL, "%s did not return '%s'", type->name, *k);
-    return NULL;
-}
-
 static json_object *instance_info(json_object *info, const char *instance)
 {
     json_object *ii;
@@ -117,9 +100,10 @@ static json_object *instance_info(json_object *info, const char *instance)
     return ii;
 }
 
-/* One attempt of a task: its report entry is added; the error returned. */
+/* One attempt of a task: its report entry is added; the error returned, or
+ * its result in *out. */
 static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, int cancel_after,
-                         long cancel_after_checks, json_object **saved)
+                         long cancel_after_checks, json_object **saved, json_object **out)
 {
     const ek_task_type_t *type = t->type;
     ek_task_fn fn = task_fn(type->name);
@@ -153,7 +137,7 @@ static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, in
     if (!err && ek_task_cancelled(ctx))
         err = ek_err_new(EK_E_CANCELED, "cancelled"); /* as worker/child.c does */
     if (!err)
-        err = check_result(type, result);
+        err = ek_em_check_result(type, result);
     json_object *rep = json_object_new_object();
     json_object_object_add(rep, "type", json_object_new_string(type->name));
     json_object_object_add(rep, "status", json_object_new_string(err ? "ERROR" : "COMPLETED"));
@@ -163,19 +147,6 @@ static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, in
         json_object_object_add(rep, "error", json_object_new_string(err->message));
         printf("[%s] ERROR: %s\n", type->name, err->message);
     } else {
-        /* the conductor's merge: a shallow || of the result */
-        json_object *ii = instance_info(r->info, r->instance);
-        json_object_object_foreach(result, key, val)
-            json_object_object_add(ii, key, json_object_get(val));
-        /* its post-task hooks of deployments (conductor/engine.c) */
-        json_object *vols = json_object_object_get(result, "volumes_info");
-        if (r->deployment && is(type->name, "RESTORE_TRANSFER_DISK_SNAPSHOTS"))
-            json_object_object_add(instance_info(r->transfer, r->instance), "volumes_info",
-                                   json_object_get(vols));
-        if (r->deployment && is(type->name, "DELETE_TRANSFER_TARGET_DISK_SNAPSHOTS") &&
-            !r->clone_disks)
-            json_object_object_add(instance_info(r->transfer, r->instance), "volumes_info",
-                                   json_object_new_array());
         printf("[%s] completed\n", type->name);
     }
     json_object_object_add(rep, "events", json_object_get(ek_test_ctx_events(ctx)));
@@ -183,6 +154,7 @@ static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, in
     json_object_array_add(r->report_tasks, rep);
     fflush(stdout);
     *saved = json_object_get(ek_test_ctx_state(ctx));
+    *out = err ? NULL : json_object_get(result);
     json_object_put(result);
     json_object_put(ti);
     ek_test_ctx_free(ctx);
@@ -194,101 +166,89 @@ static ek_err_t *attempt(run_t *r, const ek_tg_task_t *t, json_object *state, in
  * that state, as the conductor re-dispatches a task whose worker died.
  * With --cancel-replicate N, it is cancelled after N reads (and the
  * execution fails). */
-static bool run_task(run_t *r, const ek_tg_task_t *t)
+static ek_err_t *run_task(run_t *r, const ek_tg_task_t *t, json_object **result)
 {
     bool repl = is(t->type->name, "REPLICATE_DISKS");
     int interrupt = repl ? r->interrupt_replicate : 0;
     json_object *saved = NULL;
-    ek_err_t *err = attempt(r, t, NULL, interrupt, repl ? r->cancel_replicate : 0, &saved);
+    ek_err_t *err = attempt(r, t, NULL, interrupt, repl ? r->cancel_replicate : 0, &saved, result);
     if (err && interrupt && err->code == EK_E_CANCELED) {
         ek_err_free(err);
         json_object *state = saved;
         saved = NULL;
-        err = attempt(r, t, state, 0, 0, &saved);
+        err = attempt(r, t, state, 0, 0, &saved, result);
         json_object_put(state);
     }
     json_object_put(saved);
-    bool ok = err == NULL;
-    ek_err_free(err);
-    return ok;
+    return err;
 }
 
-/* ---- the conductor's scheduling rules (conductor/engine.c), in memory ---- */
+/* ---- the conductor's state machine, in one process ---- */
 
-enum { SCHEDULED, ON_ERROR_ONLY, PENDING, COMPLETED, ERROR, CANCELED, UNSCHEDULED };
-
-static const char *const status_names[] = {
-    "SCHEDULED",  "EXECUTE_ON_ERROR_ONLY", "PENDING", "COMPLETED", "ERROR", "CANCELED",
-    "UNSCHEDULED"};
-
-static bool is_final(int s)
+/* The effects that change task info, applied as engine/store.c does (the
+ * deployment's transfer_result is not kept here). */
+static void apply_effect(run_t *r, const ek_task_type_t *type, const ek_em_effect_t *f,
+                         json_object *result)
 {
-    return s == COMPLETED || s == ERROR || s == CANCELED || s == UNSCHEDULED;
-}
-
-static void schedule_ready(const ek_taskgraph_t *g, int *st, bool failed)
-{
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (size_t i = 0; i < g->n; i++) {
-            const ek_tg_task_t *t = &g->tasks[i];
-            if (st[i] != SCHEDULED)
-                continue;
-            bool parents_final = true, all_completed = true, some = false;
-            for (int d = 0; d < t->n_deps; d++) {
-                int ps = st[t->deps[d]];
-                parents_final = parents_final && is_final(ps);
-                all_completed = all_completed && ps == COMPLETED;
-                some = some || ps == COMPLETED;
-            }
-            if (!parents_final)
-                continue;
-            if (t->on_error || t->on_error_only)
-                st[i] = some ? PENDING : UNSCHEDULED;
-            else
-                st[i] = all_completed && !failed ? PENDING : UNSCHEDULED;
-            changed = true;
-        }
+    if (f->kind == EK_FX_TASK_RESULT) {
+        /* a shallow || of the result into the instance's task info */
+        json_object *ii = instance_info(r->info, r->instance);
+        json_object_object_foreach(result, key, val)
+            json_object_object_add(ii, key, json_object_get(val));
+    } else if (f->kind == EK_FX_TASK_HOOK && r->deployment) {
+        json_object *tii = instance_info(r->transfer, r->instance);
+        if (type->hook == EK_HOOK_REPLICA_RESTORED)
+            json_object_object_add(tii, "volumes_info",
+                                   json_object_get(json_object_object_get(result, "volumes_info")));
+        else if (type->hook == EK_HOOK_REPLICA_TAKEN && !r->clone_disks)
+            json_object_object_add(tii, "volumes_info", json_object_new_array());
     }
 }
 
 static bool run_graph(run_t *r, const ek_taskgraph_t *g)
 {
-    int *st = ek_xcalloc(g->n, sizeof(int));
-    for (size_t i = 0; i < g->n; i++)
-        st[i] = g->tasks[i].on_error_only ? ON_ERROR_ONLY
-                : g->tasks[i].n_deps == 0 ? PENDING
-                                          : SCHEDULED;
-    bool failed = false;
-    for (;;) {
-        size_t next = g->n;
-        for (size_t i = 0; i < g->n && next == g->n; i++)
-            if (st[i] == PENDING)
+    ek_em_exec_t e;
+    ek_em_exec_from_graph(g, &e);
+    snprintf(e.id, sizeof(e.id), "%s", r->execution_id);
+    while (!ek_exec_status_final(e.status)) {
+        size_t next = e.n;
+        for (size_t i = 0; i < e.n && next == e.n; i++)
+            if (e.tasks[i].status == EK_TASK_PENDING)
                 next = i;
-        if (next == g->n)
+        if (next == e.n)
+            break; /* nothing can run: the machine has said DEADLOCKED */
+        ek_em_task_t *t = &e.tasks[next];
+        ek_uuid_generate(t->attempt_id); /* the dispatcher's part */
+        ek_em_effects_t fx;
+        ek_em_event_t ev = {
+            .kind = EK_EV_CLAIM, .task_id = t->id, .attempt_id = t->attempt_id, .host = "local"};
+        ek_err_t *err = ek_em_apply(&e, &ev, &fx);
+        bool granted = !err && fx.granted;
+        ek_err_free(err);
+        ek_em_effects_release(&fx);
+        if (!granted)
             break;
-        st[next] = run_task(r, &g->tasks[next]) ? COMPLETED : ERROR;
-        if (st[next] == ERROR && !failed) {
-            failed = true;
-            for (size_t i = 0; i < g->n; i++) {
-                bool cleanup = g->tasks[i].on_error || g->tasks[i].on_error_only;
-                if (st[i] == ON_ERROR_ONLY)
-                    st[i] = SCHEDULED; /* rollbacks now run */
-                else if (st[i] == PENDING && !cleanup)
-                    st[i] = CANCELED;
-            }
-        }
-        schedule_ready(g, st, failed);
+        json_object *result = NULL;
+        err = run_task(r, &g->tasks[next], &result);
+        ev = (ek_em_event_t){.kind = err ? EK_EV_ERROR : EK_EV_COMPLETED,
+                             .task_id = t->id,
+                             .attempt_id = t->attempt_id,
+                             .result = result,
+                             .message = err ? err->message : NULL};
+        ek_err_t *aerr = ek_em_apply(&e, &ev, &fx);
+        for (size_t k = 0; !aerr && k < fx.n; k++)
+            if (fx.v[k].task == (int)next)
+                apply_effect(r, t->type, &fx.v[k], result);
+        ek_err_free(aerr);
+        ek_err_free(err);
+        ek_em_effects_release(&fx);
+        json_object_put(result);
     }
-    bool deadlock = false;
-    for (size_t i = 0; i < g->n; i++) {
-        if (st[i] == ON_ERROR_ONLY)
-            st[i] = UNSCHEDULED;
-        deadlock = deadlock || st[i] == SCHEDULED;
-        printf("  %-40s %s\n", g->tasks[i].type->name, status_names[st[i]]);
-    }
-    free(st);
-    return !failed && !deadlock;
+    for (size_t i = 0; i < e.n; i++)
+        printf("  %-40s %s\n", g->tasks[i].type->name, ek_task_status_name(e.tasks[i].status));
+    bool ok = e.status == EK_EXEC_COMPLETED;
+    free(e.tasks);
+    return ok;
 }
 
 static void usage(void)

@@ -1,6 +1,6 @@
 /* run.c - ek-ova-run: a transfer execution from an `ova` source endpoint to
  * a `local` destination endpoint through the providers' task functions,
- * without the services: the conductor's task graph (conductor/taskgraph.c)
+ * without the services: the conductor's task graph (engine/taskgraph.c)
  * run in order, each task by the provider the worker would pick
  * (worker/child.c: source tasks and REPLICATE_DISKS on the origin), its
  * result checked to hold exactly the declared keys and merged into the
@@ -22,7 +22,8 @@
 #include "common/mem.h"
 #include "common/strbuf.h"
 #include "common/uuid.h"
-#include "conductor/taskgraph.h"
+#include "engine/machine.h"
+#include "engine/taskgraph.h"
 #include "proto/tasks.h"
 #include "tests/integration/local/task_ctx.h"
 #include "worker/provider.h"
@@ -49,24 +50,6 @@ static ek_task_fn task_fn(const ek_provider_t *p, const char *type)
     for (const ek_task_impl_t *t = p->tasks; t->task_type; t++)
         if (strcmp(t->task_type, type) == 0)
             return t->run;
-    return NULL;
-}
-
-static ek_err_t *check_result(const ek_task_type_t *type, json_object *result)
-{
-    json_object_object_foreach(result, key, val)
-    {
-        (void)val;
-        bool declared = false;
-        for (const char *const *k = type->provides; *k && !declared; k++)
-            declared = strcmp(*k, key) == 0;
-        if (!declared)
-            return ek_err_new(EK_E_PROTOCOL, "%s returned '%s', which it does not declare",
-                              type->name, key);
-    }
-    for (const char *const *k = type->provides; *k; k++)
-        if (!json_object_object_get_ex(result, *k, NULL))
-            return ek_err_new(EK_E_PROTOCOL, "%s did not return '%s'", type->name, *k);
     return NULL;
 }
 
@@ -177,9 +160,7 @@ int main(int argc, char **argv)
         if (t->on_error_only || t->on_error)
             continue;
         const ek_task_type_t *type = t->type;
-        bool on_source =
-            type->platform == EK_TASK_SOURCE ||
-            (type->platform == EK_TASK_BILATERAL && strcmp(type->name, "REPLICATE_DISKS") == 0);
+        bool on_source = ek_task_type_on_source(type);
         const ek_provider_t *p = on_source ? &ek_provider_ova : &ek_provider_local;
         ek_task_fn fn = task_fn(p, type->name);
         ek_task_ctx_t *ctx = ek_test_ctx_new(cfg, stdout, type->name);
@@ -201,7 +182,7 @@ int main(int argc, char **argv)
         err = fn ? fn(ctx, &in, result)
                  : ek_err_new(EK_E_INVALID, "provider '%s' cannot run %s", p->name, type->name);
         if (!err)
-            err = check_result(type, result);
+            err = ek_em_check_result(type, result);
         json_object *rep = json_object_new_object();
         json_object_object_add(rep, "type", json_object_new_string(type->name));
         json_object_object_add(rep, "status", json_object_new_string(err ? "ERROR" : "COMPLETED"));

@@ -1,12 +1,11 @@
 /* taskgraph.h - the per-instance task DAGs of executions (research/coriolis.md
  * section 3): built in memory, checked (every key a task reads is produced
  * upstream or already in the instance's task info, no two tasks of one wave
- * write the same key, no cycle), then inserted as task rows. */
-#ifndef EK_CONDUCTOR_TASKGRAPH_H
-#define EK_CONDUCTOR_TASKGRAPH_H
+ * write the same key, no cycle); engine/store.c inserts them as task rows. */
+#ifndef EK_ENGINE_TASKGRAPH_H
+#define EK_ENGINE_TASKGRAPH_H
 
 #include <json-c/json.h>
-#include <libpq-fe.h>
 #include <stdbool.h>
 #include "common/error.h"
 #include "common/uuid.h"
@@ -54,9 +53,4 @@ void ek_taskgraph_update(ek_taskgraph_t *g, const char *instance);
 
 /* Checks the graph against the instances' current task info ({instance: {...}}). */
 EK_ERR_CHECK ek_taskgraph_check(const ek_taskgraph_t *g, json_object *info);
-/* Inserts the tasks of execution_id (inside the caller's transaction). Tasks
- * without dependencies start PENDING, rollback tasks EXECUTE_ON_ERROR_ONLY,
- * the rest SCHEDULED. */
-EK_ERR_CHECK ek_taskgraph_insert(const ek_taskgraph_t *g, PGconn *conn, const char *execution_id);
-
 #endif

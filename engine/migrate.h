@@ -1,8 +1,8 @@
-/* migrate.h - numbered SQL schema migrations (conductor/migrations/NNN_*.sql),
+/* migrate.h - numbered SQL schema migrations (engine/migrations/NNN_*.sql),
  * embedded in the binary and applied at start-up under an advisory lock, so
  * that several conductors starting at once apply each migration exactly once. */
-#ifndef EK_CONDUCTOR_MIGRATE_H
-#define EK_CONDUCTOR_MIGRATE_H
+#ifndef EK_ENGINE_MIGRATE_H
+#define EK_ENGINE_MIGRATE_H
 
 #include <libpq-fe.h>
 #include "common/error.h"

@@ -1,13 +1,16 @@
-/* engine.h - the execution state machine (research/coriolis.md sections 2-3):
- * creating executions and their task graphs, applying what workers report
- * (claims, results merged into the instance's task info in the same
- * transaction as the status change, errors, events, progress), cancellation,
- * failure cascading, cleanup tasks, deadlock detection, finalisation.
+/* store.h - the engine as the conductor and the scheduler use it: creating
+ * executions and their task graphs, applying what workers report (claims,
+ * results merged into the instance's task info in the same transaction as
+ * the status change, errors, events, progress), cancellation and lost
+ * workers. The transitions themselves are engine/machine.h's; this layer
+ * loads an execution's snapshot, hands it one event and writes the effects.
  *
- * Every function runs its own transaction and serialises on the execution's
- * row lock, so any number of conductors may call them at once. */
-#ifndef EK_CONDUCTOR_ENGINE_H
-#define EK_CONDUCTOR_ENGINE_H
+ * Every function runs its own transaction. A transition serialises on the
+ * execution's row lock; a claim or a row report (event, state, progress)
+ * moves no other task and locks only its task's row. Any number of
+ * conductors may call them at once. */
+#ifndef EK_ENGINE_STORE_H
+#define EK_ENGINE_STORE_H
 
 #include <json-c/json.h>
 #include <libpq-fe.h>

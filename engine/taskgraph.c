@@ -1,10 +1,9 @@
-/* taskgraph.c - building, checking and storing execution task graphs. */
-#include "conductor/taskgraph.h"
+/* taskgraph.c - building and checking execution task graphs. */
+#include "engine/taskgraph.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "common/db.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
 
@@ -219,41 +218,4 @@ ek_err_t *ek_taskgraph_check(const ek_taskgraph_t *g, json_object *info)
     free(wave);
     free(done);
     return err;
-}
-
-ek_err_t *ek_taskgraph_insert(const ek_taskgraph_t *g, PGconn *conn, const char *execution_id)
-{
-    for (size_t i = 0; i < g->n; i++) {
-        const ek_tg_task_t *t = &g->tasks[i];
-        ek_strbuf_t deps = EK_STRBUF_INIT;
-        ek_strbuf_addch(&deps, '{');
-        for (int d = 0; d < t->n_deps; d++)
-            ek_strbuf_addf(&deps, "%s%s", d ? "," : "", g->tasks[t->deps[d]].id);
-        ek_strbuf_addch(&deps, '}');
-        const char *status = t->on_error_only ? EK_TS_EXECUTE_ON_ERROR_ONLY
-                             : t->n_deps == 0 ? EK_TS_PENDING
-                                              : EK_TS_SCHEDULED;
-        char index[24];
-        snprintf(index, sizeof(index), "%zu", i);
-        const char *params[] = {t->id,
-                                execution_id,
-                                t->instance,
-                                t->type->name,
-                                status,
-                                deps.buf,
-                                t->on_error ? "true" : "false",
-                                t->on_error_only ? "true" : "false",
-                                index,
-                                json_object_to_json_string(t->params)};
-        ek_err_t *err = ek_db_query(
-            conn, NULL,
-            "INSERT INTO tasks (id, execution_id, instance, task_type, status, depends_on, "
-            "on_error, on_error_only, index, params) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            10, params);
-        ek_strbuf_release(&deps);
-        if (err)
-            return err;
-    }
-    return NULL;
 }

@@ -1,6 +1,6 @@
 /* migrate.c - applies the embedded schema migrations, each in its own
  * transaction, under a PostgreSQL advisory lock. */
-#include "conductor/migrate.h"
+#include "engine/migrate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
