@@ -13,7 +13,8 @@
  * Files live in "<tmp_dir>/ekman-lv-<pid>-XXXXXX" (0700; key and known_hosts
  * 0600) and go with ek_lv_disconnect. tmp_dir is the task process's own
  * directory (worker/supervisor.c): a task process killed outright cannot
- * clean up, its worker removes the directory when it ends.
+ * clean up, its worker removes the directory when it ends (and tools that
+ * run tasks without a worker sweep at the next connection: sweep_stale).
  *
  * An endpoint is a tenant's: it brings its own key. The operator's key
  * ([libvirt_migration_provider] ssh_key_path) is used only for the
@@ -22,6 +23,7 @@
 #include "worker/providers/libvirt/libvirt.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libssh2.h>
@@ -205,6 +207,33 @@ unsigned long ek_lv_lib_version(const ek_lv_conn_t *c)
 
 /* ---- private directory ------------------------------------------------------------- */
 
+/* Directories of task processes that died without cleaning up. Under a
+ * worker, tmp is the task process's own directory (nothing to find);
+ * tools that run tasks directly share one tmp_dir, and there a killed
+ * task's directory goes with the next connection. */
+static void sweep_stale(const char *tmp)
+{
+    DIR *dh = opendir(tmp);
+    if (!dh)
+        return;
+    struct dirent *de;
+    uid_t me = geteuid();
+    while ((de = readdir(dh))) {
+        if (strncmp(de->d_name, DIR_PREFIX, strlen(DIR_PREFIX)) != 0)
+            continue;
+        long pid = strtol(de->d_name + strlen(DIR_PREFIX), NULL, 10);
+        _cleanup_free_ char *p = ek_xasprintf("%s/%s", tmp, de->d_name);
+        struct stat st;
+        if (pid <= 0 || lstat(p, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != me)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to judge) */
+        ek_log_kv(EK_LOG_INFO, "removing the key directory of a dead task process", "dir", p, NULL);
+        ek_rmtree(p);
+    }
+    closedir(dh);
+}
+
 static ek_err_t *write_private(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -361,6 +390,7 @@ static ek_err_t *conn_setup(ek_lv_conn_t *c, const ek_endpoint_t *ep, const ek_c
     const char *tmp = cfg ? ek_config_get_string(cfg, "worker", "tmp_dir") : NULL;
     if (!tmp || !*tmp)
         tmp = "/var/tmp";
+    sweep_stale(tmp);
     char *tmpl = ek_xasprintf("%s/" DIR_PREFIX "%ld-XXXXXX", tmp, (long)getpid());
     if (!mkdtemp(tmpl)) {
         err = ek_err_errno(errno,

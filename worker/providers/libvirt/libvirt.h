@@ -30,6 +30,7 @@
 #include "common/error.h"
 #include "common/compiler.h"
 #include "worker/provider.h"
+#include "worker/providers/common/domxml.h"
 
 extern const ek_provider_t ek_provider_libvirt;
 
@@ -96,34 +97,12 @@ EK_LV_ENDPOINT_FN(list_storage);
 
 /* ---- source.c ---------------------------------------------------------------------- */
 
-/* What the source side knows of a domain (from its live or inactive XML). */
-typedef struct ek_lv_disk {
-    char *id;       /* target dev: "vda" */
-    char *path;     /* source file or block device on the host */
-    char *format;   /* driver type: "raw", "qcow2" */
-    char *bus;      /* target bus, never NULL */
-    char *pool;     /* storage pool of the volume, or NULL */
-    char *volume;   /* volume name in that pool, or NULL */
-    uint64_t size;  /* virtual size in bytes */
-    int boot_order; /* <boot order='N'/>, 0 when absent */
-} ek_lv_disk_t;
-
-typedef struct ek_lv_nic {
-    char *mac, *network, *kind, *model;
-} ek_lv_nic_t;
-
-typedef struct ek_lv_domain {
-    char *name, *uuid;
-    char *arch, *firmware, *os_type, *machine;
-    int vcpus;
-    uint64_t memory_mb;
-    int state;    /* virDomainState */
-    bool running; /* running or paused: a backup job can read it */
-    ek_lv_disk_t *disks;
-    size_t n_disks;
-    ek_lv_nic_t *nics;
-    size_t n_nics;
-} ek_lv_domain_t;
+/* What the source side knows of a domain: its live or inactive XML read by
+ * the common reader (worker/providers/common/domxml.h), disk sizes, pools
+ * and volumes from libvirt, its state. */
+typedef ek_domxml_disk_t ek_lv_disk_t;
+typedef ek_domxml_nic_t ek_lv_nic_t;
+typedef ek_domxml_t ek_lv_domain_t;
 
 /* Looks up a domain by name (or UUID) and reads its disks' sizes. */
 EK_ERR_CHECK ek_lv_domain_load(ek_lv_conn_t *c, const char *name, ek_lv_domain_t **out);

@@ -1,246 +1,39 @@
 /* source.c - the libvirt provider as a source: what a domain is (its XML
- * read with libxml2, disk sizes from libvirt), the export_info the
- * destinations read (the same keys as the local provider's), and the source
- * tasks other than the copy itself (srcread.c).
- *
- * Only what a migration needs is read: name, vCPUs, memory, firmware, the
- * guest OS family when libosinfo metadata names it, the disks (device
- * "disk" of type file, block or volume; CD-ROMs and floppies are not
- * migrated) and the network interfaces. */
+ * read by the common reader, worker/providers/common/domxml.c, disk sizes,
+ * pools and volumes from libvirt), the export_info the destinations read
+ * (the local provider's keys, plus its UUID as id, its state and the disks'
+ * pools and volumes), and the source tasks other than the copy itself
+ * (srcread.c). */
 #include "worker/providers/libvirt/libvirt.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/process.h"
-#include "common/tenantname.h"
 #include "worker/providers/common/taskutil.h"
 
 #define SHUTDOWN_TIMEOUT_S 300
 
-/* ---- XML --------------------------------------------------------------------------- */
-
-static char *xp_string(xmlXPathContextPtr xp, xmlNodePtr node, const char *expr)
-{
-    xp->node = node;
-    _cleanup_free_ char *full = ek_xasprintf("normalize-space(%s)", expr);
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST full, xp);
-    char *s = NULL;
-    if (o && o->type == XPATH_STRING && o->stringval && *o->stringval)
-        s = ek_xstrdup((const char *)o->stringval);
-    xmlXPathFreeObject(o);
-    return s;
-}
-
-static xmlXPathObjectPtr xp_nodes(xmlXPathContextPtr xp, xmlNodePtr node, const char *expr)
-{
-    xp->node = node;
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST expr, xp);
-    if (o && o->type != XPATH_NODESET) {
-        xmlXPathFreeObject(o);
-        return NULL;
-    }
-    return o;
-}
-
-static size_t xp_count(xmlXPathObjectPtr o)
-{
-    return o && o->nodesetval ? (size_t)o->nodesetval->nodeNr : 0;
-}
-
-static uint64_t memory_mib(const char *value, const char *unit)
-{
-    unsigned long long v = strtoull(value, NULL, 10);
-    static const struct {
-        const char *u;
-        double mib;
-    } units[] = {{"b", 1.0 / 1048576},
-                 {"bytes", 1.0 / 1048576},
-                 {"KB", 1000.0 / 1048576},
-                 {"k", 1.0 / 1024},
-                 {"KiB", 1.0 / 1024},
-                 {"MB", 1e6 / 1048576},
-                 {"M", 1},
-                 {"MiB", 1},
-                 {"GB", 1e9 / 1048576},
-                 {"G", 1024},
-                 {"GiB", 1024},
-                 {"T", 1048576},
-                 {"TiB", 1048576}};
-    double f = 1.0 / 1024; /* KiB when no unit */
-    for (size_t i = 0; unit && i < EK_ARRAY_SIZE(units); i++)
-        if (strcmp(unit, units[i].u) == 0)
-            f = units[i].mib;
-    double m = (double)v * f;
-    return (uint64_t)(m + 0.999);
-}
+/* ---- the domain ------------------------------------------------------------------- */
 
 void ek_lv_domain_free(ek_lv_domain_t *d)
 {
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n_disks; i++) {
-        ek_lv_disk_t *k = &d->disks[i];
-        free(k->id);
-        free(k->path);
-        free(k->format);
-        free(k->bus);
-        free(k->pool);
-        free(k->volume);
-    }
-    for (size_t i = 0; i < d->n_nics; i++) {
-        free(d->nics[i].mac);
-        free(d->nics[i].network);
-        free(d->nics[i].kind);
-        free(d->nics[i].model);
-    }
-    free(d->disks);
-    free(d->nics);
-    free(d->name);
-    free(d->uuid);
-    free(d->arch);
-    free(d->firmware);
-    free(d->os_type);
-    free(d->machine);
-    free(d);
-}
-
-static ek_err_t *parse_disk(xmlXPathContextPtr xp, xmlNodePtr node, ek_lv_domain_t *d)
-{
-    _cleanup_free_ char *device = xp_string(xp, node, "@device");
-    _cleanup_free_ char *type = xp_string(xp, node, "@type");
-    if (device && strcmp(device, "disk") != 0)
-        return NULL; /* cdrom, floppy, lun: not migrated */
-    char *id = xp_string(xp, node, "target/@dev");
-    if (!id)
-        return ek_err_new(EK_E_INVALID, "domain '%s' has a disk without <target dev=...>", d->name);
-    ek_lv_disk_t *k = &d->disks[d->n_disks++];
-    k->id = id;
-    /* The target names the disk's files on the worker, its bitmaps and its
-     * NBD export: a name, never a path. */
-    ek_err_t *bad = ek_tenant_name_check(id, "disk target dev");
-    if (bad)
-        return ek_err_prefix(bad, "domain '%s'", d->name);
-    if (!type || strcmp(type, "file") == 0) {
-        k->path = xp_string(xp, node, "source/@file");
-    } else if (strcmp(type, "block") == 0) {
-        k->path = xp_string(xp, node, "source/@dev");
-    } else if (strcmp(type, "volume") == 0) {
-        k->pool = xp_string(xp, node, "source/@pool");
-        k->volume = xp_string(xp, node, "source/@volume");
-    } else {
-        return ek_err_new(EK_E_INVALID,
-                          "disk '%s' of domain '%s' is of type '%s': Ekman reads disks of type "
-                          "file, block and volume",
-                          id, d->name, type);
-    }
-    if (!k->path && !k->volume)
-        return ek_err_new(EK_E_INVALID, "disk '%s' of domain '%s' has no source (empty drive?)", id,
-                          d->name);
-    k->format = xp_string(xp, node, "driver/@type");
-    if (!k->format)
-        k->format = ek_xstrdup("raw");
-    k->bus = xp_string(xp, node, "target/@bus");
-    if (!k->bus)
-        k->bus = ek_xstrdup(strncmp(id, "vd", 2) == 0   ? "virtio"
-                            : strncmp(id, "hd", 2) == 0 ? "ide"
-                                                        : "sata");
-    _cleanup_free_ char *boot = xp_string(xp, node, "boot/@order");
-    k->boot_order = boot ? atoi(boot) : 0;
-    return NULL;
-}
-
-static void parse_nics(xmlXPathContextPtr xp, xmlNodePtr root, ek_lv_domain_t *d)
-{
-    xmlXPathObjectPtr set = xp_nodes(xp, root, "devices/interface");
-    size_t n = xp_count(set);
-    d->nics = ek_xcalloc(n ? n : 1, sizeof(*d->nics));
-    for (size_t i = 0; i < n; i++) {
-        xmlNodePtr node = set->nodesetval->nodeTab[i];
-        ek_lv_nic_t *k = &d->nics[d->n_nics++];
-        k->kind = xp_string(xp, node, "@type");
-        if (!k->kind)
-            k->kind = ek_xstrdup("network");
-        k->mac = xp_string(xp, node, "mac/@address");
-        k->model = xp_string(xp, node, "model/@type");
-        k->network = xp_string(xp, node, "source/@network");
-        if (!k->network)
-            k->network = xp_string(xp, node, "source/@bridge");
-        if (!k->network)
-            k->network = xp_string(xp, node, "source/@dev");
-    }
-    xmlXPathFreeObject(set);
-}
-
-static void parse_general(xmlXPathContextPtr xp, xmlNodePtr root, ek_lv_domain_t *d)
-{
-    d->name = xp_string(xp, root, "name");
-    d->uuid = xp_string(xp, root, "uuid");
-    _cleanup_free_ char *vcpu = xp_string(xp, root, "vcpu");
-    _cleanup_free_ char *mem = xp_string(xp, root, "memory");
-    _cleanup_free_ char *unit = xp_string(xp, root, "memory/@unit");
-    d->vcpus = vcpu ? atoi(vcpu) : 1;
-    if (d->vcpus < 1)
-        d->vcpus = 1;
-    d->memory_mb = mem ? memory_mib(mem, unit) : 0;
-    d->arch = xp_string(xp, root, "os/type/@arch");
-    if (!d->arch)
-        d->arch = ek_xstrdup("x86_64");
-    d->machine = xp_string(xp, root, "os/type/@machine");
-    _cleanup_free_ char *fw = xp_string(xp, root, "os/@firmware");
-    _cleanup_free_ char *ltype = xp_string(xp, root, "os/loader/@type");
-    _cleanup_free_ char *loader = xp_string(xp, root, "os/loader");
-    bool efi = (fw && strcmp(fw, "efi") == 0) || (ltype && strcmp(ltype, "pflash") == 0) ||
-               (loader && (strcasestr(loader, "ovmf") || strcasestr(loader, "edk2") ||
-                           strcasestr(loader, "efi")));
-    d->firmware = ek_xstrdup(efi ? "efi" : "bios");
-    _cleanup_free_ char *os = xp_string(xp, root,
-                                        "metadata/*[local-name()='libosinfo']/"
-                                        "*[local-name()='os']/@id");
-    d->os_type = ek_xstrdup(os && strstr(os, "microsoft.com/win") ? "windows" : "linux");
+    ek_domxml_free(d);
 }
 
 ek_err_t *ek_lv_domain_parse(const char *xml, ek_lv_domain_t **out)
 {
-    *out = NULL;
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc)
-        return ek_err_new(EK_E_PROTOCOL, "libvirt returned a domain XML that does not parse");
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (!root || xmlStrcmp(root->name, BAD_CAST "domain") != 0) {
-        xmlFreeDoc(doc);
-        return ek_err_new(EK_E_PROTOCOL, "libvirt returned an XML document that is no domain");
-    }
-    xmlXPathContextPtr xp = xmlXPathNewContext(doc);
-    ek_lv_domain_t *d = ek_xcalloc(1, sizeof(*d));
-    parse_general(xp, root, d);
-    ek_err_t *err = d->name ? NULL : ek_err_new(EK_E_PROTOCOL, "the domain XML has no <name>");
-    xmlXPathObjectPtr set = xp_nodes(xp, root, "devices/disk");
-    size_t n = xp_count(set);
-    d->disks = ek_xcalloc(n ? n : 1, sizeof(*d->disks));
-    for (size_t i = 0; i < n && !err; i++)
-        err = parse_disk(xp, set->nodesetval->nodeTab[i], d);
-    xmlXPathFreeObject(set);
-    if (!err)
-        parse_nics(xp, root, d);
-    xmlXPathFreeContext(xp);
-    xmlFreeDoc(doc);
-    if (err) {
-        ek_lv_domain_free(d);
-        return err;
-    }
-    *out = d;
-    return NULL;
+    ek_domxml_opts_t o = {.volumes = true, .reader = "Ekman's libvirt source"};
+    ek_err_t *err = ek_domxml_parse(xml, strlen(xml), &o, out);
+    for (size_t i = 0; !err && i < (*out)->n_disks; i++)
+        if (!(*out)->disks[i].format)
+            (*out)->disks[i].format = ek_xstrdup("raw");
+    return err;
 }
 
 /* Size from libvirt (works for shut-off domains too: libvirtd probes the
@@ -350,63 +143,8 @@ static const char *state_name(int s)
 
 json_object *ek_lv_domain_export_info(const ek_lv_domain_t *d)
 {
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "id", json_object_new_string(d->uuid ? d->uuid : d->name));
-    json_object_object_add(o, "name", json_object_new_string(d->name));
-    json_object_object_add(o, "instance_name", json_object_new_string(d->name));
-    json_object_object_add(o, "num_cpu", json_object_new_int(d->vcpus));
-    json_object_object_add(o, "memory_mb", json_object_new_int64((int64_t)d->memory_mb));
-    json_object_object_add(o, "firmware", json_object_new_string(d->firmware));
-    json_object_object_add(o, "os_type", json_object_new_string(d->os_type));
-    json_object_object_add(o, "arch", json_object_new_string(d->arch));
-    json_object_object_add(o, "state", json_object_new_string(state_name(d->state)));
-    if (d->machine)
-        json_object_object_add(o, "machine_type", json_object_new_string(d->machine));
-    json_object *disks = json_object_new_array();
-    for (size_t i = 0; i < d->n_disks; i++) {
-        const ek_lv_disk_t *k = &d->disks[i];
-        json_object *x = json_object_new_object();
-        json_object_object_add(x, "id", json_object_new_string(k->id));
-        json_object_object_add(x, "path", json_object_new_string(k->path));
-        json_object_object_add(x, "format", json_object_new_string(k->format));
-        json_object_object_add(x, "size_bytes", json_object_new_int64((int64_t)k->size));
-        json_object_object_add(x, "bus", json_object_new_string(k->bus));
-        json_object_object_add(x, "shareable", json_object_new_boolean(false));
-        if (k->boot_order > 0)
-            json_object_object_add(x, "boot_order", json_object_new_int(k->boot_order));
-        if (k->pool)
-            json_object_object_add(x, "storage_pool", json_object_new_string(k->pool));
-        if (k->volume)
-            json_object_object_add(x, "volume", json_object_new_string(k->volume));
-        json_object_array_add(disks, x);
-    }
-    json_object *boot = json_object_new_array();
-    for (int last = 0;;) {
-        const ek_lv_disk_t *next = NULL;
-        for (size_t i = 0; i < d->n_disks; i++)
-            if (d->disks[i].boot_order > last &&
-                (!next || d->disks[i].boot_order < next->boot_order))
-                next = &d->disks[i];
-        if (!next)
-            break;
-        json_object_array_add(boot, json_object_new_string(next->id));
-        last = next->boot_order;
-    }
-    json_object_object_add(o, "disks", disks);
-    json_object_object_add(o, "boot_order", boot);
-    json_object *nics = json_object_new_array();
-    for (size_t i = 0; i < d->n_nics; i++) {
-        const ek_lv_nic_t *k = &d->nics[i];
-        json_object *x = json_object_new_object();
-        json_object_object_add(x, "mac", k->mac ? json_object_new_string(k->mac) : NULL);
-        json_object_object_add(x, "network_name",
-                               k->network ? json_object_new_string(k->network) : NULL);
-        json_object_object_add(x, "type", json_object_new_string(k->kind));
-        json_object_object_add(x, "model", k->model ? json_object_new_string(k->model) : NULL);
-        json_object_array_add(nics, x);
-    }
-    json_object_object_add(o, "nics", nics);
-    return o;
+    ek_domxml_export_opts_t o = {.id_is_uuid = true, .state_name = state_name(d->state)};
+    return ek_domxml_export_info(d, &o);
 }
 
 /* ---- tasks ------------------------------------------------------------------------- */

@@ -44,6 +44,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "worker/provider.h"
+#include "worker/providers/common/domxml.h"
 #include "worker/transfer/reader.h"
 
 /* The provider table (provider.c). */
@@ -59,35 +60,10 @@ typedef struct ek_local_scope {
 
 /* ---- domain.c ---------------------------------------------------------------------- */
 
-typedef struct ek_local_disk {
-    char *id;       /* target dev: "vda" */
-    char *path;     /* absolute path of the image (file or block device) */
-    char *format;   /* "raw" or "qcow2" */
-    char *bus;      /* target bus ("virtio", "sata", ...), never NULL */
-    uint64_t size;  /* virtual size in bytes (0 when not probed) */
-    int boot_order; /* <boot order='N'/>, 0 when absent */
-} ek_local_disk_t;
-
-typedef struct ek_local_nic {
-    char *mac;     /* "52:54:00:..." or NULL */
-    char *network; /* source network or bridge name, or NULL */
-    char *kind;    /* interface type: "network", "bridge", ... */
-    char *model;   /* "virtio", "e1000", ... or NULL */
-} ek_local_nic_t;
-
-typedef struct ek_local_domain {
-    char *name;
-    char *xml_path; /* the file it came from, or NULL */
-    char *arch;     /* "x86_64" unless the XML says otherwise */
-    char *firmware; /* "bios" or "efi" */
-    char *os_type;  /* "linux" or "windows" */
-    int vcpus;
-    uint64_t memory_mb;
-    ek_local_disk_t *disks;
-    size_t n_disks;
-    ek_local_nic_t *nics;
-    size_t n_nics;
-} ek_local_domain_t;
+/* A domain of the source directory: the common reader's (xml_path set). */
+typedef ek_domxml_disk_t ek_local_disk_t;
+typedef ek_domxml_nic_t ek_local_nic_t;
+typedef ek_domxml_t ek_local_domain_t;
 
 /* Parses a domain XML document. Relative image paths are resolved against
  * base_dir; with probe, each image is opened (beneath sc's roots) to learn

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include "common/mem.h"
+#include "worker/providers/common/xpath.h"
 
 #define NS_OVF "http://schemas.dmtf.org/ovf/envelope/1"
 #define NS_RASD                                                                                    \
@@ -60,38 +61,6 @@ void ek_ova_vm_free(ek_ova_vm_t *vm)
     free(vm->os_type);
     free(vm->vmw_ostype);
     free(vm);
-}
-
-/* The string value of expr relative to node (trimmed), or NULL if empty. */
-static char *xp_str(xmlXPathContextPtr xp, xmlNodePtr node, const char *expr)
-{
-    _cleanup_free_ char *full = ek_xasprintf("string(%s)", expr);
-    xp->node = node;
-    xmlXPathObjectPtr o = xmlXPathEvalExpression(BAD_CAST full, xp);
-    char *out = NULL;
-    if (o && o->type == XPATH_STRING && o->stringval) {
-        const char *s = (const char *)o->stringval;
-        while (isspace((unsigned char)*s))
-            s++;
-        size_t n = strlen(s);
-        while (n > 0 && isspace((unsigned char)s[n - 1]))
-            n--;
-        if (n)
-            out = ek_xstrndup(s, n);
-    }
-    xmlXPathFreeObject(o);
-    return out;
-}
-
-static xmlXPathObjectPtr xp_nodes(xmlXPathContextPtr xp, xmlNodePtr node, const char *expr)
-{
-    xp->node = node;
-    return xmlXPathEvalExpression(BAD_CAST expr, xp);
-}
-
-static size_t xp_count(xmlXPathObjectPtr o)
-{
-    return o && o->nodesetval ? (size_t)o->nodesetval->nodeNr : 0;
 }
 
 /* Bytes per unit of a DMTF programmatic unit ("byte * 2^20", "MegaBytes",
@@ -262,28 +231,28 @@ static const char *os_family(const char *vmw_ostype, const char *desc, int ovf_i
 static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fallback,
                           const char *what, ek_ova_vm_t *vm)
 {
-    vm->name = xp_str(xp, vs, "ovf:Name");
+    vm->name = ek_xp_string(xp, vs, "ovf:Name");
     if (!vm->name)
         vm->name = ek_xstrdup(fallback);
     vm->ovf_os_id = -1;
-    xmlXPathObjectPtr os = xp_nodes(xp, vs, "ovf:OperatingSystemSection");
-    if (xp_count(os) > 0) {
+    xmlXPathObjectPtr os = ek_xp_nodes(xp, vs, "ovf:OperatingSystemSection");
+    if (ek_xp_count(os) > 0) {
         xmlNodePtr n = os->nodesetval->nodeTab[0];
-        _cleanup_free_ char *id = xp_str(xp, n, "@ovf:id");
-        _cleanup_free_ char *desc = xp_str(xp, n, "ovf:Description");
+        _cleanup_free_ char *id = ek_xp_string(xp, n, "@ovf:id");
+        _cleanup_free_ char *desc = ek_xp_string(xp, n, "ovf:Description");
         uint64_t v;
         if (id && parse_u64(id, &v) && v < 100000)
             vm->ovf_os_id = (int)v;
-        vm->vmw_ostype = xp_str(xp, n, "@vmw:osType");
+        vm->vmw_ostype = ek_xp_string(xp, n, "@vmw:osType");
         vm->os_type = ek_xstrdup(os_family(vm->vmw_ostype, desc, vm->ovf_os_id));
     } else {
         vm->os_type = ek_xstrdup("other");
     }
     xmlXPathFreeObject(os);
 
-    xmlXPathObjectPtr hw = xp_nodes(xp, vs, "ovf:VirtualHardwareSection");
-    if (xp_count(hw) != 1) {
-        size_t n = xp_count(hw);
+    xmlXPathObjectPtr hw = ek_xp_nodes(xp, vs, "ovf:VirtualHardwareSection");
+    if (ek_xp_count(hw) != 1) {
+        size_t n = ek_xp_count(hw);
         xmlXPathFreeObject(hw);
         return ek_err_new(EK_E_INVALID,
                           "\"%s\": the virtual system has %zu "
@@ -292,7 +261,7 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
     }
     xmlNodePtr hwn = hw->nodesetval->nodeTab[0];
     xmlXPathFreeObject(hw);
-    vm->firmware = xp_str(xp, hwn, "vmw:Config[@vmw:key='firmware']/@vmw:value");
+    vm->firmware = ek_xp_string(xp, hwn, "vmw:Config[@vmw:key='firmware']/@vmw:value");
     if (!vm->firmware)
         vm->firmware = ek_xstrdup("bios");
     for (char *c = vm->firmware; *c; c++)
@@ -303,8 +272,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
                           "nor efi: fix the descriptor",
                           what, vm->firmware);
 
-    xmlXPathObjectPtr items = xp_nodes(xp, hwn, "ovf:Item");
-    size_t n_items = xp_count(items);
+    xmlXPathObjectPtr items = ek_xp_nodes(xp, hwn, "ovf:Item");
+    size_t n_items = ek_xp_count(items);
     controller_t *ctrls = ek_xcalloc(n_items + 1, sizeof(*ctrls));
     size_t n_ctrls = 0;
     ek_err_t *err = NULL;
@@ -312,13 +281,13 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
     /* pass 1: CPU, memory, controllers */
     for (size_t i = 0; i < n_items && !err; i++) {
         xmlNodePtr it = items->nodesetval->nodeTab[i];
-        _cleanup_free_ char *rt = xp_str(xp, it, "rasd:ResourceType");
-        _cleanup_free_ char *sub = xp_str(xp, it, "rasd:ResourceSubType");
+        _cleanup_free_ char *rt = ek_xp_string(xp, it, "rasd:ResourceType");
+        _cleanup_free_ char *sub = ek_xp_string(xp, it, "rasd:ResourceSubType");
         uint64_t rtype = 0;
         if (!parse_u64(rt, &rtype))
             continue;
         if (rtype == 3) {
-            _cleanup_free_ char *q = xp_str(xp, it, "rasd:VirtualQuantity");
+            _cleanup_free_ char *q = ek_xp_string(xp, it, "rasd:VirtualQuantity");
             uint64_t v;
             if (!parse_u64(q, &v) || v == 0 || v > 4096)
                 err = ek_err_new(EK_E_INVALID,
@@ -328,8 +297,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
             else
                 vm->vcpus = (int)v;
         } else if (rtype == 4) {
-            _cleanup_free_ char *q = xp_str(xp, it, "rasd:VirtualQuantity");
-            _cleanup_free_ char *u = xp_str(xp, it, "rasd:AllocationUnits");
+            _cleanup_free_ char *q = ek_xp_string(xp, it, "rasd:VirtualQuantity");
+            _cleanup_free_ char *u = ek_xp_string(xp, it, "rasd:AllocationUnits");
             uint64_t v, ub = u ? unit_bytes(u) : (1ull << 20);
             if (!parse_u64(q, &v) || v == 0)
                 err = ek_err_new(EK_E_INVALID,
@@ -347,7 +316,7 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         } else {
             const char *bus, *kind;
             controller_kind((int)rtype, sub, &bus, &kind);
-            char *iid = xp_str(xp, it, "rasd:InstanceID");
+            char *iid = ek_xp_string(xp, it, "rasd:InstanceID");
             if (kind && iid)
                 ctrls[n_ctrls++] = (controller_t){iid, bus, kind};
             else
@@ -365,15 +334,15 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
     int sd = 0, hd = 0;
     for (size_t i = 0; i < n_items && !err; i++) {
         xmlNodePtr it = items->nodesetval->nodeTab[i];
-        _cleanup_free_ char *rt = xp_str(xp, it, "rasd:ResourceType");
+        _cleanup_free_ char *rt = ek_xp_string(xp, it, "rasd:ResourceType");
         uint64_t rtype = 0;
         if (!parse_u64(rt, &rtype) || (rtype != 17 && rtype != 10))
             continue;
-        _cleanup_free_ char *label = xp_str(xp, it, "rasd:ElementName");
+        _cleanup_free_ char *label = ek_xp_string(xp, it, "rasd:ElementName");
         if (rtype == 10) {
             ek_ova_nic_t *nic = &vm->nics[vm->n_nics];
-            _cleanup_free_ char *addr = xp_str(xp, it, "rasd:Address");
-            _cleanup_free_ char *sub = xp_str(xp, it, "rasd:ResourceSubType");
+            _cleanup_free_ char *addr = ek_xp_string(xp, it, "rasd:Address");
+            _cleanup_free_ char *sub = ek_xp_string(xp, it, "rasd:ResourceSubType");
             if (addr && !(nic->mac = mac_normalize(addr))) {
                 err = ek_err_new(EK_E_INVALID, "\"%s\": NIC \"%s\" has an invalid MAC \"%s\"", what,
                                  label ? label : "?", addr);
@@ -383,15 +352,15 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
                 nic->mac = stable_mac(vm->name, vm->n_nics);
                 nic->mac_generated = true;
             }
-            nic->network = xp_str(xp, it, "rasd:Connection");
+            nic->network = ek_xp_string(xp, it, "rasd:Connection");
             nic->model = ek_xstrdup(sub ? sub : "e1000");
             for (char *c = nic->model; *c; c++)
                 *c = (char)tolower((unsigned char)*c);
             vm->n_nics++;
             continue;
         }
-        _cleanup_free_ char *host = xp_str(xp, it, "rasd:HostResource");
-        _cleanup_free_ char *parent = xp_str(xp, it, "rasd:Parent");
+        _cleanup_free_ char *host = ek_xp_string(xp, it, "rasd:HostResource");
+        _cleanup_free_ char *parent = ek_xp_string(xp, it, "rasd:Parent");
         const char *ref = NULL;
         if (host && strncmp(host, "ovf:/disk/", 10) == 0)
             ref = host + 10;
@@ -434,8 +403,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
             err = ek_err_new(EK_E_INVALID, "\"%s\": disk id \"%s\" is not valid", what, ref);
             break;
         }
-        xmlXPathObjectPtr dn = xp_nodes(xp, vs, q);
-        if (xp_count(dn) != 1) {
+        xmlXPathObjectPtr dn = ek_xp_nodes(xp, vs, q);
+        if (ek_xp_count(dn) != 1) {
             xmlXPathFreeObject(dn);
             err = ek_err_new(EK_E_INVALID, "\"%s\": disk \"%s\" is not in the DiskSection", what,
                              ref);
@@ -443,9 +412,9 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         }
         xmlNodePtr dnode = dn->nodesetval->nodeTab[0];
         xmlXPathFreeObject(dn);
-        _cleanup_free_ char *cap = xp_str(xp, dnode, "@ovf:capacity");
-        _cleanup_free_ char *units = xp_str(xp, dnode, "@ovf:capacityAllocationUnits");
-        _cleanup_free_ char *file_ref = xp_str(xp, dnode, "@ovf:fileRef");
+        _cleanup_free_ char *cap = ek_xp_string(xp, dnode, "@ovf:capacity");
+        _cleanup_free_ char *units = ek_xp_string(xp, dnode, "@ovf:capacityAllocationUnits");
+        _cleanup_free_ char *file_ref = ek_xp_string(xp, dnode, "@ovf:fileRef");
         uint64_t v, ub = units ? unit_bytes(units) : 1;
         if (!parse_u64(cap, &v) || ub == 0 || (v && v > UINT64_MAX / ub)) {
             err = ek_err_new(EK_E_INVALID,
@@ -464,8 +433,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         }
         _cleanup_free_ char *fq =
             ek_xasprintf("/ovf:Envelope/ovf:References/ovf:File[@ovf:id='%s']", file_ref);
-        xmlXPathObjectPtr fn = strchr(file_ref, '\'') ? NULL : xp_nodes(xp, vs, fq);
-        if (xp_count(fn) != 1) {
+        xmlXPathObjectPtr fn = strchr(file_ref, '\'') ? NULL : ek_xp_nodes(xp, vs, fq);
+        if (ek_xp_count(fn) != 1) {
             xmlXPathFreeObject(fn);
             err = ek_err_new(EK_E_INVALID,
                              "\"%s\": file \"%s\" of disk \"%s\" is not in the "
@@ -475,8 +444,8 @@ static ek_err_t *parse_vm(xmlXPathContextPtr xp, xmlNodePtr vs, const char *fall
         }
         xmlNodePtr fnode = fn->nodesetval->nodeTab[0];
         xmlXPathFreeObject(fn);
-        d->href = xp_str(xp, fnode, "@ovf:href");
-        d->compression = xp_str(xp, fnode, "@ovf:compression");
+        d->href = ek_xp_string(xp, fnode, "@ovf:href");
+        d->compression = ek_xp_string(xp, fnode, "@ovf:compression");
         if (d->compression && strcasecmp(d->compression, "identity") == 0) {
             free(d->compression);
             d->compression = NULL;
@@ -516,14 +485,14 @@ ek_err_t *ek_ova_ovf_parse(const char *text, size_t len, const char *fallback_na
     xmlXPathRegisterNs(xp, BAD_CAST "vmw", BAD_CAST NS_VMW);
     ek_err_t *err = NULL;
     xmlNodePtr root = xmlDocGetRootElement(doc);
-    xmlXPathObjectPtr vs = xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystem");
-    xmlXPathObjectPtr coll = xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystemCollection");
-    if (xp_count(coll) > 0)
+    xmlXPathObjectPtr vs = ek_xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystem");
+    xmlXPathObjectPtr coll = ek_xp_nodes(xp, root, "/ovf:Envelope/ovf:VirtualSystemCollection");
+    if (ek_xp_count(coll) > 0)
         err = ek_err_new(EK_E_INVALID,
                          "\"%s\" holds a VirtualSystemCollection (a vApp): export "
                          "each virtual machine as an OVA of its own",
                          what);
-    else if (xp_count(vs) != 1)
+    else if (ek_xp_count(vs) != 1)
         err = ek_err_new(EK_E_INVALID,
                          "\"%s\" is not an OVF envelope with one VirtualSystem (namespace %s)",
                          what, NS_OVF);
