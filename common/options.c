@@ -77,6 +77,10 @@ const ek_opt_def_t ek_options[] = {
     URL("messaging", "scheduler_transport_url", "",
         "Broker URL of ekman-scheduler (its own broker user); empty: transport_url."),
     I("messaging", "heartbeat", 30, 0, 3600, "AMQP heartbeat in seconds (0 disables)."),
+    I("messaging", "report_threads", 1, 1, 64,
+      "Threads of each conductor that apply the workers' reports (each with its own database "
+      "and broker connection); more may help where cores are to spare (on 2 cores it did not: "
+      "docs/bench-conductor.md)."),
     I("messaging", "connect_timeout", 30, 1, 3600, "Seconds to wait for the broker at start-up."),
     B("messaging", "quorum_queues", "false", "Declare quorum queues (for a RabbitMQ cluster)."),
     I("messaging", "rpc_timeout", 60, 1, 86400,

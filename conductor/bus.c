@@ -21,7 +21,9 @@
 
 struct ek_bus {
     ek_app_t *app;
-    pthread_t dispatcher, listener;
+    pthread_t dispatcher;
+    pthread_t *listeners; /* [messaging] report_threads */
+    int n_listeners;
     atomic_bool stop;
 };
 
@@ -499,15 +501,21 @@ ek_err_t *ek_bus_start(ek_app_t *app, ek_bus_t **out)
     ek_bus_t *bus = ek_xcalloc(1, sizeof(*bus));
     bus->app = app;
     atomic_init(&bus->stop, false);
+    int n = (int)ek_config_get_int(app->cfg, "messaging", "report_threads");
+    bus->listeners = ek_xcalloc((size_t)n, sizeof(pthread_t));
     if (pthread_create(&bus->dispatcher, NULL, dispatcher_main, bus) != 0) {
+        free(bus->listeners);
         free(bus);
         return ek_err_new(EK_E_INTERNAL, "could not start the dispatcher thread");
     }
-    if (pthread_create(&bus->listener, NULL, listener_main, bus) != 0) {
-        atomic_store(&bus->stop, true);
-        pthread_join(bus->dispatcher, NULL);
-        free(bus);
-        return ek_err_new(EK_E_INTERNAL, "could not start the listener thread");
+    /* reports of one execution may be applied by several threads (and
+     * conductors) at once: the engine serialises them on the execution's
+     * and the task's row locks */
+    for (; bus->n_listeners < n; bus->n_listeners++) {
+        if (pthread_create(&bus->listeners[bus->n_listeners], NULL, listener_main, bus) != 0) {
+            ek_bus_stop(bus);
+            return ek_err_new(EK_E_INTERNAL, "could not start a report listener thread");
+        }
     }
     *out = bus;
     return NULL;
@@ -520,6 +528,8 @@ void ek_bus_stop(ek_bus_t *bus)
     atomic_store(&bus->stop, true);
     ek_app_wake(bus->app);
     pthread_join(bus->dispatcher, NULL);
-    pthread_join(bus->listener, NULL);
+    for (int i = 0; i < bus->n_listeners; i++)
+        pthread_join(bus->listeners[i], NULL);
+    free(bus->listeners);
     free(bus);
 }

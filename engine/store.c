@@ -79,21 +79,25 @@ static ek_err_t *task_from_row(struct loaded *l, size_t i, PGresult *res, int r)
 
 #define TASK_COLUMNS "id, status, task_type, on_error, on_error_only, attempt_id, host, instance"
 
-/* Locks the execution row and loads it with its tasks. */
-static ek_err_t *load_execution(PGconn *db, const char *exec_id, struct loaded *l)
+/* Locks the execution row and loads it with its tasks: the execution
+ * exec_id, or (exec_id NULL) the one of task task_id. */
+static ek_err_t *load_execution_of(PGconn *db, const char *exec_id, const char *task_id,
+                                   struct loaded *l)
 {
     PGresult *res;
     memset(l, 0, sizeof(*l));
     ek_err_t *err = ek_db_query(db, &res,
                                 "SELECT id, status, type, action_id, action_type, "
                                 "cancel_requested, cancel_force, failed, auto_deploy FROM "
-                                "executions WHERE id = $1 FOR UPDATE",
-                                1, (const char *[]){exec_id});
+                                "executions WHERE id = coalesce($1::uuid, (SELECT execution_id "
+                                "FROM tasks WHERE id = $2::uuid)) FOR UPDATE",
+                                2, (const char *[]){exec_id, task_id});
     if (err)
         return err;
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return ek_err_new(EK_E_NOTFOUND, "execution %s not found", exec_id);
+        return exec_id ? ek_err_new(EK_E_NOTFOUND, "execution %s not found", exec_id)
+                       : ek_err_new(EK_E_NOTFOUND, "task %s not found", task_id);
     }
     ek_em_exec_t *e = &l->e;
     copy(e->id, sizeof(e->id), PQgetvalue(res, 0, 0));
@@ -111,7 +115,7 @@ static ek_err_t *load_execution(PGconn *db, const char *exec_id, struct loaded *
     if (err || (err = ek_db_query(db, &res,
                                   "SELECT " TASK_COLUMNS ", depends_on::text FROM tasks "
                                   "WHERE execution_id = $1 ORDER BY index",
-                                  1, (const char *[]){exec_id})))
+                                  1, (const char *[]){l->e.id})))
         return err;
     e->n = (size_t)PQntuples(res);
     e->tasks = ek_xcalloc(e->n + 1, sizeof(*e->tasks));
@@ -138,6 +142,11 @@ static ek_err_t *load_execution(PGconn *db, const char *exec_id, struct loaded *
     }
     PQclear(res);
     return err;
+}
+
+static ek_err_t *load_execution(PGconn *db, const char *exec_id, struct loaded *l)
+{
+    return load_execution_of(db, exec_id, NULL, l);
 }
 
 /* ---- writing effects ------------------------------------------------------------------ */
@@ -775,19 +784,18 @@ static ek_em_event_kind_t event_kind(ek_msg_type_t t)
     }
 }
 
-/* Loads one task alone, its row locked with lock (a FOR clause or ""): a
- * snapshot for the events that move no other task and not the execution (a
- * claim turns an active task into another active one; events, state and
- * progress are rows). The row lock orders them with the transitions of the
- * same task. */
-static ek_err_t *load_task(PGconn *db, const char *task_id, const char *lock, struct loaded *l,
-                           bool *found)
+/* Loads one task alone, its row locked: a snapshot for the events that
+ * move no other task and not the execution (a claim turns an active task
+ * into another active one; events, state and progress are rows). The row
+ * lock orders them with the transitions of the same task. */
+static ek_err_t *load_task(PGconn *db, const char *task_id, struct loaded *l, bool *found)
 {
     PGresult *res;
     memset(l, 0, sizeof(*l));
-    _cleanup_free_ char *sql =
-        ek_xasprintf("SELECT " TASK_COLUMNS ", execution_id FROM tasks WHERE id = $1 %s", lock);
-    ek_err_t *err = ek_db_query(db, &res, sql, 1, (const char *[]){task_id});
+    ek_err_t *err = ek_db_query(db, &res,
+                                "SELECT " TASK_COLUMNS ", execution_id FROM tasks WHERE id = $1 "
+                                "FOR UPDATE",
+                                1, (const char *[]){task_id});
     if (err)
         return err;
     *found = PQntuples(res) == 1;
@@ -833,26 +841,28 @@ static ek_err_t *report_tx(PGconn *db, void *arg)
     bool transition =
         ev.kind == EK_EV_COMPLETED || ev.kind == EK_EV_ERROR || ev.kind == EK_EV_CANCELED;
     struct loaded l;
-    bool found = false;
-    /* a transition locks the execution first, then the task (as cancels
-     * and lost workers do): the task is read here without a lock */
-    ek_err_t *err = load_task(db, r->task_id, transition ? "" : "FOR UPDATE", &l, &found);
+    bool found = true;
+    ek_err_t *err;
+    if (transition) {
+        /* the whole execution under its row lock, then this task's row,
+         * locked and read again (the order cancels and lost workers use) */
+        err = load_execution_of(db, NULL, r->task_id, &l);
+        if (err && err->code == EK_E_NOTFOUND) {
+            ek_err_free(err);
+            err = NULL;
+            found = false;
+        }
+        for (size_t i = 0; !err && found && i < l.e.n; i++)
+            if (is(l.e.tasks[i].id, r->task_id))
+                err = lock_task(db, &l, i);
+    } else {
+        err = load_task(db, r->task_id, &l, &found);
+    }
     if (!err && !found) {
         ek_log_kv(EK_LOG_WARNING, "report for an unknown task ignored", "task_id", r->task_id,
                   "type", r->type, NULL);
         loaded_free(&l);
         return NULL;
-    }
-    if (!err && transition) {
-        /* the whole execution, under its row lock, then this task's row,
-         * locked and read again (it may have moved meanwhile) */
-        char exec_id[EK_UUID_STRLEN + 1];
-        copy(exec_id, sizeof(exec_id), l.e.id);
-        loaded_free(&l);
-        err = load_execution(db, exec_id, &l);
-        for (size_t i = 0; !err && i < l.e.n; i++)
-            if (is(l.e.tasks[i].id, r->task_id))
-                err = lock_task(db, &l, i);
     }
     ek_em_effects_t fx = {0};
     struct cause c = {r, a->message_id};
