@@ -1,8 +1,9 @@
 /* ssh.c - the SSH transport: one libssh2 session per connection whose exec
  * channel runs `ekman-writer --stdio` on the host, as an ek_stream_t.
  *
- * The host key must be in the given known_hosts file; the user logs in with
- * a key. libssh2 sessions are not thread-safe, so every call on one is made
+ * The session is opened by the common SSH client (common/ssh.h): the host
+ * key must be in the given known_hosts file; the user logs in with a key.
+ * libssh2 sessions are not thread-safe, so every call on one is made
  * under the stream's mutex in non-blocking mode, and waits happen outside
  * it; the writer's stderr is drained into our log so that it never blocks. */
 #include "worker/transfer/connect.h"
@@ -19,6 +20,7 @@
 #include <libssh2.h>
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/ssh.h"
 
 typedef struct ssh_stream {
     ek_stream_t base;
@@ -35,20 +37,6 @@ typedef struct ssh_stream {
     char errline[256];
     size_t errlen;
 } ssh_stream_t;
-
-static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
-
-static void ssh_global_init(void)
-{
-    libssh2_init(0);
-}
-
-static const char *ssh_errmsg(LIBSSH2_SESSION *session)
-{
-    char *msg = NULL;
-    libssh2_session_last_error(session, &msg, NULL, 0);
-    return msg && *msg ? msg : "unknown libssh2 error";
-}
 
 /* Forwards what the remote writer prints on stderr, line by line (lock held). */
 static void drain_stderr(ssh_stream_t *t)
@@ -148,7 +136,7 @@ static ssize_t ssh_read(ek_stream_t *s, void *buf, size_t len)
         drain_stderr(t);
         bool eof = n == 0 && libssh2_channel_eof(t->channel);
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
-            ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+            ek_stream_set_error(s, "%s", ek_ssh_errmsg(t->session));
         ssh_moved(t);
         pthread_mutex_unlock(&t->lock);
         if (n > 0 || eof)
@@ -172,7 +160,7 @@ static ssize_t ssh_write(ek_stream_t *s, const void *buf, size_t len)
         pthread_mutex_lock(&t->lock);
         ssize_t n = libssh2_channel_write(t->channel, buf, len);
         if (n < 0 && n != LIBSSH2_ERROR_EAGAIN)
-            ek_stream_set_error(s, "%s", ssh_errmsg(t->session));
+            ek_stream_set_error(s, "%s", ek_ssh_errmsg(t->session));
         ssh_moved(t);
         pthread_mutex_unlock(&t->lock);
         if (n > 0)
@@ -256,77 +244,35 @@ static const ek_stream_ops_t ssh_ops = {
     .destroy = ssh_destroy,
 };
 
-static ek_err_t *check_host_key(ssh_stream_t *t, const ek_ssh_target_t *tg)
-{
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(t->session);
-    if (!kh)
-        return ek_err_new(EK_E_INTERNAL, "ssh: cannot set up the known hosts check");
-    ek_err_t *err = NULL;
-    if (libssh2_knownhost_readfile(kh, tg->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-        err = ek_err_new(EK_E_INVALID, "ssh: cannot read known hosts file \"%s\"", tg->known_hosts);
-    } else {
-        size_t klen;
-        int ktype;
-        const char *key = libssh2_session_hostkey(t->session, &klen, &ktype);
-        struct libssh2_knownhost *host;
-        int rc = key ? libssh2_knownhost_checkp(
-                           kh, tg->host, atoi(tg->port), key, klen,
-                           LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW, &host)
-                     : LIBSSH2_KNOWNHOST_CHECK_FAILURE;
-        if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
-            err = ek_err_new(EK_E_AUTH, "ssh: the host key of %s:%s does NOT match \"%s\"",
-                             tg->host, tg->port, tg->known_hosts);
-        else if (rc != LIBSSH2_KNOWNHOST_CHECK_MATCH)
-            err = ek_err_new(EK_E_AUTH, "ssh: host %s:%s is not in \"%s\"", tg->host, tg->port,
-                             tg->known_hosts);
-    }
-    libssh2_knownhost_free(kh);
-    return err;
-}
-
 ek_err_t *ek_ssh_connect(void *target, ek_stream_t **out)
 {
     const ek_ssh_target_t *tg = target;
-    pthread_once(&ssh_once, ssh_global_init);
+    ek_ssh_peer_t peer = {.host = tg->host,
+                          .port = atoi(tg->port),
+                          .user = tg->user,
+                          .key_file = tg->key_file,
+                          .known_hosts = tg->known_hosts,
+                          .known_hosts_name = "the writer's known_hosts",
+                          .key_name = "the writer's SSH key",
+                          .timeout_ms = tg->timeout_ms,
+                          .bulk = true};
     int fd;
-    ek_err_t *err = ek_tcp_connect(tg->host, tg->port, tg->timeout_ms, &fd);
+    LIBSSH2_SESSION *session;
+    ek_err_t *err = ek_ssh_open(&peer, &fd, &session);
     if (err)
-        return err;
+        return ek_err_prefix(err, "ssh");
     ssh_stream_t *t = ek_xcalloc(1, sizeof(*t));
     ek_stream_init(&t->base, &ssh_ops);
     ek_stream_set_timeout(&t->base, tg->timeout_ms);
     pthread_mutex_init(&t->lock, NULL);
     t->fd = fd;
     t->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    t->session = libssh2_session_init();
-    if (!t->session) {
-        err = ek_err_new(EK_E_INTERNAL, "ssh: cannot create a session");
-        goto fail;
-    }
-    libssh2_session_set_blocking(t->session, 1);
-    libssh2_session_set_timeout(t->session, tg->timeout_ms);
-    /* The fastest of what libssh2 1.10 and OpenSSH share, on AES-NI CPUs. */
-    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_CRYPT_CS, "aes128-ctr,aes256-ctr");
-    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_CRYPT_SC, "aes128-ctr,aes256-ctr");
-    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_MAC_CS, "hmac-sha1,hmac-sha2-256");
-    libssh2_session_method_pref(t->session, LIBSSH2_METHOD_MAC_SC, "hmac-sha1,hmac-sha2-256");
-    if (libssh2_session_handshake(t->session, fd) != 0) {
-        err = ek_err_new(EK_E_UNAVAILABLE, "ssh: handshake with %s:%s failed: %s", tg->host,
-                         tg->port, ssh_errmsg(t->session));
-        goto fail;
-    }
-    if ((err = check_host_key(t, tg)))
-        goto fail;
-    if (libssh2_userauth_publickey_fromfile(t->session, tg->user, NULL, tg->key_file, NULL) != 0) {
-        err = ek_err_new(EK_E_AUTH, "ssh: %s@%s:%s refused key \"%s\": %s", tg->user, tg->host,
-                         tg->port, tg->key_file, ssh_errmsg(t->session));
-        goto fail;
-    }
+    t->session = session;
     t->channel = libssh2_channel_open_ex(t->session, "session", sizeof("session") - 1,
                                          8 * 1024 * 1024, LIBSSH2_CHANNEL_PACKET_DEFAULT, NULL, 0);
     if (!t->channel || libssh2_channel_exec(t->channel, tg->command) != 0) {
         err = ek_err_new(EK_E_UNAVAILABLE, "ssh: cannot run \"%s\" on %s: %s", tg->command,
-                         tg->host, ssh_errmsg(t->session));
+                         tg->host, ek_ssh_errmsg(t->session));
         goto fail;
     }
     libssh2_session_set_blocking(t->session, 0);

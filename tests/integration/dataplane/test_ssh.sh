@@ -53,7 +53,7 @@ sed "s|ssh-ed25519 .*|$(cut -d' ' -f1,2 "$T/other_key.pub")|" "$T/known_hosts" >
 "$EKT" --ssh "$(id -un)@127.0.0.1:$PORT" --ssh-key "$T/user_key" --ssh-known-hosts "$T/wrong_hosts" \
   --ssh-command "$EKW --stdio --allow-path $T" --source "$T/src.img" --target "$T/dst3.img" \
   --create --stats "$T/s2.json" 2>"$T/t2.log"
-check "a host with another key is refused" grep -q "does NOT match" "$T/s2.json"
+check "a host with another key is refused" grep -q "HOST KEY MISMATCH" "$T/s2.json"
 check "... before anything was written" test ! -e "$T/dst3.img"
 stop_pid "$SSHD_PID"; SSHD_PID=
 finish

@@ -42,13 +42,13 @@
 #include <unistd.h>
 #include <libvirt/virterror.h>
 #include "common/base64.h"
+#include "common/ssh.h"
 #include "common/fsutil.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/strbuf.h"
 
-#define TCP_TIMEOUT_MS 10000
 #define SSH_TIMEOUT_MS 30000
 #define DIR_PREFIX     "ekman-lv-"
 
@@ -419,284 +419,27 @@ static ek_err_t *conn_setup(ek_lv_conn_t *c, const ek_endpoint_t *ep, const ek_c
 
 /* ---- the SSH probe ----------------------------------------------------------------- */
 
-static ek_err_t *tcp_connect(const ek_lv_conn_t *c, int *fd_out)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", c->port);
-    int rc = getaddrinfo(c->host, port, &hints, &res);
-    if (rc != 0)
-        return ek_err_new(EK_E_UNAVAILABLE,
-                          "cannot resolve host name '%s': %s (check connection_info.host and the "
-                          "worker's DNS)",
-                          c->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-    int err_no = 0, fd = -1;
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-        if (fd < 0) {
-            err_no = errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EINPROGRESS) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int r = poll(&p, 1, TCP_TIMEOUT_MS);
-            int soerr = 0;
-            socklen_t sl = sizeof(soerr);
-            if (r == 0)
-                soerr = ETIMEDOUT;
-            else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-                soerr = errno;
-            errno = soerr;
-        } else if (errno == 0 || errno == EISCONN) {
-            errno = 0;
-        }
-        if (errno) {
-            err_no = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ek_err_new(EK_E_UNAVAILABLE,
-                          "cannot open a TCP connection to %s port %d: %s (is sshd listening "
-                          "there, and is the port open in the firewall?)",
-                          c->host, c->port, strerror(err_no ? err_no : EHOSTUNREACH));
-    int fl = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    *fd_out = fd;
-    return NULL;
-}
-
-static const char *ssh_errmsg(LIBSSH2_SESSION *s)
-{
-    char *msg = NULL;
-    libssh2_session_last_error(s, &msg, NULL, 0);
-    return msg && *msg ? msg : "unknown error";
-}
-
-static const char *hostkey_type_name(int t)
-{
-    switch (t) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA:
-        return "ssh-rsa";
-    case LIBSSH2_HOSTKEY_TYPE_DSS:
-        return "ssh-dss";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
-        return "ecdsa-sha2-nistp256";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
-        return "ecdsa-sha2-nistp384";
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
-        return "ecdsa-sha2-nistp521";
-    case LIBSSH2_HOSTKEY_TYPE_ED25519:
-        return "ssh-ed25519";
-    default:
-        return "unknown";
-    }
-}
-
-static int hostkey_known_type(int t)
-{
-    switch (t) {
-    case LIBSSH2_HOSTKEY_TYPE_RSA:
-        return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-    case LIBSSH2_HOSTKEY_TYPE_DSS:
-        return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-    case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
-        return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-    case LIBSSH2_HOSTKEY_TYPE_ED25519:
-        return LIBSSH2_KNOWNHOST_KEY_ED25519;
-    default:
-        return LIBSSH2_KNOWNHOST_KEY_UNKNOWN;
-    }
-}
-
-/* "SHA256:<base64 without padding>" of the session's host key. */
-static char *host_fingerprint(LIBSSH2_SESSION *s)
-{
-    const char *h = libssh2_hostkey_hash(s, LIBSSH2_HOSTKEY_HASH_SHA256);
-    if (!h)
-        return NULL;
-    char *b = ek_base64_encode(h, 32);
-    b[strcspn(b, "=")] = 0;
-    char *fp = ek_xasprintf("SHA256:%s", b);
-    free(b);
-    return fp;
-}
-
-static bool fingerprint_equal(const char *given, const char *actual)
-{
-    if (strncmp(given, "SHA256:", 7) == 0)
-        given += 7;
-    actual += 7;
-    size_t n = strcspn(given, "= \t\n");
-    return n == strlen(actual) && strncmp(given, actual, n) == 0;
-}
-
-/* The host name as known_hosts writes it. */
-static char *kh_name(const ek_lv_conn_t *c)
-{
-    return c->port == 22 ? ek_xstrdup(c->host) : ek_xasprintf("[%s]:%d", c->host, c->port);
-}
-
-static ek_err_t *check_host_key(ek_lv_conn_t *c, LIBSSH2_SESSION *s, const char *fingerprint)
-{
-    size_t klen;
-    int ktype;
-    const char *key = libssh2_session_hostkey(s, &klen, &ktype);
-    _cleanup_free_ char *fp = host_fingerprint(s);
-    if (!key || !fp)
-        return ek_err_new(EK_E_PROTOCOL, "%s:%d sent no host key", c->host, c->port);
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s);
-    if (!kh)
-        return ek_err_new(EK_E_INTERNAL, "libssh2: cannot hold known hosts");
-    ek_err_t *err = NULL;
-    int typemask =
-        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | hostkey_known_type(ktype);
-    if (access(c->kh_file, F_OK) == 0) {
-        if (libssh2_knownhost_readfile(kh, c->kh_file, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-            err = ek_err_new(EK_E_INVALID,
-                             "connection_info.known_hosts is not in the known_hosts format (%s): "
-                             "give the output of ssh-keyscan -p %d %s",
-                             ssh_errmsg(s), c->port, c->host);
-        } else {
-            int rc = libssh2_knownhost_checkp(kh, c->host, c->port, key, klen, typemask, NULL);
-            if (rc == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
-                err = ek_err_new(EK_E_AUTH,
-                                 "HOST KEY MISMATCH: %s:%d offers %s key %s, which differs from "
-                                 "the key in connection_info.known_hosts: someone may be "
-                                 "intercepting the connection, or the host was reinstalled; "
-                                 "update known_hosts only after checking the key on the host",
-                                 c->host, c->port, hostkey_type_name(ktype), fp);
-            else if (rc != LIBSSH2_KNOWNHOST_CHECK_MATCH)
-                err = ek_err_new(EK_E_AUTH,
-                                 "unknown host key: %s:%d offers %s key %s, and "
-                                 "connection_info.known_hosts has no %s key for it: add the "
-                                 "host's line (ssh-keyscan -p %d %s) or set "
-                                 "host_key_fingerprint after checking the key on the host",
-                                 c->host, c->port, hostkey_type_name(ktype), fp,
-                                 hostkey_type_name(ktype), c->port, c->host);
-        }
-    } else if (!fingerprint) {
-        err = ek_err_new(EK_E_INVALID, "no known_hosts file for %s", c->describe);
-    } else if (!fingerprint_equal(fingerprint, fp)) {
-        err = ek_err_new(EK_E_AUTH,
-                         "host key mismatch: %s:%d offers %s key %s, not %s "
-                         "(connection_info.host_key_fingerprint); check the key on the host "
-                         "(ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub)",
-                         c->host, c->port, hostkey_type_name(ktype), fp, fingerprint);
-    } else {
-        /* The fingerprint vouches for this key: libvirt's transport needs it
-         * as a known_hosts file. */
-        _cleanup_free_ char *name = kh_name(c);
-        if (libssh2_knownhost_addc(kh, name, NULL, key, klen, NULL, 0, typemask, NULL) != 0 ||
-            libssh2_knownhost_writefile(kh, c->kh_file, LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
-            err = ek_err_new(EK_E_IO, "could not write the known_hosts file \"%s\": %s", c->kh_file,
-                             ssh_errmsg(s));
-        else
-            chmod(c->kh_file, 0600);
-    }
-    libssh2_knownhost_free(kh);
-    return err;
-}
-
-/* An OpenSSH/PEM private key that holds an RSA key (libssh2 1.10 signs with
- * SHA-1, which OpenSSH 8.8 and later refuse). */
-static bool key_is_rsa(const char *path)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    if (strstr(buf, "BEGIN RSA PRIVATE KEY"))
-        return true;
-    char *b = strstr(buf, "-----BEGIN OPENSSH PRIVATE KEY-----");
-    if (!b)
-        return false;
-    b += 35;
-    char *e = strstr(b, "-----END");
-    if (e)
-        *e = 0;
-    unsigned char *raw = NULL;
-    size_t rlen = 0;
-    ek_err_t *err = ek_base64_decode(b, &raw, &rlen);
-    bool rsa = !err && rlen > 64 && memmem(raw, EK_MIN(rlen, (size_t)128), "ssh-rsa", 7);
-    ek_err_free(err);
-    if (raw)
-        explicit_bzero(raw, rlen);
-    free(raw);
-    explicit_bzero(buf, sizeof(buf));
-    return rsa;
-}
-
-static ek_err_t *login(ek_lv_conn_t *c, LIBSSH2_SESSION *s)
-{
-    int rc = libssh2_userauth_publickey_fromfile(s, c->user, NULL, c->key_file, NULL);
-    if (rc == 0)
-        return NULL;
-    if (rc == LIBSSH2_ERROR_FILE)
-        return ek_err_new(EK_E_INVALID,
-                          "the SSH private key cannot be used (%s): give an unencrypted "
-                          "OpenSSH ed25519 or ECDSA key",
-                          ssh_errmsg(s));
-    return ek_err_new(EK_E_AUTH,
-                      "authentication failed: %s refused the key of connection_info.private_key "
-                      "for user '%s' (%s): put its public key in ~%s/.ssh/authorized_keys on the "
-                      "host%s",
-                      c->host, c->user, ssh_errmsg(s), c->user,
-                      key_is_rsa(c->key_file) ? "; this is an RSA key, which libssh2 signs with "
-                                                "SHA-1 that current OpenSSH refuses: use an "
-                                                "ed25519 key"
-                                              : "");
-}
-
-/* An authenticated session (blocking, with a timeout). */
+/* An authenticated session (blocking, with a timeout): the common SSH
+ * client's steps, errors naming the connection info's fields. */
 static ek_err_t *ssh_open(ek_lv_conn_t *c, const char *fingerprint, int *fd_out,
                           LIBSSH2_SESSION **out)
 {
-    int fd = -1;
-    ek_err_t *err = tcp_connect(c, &fd);
-    if (err)
-        return err;
-    LIBSSH2_SESSION *s = libssh2_session_init();
-    if (!s) {
-        close(fd);
-        return ek_err_new(EK_E_INTERNAL, "libssh2: cannot create a session");
-    }
-    libssh2_session_set_blocking(s, 1);
-    libssh2_session_set_timeout(s, SSH_TIMEOUT_MS);
-    if (libssh2_session_handshake(s, fd) != 0)
-        err = ek_err_new(EK_E_UNAVAILABLE,
-                         "SSH handshake with %s port %d failed: %s (is an SSH server listening "
-                         "on that port?)",
-                         c->host, c->port, ssh_errmsg(s));
-    if (!err)
-        err = check_host_key(c, s, fingerprint);
-    if (!err)
-        err = login(c, s);
-    if (err) {
-        libssh2_session_disconnect(s, "bye");
-        libssh2_session_free(s);
-        close(fd);
-        return err;
-    }
-    *fd_out = fd;
-    *out = s;
-    return NULL;
+    ek_ssh_peer_t p = {.host = c->host,
+                       .port = c->port,
+                       .user = c->user,
+                       .key_file = c->key_file,
+                       .known_hosts = c->kh_file,
+                       .fingerprint = fingerprint,
+                       .known_hosts_name = "connection_info.known_hosts",
+                       .key_name = "connection_info.private_key",
+                       .fingerprint_name = "connection_info.host_key_fingerprint",
+                       .timeout_ms = SSH_TIMEOUT_MS};
+    return ek_ssh_open(&p, fd_out, out);
 }
 
 static void ssh_close(LIBSSH2_SESSION *s, int fd)
 {
-    libssh2_session_disconnect(s, "done");
-    libssh2_session_free(s);
-    close(fd);
+    ek_ssh_close(s, fd, "done");
 }
 
 /* ---- libvirt ----------------------------------------------------------------------- */
@@ -889,7 +632,8 @@ ek_err_t *ek_lv_ssh_run(ek_lv_conn_t *c, const char *command, char **out, char *
         return err;
     LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(s);
     if (!ch || libssh2_channel_exec(ch, command) != 0) {
-        err = ek_err_new(EK_E_IO, "could not run a command on %s: %s", c->describe, ssh_errmsg(s));
+        err =
+            ek_err_new(EK_E_IO, "could not run a command on %s: %s", c->describe, ek_ssh_errmsg(s));
         if (ch)
             libssh2_channel_free(ch);
         ssh_close(s, fd);
