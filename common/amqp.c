@@ -36,6 +36,7 @@ struct ek_amqp {
     long long last_send_ms; /* when we last sent the broker anything (monotonic) */
     bool consuming;         /* basic.consume done: a new connection would lose the consumer */
     bool confirms;          /* confirm.select done on the channel */
+    uint64_t next_tag;      /* the delivery tag of the next message published */
     char *reply_queue;      /* our exclusive reply queue, consumed (no-ack) */
     char peer[300];
     char user[128]; /* our broker user: the user_id of what we publish */
@@ -573,23 +574,23 @@ static ek_err_t *drain_content(ek_amqp_t *c)
     return NULL;
 }
 
-ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body, const char *reply_to,
+/* Sends one message (no wait); its delivery tag is c->next_tag - 1. */
+static ek_err_t *send_msg(ek_amqp_t *c, const char *queue, const char *body, const char *reply_to,
                           const char *correlation_id)
 {
-    ek_err_t *rerr = ready(c);
-    if (rerr)
-        return ek_err_prefix(rerr, "queue '%s'", queue);
+    ek_err_t *err = ready(c);
+    if (err)
+        return ek_err_prefix(err, "queue '%s'", queue);
     if (!c->confirms) {
         amqp_confirm_select(c->conn, CHANNEL);
-        ek_err_t *err = reply_error(amqp_get_rpc_reply(c->conn), "enabling publisher confirms");
-        if (err)
+        if ((err = reply_error(amqp_get_rpc_reply(c->conn), "enabling publisher confirms")))
             return err;
         c->confirms = true;
+        c->next_tag = 1;
     }
     amqp_basic_properties_t props = message_props(c, reply_to, correlation_id);
     _cleanup_free_ char *exchange = NULL;
-    ek_err_t *err = ek_amqp_route(queue, &exchange);
-    if (err)
+    if ((err = ek_amqp_route(queue, &exchange)))
         return err;
     /* mandatory: a message for a queue that does not exist comes back instead
      * of vanishing; an answer to a caller that left may vanish. */
@@ -597,62 +598,130 @@ ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body, con
     int st = amqp_basic_publish(c->conn, CHANNEL, amqp_cstring_bytes(exchange),
                                 amqp_cstring_bytes(queue), mandatory, 0, &props,
                                 amqp_cstring_bytes(body));
-    err = status_error(st, "publishing");
-    if (err)
+    if ((err = status_error(st, "publishing")))
         return ek_err_prefix(err, "queue '%s'", queue);
+    c->next_tag++;
     sent_now(c);
-    bool returned = false;
-    for (;;) {
+    return NULL;
+}
+
+/* Waits for the broker's confirms of the n messages sent last (tags first
+ * .. first + n - 1). A message returned for want of its queue, or refused,
+ * is an error naming the queue (queue: the one all went to, or NULL). */
+static ek_err_t *wait_confirms(ek_amqp_t *c, uint64_t first, size_t n, const char *queue)
+{
+    _cleanup_free_ char *exchange = NULL;
+    if (queue)
+        ek_err_free(ek_amqp_route(queue, &exchange));
+    const char *q = queue ? queue : "(batch)", *x = exchange ? exchange : "?";
+    _cleanup_free_ bool *done = ek_xcalloc(n ? n : 1, sizeof(bool));
+    size_t left = n;
+    char returned[256] = "";
+    ek_err_t *err = NULL;
+    while (left) {
         amqp_frame_t frame;
         struct timeval tv = {.tv_sec = 30};
-        st = amqp_simple_wait_frame_noblock(c->conn, &frame, &tv);
-        if (st != AMQP_STATUS_OK)
+        int st = amqp_simple_wait_frame_noblock(c->conn, &frame, &tv);
+        if (st != AMQP_STATUS_OK) {
+            ek_err_free(err);
             return ek_err_prefix(status_error(st, "waiting for the broker's confirm"), "queue '%s'",
-                                 queue);
+                                 q);
+        }
         if (frame.frame_type != AMQP_FRAME_METHOD)
             continue;
         switch (frame.payload.method.id) {
         case AMQP_BASIC_ACK_METHOD:
-            if (returned)
-                return ek_err_new(EK_E_NOTFOUND,
-                                  "queue '%s' does not exist (is its consumer started?)", queue);
-            return NULL;
-        case AMQP_BASIC_NACK_METHOD:
-            return ek_err_new(EK_E_UNAVAILABLE, "the broker refused a message for queue '%s'",
-                              queue);
-        case AMQP_BASIC_RETURN_METHOD:
-            returned = true;
-            if ((err = drain_content(c)))
-                return err;
+        case AMQP_BASIC_NACK_METHOD: {
+            bool nack = frame.payload.method.id == AMQP_BASIC_NACK_METHOD;
+            uint64_t tag, lo;
+            bool multiple;
+            if (nack) {
+                amqp_basic_nack_t *m = frame.payload.method.decoded;
+                tag = m->delivery_tag;
+                multiple = m->multiple;
+            } else {
+                amqp_basic_ack_t *m = frame.payload.method.decoded;
+                tag = m->delivery_tag;
+                multiple = m->multiple;
+            }
+            lo = multiple ? first : tag;
+            for (uint64_t t = lo < first ? first : lo; t <= tag && t < first + n; t++)
+                if (!done[t - first]) {
+                    done[t - first] = true;
+                    left--;
+                }
+            if (nack && !err)
+                err =
+                    ek_err_new(EK_E_UNAVAILABLE, "the broker refused a message for queue '%s'", q);
             break;
+        }
+        case AMQP_BASIC_RETURN_METHOD: {
+            amqp_basic_return_t *m = frame.payload.method.decoded;
+            if (!returned[0])
+                snprintf(returned, sizeof(returned), "%.*s", (int)m->routing_key.len,
+                         (const char *)m->routing_key.bytes);
+            ek_err_t *derr = drain_content(c);
+            if (derr) {
+                ek_err_free(err);
+                return derr;
+            }
+            break;
+        }
         case AMQP_CHANNEL_CLOSE_METHOD: {
             amqp_channel_close_t *m = frame.payload.method.decoded;
             int code = m->reply_code;
+            ek_err_free(err);
             if ((err = channel_reopen(c)))
                 return err;
             if (code == NOT_FOUND)
                 return ek_err_new(EK_E_NOTFOUND,
                                   "queue '%s' does not exist (exchange '%s' is missing: is its "
                                   "consumer started?)",
-                                  queue, exchange);
+                                  q, x);
             if (code == ACCESS_REFUSED)
                 return ek_err_new(EK_E_FORBIDDEN,
                                   "the broker refused a message for queue '%s': this broker "
                                   "user may not publish to exchange '%s'",
-                                  queue, exchange);
+                                  q, x);
             return ek_err_new(EK_E_UNAVAILABLE,
                               "the broker closed the channel (%d) while publishing to '%s'", code,
-                              queue);
+                              q);
         }
         case AMQP_CONNECTION_CLOSE_METHOD:
+            ek_err_free(err);
             return ek_err_new(EK_E_UNAVAILABLE,
-                              "the broker closed the connection while "
-                              "publishing to '%s'",
-                              queue);
+                              "the broker closed the connection while publishing to '%s'", q);
         default:
             break;
         }
     }
+    if (!err && returned[0])
+        err = ek_err_new(EK_E_NOTFOUND, "queue '%s' does not exist (is its consumer started?)",
+                         returned);
+    return err;
+}
+
+ek_err_t *ek_amqp_publish(ek_amqp_t *c, const char *queue, const char *body, const char *reply_to,
+                          const char *correlation_id)
+{
+    ek_err_t *err = send_msg(c, queue, body, reply_to, correlation_id);
+    return err ? err : wait_confirms(c, c->next_tag - 1, 1, queue);
+}
+
+ek_err_t *ek_amqp_publish_batch(ek_amqp_t *c, size_t n, const char *const *queues,
+                                const char *const *bodies)
+{
+    ek_err_t *err = NULL;
+    uint64_t first = 0;
+    size_t sent = 0;
+    for (; sent < n && !err; sent++) {
+        err = send_msg(c, queues[sent], bodies[sent], NULL, NULL);
+        if (!err && sent == 0)
+            first = c->next_tag - 1;
+    }
+    if (err)
+        return err; /* the connection is in trouble: the caller starts again */
+    return n ? wait_confirms(c, first, n, NULL) : NULL;
 }
 
 ek_err_t *ek_amqp_consume(ek_amqp_t *c, const char *queue, int prefetch)

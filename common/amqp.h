@@ -92,6 +92,12 @@ EK_ERR_CHECK ek_amqp_declare_queue(ek_amqp_t *conn, const char *name, bool quoru
  * EK_E_FORBIDDEN: this broker user may not send there. */
 EK_ERR_CHECK ek_amqp_publish(ek_amqp_t *conn, const char *queue, const char *body,
                              const char *reply_to, const char *correlation_id);
+/* Publishes n persistent messages (no reply_to) and then waits for all
+ * their confirms: one round trip to the broker's disk for the lot. An
+ * error (any message returned, refused, or the connection lost) leaves it
+ * unknown which arrived: the caller's records must allow sending again. */
+EK_ERR_CHECK ek_amqp_publish_batch(ek_amqp_t *conn, size_t n, const char *const *queues,
+                                   const char *const *bodies);
 /* Starts consuming a queue with the given prefetch (manual acks). */
 EK_ERR_CHECK ek_amqp_consume(ek_amqp_t *conn, const char *queue, int prefetch);
 /* Waits up to timeout_ms for a message. Returns NULL with *got false on a

@@ -119,6 +119,11 @@ static ek_err_t *dispatch_tasks(PGconn *db, struct dispatch *d)
         "ORDER BY t.created_at, t.index LIMIT " DISPATCH_BATCH " FOR UPDATE OF t SKIP LOCKED",
         0, NULL);
     int n = err ? 0 : PQntuples(res);
+    /* the batch goes to the broker at once, its confirms waited for together */
+    char **queues = ek_xcalloc((size_t)n + 1, sizeof(char *));
+    char **wires = ek_xcalloc((size_t)n + 1, sizeof(char *));
+    const char **ids = ek_xcalloc((size_t)n + 1, sizeof(char *));
+    size_t batch = 0;
     for (int i = 0; i < n && !err; i++) {
         json_object *body = NULL;
         const char *text = PQgetvalue(res, i, 1);
@@ -166,8 +171,11 @@ static ek_err_t *dispatch_tasks(PGconn *db, struct dispatch *d)
                               "dispatched_to = $3, attempts = attempts + 1, updated_at = now() "
                               "WHERE id = $1",
                               3, (const char *[]){PQgetvalue(res, i, 0), attempt, host});
-        if (!err && !wait)
-            err = ek_amqp_publish(d->mq, queue, wire, NULL, NULL);
+        if (!err && !wait) {
+            queues[batch] = EK_STEAL(queue);
+            wires[batch] = EK_STEAL(wire);
+            ids[batch++] = PQgetvalue(res, i, 0);
+        }
         free(queue);
         free(host);
         if (!err && wait)
@@ -180,15 +188,24 @@ static ek_err_t *dispatch_tasks(PGconn *db, struct dispatch *d)
             ek_envelope_free(env);
             continue;
         }
-        if (!err) {
-            ek_log_kv(EK_LOG_DEBUG, "task dispatched", "task_id", PQgetvalue(res, i, 0),
-                      "attempt_id", attempt, NULL);
-            (*d->sent)++;
-            atomic_fetch_add(&d->app->tasks_dispatched, 1);
-        }
         free(wire);
         ek_envelope_free(env);
     }
+    if (!err && batch)
+        err = ek_amqp_publish_batch(d->mq, batch, (const char *const *)queues,
+                                    (const char *const *)wires);
+    for (size_t k = 0; k < batch; k++) {
+        if (!err) {
+            ek_log_kv(EK_LOG_DEBUG, "task dispatched", "task_id", ids[k], NULL);
+            (*d->sent)++;
+            atomic_fetch_add(&d->app->tasks_dispatched, 1);
+        }
+        free(queues[k]);
+        free(wires[k]);
+    }
+    free(queues);
+    free(wires);
+    free(ids);
     PQclear(res);
     return err;
 }
