@@ -15,11 +15,14 @@
  * back (the rollback) or DELETE_TRANSFER_TARGET_DISK_SNAPSHOTS drops. */
 #include "worker/providers/ovirt/ovirt.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "common/config.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "common/uuid.h"
 
@@ -139,12 +142,19 @@ static ek_err_t *disk_resize(ek_ovirt_t *c, ek_task_ctx_t *ctx, const char *id, 
 }
 
 /* Where the source keeps the block hashes of what this replica holds (for
- * incrementals): on the worker, named after the disk and its size, so a
- * re-created or grown replica starts with no map (every block is sent). */
+ * incrementals): in the worker's state (it outlives the task process, whose
+ * [worker] tmp_dir is its own and goes with it), named after the disk and
+ * its size, so a re-created or grown replica starts with no map (every
+ * block is sent). Transfers made before keep the path their volumes_info
+ * recorded. */
 static char *hash_map_path(ek_task_ctx_t *ctx, const char *disk_id, uint64_t size)
 {
-    const char *tmp = ek_config_get_string(ek_task_config(ctx), "worker", "tmp_dir");
-    return ek_xasprintf("%s/ekman-ovirt-%s-%llu.hashmap", tmp, disk_id, (unsigned long long)size);
+    const char *state = ek_config_get_string(ek_task_config(ctx), "DEFAULT", "state_dir");
+    _cleanup_free_ char *dir = ek_xasprintf("%s/hashmaps", state);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        ek_log_kv(EK_LOG_WARNING, "cannot create the directory of block hash maps", "dir", dir,
+                  "error", strerror(errno), NULL);
+    return ek_xasprintf("%s/ekman-ovirt-%s-%llu.hashmap", dir, disk_id, (unsigned long long)size);
 }
 
 static json_object *volume_new(ek_task_ctx_t *ctx, const char *src_id, const char *disk_id,
