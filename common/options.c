@@ -123,7 +123,8 @@ const ek_opt_def_t ek_options[] = {
       "A disk copy makes what the writer acknowledged durable (FLUSH) and saves it for a re-run "
       "after this much (MiB), or 5 s: what a re-run after a crash may send again."),
     S("worker", "tmp_dir", "/var/tmp",
-      "Directory for temporary files (private keys are written 0600)."),
+      "Directory for temporary files: each task process works in a 0700 directory of its own "
+      "here, removed when it ends (private keys are written 0600)."),
     L("worker", "download_schemes", "https",
       "URL schemes a worker downloads from (windows_virtio_iso_url, windows_virtio_zip_url, which "
       "a tenant's environment can set): https by default; add http or file only on a trusted "
