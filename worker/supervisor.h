@@ -8,12 +8,11 @@
  *
  * A task process is the leader of its own process group, dies with the worker
  * (PR_SET_PDEATHSIG), works in a private directory of its own
- * (<tmp_dir>/ekman-task.XXXXXX, its [worker] tmp_dir, removed when it ends,
- * however it ends), and has a file <state_dir>/tasks/<pid>.pid ("<pid>
- * <start time> <worker pid> <worker start time> <directory>") while it
- * lives: a worker started after one that was killed finds what it left,
- * kills it and removes its directory before taking work
- * (docs/reliability.md). */
+ * (<tmp_dir>/ekman-task.<6 random characters> from mkdtemp, its [worker] tmp_dir, removed when it
+ * ends, however it ends), and has a file <state_dir>/tasks/<pid>.pid ("<pid> <start time> <worker
+ * pid> <worker start time> <directory>") while it lives: a worker started after one that was killed
+ * finds what it left, kills it and removes its directory before taking work (docs/reliability.md).
+ */
 #ifndef EK_WORKER_SUPERVISOR_H
 #define EK_WORKER_SUPERVISOR_H
 
