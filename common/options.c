@@ -211,6 +211,14 @@ const ek_opt_def_t ek_options[] = {
       "Password per OS type of those templates."),
     S(OV, "default_migr_minion_storage_domain", "",
       "Storage domain to boot temporary minion machines in."),
+    SC(OV, "data_transfer_mechanism", "https", "https|imageio",
+       "How disk data reaches oVirt: https = a temporary worker VM running ekman-writer (mutual "
+       "TLS); imageio = straight into oVirt image transfers (ovirt-imageio, as virt-v2v's "
+       "rhv-upload does), no disk-copy worker VM."),
+    I(OV, "imageio_inactivity_timeout", 86400, 60, 604800,
+      "Seconds an image transfer may go without a request before the engine pauses it. The disks "
+      "of an instance are copied one after the other, so this must exceed the replication of the "
+      "whole instance."),
     S(OV, "windows_virtio_zip_url", "",
       "URL of a zip holding winvirtio.iso (Oracle VirtIO drivers)."),
     S(OV, "windows_virtio_zip_sha256", "",

@@ -10,9 +10,10 @@
 #include "common/strbuf.h"
 
 static const char *const secret_words[] = {
-    "password",    "passwd",         "passphrase",    "secret",  "token",
-    "private_key", "privatekey",     "priv_key",      "key_pem", "api_key",
-    "apikey",      "encryption_key", "authorization", "cookie",  "credential",
+    "password",      "passwd",   "passphrase", "secret",  "token",  "private_key",
+    "privatekey",    "priv_key", "key_pem",    "api_key", "apikey", "encryption_key",
+    "authorization", "cookie",   "credential", "ticket", /* imageio's ticket URLs: whoever holds one
+                                                            writes the disk */
 };
 
 /* A registered secret; until 0 means for the life of the process. */

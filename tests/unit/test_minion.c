@@ -126,7 +126,7 @@ static void test_target_errors(void **state)
         const char *doc, *says;
     } cases[] = {
         {"{}", "names no writer"},
-        {"{\"kind\": \"ftp\"}", "'ftp' is not https, ssh or exec"},
+        {"{\"kind\": \"ftp\"}", "'ftp' is not https, ssh, exec or imageio"},
         {"{\"kind\": \"https\", \"host\": \"h\"}", "ca_pem"},
         {"{\"kind\": \"https\", \"host\": \"h\", \"port\": 70000}", "is not a TCP port"},
         {"{\"kind\": \"ssh\", \"host\": \"h\", \"private_key\": \"eA==\"}", "known_hosts"},
@@ -135,6 +135,17 @@ static void test_target_errors(void **state)
         {"{\"kind\": \"exec\"}", "allow_path"},
         {"{\"kind\": \"exec\", \"allow_path\": \"/tmp\", \"command\": \"touch /tmp/x\"}",
          "command"},
+        {"{\"kind\": \"imageio\"}", "disks"},
+        {"{\"kind\": \"imageio\", \"disks\": []}", "no image transfer"},
+        {"{\"kind\": \"imageio\", \"disks\": [{\"path\": \"serial:x\", \"ticket_url\": "
+         "\"https://h/images/t\", \"size\": 1}]}",
+         "is not imageio:<transfer id>"},
+        {"{\"kind\": \"imageio\", \"disks\": [{\"path\": \"imageio:t1\", \"ticket_url\": "
+         "\"file:///etc/passwd\", \"size\": 1}]}",
+         "ticket_url is not an http(s) URL"},
+        {"{\"kind\": \"imageio\", \"disks\": [{\"path\": \"imageio:t1\", \"ticket_url\": "
+         "\"https://h/images/t\"}]}",
+         "size"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_object *doc = NULL;

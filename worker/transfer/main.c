@@ -1,9 +1,9 @@
 /* main.c - ekman-transfer: sends one local disk image (or NBD export) to an
  * ekman-writer over HTTPS with mutual TLS, over SSH, or through a local
- * command, with every option of the engine; prints a JSON summary. Used by
- * the benchmark and the tests, and by hand. It also generates the
- * per-transfer certificates (--gen-pki). Defaults come from [worker] in
- * ekman.conf: transfer_connections, compression_level, bandwidth_limit. */
+ * command, or to ovirt-imageio image transfers, with every option of the engine; prints a JSON
+ * summary. Used by the benchmark and the tests, and by hand. It also generates the per-transfer
+ * certificates (--gen-pki). Defaults come from [worker] in ekman.conf: transfer_connections,
+ * compression_level, bandwidth_limit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -20,6 +20,7 @@
 #include "proto/dataplane.h"
 #include "worker/transfer/connect.h"
 #include "worker/transfer/engine.h"
+#include "worker/transfer/imageio.h"
 #include "worker/transfer/pki.h"
 #include "worker/transfer/tls.h"
 
@@ -39,6 +40,8 @@ static const ek_program_info_t info = {
         "  --https HOST:PORT     with --ca, --cert, --key (see --gen-pki); --server-name NAME\n"
         "  --ssh USER@HOST[:PORT] with --ssh-key, --ssh-known-hosts, --ssh-command CMD\n"
         "  --exec CMD            a local command speaking the protocol on stdin/stdout\n"
+        "  --imageio FILE        ovirt-imageio image transfers: FILE holds the connection\n"
+        "                        info (worker/transfer/imageio.h); --target imageio:ID\n"
         "Engine:\n"
         "  --connections N       parallel connections (default: config, else CPUs, 2 to 8)\n"
         "  --level L             zstd level, 0 = no compression (default: config)\n"
@@ -78,6 +81,7 @@ enum {
     O_SSHKH,
     O_SSHCMD,
     O_EXEC,
+    O_IMAGEIO,
     O_CONN,
     O_LEVEL,
     O_COMPRESS,
@@ -223,6 +227,7 @@ int main(int argc, char **argv)
         {"ssh-known-hosts", 1, NULL, O_SSHKH},
         {"ssh-command", 1, NULL, O_SSHCMD},
         {"exec", 1, NULL, O_EXEC},
+        {"imageio", 1, NULL, O_IMAGEIO},
         {"connections", 1, NULL, O_CONN},
         {"level", 1, NULL, O_LEVEL},
         {"compress", 1, NULL, O_COMPRESS},
@@ -245,6 +250,7 @@ int main(int argc, char **argv)
     const char *source = NULL, *target = NULL, *disk = NULL, *hash_map = NULL, *bitmap = NULL;
     const char *https = NULL, *ca = NULL, *cert = NULL, *key = NULL, *sname = EK_PKI_SERVER_NAME;
     const char *ssh = NULL, *ssh_key = NULL, *ssh_kh = NULL, *ssh_cmd = NULL, *exec_cmd = NULL;
+    const char *imageio = NULL;
     const char *state_path = NULL, *stats_path = NULL, *gen_pki = NULL;
     _cleanup_free_ char *tcopy = NULL, *host = NULL, *port = NULL, *user = NULL, *resume = NULL,
                         *default_cmd = NULL;
@@ -297,6 +303,9 @@ int main(int argc, char **argv)
             break;
         case O_SSH:
             ssh = optarg;
+            break;
+        case O_IMAGEIO:
+            imageio = optarg;
             break;
         case O_SSHKEY:
             ssh_key = optarg;
@@ -415,8 +424,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: --source and --target are required (see --help)\n", info.name);
         goto out;
     }
-    if (!!https + !!ssh + !!exec_cmd != 1) {
-        fprintf(stderr, "%s: give one of --https, --ssh or --exec\n", info.name);
+    if (!!https + !!ssh + !!exec_cmd + !!imageio != 1) {
+        fprintf(stderr, "%s: give one of --https, --ssh, --exec or --imageio\n", info.name);
         goto out;
     }
     if (https && (!ca || !cert || !key)) {
@@ -429,8 +438,10 @@ int main(int argc, char **argv)
     }
     /* "serial:S" names a disk the writer resolves by its serial (writer.h) */
     if (strlen(target) > EK_DP_MAX_PATH ||
-        (target[0] != '/' && strncmp(target, "serial:", strlen("serial:")) != 0)) {
-        fprintf(stderr, "%s: --target must be an absolute path or serial:S\n", info.name);
+        (target[0] != '/' && strncmp(target, "serial:", strlen("serial:")) != 0 &&
+         !(imageio && strncmp(target, "imageio:", strlen("imageio:")) == 0))) {
+        fprintf(stderr, "%s: --target must be an absolute path, serial:S or imageio:ID\n",
+                info.name);
         goto out;
     }
     ek_signals_install();
@@ -444,6 +455,7 @@ int main(int argc, char **argv)
     /* --exec is the operator's own command line (never a message's): a shell runs it */
     char *exec_argv[] = {"/bin/sh", "-c", (char *)exec_cmd, NULL};
     ek_exec_target_t et = {.argv = exec_argv};
+    ek_imageio_target_t it = {0};
     SSL_CTX *ctx = NULL;
     ek_err_t *err = NULL;
     if (https) {
@@ -471,6 +483,21 @@ int main(int argc, char **argv)
             host, port, user, ssh_key, ssh_kh, ssh_cmd ? ssh_cmd : default_cmd, timeout_s * 1000};
         p.connect = ek_ssh_connect;
         p.connect_target = &st;
+    } else if (imageio) {
+        _cleanup_free_ char *text = read_file(imageio);
+        json_object *doc = NULL;
+        if (!text)
+            err = ek_err_errno(errno, "could not read \"%s\"", imageio);
+        else if (!(err = ek_json_parse(text, strlen(text), &doc)))
+            err = ek_imageio_target_parse(doc, imageio, &it);
+        json_object_put(doc);
+        if (text)
+            explicit_bzero(text, strlen(text));
+        if (err)
+            goto fail;
+        it.timeout_ms = timeout_s * 1000;
+        p.connect = ek_imageio_connect;
+        p.connect_target = &it;
     } else {
         p.connect = ek_exec_connect;
         p.connect_target = &et;
@@ -519,6 +546,7 @@ fail:
         ek_err_free(err);
     }
     SSL_CTX_free(ctx);
+    ek_imageio_target_clear(&it);
 out:
     ek_config_free(cfg);
     ek_log_shutdown();

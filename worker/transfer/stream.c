@@ -199,6 +199,8 @@ typedef struct fd_stream {
     bool own, is_socket, wclosed;
     volatile bool shut;
     pid_t child; /* reaped by destroy, when not 0 */
+    void (*on_destroy)(void *);
+    void *on_destroy_arg;
 } fd_stream_t;
 
 static ssize_t fd_read(ek_stream_t *s, void *buf, size_t len)
@@ -277,6 +279,8 @@ static void fd_destroy(ek_stream_t *s)
             waitpid(f->child, &status, 0);
         }
     }
+    if (f->on_destroy)
+        f->on_destroy(f->on_destroy_arg);
     free(f);
 }
 
@@ -307,4 +311,12 @@ void ek_stream_fd_set_child(ek_stream_t *s, pid_t pid)
 {
     if (s->ops == &fd_ops)
         ((fd_stream_t *)s)->child = pid;
+}
+
+void ek_stream_fd_set_on_destroy(ek_stream_t *s, void (*fn)(void *), void *arg)
+{
+    if (s->ops == &fd_ops) {
+        ((fd_stream_t *)s)->on_destroy = fn;
+        ((fd_stream_t *)s)->on_destroy_arg = arg;
+    }
 }

@@ -77,6 +77,9 @@ ek_stream_t *ek_stream_fd_new(int rfd, int wfd, bool own);
 /* Makes ek_stream_free() of an fd stream wait for (and if need be kill) the
  * child process at the other end. */
 void ek_stream_fd_set_child(ek_stream_t *s, pid_t pid);
+/* Makes ek_stream_free() of an fd stream call fn(arg) once its descriptors
+ * are closed (the end of a socket pair served by a thread: join it there). */
+void ek_stream_fd_set_on_destroy(ek_stream_t *s, void (*fn)(void *), void *arg);
 
 /* Monotonic clock in nanoseconds (for wait accounting). */
 uint64_t ek_stream_now_ns(void);

@@ -16,6 +16,7 @@
 #include "common/fsutil.h"
 #include "common/json.h"
 #include "common/mem.h"
+#include "worker/transfer/imageio.h"
 #include "worker/transfer/pki.h"
 #include "worker/transfer/tls.h"
 
@@ -30,6 +31,7 @@ struct ek_writer_target {
     ek_https_target_t https;
     ek_ssh_target_t ssh;
     ek_exec_target_t exec;
+    ek_imageio_target_t imageio;
     char *exec_argv[7]; /* writer --stdio --log-level warning --allow-path DIR NULL */
 };
 
@@ -53,6 +55,7 @@ void ek_writer_target_free(ek_writer_target_t *t)
     free(t->known_hosts);
     free(t->exec_argv[0]);
     free(t->exec_argv[5]);
+    ek_imageio_target_clear(&t->imageio);
     free(t);
 }
 
@@ -237,6 +240,17 @@ static ek_err_t *open_exec(json_object *info, ek_writer_target_t *t)
     return NULL;
 }
 
+static ek_err_t *open_imageio(json_object *info, ek_writer_target_t *t)
+{
+    ek_err_t *err = ek_imageio_target_parse(info, WHAT, &t->imageio);
+    if (err)
+        return err;
+    /* the ticket URLs are credentials: the description names no host path */
+    t->describe =
+        ek_xasprintf("imageio (%zu image transfer%s)", t->imageio.n, t->imageio.n == 1 ? "" : "s");
+    return NULL;
+}
+
 ek_err_t *ek_writer_target_open(json_object *info, const char *tmp_dir, ek_writer_target_t **out)
 {
     const char *kind;
@@ -262,8 +276,11 @@ ek_err_t *ek_writer_target_open(json_object *info, const char *tmp_dir, ek_write
             err = open_ssh(info, t);
         else if (strcmp(kind, "exec") == 0)
             err = open_exec(info, t);
+        else if (strcmp(kind, "imageio") == 0)
+            err = open_imageio(info, t);
         else
-            err = ek_err_new(EK_E_INVALID, "%s.kind: '%s' is not https, ssh or exec", WHAT, kind);
+            err = ek_err_new(EK_E_INVALID, "%s.kind: '%s' is not https, ssh, exec or imageio", WHAT,
+                             kind);
     }
     if (err) {
         ek_writer_target_free(t);
@@ -277,6 +294,8 @@ ek_err_t *ek_writer_target_open(json_object *info, const char *tmp_dir, ek_write
 
 ek_connect_fn ek_writer_target_connect_fn(const ek_writer_target_t *t)
 {
+    if (strcmp(t->kind, "imageio") == 0)
+        return ek_imageio_connect;
     if (strcmp(t->kind, "https") == 0)
         return ek_https_connect;
     if (strcmp(t->kind, "ssh") == 0)
@@ -286,6 +305,8 @@ ek_connect_fn ek_writer_target_connect_fn(const ek_writer_target_t *t)
 
 void *ek_writer_target_connect_arg(ek_writer_target_t *t)
 {
+    if (strcmp(t->kind, "imageio") == 0)
+        return &t->imageio;
     if (strcmp(t->kind, "https") == 0)
         return &t->https;
     if (strcmp(t->kind, "ssh") == 0)

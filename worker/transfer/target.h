@@ -13,6 +13,9 @@
  *        with execv as `ekman-writer --stdio --log-level warning --allow-path
  *        DIR`; a "command" is refused: messages never choose what runs
  *
+ *   {"kind": "imageio", "disks": [...], "ca_pem": CA}   ovirt-imageio's image
+ *        transfers, one per disk (imageio.h): no ekman-writer at all
+ *
  * Optional for every kind: "timeout_ms". Each disk's path for the writer is
  * in volumes_info[i].path ("serial:S", a device or a file). */
 #ifndef EK_TRANSFER_TARGET_H
@@ -38,7 +41,7 @@ const char *ek_writer_target_describe(const ek_writer_target_t *t);
  * connections: OS morphing runs its own commands on the worker VM over the
  * same login. Other kinds (exec included): an error. */
 EK_ERR_CHECK ek_writer_target_set_command(ek_writer_target_t *t, const char *command);
-/* "https", "ssh" or "exec". */
+/* "https", "ssh", "exec" or "imageio". */
 const char *ek_writer_target_kind(const ek_writer_target_t *t);
 void ek_writer_target_free(ek_writer_target_t *t);
 

@@ -164,6 +164,62 @@ echo "# changed $changed bytes, execution 2 sent $moved data bytes"
 check "only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
 check "no worker VM is left after execution 2" test "$(workers_left)" = 0
 
+# --- 2b: data_transfer_mechanism = imageio: image transfers, no disk-copy worker VM ------------
+# web03: the same disks as web01, through the other mechanism
+sed -e 's|<name>web01</name>|<name>web03</name>|' "$S/web01.xml" > "$S/web03.xml"
+transfer_io() { # transfer_io ENV: a transfer of web03, prints the id
+  api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$SRC_EP\",\"destination_endpoint_id\":\"$DST_EP\",\"instances\":[\"web03\"],\"network_map\":$NETMAP,\"destination_environment\":$1,\"skip_os_morphing\":true}}" | jq -r .transfer.id
+}
+ENV_IO=$(jq -c '. + {data_transfer_mechanism: "imageio"}' <<<"$ENV")
+out=$(api "$TOK" POST "/v1/$P/transfers" "{\"transfer\":{\"origin_endpoint_id\":\"$SRC_EP\",\"destination_endpoint_id\":\"$DST_EP\",\"instances\":[\"web03\"],\"destination_environment\":$(jq -c '. + {data_transfer_mechanism: "ftp"}' <<<"$ENV"),\"skip_os_morphing\":true}}")
+check "data_transfer_mechanism = ftp is refused at once ($(code))" test "$(code)" = 400
+check "... naming the option and its values" grep -q "data_transfer_mechanism.*https.*imageio" <<<"$out"
+TI=$(transfer_io "$ENV_IO")
+vms_posted() { sim_ctl GET /sim/requests | jq --argjson b "$1" '[.requests[$b:][] | select(.method == "POST" and .path == "/ovirt-engine/api/vms")] | length'; }
+BEFORE=$(sim_ctl GET /sim/requests | jq '.requests | length')
+EI1=$(execute "$TI")
+st=$(wait_execution "$TOK" "$P" "$TI" "$EI1" 300)
+check "imageio: execution 1 completes (got $st)" test "$st" = COMPLETED
+[ "$st" = COMPLETED ] || errors_of "$TI" "$EI1"
+check "imageio: the replicas equal the sources" same_as_source web03-
+check "imageio: no VM was created (no disk-copy worker)" test "$(vms_posted "$BEFORE")" = 0
+nput=$(sim_ctl GET /sim/requests | jq --argjson b "$BEFORE" '[.requests[$b:][] | select(.method == "PUT" and (.path | startswith("/images/")))] | length')
+check "imageio: the data went in PUTs to the tickets ($nput)" test "$nput" -ge 3
+sim_api GET /imagetransfers > "$TMP/it.json"
+check "imageio: its three image transfers were finalized (finished_success)" \
+  test "$(jq '[.image_transfer[] | select(.phase == "finished_success")] | length' "$TMP/it.json")" -ge 3
+check "imageio: no image transfer is left open" \
+  test "$(jq '[.image_transfer[] | select(.phase | test("finished") | not)] | length' "$TMP/it.json")" = 0
+# the ticket URLs are credentials: not in the API's answers, not in any log
+api "$TOK" GET "/v1/$P/transfers/$TI?include_task_info=true" > "$TMP/ti.json"
+leaks=0
+for tk in $(jq -r '.image_transfer[].transfer_url | sub(".*/"; "")' "$TMP/it.json"); do
+  grep -q -- "$tk" "$TMP/ti.json" "$TMP/w.log" "$TMP/c.log" "$TMP/s.log" && leaks=$((leaks + 1))
+  psql "$DB" -Atqc "SELECT message FROM task_events" | grep -q -- "$tk" && leaks=$((leaks + 1))
+done
+check "imageio: no ticket appears in the API, the logs or the task events" test "$leaks" = 0
+rnd "$S/web01-root.img" $((20 * MiB)) $((192 * 1024))
+rnd "$S/web01-swap.img" $((12 * MiB)) $((64 * 1024))
+changed=$((192 * 1024 + 64 * 1024))
+# two PUTs fail on the way (the host daemon answering 500): the engine sends them again
+sim_ctl POST /sim/fail '{"method":"PUT","path_regex":"^/images/","status":500,"count":2,"detail":"simulated imageio failure"}' > /dev/null
+EI2=$(execute "$TI")
+st=$(wait_execution "$TOK" "$P" "$TI" "$EI2" 300)
+sim_ctl DELETE /sim/fail > /dev/null
+check "imageio: execution 2 completes through two failed PUTs (got $st)" test "$st" = COMPLETED
+[ "$st" = COMPLETED ] || errors_of "$TI" "$EI2"
+check "imageio: the replicas equal the changed sources" same_as_source web03-
+api "$TOK" GET "/v1/$P/transfers/$TI?include_task_info=true" > "$TMP/ti.json"
+moved=$(jq '[.transfer.info.web03.volumes_info[].last_sync.data_bytes] | add' "$TMP/ti.json")
+echo "# imageio: changed $changed bytes, execution 2 sent $moved data bytes"
+check "imageio: only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
+# web03's replicas go: the rest of the test counts web01's
+for id in $(state | jq -r '.disks[] | select(.name | startswith("web03-")) | .id'); do
+  sim_api DELETE "/disks/$id" > /dev/null
+done
+for _ in $(seq 100); do [ "$(state | jq '[.disks[] | select(.name | startswith("web03-"))] | length')" = 0 ] && break; sleep 0.2; done
+rm -f "$S/web03.xml"
+
 # --- 3: a 409 while attaching disks to the worker: ERROR, nothing left ---------------------------
 disks_before=$(disk_count)
 sim_ctl POST /sim/fail '{"method":"POST","path_regex":"/vms/[^/]+/diskattachments$","status":409,"count":1,"detail":"[Cannot attach Virtual Disk. Simulated conflict.]"}' > /dev/null

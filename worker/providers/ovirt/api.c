@@ -496,6 +496,43 @@ ek_err_t *ek_ovirt_call(ek_ovirt_t *c, const char *method, const char *path, jso
     return call(c, method, path, body, what, false, out);
 }
 
+bool ek_ovirt_insecure(const ek_ovirt_t *c)
+{
+    return c->insecure;
+}
+
+/* The engine's CA, which signs its hosts' certificates (vdsm, imageio):
+ * GET /ovirt-engine/services/pki-resource?resource=ca-certificate&format=
+ * X509-PEM-CA (ovirt-engine PKIResourceServlet; no login needed), read over
+ * this session's verified TLS. */
+ek_err_t *ek_ovirt_engine_ca(ek_ovirt_t *c, char **pem)
+{
+    const char *p = strstr(c->base, "/ovirt-engine");
+    const char *host_end =
+        strchr(strstr(c->base, "://") ? strstr(c->base, "://") + 3 : c->base, '/');
+    int n = p ? (int)(p - c->base) : host_end ? (int)(host_end - c->base) : (int)strlen(c->base);
+    _cleanup_free_ char *url = ek_xasprintf(
+        "%.*s/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA", n,
+        c->base);
+    ek_strbuf_t sb = EK_STRBUF_INIT;
+    ek_err_t *err = http(c, "GET", url, NULL, NULL, &sb);
+    if (!err && c->status != 200)
+        err = ek_err_new(EK_E_PROTOCOL,
+                         "oVirt endpoint '%s': the engine's CA certificate (pki-resource) "
+                         "answered HTTP %ld",
+                         c->name, c->status);
+    if (!err && !strstr(sb.buf, "-----BEGIN CERTIFICATE-----"))
+        err = ek_err_new(EK_E_PROTOCOL,
+                         "oVirt endpoint '%s': pki-resource did not answer a PEM certificate",
+                         c->name);
+    if (err) {
+        ek_strbuf_release(&sb);
+        return err;
+    }
+    *pem = ek_strbuf_detach(&sb);
+    return NULL;
+}
+
 ek_err_t *ek_ovirt_get_opt(ek_ovirt_t *c, const char *path, const char *what, json_object **out)
 {
     return call(c, "GET", path, NULL, what, true, out);

@@ -265,14 +265,19 @@ static ek_err_t *volume_disk_ids(json_object *vols, json_object **out)
     return NULL;
 }
 
-/* A worker an earlier, killed attempt of this task left behind. */
+/* A worker (or image transfers) an earlier, killed attempt of this task
+ * left behind. */
 static void remove_leftover(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_input_t *in)
 {
-    if (!in->state || !ek_ovirt_str(in->state, "vm_id"))
+    if (!in->state)
         return;
-    ek_err_t *err = ek_ovirt_minion_delete(c, ctx, in->state);
+    ek_err_t *err = NULL;
+    if (ek_ovirt_str(in->state, "vm_id"))
+        err = ek_ovirt_minion_delete(c, ctx, in->state);
+    else if (json_object_object_get_ex(in->state, "image_transfers", NULL))
+        err = ek_ovirt_imageio_finalize(c, ctx, in->state);
     if (err) {
-        ek_task_event(ctx, "WARNING", "an earlier attempt's worker VM: %s", err->message);
+        ek_task_event(ctx, "WARNING", "what an earlier attempt left: %s", err->message);
         ek_err_free(err);
     }
 }
@@ -283,8 +288,10 @@ ek_err_t *ek_ovirt_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_tas
     json_object *vols, *ids, *res = NULL, *conn = NULL, *copy = NULL;
     ek_ovirt_t *c;
     char *ip = NULL;
+    bool imageio = false;
     ek_err_t *err;
     if ((err = ek_ovirt_info_get(in, "volumes_info", json_type_array, &vols)) ||
+        (err = ek_ovirt_use_imageio(ctx, in->destination, &imageio)) ||
         (err = volume_disk_ids(vols, &ids)))
         return err;
     if ((err = ek_ovirt_open(in->destination, ctx, &c))) {
@@ -292,16 +299,29 @@ ek_err_t *ek_ovirt_task_deploy_target_resources(ek_task_ctx_t *ctx, const ek_tas
         return err;
     }
     remove_leftover(c, ctx, in);
-    /* the disk-copy worker is always the Linux template (seed: "the Linux
-     * template will be used for data transfer") */
-    err = ek_ovirt_minion_deploy(c, ctx, in, "copy", "linux", ids, &res, &conn, &ip);
+    if (imageio) {
+        /* the disks go straight into image transfers: no worker VM */
+        err = ek_ovirt_imageio_deploy(c, ctx, in, vols, &res, &conn, &copy);
+    } else {
+        /* the disk-copy worker is always the Linux template (seed: "the
+         * Linux template will be used for data transfer") */
+        err = ek_ovirt_minion_deploy(c, ctx, in, "copy", "linux", ids, &res, &conn, &ip);
+        if (!err && json_object_deep_copy(vols, &copy, NULL) != 0)
+            copy = json_object_new_array();
+        /* the writer finds each disk by its serial (an earlier imageio
+         * execution left its own paths) */
+        for (size_t i = 0; !err && i < json_object_array_length(copy); i++) {
+            json_object *v = json_object_array_get_idx(copy, i);
+            char *path = ek_ovirt_disk_serial_path(ek_ovirt_str(v, "ovirt_disk_id"));
+            json_object_object_add(v, "path", json_object_new_string(path));
+            free(path);
+        }
+    }
     ek_ovirt_close(c);
     json_object_put(ids);
     free(ip);
     if (err)
         return err;
-    if (json_object_deep_copy(vols, &copy, NULL) != 0)
-        copy = json_object_new_array();
     json_object_object_add(result, "volumes_info", copy);
     json_object_object_add(result, "target_resources", res);
     json_object_object_add(result, "target_resources_connection_info", conn);
@@ -315,12 +335,16 @@ ek_err_t *ek_ovirt_task_delete_target_resources(ek_task_ctx_t *ctx, const ek_tas
     ek_ovirt_t *c;
     ek_err_t *err;
     if (!in->task_info || !json_object_object_get_ex(in->task_info, "target_resources", &res) ||
-        !ek_ovirt_str(res, "vm_id")) {
-        ek_task_event(ctx, "INFO", "no worker VM to delete");
+        (!ek_ovirt_str(res, "vm_id") && !json_object_object_get_ex(res, "image_transfers", NULL))) {
+        ek_task_event(ctx, "INFO", "no worker VM or image transfer to end");
     } else {
         if ((err = ek_ovirt_open(in->destination, ctx, &c)))
             return err;
-        err = ek_ovirt_minion_delete(c, ctx, res);
+        /* the end of a failed execution too: its transfers are finalized
+         * (the disks keep what was written) and its worker removed */
+        ek_ovirt_set_cancellable(c, false);
+        err = ek_ovirt_str(res, "vm_id") ? ek_ovirt_minion_delete(c, ctx, res)
+                                         : ek_ovirt_imageio_finalize(c, ctx, res);
         ek_ovirt_close(c);
         if (err)
             return err;

@@ -37,6 +37,14 @@ bool ek_ovirt_opt_bool(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *
     return ek_config_get_bool(ek_task_config(ctx), SECTION, name);
 }
 
+int64_t ek_ovirt_opt_int(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name)
+{
+    json_object *v = env_value(ep, name);
+    if (v && json_object_is_type(v, json_type_int))
+        return json_object_get_int64(v);
+    return ek_config_get_int(ek_task_config(ctx), SECTION, name);
+}
+
 const char *ek_ovirt_opt_map(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name,
                              const char *key)
 {

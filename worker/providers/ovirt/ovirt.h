@@ -11,6 +11,8 @@
  *   vms.c       VM helpers: create, start, stop, attach, detach, delete
  *   disks.c     DEPLOY/DELETE_TRANSFER_DISKS and the disk snapshots
  *   minion.c    temporary worker VMs (disk copy, OS morphing)
+ *   imageio.c   data_transfer_mechanism = imageio: image transfers instead
+ *               of a disk-copy worker VM
  *   deploy.c    deployments: the final VM, cleanup, OS morphing hook
  *   tasks.c     validations, updates, the Windows VirtIO zip check
  *   provider.c  the provider table and the endpoint calls
@@ -60,6 +62,11 @@ long ek_ovirt_last_status(const ek_ovirt_t *c);
  * turn it off so that what was made is removed even after a cancel. */
 void ek_ovirt_set_cancellable(ek_ovirt_t *c, bool on);
 bool ek_ovirt_cancelled(const ek_ovirt_t *c);
+/* Whether the endpoint has allow_untrusted (no TLS verification). */
+bool ek_ovirt_insecure(const ek_ovirt_t *c);
+/* The engine's CA certificate (PEM, caller frees), which also signs its
+ * hosts' imageio certificates. */
+EK_ERR_CHECK ek_ovirt_engine_ca(ek_ovirt_t *c, char **pem);
 /* Forgets the token (tests; the next call logs in again). */
 void ek_ovirt_drop_token(ek_ovirt_t *c);
 
@@ -97,6 +104,7 @@ int ek_ovirt_timeout(const char *which, int def);
  * when set, else the configuration file's value or default. */
 const char *ek_ovirt_opt_str(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name);
 bool ek_ovirt_opt_bool(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name);
+int64_t ek_ovirt_opt_int(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name);
 /* map option[key] ("linux" -> template), or NULL. */
 const char *ek_ovirt_opt_map(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, const char *name,
                              const char *key);
@@ -167,6 +175,22 @@ EK_ERR_CHECK ek_ovirt_minion_deploy(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_
 EK_ERR_CHECK ek_ovirt_minion_delete(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *resources);
 /* The writer-side path of a disk: "serial:" + its first 20 characters. */
 char *ek_ovirt_disk_serial_path(const char *disk_id);
+
+/* ---- imageio.c --------------------------------------------------------------------- */
+
+/* Whether data_transfer_mechanism is imageio (an error for a value that is
+ * neither https nor imageio). */
+EK_ERR_CHECK ek_ovirt_use_imageio(ek_task_ctx_t *ctx, const ek_endpoint_t *ep, bool *yes);
+/* One upload image transfer per volume, each transferring: *resources
+ * {"image_transfers": [{"id", "disk_id"}]}, *conn the "imageio" target,
+ * *vols_out volumes_info with each path "imageio:<transfer id>". On failure
+ * the transfers started are finalized. */
+EK_ERR_CHECK ek_ovirt_imageio_deploy(ek_ovirt_t *c, ek_task_ctx_t *ctx, const ek_task_input_t *in,
+                                     json_object *vols, json_object **resources, json_object **conn,
+                                     json_object **vols_out);
+/* Finalizes every transfer of resources (also after one fails; the first
+ * error is returned) and waits until each has ended with its disk ok. */
+EK_ERR_CHECK ek_ovirt_imageio_finalize(ek_ovirt_t *c, ek_task_ctx_t *ctx, json_object *resources);
 
 /* ---- tasks.c ----------------------------------------------------------------------- */
 

@@ -266,6 +266,9 @@ static ek_err_t *check_destination(ek_task_ctx_t *ctx, const ek_task_input_t *in
                          "Leave default_vm_pool empty (in the endpoint's destination options or "
                          "[ovirt_migration_provider])",
                          pool);
+    bool imageio;
+    if (!err)
+        err = ek_ovirt_use_imageio(ctx, ep, &imageio);
     if (!err)
         err = check_storage(c, ctx, in, disks);
     if (!err && json_object_object_get_ex(export_info, "nics", &nics))
