@@ -3,7 +3,10 @@
 # tests (sourced, not run). Needs curl and jq.
 #
 #   sim_start DIR [ovirt-sim flags...]   start it with its state in DIR/state;
-#                                        sets SIM_PID SIM_PORT SIM_URL SIM_CA
+#                                        sets SIM_PID SIM_PORT SIM_URL SIM_CA,
+#                                        SIM_IMAGEIO_PORT (the host's imageio
+#                                        daemon) and SIM_PROXY_PORT (the
+#                                        engine's imageio proxy)
 #   sim_stop                             stop it (its worker VMs' writers too)
 #   sim_token [USER] [PASSWORD]          prints a new SSO token
 #   sim_api METHOD PATH [JSON] [curl args...]
@@ -27,12 +30,15 @@ SIM_TOKEN=
 SIM_TOKEN_FILE=
 SIM_STATUS=
 SIM_PID=
+SIM_IMAGEIO_PORT=
+SIM_PROXY_PORT=
 
 sim_start() {
   local dir=$1; shift
   mkdir -p "$dir"
-  rm -f "$dir/sim.port"
+  rm -f "$dir/sim.port" "$dir/sim.imageio.port" "$dir/sim.proxy.port"
   "$SIM_BIN" --listen 127.0.0.1:0 --port-file "$dir/sim.port" --state-dir "$dir/state" \
+    --imageio-port-file "$dir/sim.imageio.port" --proxy-port-file "$dir/sim.proxy.port" \
     --users "$SIM_USER:$SIM_PASSWORD" "$@" >>"$dir/sim.log" 2>&1 &
   SIM_PID=$!
   local _
@@ -43,6 +49,9 @@ sim_start() {
   done
   [ -s "$dir/sim.port" ] || { echo "ovirt-sim did not start; see $dir/sim.log" >&2; return 1; }
   SIM_PORT=$(cat "$dir/sim.port")
+  # both written before sim.port
+  SIM_IMAGEIO_PORT=$(cat "$dir/sim.imageio.port")
+  SIM_PROXY_PORT=$(cat "$dir/sim.proxy.port")
   SIM_URL=https://localhost:$SIM_PORT/ovirt-engine/api
   SIM_CA=$dir/state/ca.pem
   SIM_TOKEN_FILE=$dir/token

@@ -243,8 +243,12 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(u.query,
                                                               keep_blank_values=True).items()}
         ctl = self.server.control
-        if path.startswith("/images/"):
-            return self._imageio(path, query)
+        if self.server.listener != "engine":
+            # the host's imageio daemon or the engine's imageio proxy:
+            # /images/ only (ovirt-imageio http.Router: 404 "No handler for")
+            if path.startswith("/images/"):
+                return self._imageio(path, query)
+            return self._no_handler(path, query)
         raw = self._body()
         try:
             if path.startswith("/sim/") or path == "/sim":
@@ -274,23 +278,37 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if not path.startswith("/sim"):
                 ctl.record({"time": now_ms(), "method": self.command, "path": path,
-                            "query": query, "status": self._status})
+                            "query": query, "status": self._status, "listener": "engine"})
 
     def _imageio(self, path, query):
         """imageio: the ticket is the credential; the body is streamed."""
-        ctl = self.server.control
+        ctl, listener = self.server.control, self.server.listener
         try:
             rule = ctl.take(self.command, path)
             if rule:
                 self.close_connection = True  # the body stays unread
                 self._inject(rule)
                 return
-            sim_imageio.serve(self, self.server.transfers, self.server.model.lock, path)
+            sim_imageio.serve(self, self.server.transfers, self.server.model.lock, path,
+                              listener)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
             ctl.record({"time": now_ms(), "method": self.command, "path": path,
-                        "query": query, "status": self._status})
+                        "query": query, "status": self._status, "listener": listener})
+
+    def _no_handler(self, path, query):
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n or self.headers.get("Transfer-Encoding"):
+                self.close_connection = True  # the body stays unread
+            sim_imageio._err(self, 404, "No handler for %r" % path)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            self.server.control.record({"time": now_ms(), "method": self.command, "path": path,
+                                        "query": query, "status": self._status,
+                                        "listener": self.server.listener})
 
     def _inject(self, rule):
         if rule["timeout"]:
@@ -396,7 +414,7 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, ({"image_transfer": [stringify(tr.render(tr.get(t["id"])))
                                                  for t in items]} if items else {}), None
             self._only(meth, "POST")
-            t = tr.add(body, "https://%s" % (self.headers.get("Host") or "localhost"))
+            t = tr.add(body)
             return 201, stringify(tr.render(t)), {
                 "Location": self._abs("%s/imagetransfers/%s" % (API, t["id"]))}
         if len(parts) == 2:
@@ -690,6 +708,10 @@ class Handler(BaseHTTPRequestHandler):
             with self.server.model.lock:
                 return self._send(200, {"version": self.server.model.set_engine_version(
                     body.get("version", ""))})
+        if path == "/sim/imageio" and meth in ("GET", "PUT"):
+            with self.server.model.lock:
+                return self._send(200, self.server.transfers.control(
+                    body if meth == "PUT" else None))
         mt = re.match(r"^/sim/storagedomains/([^/]+)$", path)
         if mt and meth == "PUT":
             return self._send(200, self.server.set_sd(mt.group(1), body))
@@ -697,8 +719,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
+    """One HTTPS listener: the engine ("engine": API, SSO, /sim/), the host's
+    imageio daemon ("imageio") or the engine's imageio proxy ("proxy"); all
+    share the model, the control state and the transfers."""
     daemon_threads = True
     allow_reuse_address = True
+    listener = "engine"
 
     def handle_error(self, request, client_address):
         import sys
@@ -751,6 +777,7 @@ class Server(ThreadingHTTPServer):
                          for p in m.pools.values()],
             "jobs": [{"id": j["id"], "description": j["description"], "status": j["status"]}
                      for j in m.jobs.values()],
+            "imageio": self.transfers.control(),
             "tokens_active": self.auth.active(),
             "fail_rules": self.control.rules,
         }

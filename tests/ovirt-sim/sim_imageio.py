@@ -1,28 +1,43 @@
 # sim_imageio.py - image transfers: the engine's /imagetransfers resource
-# (initializing -> transferring -> finalizing_success -> finished_success,
-# cancel -> finished_failure, paused_system after inactivity_timeout) and the
-# imageio HTTP API its transfer_url names (OPTIONS, PUT with Content-Range,
-# PATCH zero/flush, GET with Range, extents), served by the simulator itself
-# under /images/<ticket> instead of by a host daemon on port 54322.
+# (initializing -> transferring -> finalizing_success -> finished_success;
+# cancel -> cancelled_user -> finalizing_cleanup -> finished_cleanup ->
+# finished_failure, an upload's disk removed; paused_system after
+# inactivity_timeout; engines before 4.4.7 remove the entity as it ends) and
+# the imageio HTTP API its URLs name (OPTIONS, PUT with Content-Range, PATCH
+# zero/flush, GET with Range, extents), served on two listeners of their own:
+# the host's daemon (transfer_url, a real one on port 54322) and the engine's
+# proxy (proxy_url, port 54323).
 import json
 import os
 import re
 import time
 import uuid
 
-from sim_core import API, Fault, as_int, conflict, incomplete, invalid, opt
+from sim_core import API, Fault, as_bool, as_int, conflict, incomplete, invalid, opt
 
 CHUNK = 1 << 20
+# phases on the way to an end: no cancel any more
+ENDING = ("finalizing_success", "finalizing_failure", "cancelled", "cancelled_user",
+          "cancelled_system", "finalizing_cleanup")
+# ovirt-imageio handlers/images.py: BASE_FEATURES for a read ticket,
+# ALL_FEATURES for a write one, less "checksum" (no /checksum here)
+READ_FEATURES = ["extents"]
+WRITE_FEATURES = ["extents", "flush", "zero"]
 
 
 class Transfers:
     def __init__(self, model):
         self.m = model
         self.all = {}      # transfer id -> transfer
-        self.tickets = {}  # ticket -> transfer
+        self.tickets = {}  # ticket -> transfer (the daemon's and the proxy's alike)
+        # https://HOST:PORT of the listeners, set by the server at start;
+        # unreachable_base names a port bound but not listening, which
+        # refuses connections (transfer_url while daemon_reachable is false)
+        self.daemon_base = self.proxy_base = self.unreachable_base = None
+        self.daemon_reachable = True
 
     # ----- engine side ---------------------------------------------------
-    def add(self, body, base_url):
+    def add(self, body):
         m = self.m
         if not isinstance(body, dict) or not isinstance(body.get("disk"), dict):
             raise incomplete("ImageTransfer", ["disk.id"])
@@ -44,7 +59,7 @@ class Transfers:
              "phase": "initializing", "transferred": 0, "ticket": str(uuid.uuid4()),
              "inactivity_timeout": opt(body, "inactivity_timeout", as_int,
                                        "inactivity_timeout", 60),
-             "last_activity": time.monotonic(), "base_url": base_url}
+             "last_activity": time.monotonic()}
         d["status"] = "locked"
         self.all[t["id"]] = t
 
@@ -73,12 +88,18 @@ class Transfers:
             if t["phase"] not in ("transferring", "paused_user"):
                 raise conflict("Cannot finalize image transfer: the transfer is %s." % t["phase"])
             t["phase"] = "finalizing_success"
-            end = ("finished_success", "ok")
+            self.tickets.pop(t["ticket"], None)
+
+            def done():
+                d = m.disks.get(t["disk"])
+                if d is not None:
+                    d["status"] = "ok"
+                self._end(t, "finished_success")
+            m.after(done)
         elif name == "cancel":
-            if t["phase"].startswith("finished"):
-                raise conflict("Cannot cancel image transfer: it has finished.")
-            t["phase"] = "finalizing_failure"
-            end = ("finished_failure", "illegal")
+            if t["phase"] in ENDING or t["phase"].startswith("finished"):
+                raise conflict("Cannot cancel image transfer: the transfer is %s." % t["phase"])
+            self._cancel(t)
         elif name in ("pause", "resume"):
             if t["phase"] not in ("transferring", "paused_user", "paused_system"):
                 raise conflict("Cannot %s image transfer: the transfer is %s." % (name, t["phase"]))
@@ -88,17 +109,46 @@ class Transfers:
                 self.tickets[t["ticket"]] = t
             else:
                 self.tickets.pop(t["ticket"], None)
-            return
         else:
             raise Fault(404)
-        self.tickets.pop(t["ticket"], None)
 
-        def done():
-            t["phase"] = end[0]
+    def _cancel(self, t):
+        """ovirt-engine TransferDiskImageCommand: a user's cancel (REST
+        BackendImageTransferResource.cancel -> CANCELLED_USER, from 4.3.5)
+        goes through FINALIZING_CLEANUP (the tickets removed, an upload's
+        image ILLEGAL) and FINISHED_CLEANUP; the command then fails and
+        endWithFailure removes an upload's disk (RemoveDisk) and sets
+        FINISHED_FAILURE. Engines before 4.3.5 went CANCELLED ->
+        FINALIZING_FAILURE -> FINISHED_FAILURE."""
+        m = self.m
+        new = m.engine_at_least(4, 3, 5)
+        steps = ["finalizing_cleanup", "finished_cleanup"] if new else ["finalizing_failure"]
+        t["phase"] = "cancelled_user" if new else "cancelled"
+        self.tickets.pop(t["ticket"], None)
+        upload = t["direction"] == "upload"
+
+        def step():
+            if not steps:
+                if upload:
+                    m.disk_remove_internal(t["disk"])
+                self._end(t, "finished_failure")
+                return
+            t["phase"] = steps.pop(0)
             d = m.disks.get(t["disk"])
-            if d is not None:
-                d["status"] = end[1]
-        m.after(done)
+            if d is not None and t["phase"] in ("finished_cleanup", "finalizing_failure"):
+                d["status"] = "illegal" if upload else "ok"
+            m.after(step, factor=0.5)
+        m.after(step, factor=0.5)
+
+    def _end(self, t, phase):
+        """The command ends: engines from 4.4.7 keep the entity in its final
+        phase (a cleanup thread removes it minutes later; here it stays);
+        before 4.4.7 TransferImageCommand.onSucceeded/onFailed removed it at
+        once, so GET answers 404 and a client looks at the disk instead
+        (ovirt-engine-sdk examples/helpers/imagetransfer.py finalize_transfer)."""
+        t["phase"] = phase
+        if not self.m.engine_at_least(4, 4, 7):
+            self.all.pop(t["id"], None)
 
     def render(self, t):
         out = {"id": t["id"], "href": "%s/imagetransfers/%s" % (API, t["id"]),
@@ -112,10 +162,25 @@ class Transfers:
                "actions": {"link": [{"href": "%s/imagetransfers/%s/%s" % (API, t["id"], a),
                                      "rel": a} for a in ("finalize", "cancel", "pause",
                                                          "resume", "extend")]}}
-        if t["phase"] not in ("initializing",):
-            url = "%s/images/%s" % (t["base_url"], t["ticket"])
-            out["transfer_url"] = out["proxy_url"] = url
+        # URLs only while the transfer holds a ticket: the engine clears its
+        # ticket id when the session ends (ImageTransferUpdater.updateEntity,
+        # clearResourceId) and ImageTransferMapper maps URLs only while set
+        if t["phase"] in ("transferring", "paused_user", "paused_system"):
+            daemon = self.daemon_base if self.daemon_reachable else self.unreachable_base
+            out["transfer_url"] = "%s/images/%s" % (daemon, t["ticket"])
+            out["proxy_url"] = "%s/images/%s" % (self.proxy_base, t["ticket"])
         return out
+
+    def control(self, body=None):
+        """GET/PUT /sim/imageio."""
+        if body is not None and not isinstance(body, dict):
+            raise Fault(400, "the body is a JSON object: {\"daemon_reachable\": false}")
+        if body is not None and "daemon_reachable" in body:
+            self.daemon_reachable = as_bool(body["daemon_reachable"], "daemon_reachable")
+        port = lambda base: int(base.rpartition(":")[2]) if base else None  # noqa: E731
+        return {"daemon_reachable": self.daemon_reachable,
+                "daemon_port": port(self.daemon_base), "proxy_port": port(self.proxy_base),
+                "unreachable_port": port(self.unreachable_base)}
 
 
 # ----- imageio (the data side) --------------------------------------------------
@@ -142,11 +207,16 @@ def _ok(h, status, body=b"", ctype="application/json", headers=None):
     h._status = status
 
 
-def serve(h, transfers, lock, path):
-    """One imageio request on /images/<ticket>[/extents]; the request body is
+def serve(h, transfers, lock, path, listener):
+    """One imageio request on /images/<ticket>[/extents] on the host's daemon
+    (listener "imageio") or the engine's proxy ("proxy"); the request body is
     still unread."""
     mt = re.match(r"^/images/([^/]+)(/extents)?$", path)
     n = int(h.headers.get("Content-Length") or 0)
+    if h.command == "OPTIONS" and mt and mt.group(1) == "*" and not mt.group(2):
+        # the server's meta-capabilities (handlers/images.py options)
+        return _ok(h, 200, json.dumps(_options(listener, WRITE_FEATURES)).encode(),
+                   headers={"Allow": "OPTIONS,GET,PUT,PATCH"})
     with lock:
         t = transfers.tickets.get(mt.group(1)) if mt else None
         d = transfers.m.disks.get(t["disk"]) if t else None
@@ -158,11 +228,15 @@ def serve(h, transfers, lock, path):
     t["last_activity"] = time.monotonic()
     size = d["provisioned_size"]
     if h.command == "OPTIONS":
-        feats = {"unix_socket": "\u0000/org/ovirt/imageio", "features": ["extents", "zero",
-                                                                         "flush"],
-                 "max_readers": 8, "max_writers": 8}
-        return _ok(h, 200, json.dumps(feats).encode(),
-                   headers={"Allow": "OPTIONS,GET,PUT,PATCH"})
+        # a ticket's capabilities: "write" implies "read" (auth.Ticket.may);
+        # the proxy answers the same through its http backend, which takes
+        # max_readers/max_writers from the daemon, but has no unix socket
+        # (the engine's imageio config disables [local])
+        write = t["direction"] == "upload"
+        opts = _options(listener, WRITE_FEATURES if write else READ_FEATURES)
+        opts.update(max_readers=8, max_writers=8)
+        return _ok(h, 200, json.dumps(opts).encode(),
+                   headers={"Allow": "OPTIONS,GET,PUT,PATCH" if write else "OPTIONS,GET"})
     if mt.group(2):
         return _extents(h, d["file"], size)
     if h.command == "GET":
@@ -176,6 +250,12 @@ def serve(h, transfers, lock, path):
     if h.command == "PATCH":
         return _patch(h, t, d["file"], size, h.rfile.read(n) if n else b"")
     return _err(h, 405, "Method not allowed")
+
+
+def _options(listener, features):
+    out = {"unix_socket": "\u0000/org/ovirt/imageio"} if listener == "imageio" else {}
+    out["features"] = list(features)
+    return out
 
 
 def _put(h, t, path, size, n):

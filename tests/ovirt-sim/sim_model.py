@@ -352,6 +352,20 @@ class Model:
         d["status"] = "locked"
         self.after(self._disk_gone, d, factor=0.5)
 
+    def disk_remove_internal(self, i):
+        """The engine's own RemoveDisk, as a failed or cancelled upload's
+        image transfer runs it (ovirt-engine TransferDiskImageCommand
+        .endWithFailure): no validation; the disk is locked, then gone."""
+        d = self.disks.get(i)
+        if d is None:
+            return
+        vm = self.vms.get(d["vm"]) if d["vm"] else None
+        if vm and i in vm["attachments"]:
+            del vm["attachments"][i]
+            self.guest.sync(vm)
+        d["status"] = "locked"
+        self.after(self._disk_gone, d, factor=0.5)
+
     def _disk_gone(self, d):
         self.disks.pop(d["id"], None)
         self._release(d)

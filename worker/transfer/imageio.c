@@ -321,8 +321,8 @@ static int do_open(bridge_t *b, const ek_dp_frame_t *f)
         return reply_error(b, id, EK_DP_E_SIZE,
                            "%s: the disk holds %" PRIu64 " bytes, %" PRIu64 " were asked for",
                            d->path, d->size, f->u.open.size);
-    /* the host's daemon first, as virt-v2v and the SDK do; the engine's proxy
-     * when the host cannot be reached from here */
+    /* the host's daemon first, the engine's proxy when the host cannot be
+     * reached from here (as ovirt-imageio's own client does: client/_api.py) */
     const char *urls[2] = {d->url, d->proxy_url};
     char msg[768] = "";
     long status = 0;

@@ -153,15 +153,22 @@ rnd "$S/web01-root.img" $((50 * MiB)) $((256 * 1024))
 qemu-io -f qcow2 -c "write -P 0x5a 1M 128k" "$S/web01-data.qcow2" > /dev/null
 rnd "$S/web01-swap.img" $((10 * MiB)) $((64 * 1024))
 changed=$((256 * 1024 + 128 * 1024 + 64 * 1024))
-E2=$(execute "$T")
-st=$(wait_execution "$TOK" "$P" "$T" "$E2" 300)
-check "execution 2 completes (got $st)" test "$st" = COMPLETED
-[ "$st" = COMPLETED ] || errors_of "$T" "$E2"
-check "the replicas equal the changed sources" same_as_source web01-
-api "$TOK" GET "/v1/$P/transfers/$T?include_task_info=true" > "$TMP/t.json"
-moved=$(jq '[.transfer.info.web01.volumes_info[].last_sync.data_bytes] | add' "$TMP/t.json")
-echo "# changed $changed bytes, execution 2 sent $moved data bytes"
-check "only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
+# sync_and_check LABEL TRANSFER INSTANCE CHANGED: an execution completes, the
+# replicas equal the sources, and it sent the changed bytes (within 5 %)
+sync_and_check() {
+  local label=$1 t=$2 inst=$3 changed=$4 e st moved
+  e=$(execute "$t")
+  st=$(wait_execution "$TOK" "$P" "$t" "$e" 300)
+  check "$label completes (got $st)" test "$st" = COMPLETED
+  [ "$st" = COMPLETED ] || errors_of "$t" "$e"
+  check "$label: the replicas equal the changed sources" same_as_source "$inst-"
+  api "$TOK" GET "/v1/$P/transfers/$t?include_task_info=true" > "$TMP/t.json"
+  moved=$(jq --arg i "$inst" '[.transfer.info[$i].volumes_info[].last_sync.data_bytes] | add' "$TMP/t.json")
+  echo "# $label: changed $changed bytes, sent $moved data bytes"
+  check "$label: only the changed blocks moved ($moved <= 1.05 x $changed)" \
+    test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
+}
+sync_and_check "execution 2" "$T" web01 "$changed"
 check "no worker VM is left after execution 2" test "$(workers_left)" = 0
 
 # --- 2b: data_transfer_mechanism = imageio: image transfers, no disk-copy worker VM ------------
@@ -190,29 +197,33 @@ check "imageio: its three image transfers were finalized (finished_success)" \
   test "$(jq '[.image_transfer[] | select(.phase == "finished_success")] | length' "$TMP/it.json")" -ge 3
 check "imageio: no image transfer is left open" \
   test "$(jq '[.image_transfer[] | select(.phase | test("finished") | not)] | length' "$TMP/it.json")" = 0
+check "imageio: the writes went to the host's daemon, not the proxy" test "$(sim_ctl GET /sim/requests \
+  | jq --argjson b "$BEFORE" '[.requests[$b:][] | select(.method == "PUT") | .listener] | unique | join(",")')" = '"imageio"'
 # the ticket URLs are credentials: not in the API's answers, not in any log
+# (the tickets, from the paths imageio was called on)
 api "$TOK" GET "/v1/$P/transfers/$TI?include_task_info=true" > "$TMP/ti.json"
-leaks=0
-for tk in $(jq -r '.image_transfer[].transfer_url | sub(".*/"; "")' "$TMP/it.json"); do
+leaks=0 ntk=0
+for tk in $(sim_ctl GET /sim/requests | jq -r --argjson b "$BEFORE" \
+    '[.requests[$b:][] | select(.path | startswith("/images/")) | .path | sub("^/images/"; "") | sub("/.*"; "")] | unique | .[]'); do
+  ntk=$((ntk + 1))
   grep -q -- "$tk" "$TMP/ti.json" "$TMP/w.log" "$TMP/c.log" "$TMP/s.log" && leaks=$((leaks + 1))
   psql "$DB" -Atqc "SELECT message FROM task_events" | grep -q -- "$tk" && leaks=$((leaks + 1))
 done
-check "imageio: no ticket appears in the API, the logs or the task events" test "$leaks" = 0
+check "imageio: none of its $ntk tickets appears in the API, the logs or the task events" \
+  test "$leaks" = 0 -a "$ntk" = 3
 rnd "$S/web01-root.img" $((20 * MiB)) $((192 * 1024))
 rnd "$S/web01-swap.img" $((12 * MiB)) $((64 * 1024))
 changed=$((192 * 1024 + 64 * 1024))
-# two PUTs fail on the way (the host daemon answering 500): the engine sends them again
+# the worker cannot reach the host's daemon (transfer_url refuses): the
+# proxy's URL is used; and two PUTs fail on the way (500): sent again
+sim_ctl PUT /sim/imageio '{"daemon_reachable":false}' > /dev/null
 sim_ctl POST /sim/fail '{"method":"PUT","path_regex":"^/images/","status":500,"count":2,"detail":"simulated imageio failure"}' > /dev/null
-EI2=$(execute "$TI")
-st=$(wait_execution "$TOK" "$P" "$TI" "$EI2" 300)
+BEFORE=$(sim_ctl GET /sim/requests | jq '.requests | length')
+sync_and_check "imageio: execution 2 (through the proxy, two PUTs failed)" "$TI" web03 "$changed"
 sim_ctl DELETE /sim/fail > /dev/null
-check "imageio: execution 2 completes through two failed PUTs (got $st)" test "$st" = COMPLETED
-[ "$st" = COMPLETED ] || errors_of "$TI" "$EI2"
-check "imageio: the replicas equal the changed sources" same_as_source web03-
-api "$TOK" GET "/v1/$P/transfers/$TI?include_task_info=true" > "$TMP/ti.json"
-moved=$(jq '[.transfer.info.web03.volumes_info[].last_sync.data_bytes] | add' "$TMP/ti.json")
-echo "# imageio: changed $changed bytes, execution 2 sent $moved data bytes"
-check "imageio: only the changed blocks moved ($moved <= 1.05 x $changed)" test "$moved" -le $((changed * 105 / 100)) -a "$moved" -ge "$changed"
+sim_ctl PUT /sim/imageio '{"daemon_reachable":true}' > /dev/null
+check "imageio: with the daemon unreachable the writes went through the proxy" test "$(sim_ctl GET /sim/requests \
+  | jq --argjson b "$BEFORE" '[.requests[$b:][] | select(.method == "PUT") | .listener] | unique | join(",")')" = '"proxy"'
 # web03's replicas go: the rest of the test counts web01's
 for id in $(state | jq -r '.disks[] | select(.name | startswith("web03-")) | .id'); do
   sim_api DELETE "/disks/$id" > /dev/null

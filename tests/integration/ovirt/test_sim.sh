@@ -341,6 +341,16 @@ check "deleting a snapshot answers 200" test "$SIM_STATUS" = 200
 check "... and it goes away after the merge" sim_wait_status 10 "/vms/$PLAIN/snapshots/$SNAP" . ""
 
 # ---- image transfers and imageio -------------------------------------------
+# transfer_url names the host's imageio daemon (a real one on 54322),
+# proxy_url the engine's imageio proxy (54323): listeners of their own
+code() { curl -s --cacert "$SIM_CA" -o /dev/null -w '%{http_code}' "$@"; }
+url_port() { local u=${1#https://}; u=${u%%/*}; echo "${u##*:}"; }
+transfer_of() { # transfer_of DISK [DIRECTION]: starts one, waits for transferring, prints its id
+  local id
+  id=$(sim_api POST /imagetransfers "{\"disk\":{\"id\":\"$1\"},\"direction\":\"${2:-upload}\",\"format\":\"raw\",\"inactivity_timeout\":\"120\"}" | jq -r .id)
+  sim_wait_status 10 "/imagetransfers/$id" .phase transferring && echo "$id"
+}
+gone() { sim_api GET "$1" >/dev/null; [ "$SIM_STATUS" = 404 ]; } # gone PATH: answers 404
 sim_api POST /disks "$(disk_body up 4194304 "$SD1")" >"$T/body"
 DU=$(jq -r .id "$T/body")
 sim_wait_status 10 "/disks/$DU" .status ok
@@ -348,18 +358,48 @@ sim_call POST /imagetransfers "{\"disk\":{\"id\":\"$DU\"},\"direction\":\"upload
 TR=$(jq -r .id <<<"$SIM_BODY")
 check "an image transfer starts initializing (201)" \
   test "$SIM_STATUS/$(jq -r .phase <<<"$SIM_BODY")" = 201/initializing
+check "... with no URL yet" test "$(jq -r '[has("transfer_url"), has("proxy_url")] | any' <<<"$SIM_BODY")" = false
 check "... the disk is locked meanwhile" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = locked
 check "... then transferring" sim_wait_status 10 "/imagetransfers/$TR" .phase transferring
-TURL=$(sim_api GET "/imagetransfers/$TR" | jq -r .transfer_url)
+sim_api GET "/imagetransfers/$TR" >"$T/tr.json"
+TURL=$(jq -r .transfer_url "$T/tr.json") PURL=$(jq -r .proxy_url "$T/tr.json")
+TICKET=${TURL##*/}
+check "transfer_url is the daemon's port ($SIM_IMAGEIO_PORT), not the API's ($SIM_PORT)" \
+  test "$TURL" = "https://localhost:$SIM_IMAGEIO_PORT/images/$TICKET" -a "$SIM_IMAGEIO_PORT" != "$SIM_PORT"
+check "proxy_url is the proxy's port ($SIM_PROXY_PORT), a third one, with the same ticket" \
+  test "$PURL" = "https://localhost:$SIM_PROXY_PORT/images/$TICKET" -a "$SIM_PROXY_PORT" != "$SIM_PORT" \
+  -a "$SIM_PROXY_PORT" != "$SIM_IMAGEIO_PORT"
+check "the API's port serves no /images (404), as a real engine" \
+  test "$(code -X OPTIONS "https://localhost:$SIM_PORT/images/$TICKET")" = 404
+check "the daemon's and the proxy's ports serve nothing but /images (404)" test "$(code \
+  -H 'Accept: application/json' "https://localhost:$SIM_IMAGEIO_PORT/ovirt-engine/api")/$(code \
+  "https://localhost:$SIM_PROXY_PORT/sim/state")" = 404/404
 IO=(curl -s --cacert "$SIM_CA")
-check "imageio OPTIONS lists zero and flush" test "$("${IO[@]}" -X OPTIONS "$TURL" \
-  | jq -r '.features | join(",")')" = "extents,zero,flush"
+"${IO[@]}" -X OPTIONS "$TURL" >"$T/opt.json"
+check "imageio OPTIONS of an upload ticket: extents, flush, zero (no checksum: not served)" \
+  test "$(jq -r '.features | sort | join(",")' "$T/opt.json")" = "extents,flush,zero"
+check "... max_readers and max_writers" test "$(jq -r '"\(.max_readers)/\(.max_writers)"' "$T/opt.json")" = 8/8
+check "... the daemon offers its unix socket" test "$(jq -r .unix_socket "$T/opt.json" | tr -d '\0')" = /org/ovirt/imageio
+"${IO[@]}" -X OPTIONS "$PURL" >"$T/popt.json"
+check "the proxy's OPTIONS offers the same features and limits, no unix socket" \
+  test "$(jq -c '[(.features | sort), .max_readers, .max_writers, has("unix_socket")]' "$T/popt.json")" \
+  = '[["extents","flush","zero"],8,8,false]'
+check "OPTIONS /images/* answers the server's features (no ticket needed)" test "$("${IO[@]}" \
+  -X OPTIONS "https://localhost:$SIM_PROXY_PORT/images/*" | jq -r '.features | sort | join(",")')" = "extents,flush,zero"
 head -c 1048576 /dev/urandom >"$T/up"
 check "PUT with Content-Range writes at the offset" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
   -X PUT -H 'Content-Range: bytes 1048576-2097151/*' --data-binary @"$T/up" "$TURL?flush=n")" = 200
 check "GET with Range answers 206 with the data" cmp -s "$T/up" <("${IO[@]}" -H 'Range: bytes=1048576-2097151' "$TURL")
+check "... and so does the proxy: both serve the same ticket" \
+  cmp -s "$T/up" <("${IO[@]}" -H 'Range: bytes=1048576-2097151' "$PURL")
+head -c 65536 /dev/urandom >"$T/up2"
+check "PUT through the proxy writes too" test "$(code -X PUT -H 'Content-Range: bytes 3145728-3211263/*' \
+  --data-binary @"$T/up2" "$PURL")" = 200
+check "... what the daemon then reads" cmp -s "$T/up2" <("${IO[@]}" -H 'Range: bytes=3145728-3211263' "$TURL")
 check "extents show the data and the holes" test "$("${IO[@]}" "$TURL/extents" \
-  | jq -c '[.[] | select(.zero|not) | [.start, .length]]')" = "[[1048576,1048576]]"
+  | jq -c '[.[] | select(.zero|not) | [.start, .length]]')" = "[[1048576,1048576],[3145728,65536]]"
+check "the request log names the listener of each call (imageio, proxy)" test "$(sim_ctl GET /sim/requests \
+  | jq -r --arg t "/images/$TICKET" '[.requests[] | select(.path == $t and .method == "PUT") | .listener] | join(",")')" = imageio,proxy
 check "PATCH zero without size answers 400" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
   -X PATCH -H 'Content-Type: application/json' -d '{"op":"zero","offset":0}' "$TURL")" = 400
 check "PATCH zero past the end answers 416" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
@@ -368,13 +408,75 @@ check "PATCH zero past the end answers 416" test "$("${IO[@]}" -o /dev/null -w '
 check "PATCH zero zeroes" cmp -s <(head -c 4096 /dev/zero) <("${IO[@]}" -H 'Range: bytes=1048576-1052671' "$TURL")
 check "an unknown ticket answers 403" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' \
   -X OPTIONS "${TURL%/*}/nope")" = 403
+check "injected imageio faults hit the daemon and the proxy alike" test "$(sim_ctl POST /sim/fail \
+  '{"method":"PUT","path_regex":"^/images/","status":500,"count":2}' >/dev/null
+  code -X PUT -H 'Content-Range: bytes 0-0/*' --data-binary x "$TURL"; echo -n /
+  code -X PUT -H 'Content-Range: bytes 0-0/*' --data-binary x "$PURL"; echo -n /
+  code -X PUT -H 'Content-Range: bytes 0-0/*' --data-binary x "$PURL")" = 500/500/200
+sim_ctl DELETE /sim/fail >/dev/null
+# a worker that cannot route to the host: transfer_url refuses, proxy_url works
+check "GET /sim/imageio: the daemon is reachable by default" \
+  test "$(sim_ctl GET /sim/imageio | jq -r '"\(.daemon_reachable)/\(.daemon_port)/\(.proxy_port)"')" \
+  = "true/$SIM_IMAGEIO_PORT/$SIM_PROXY_PORT"
+check "PUT /sim/imageio {daemon_reachable: false}" \
+  test "$(sim_ctl PUT /sim/imageio '{"daemon_reachable":false}' | jq -r .daemon_reachable)" = false
+sim_api GET "/imagetransfers/$TR" >"$T/tr.json"
+TURL2=$(jq -r .transfer_url "$T/tr.json")
+check "... then transfer_url names another port, same ticket" \
+  test "$(url_port "$TURL2")" != "$SIM_IMAGEIO_PORT" -a "${TURL2##*/}" = "$TICKET"
+"${IO[@]}" -o /dev/null -X OPTIONS "$TURL2"
+check "... whose connections are refused (curl exit 7)" test $? = 7
+check "... while proxy_url still serves the ticket" test "$(code -X OPTIONS "$(jq -r .proxy_url "$T/tr.json")")" = 200
+sim_ctl PUT /sim/imageio '{"daemon_reachable":true}' >/dev/null
+check "daemon_reachable true gives the daemon's port back" \
+  test "$(sim_api GET "/imagetransfers/$TR" | jq -r .transfer_url)" = "$TURL"
 sim_api POST "/imagetransfers/$TR/finalize" '{}' >/dev/null
-check "finalize ends in finished_success" sim_wait_status 10 "/imagetransfers/$TR" .phase finished_success
+check "finalize ends in finished_success (engine 4.5)" sim_wait_status 10 "/imagetransfers/$TR" .phase finished_success
 check "... the disk is ok again" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = ok
-check "... the ticket is gone (403)" test "$("${IO[@]}" -o /dev/null -w '%{http_code}' -X OPTIONS "$TURL")" = 403
+check "... the transfer stays (engines from 4.4.7 keep it)" test "$(sleep 1.2; sim_api GET /imagetransfers \
+  | jq -r --arg t "$TR" '.image_transfer[] | select(.id == $t) | .phase')" = finished_success
+check "... the ticket is gone on the daemon and the proxy (403)" \
+  test "$(code -X OPTIONS "$TURL")/$(code -X OPTIONS "$PURL")" = 403/403
+check "... and the finished transfer names no URL any more" test "$(sim_api GET "/imagetransfers/$TR" \
+  | jq -r '[has("transfer_url"), has("proxy_url")] | any')" = false
 DUFILE=$(sim_ctl GET /sim/state | jq -r --arg d "$DU" '.disks[] | select(.id==$d) | .file')
 check "... and the disk file holds the upload" \
   cmp -s <(tail -c +4097 "$T/up") <(head -c 2097152 "$DUFILE" | tail -c +1052673)
+# before 4.4.7 the engine removes the transfer as it ends: the disk tells
+# (ovirt-engine-sdk examples/helpers/imagetransfer.py finalize_transfer)
+sim_ctl PUT /sim/engine '{"version":"4.3.10.4-1.el7"}' >/dev/null
+TR43=$(transfer_of "$DU")
+check "a 4.3 engine's transfer starts too" test -n "$TR43"
+sim_api POST "/imagetransfers/$TR43/finalize" '{}' >/dev/null
+check "on a 4.3 engine the finalized transfer is gone (404) once it ends" wait_for 10 gone "/imagetransfers/$TR43"
+check "... not listed any more" test "$(sim_api GET /imagetransfers \
+  | jq -r --arg t "$TR43" '[.image_transfer[]? | select(.id == $t)] | length')" = 0
+check "... and the disk is ok" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = ok
+sim_ctl PUT /sim/engine '{"version":"4.5.5-1.el8"}' >/dev/null
+# the transfer owns its disk: cancelling an upload removes the disk
+sim_api POST /disks "$(disk_body upcancel 1048576 "$SD1")" >"$T/body"
+DC=$(jq -r .id "$T/body")
+sim_wait_status 10 "/disks/$DC" .status ok
+TRC=$(transfer_of "$DC")
+CURL=$(sim_api GET "/imagetransfers/$TRC" | jq -r .transfer_url)
+sim_api POST "/imagetransfers/$TRC/cancel" '{}' >/dev/null
+check "cancel answers 200, the transfer cancelled_user" \
+  test "$SIM_STATUS/$(sim_api GET "/imagetransfers/$TRC" | jq -r .phase)" = 200/cancelled_user
+check "... its ticket is gone (403)" test "$(code -X OPTIONS "$CURL")" = 403
+sim_api POST "/imagetransfers/$TRC/cancel" '{}' >/dev/null
+check "... a second cancel answers 409" test "$SIM_STATUS" = 409
+check "... it ends finished_failure" sim_wait_status 10 "/imagetransfers/$TRC" .phase finished_failure
+check "... and the engine deletes the upload's disk" wait_for 10 gone "/disks/$DC"
+check "... and its file" test -z "$(sim_ctl GET /sim/state | jq -r --arg d "$DC" '.disks[] | select(.id==$d) | .id')"
+# a download ticket reads only
+TRD=$(transfer_of "$DU" download)
+DURL=$(sim_api GET "/imagetransfers/$TRD" | jq -r .proxy_url)
+check "a download ticket's OPTIONS: extents only, GET only" test "$(curl -s --cacert "$SIM_CA" -i -X OPTIONS "$DURL" \
+  | tr -d '\r' | sed -n 's/^Allow: //p')/$("${IO[@]}" -X OPTIONS "$DURL" | jq -r '.features | join(",")')" = "OPTIONS,GET/extents"
+check "... it refuses a PUT (403)" test "$(code -X PUT -H 'Content-Range: bytes 0-0/*' --data-binary x "$DURL")" = 403
+sim_api POST "/imagetransfers/$TRD/cancel" '{}' >/dev/null
+check "cancelling a download ends finished_failure" sim_wait_status 10 "/imagetransfers/$TRD" .phase finished_failure
+check "... and leaves its disk ok" test "$(sim_api GET "/disks/$DU" | jq -r .status)" = ok
 
 # ---- failure injection ----------------------------------------------------
 sim_api DELETE "/vms/$PLAIN/diskattachments/$D3" >/dev/null
