@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "common/base64.h"
 #include "common/mem.h"
+#include "common/net.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -32,50 +33,18 @@ const char *ek_ssh_errmsg(LIBSSH2_SESSION *s)
 
 static ek_err_t *tcp_connect(const ek_ssh_peer_t *p, int *fd_out)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     char port[16];
     snprintf(port, sizeof(port), "%d", p->port);
-    int rc = getaddrinfo(p->host, port, &hints, &res);
-    if (rc != 0)
-        return ek_err_new(EK_E_UNAVAILABLE,
-                          "cannot resolve host name '%s': %s (check the host "
-                          "name and this machine's DNS)",
-                          p->host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-    int err_no = 0, fd = -1;
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
-        if (fd < 0) {
-            err_no = errno;
-            continue;
-        }
-        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EINPROGRESS) {
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            int r = poll(&pf, 1, p->timeout_ms);
-            int soerr = 0;
-            socklen_t sl = sizeof(soerr);
-            if (r == 0)
-                soerr = ETIMEDOUT;
-            else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-                soerr = errno;
-            errno = soerr;
-        } else if (errno == 0 || errno == EISCONN) {
-            errno = 0;
-        }
-        if (errno) {
-            err_no = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ek_err_new(EK_E_UNAVAILABLE,
-                          "cannot open a TCP connection to %s port %d: %s (is sshd listening "
-                          "there, and is the port open in the firewall?)",
-                          p->host, p->port, strerror(err_no ? err_no : EHOSTUNREACH));
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    *fd_out = fd;
-    return NULL;
+    ek_err_t *err = ek_tcp_connect(p->host, port, p->timeout_ms, fd_out);
+    if (!err)
+        return NULL;
+    ek_err_t *e =
+        ek_err_new(err->code, "%s (%s)", err->message,
+                   strncmp(err->message, "cannot resolve", 14) == 0
+                       ? "check the host name and this machine's DNS"
+                       : "is sshd listening there, and is the port open in the firewall?");
+    ek_err_free(err);
+    return e;
 }
 
 /* ---- the host key ------------------------------------------------------------------- */

@@ -14,38 +14,6 @@
 #include "common/mem.h"
 #include "worker/transfer/tls.h"
 
-ek_err_t *ek_tcp_connect(const char *host, const char *port, int timeout_ms, int *out)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc)
-        return ek_err_new(EK_E_UNAVAILABLE, "cannot resolve %s: %s", host, gai_strerror(rc));
-    int err = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
-            (errno == EINPROGRESS && ek_stream_poll_fd(fd, POLLOUT, timeout_ms, NULL) == 0)) {
-            socklen_t el = sizeof(err);
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0) {
-                fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-                freeaddrinfo(res);
-                *out = fd;
-                return NULL;
-            }
-        } else {
-            err = errno;
-        }
-        close(fd);
-    }
-    freeaddrinfo(res);
-    return ek_err_new(EK_E_UNAVAILABLE, "cannot connect to %s port %s: %s", host, port,
-                      strerror(err ? err : ETIMEDOUT));
-}
-
 ek_err_t *ek_https_connect(void *target, ek_stream_t **out)
 {
     ek_https_target_t *t = target;

@@ -12,12 +12,10 @@
 
 #include <openssl/ssl.h>
 #include "common/error.h"
+#include "common/net.h"
 #include "worker/transfer/stream.h"
 
 typedef ek_err_t *(*ek_connect_fn)(void *target, ek_stream_t **out);
-
-/* Connected TCP socket to host:port (any address family), within timeout. */
-EK_ERR_CHECK ek_tcp_connect(const char *host, const char *port, int timeout_ms, int *fd);
 
 typedef struct ek_https_target {
     const char *host, *port;
