@@ -100,6 +100,12 @@ const ek_opt_def_t ek_options[] = {
            "admins only."),
     S("api", "tls_cert_file", "", "PEM certificate for HTTPS (plain HTTP when empty)."),
     S("api", "tls_key_file", "", "PEM private key for HTTPS."),
+    S("api", "public_url", "",
+      "Base URL clients reach the API at (https://host:port), as the Keystone v3 facade's "
+      "catalog gives it; empty: the scheme and the Host header of each request (else "
+      "listen_address:port)."),
+    S("api", "public_region", "RegionOne",
+      "Region of the migration service in the Keystone v3 facade's catalog."),
 
     /* [scheduler] */
     I("scheduler", "heartbeat_interval", 10, 1, 3600, "Seconds between worker heartbeats."),

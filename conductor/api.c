@@ -51,7 +51,7 @@ struct request {
     /* the caller, authenticated before the body was read */
     char user_id[EK_UUID_STRLEN + 1];
     char project_id[EK_UUID_STRLEN + 1];
-    bool is_admin;
+    bool is_admin, scoped;
     /* the body */
     ek_strbuf_t body;
     size_t limit;
@@ -65,8 +65,8 @@ struct request {
 
 enum route_auth {
     AUTH_NONE,     /* public */
-    AUTH_USER,     /* any valid token */
-    AUTH_PROJECT,  /* a token, and /v1/{project_id}/ in the path */
+    AUTH_USER,     /* any valid token (also an unscoped one) */
+    AUTH_PROJECT,  /* a scoped token, and /v1/{project_id}/ in the path */
     AUTH_ADMIN,    /* an admin's token */
     AUTH_OPERATOR, /* an admin's token or [api] metrics_token */
 };
@@ -93,6 +93,18 @@ static const struct route routes[] = {
     {"PUT", "/v1/users/*", AUTH_ADMIN, r_users_update},
     {"GET", "/v1/projects", AUTH_ADMIN, r_projects_list},
     {"POST", "/v1/projects", AUTH_ADMIN, r_projects_create},
+
+    /* the Keystone v3 identity facade (r_keystone.c) */
+    {"GET", "/v3", AUTH_NONE, r_ks_version},
+    {"POST", "/v3/auth/tokens", AUTH_NONE, r_ks_tokens_create},
+    {"GET", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show},
+    {"HEAD", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show},
+    {"DELETE", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_delete},
+    {"GET", "/v3/auth/catalog", AUTH_USER, r_ks_catalog},
+    {"GET", "/v3/auth/projects", AUTH_USER, r_ks_projects},
+    {"GET", "/v3/users/*", AUTH_USER, r_ks_user_show},
+    {"GET", "/v3/users/*/projects", AUTH_USER, r_ks_user_projects},
+    {"GET", "/v3/role_assignments", AUTH_USER, r_ks_role_assignments},
 
     P("GET", "providers", r_providers_list),
     P("GET", "providers/*/schemas/*", r_provider_schema),
@@ -238,6 +250,11 @@ ek_err_t *ek_err_not_found(const char *what, const char *id)
     return ek_err_new(EK_E_NOTFOUND, "%s %s not found", what, id);
 }
 
+const char *ek_req_header(const ek_req_t *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
 const char *ek_req_query(const ek_req_t *req, const char *key)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -316,7 +333,7 @@ static ek_err_t *authenticate(ek_api_t *api, struct request *rq, const char *tok
         return err;
     PGresult *res;
     err = ek_db_query(db, &res,
-                      "SELECT t.user_id, t.project_id, t.is_admin FROM tokens t "
+                      "SELECT t.user_id, t.project_id, t.is_admin, t.scoped FROM tokens t "
                       "JOIN users u ON u.id = t.user_id "
                       "WHERE t.token_hash = $1 AND t.expires_at > now() AND u.enabled",
                       1, (const char *[]){digest});
@@ -331,6 +348,7 @@ static ek_err_t *authenticate(ek_api_t *api, struct request *rq, const char *tok
     snprintf(rq->user_id, sizeof(rq->user_id), "%s", PQgetvalue(res, 0, 0));
     snprintf(rq->project_id, sizeof(rq->project_id), "%s", PQgetvalue(res, 0, 1));
     rq->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
+    rq->scoped = PQgetvalue(res, 0, 3)[0] == 't';
     PQclear(res);
     return NULL;
 }
@@ -400,7 +418,8 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
     }
     const char *ctype =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (strcmp(method, "GET") && strcmp(method, "DELETE") && !ek_input_content_type_ok(ctype)) {
+    if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "DELETE") &&
+        !ek_input_content_type_ok(ctype)) {
         ek_resp_fail(early, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                      "the body must be JSON: send Content-Type: application/json");
         return false;
@@ -417,6 +436,13 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
         }
         if ((r->auth == AUTH_ADMIN || r->auth == AUTH_OPERATOR) && !rq->is_admin) {
             ek_resp_fail(early, MHD_HTTP_FORBIDDEN, "only an admin may do that");
+            return false;
+        }
+        if (r->auth == AUTH_PROJECT && !rq->scoped) {
+            ek_resp_fail(early, MHD_HTTP_FORBIDDEN,
+                         "the token is unscoped: get one scoped to project %s (POST "
+                         "/v3/auth/tokens with auth.scope.project, or POST /v1/auth/tokens)",
+                         rq->segs[0]);
             return false;
         }
         if (r->auth == AUTH_PROJECT && (!ek_uuid_is_valid(rq->segs[0]) ||
@@ -495,9 +521,25 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
         snprintf(secs, sizeof(secs), "%u", resp->retry_after);
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, secs);
     }
+    if (resp->subject_token)
+        MHD_add_response_header(r, "X-Subject-Token", resp->subject_token);
     enum MHD_Result rc = MHD_queue_response(conn, resp->status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+/* Under /v3 an error is Keystone's {"error": {"code", "title", "message"}}. */
+static void keystone_error_title(const char *url, ek_resp_t *resp)
+{
+    json_object *err, *title;
+    if (strncmp(url, "/v3", 3) || (url[3] && url[3] != '/') || resp->status < 400 || !resp->body ||
+        !json_object_object_get_ex(resp->body, "error", &err) ||
+        !json_object_is_type(err, json_type_object) ||
+        json_object_object_get_ex(err, "title", &title))
+        return;
+    const char *phrase = MHD_get_reason_phrase_for(resp->status);
+    json_object_object_add(err, "title",
+                           json_object_new_string(phrase && *phrase ? phrase : "Error"));
 }
 
 /* Counts, logs and queues a response; frees what it holds. */
@@ -510,6 +552,7 @@ static enum MHD_Result respond(ek_api_t *api, struct request *rq, struct MHD_Con
     unsigned cls_idx = resp->status / 100;
     if (cls_idx >= 1 && cls_idx <= 5)
         atomic_fetch_add(&api->app->http_requests[cls_idx], 1);
+    keystone_error_title(url, resp);
     char status[8];
     snprintf(status, sizeof(status), "%u", resp->status);
     ek_log_kv(resp->status >= 500 ? EK_LOG_WARNING : EK_LOG_DEBUG, "request", "method", method,
@@ -517,6 +560,7 @@ static enum MHD_Result respond(ek_api_t *api, struct request *rq, struct MHD_Con
     enum MHD_Result r = send_resp(conn, resp);
     json_object_put(resp->body);
     free(resp->text);
+    ek_free_secret(resp->subject_token);
     return r;
 }
 
@@ -527,6 +571,7 @@ static void request_fill(ek_api_t *api, struct request *rq, ek_req_t *req,
     memcpy(req->user_id, rq->user_id, sizeof(req->user_id));
     memcpy(req->project_id, rq->project_id, sizeof(req->project_id));
     req->is_admin = rq->is_admin;
+    req->scoped = rq->scoped;
     memcpy(req->source, rq->source, sizeof(req->source));
 }
 
@@ -632,6 +677,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     /* the handler continues on the hash pool: this thread serves others */
     json_object_put(resp.body);
     free(resp.text);
+    ek_free_secret(resp.subject_token);
     rq->defer = resp.defer;
     rq->conn = conn;
     pthread_mutex_init(&rq->lock, NULL);
@@ -819,6 +865,12 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
                           "[api] listen_address '%s' is not an IPv4 address (e.g. 127.0.0.1 or "
                           "0.0.0.0)",
                           host);
+    const char *pub = ek_config_get_string(cfg, "api", "public_url");
+    if (*pub && strncmp(pub, "http://", 7) && strncmp(pub, "https://", 8))
+        return ek_err_new(EK_E_INVALID,
+                          "[api] public_url '%s' is not an http:// or https:// URL (e.g. "
+                          "https://migrate.example.com:7667), or leave it empty",
+                          pub);
     ek_api_t *api = ek_xcalloc(1, sizeof(*api));
     api->app = app;
     api->max_body = (size_t)ek_config_get_int(cfg, "api", "max_body_size");
@@ -870,6 +922,8 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     api->https = cert != NULL;
     snprintf(api->address, sizeof(api->address), "%s://%s:%d", api->https ? "https" : "http", host,
              port);
+    app->api_https = api->https;
+    snprintf(app->api_url, sizeof(app->api_url), "%s", api->address);
     *out = api;
     return NULL;
 }

@@ -41,6 +41,7 @@ typedef struct ek_req {
     char user_id[EK_UUID_STRLEN + 1];
     char project_id[EK_UUID_STRLEN + 1]; /* the URL's project (the token's when absent) */
     bool is_admin;
+    bool scoped; /* false: an unscoped Keystone v3 token (no project route) */
     PGconn *db;
     char source[64]; /* the client's address */
 } ek_req_t;
@@ -67,6 +68,7 @@ struct ek_resp {
     json_object *body;
     char *text;           /* instead of body: plain text (metrics) */
     unsigned retry_after; /* seconds; sent as Retry-After (429, 503) when set */
+    char *subject_token;  /* sent as X-Subject-Token (Keystone v3); a secret, freed */
     ek_defer_t defer;     /* set instead of a status to continue off the thread */
 };
 
@@ -94,6 +96,8 @@ void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...) EK_PRI
 /* Continues the request with slow work off the API thread (see ek_defer_t). */
 void ek_resp_defer(ek_resp_t *resp, const ek_defer_t *defer);
 
+/* A request header, or NULL. */
+const char *ek_req_header(const ek_req_t *req, const char *name);
 /* A query-string argument, or NULL (checked as UTF-8 without NUL at the edge). */
 const char *ek_req_query(const ek_req_t *req, const char *key);
 /* The request body's object under key ({"transfer": {...}}), or a 400. */

@@ -23,6 +23,9 @@ typedef struct ek_app {
     struct ek_hashpool *hashpool;
     struct ek_backoff *login_by_user, *login_by_addr;
     bool quorum;
+    /* set by the API server: its scheme, and scheme://listen_address:port */
+    bool api_https;
+    char api_url[80];
     char host[256];
 
     pthread_mutex_t wake_lock;

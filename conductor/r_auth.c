@@ -2,70 +2,25 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include "common/backoff.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "common/mem.h"
 #include "common/redact.h"
 #include "common/secret.h"
 #include "conductor/accounts.h"
+#include "conductor/login.h"
 #include "conductor/routes.h"
 
 /* ---- POST /v1/auth/tokens ---------------------------------------------------
- * The password check (scrypt) runs on the hash pool, not on an API thread.
- * An unknown user is checked against a dummy hash of the same cost, so that
- * the answer's timing does not tell whether a user exists. Failures back off
- * per user name and per client address (429 with Retry-After). */
+ * The password check is conductor/login.c's, shared with POST /v3/auth/tokens. */
 
-#define MAX_USERNAME 255
-#define MAX_PASSWORD 1024
-
-struct login {
-    ek_account_t *acc; /* NULL: no such (enabled) user */
-    char *password;
-    char user_key[MAX_USERNAME + 8], addr_key[72];
-    bool ok;
-};
-
-static void login_release(void *arg)
+static void v1_login_ok(ek_req_t *req, ek_resp_t *resp, ek_account_t *acc, void *ctx)
 {
-    struct login *l = arg;
-    ek_account_free(l->acc);
-    ek_free_secret(l->password);
-    free(l);
-}
-
-static void login_work(void *arg)
-{
-    struct login *l = arg;
-    const char *hash = l->acc ? l->acc->password_hash : ek_password_dummy_hash();
-    bool match = ek_password_verify(l->password, hash);
-    l->ok = match && l->acc;
-}
-
-/* A client whose logins overflow its share of the hash pool is flooding:
- * that counts against its address like a failure. */
-static void login_refused(ek_req_t *req, void *arg)
-{
-    struct login *l = arg;
-    ek_backoff_fail(req->app->login_by_addr, l->addr_key, ek_backoff_now());
-}
-
-static void login_finish(ek_req_t *req, ek_resp_t *resp, void *arg)
-{
-    struct login *l = arg;
+    (void)ctx;
     ek_app_t *app = req->app;
-    if (!l->ok) {
-        int64_t now = ek_backoff_now();
-        ek_backoff_fail(app->login_by_user, l->user_key, now);
-        ek_backoff_fail(app->login_by_addr, l->addr_key, now);
-        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_AUTH, "wrong user name or password"));
-    }
-    ek_backoff_reset(app->login_by_user, l->user_key);
-    ek_backoff_reset(app->login_by_addr, l->addr_key);
     json_object *doc;
     char *token;
-    ek_err_t *err = ek_token_issue(req->db, l->acc, app->token_lifetime, &doc, &token);
+    ek_err_t *err = ek_token_issue(req->db, acc, app->token_lifetime, &doc, &token);
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     /* masked in the log while it is valid, then forgotten */
@@ -83,37 +38,13 @@ void r_tokens_create(ek_req_t *req, ek_resp_t *resp)
         (err = ek_json_req_string(auth, "auth", "username", &user)) ||
         (err = ek_json_req_string(auth, "auth", "password", &password)))
         EK_RESP_RETURN_ERR(resp, err);
-    if (strlen(user) > MAX_USERNAME || strlen(password) > MAX_PASSWORD)
+    if (strlen(user) > EK_LOGIN_MAX_USERNAME || strlen(password) > EK_LOGIN_MAX_PASSWORD)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
                                             "auth.username may have at most %d bytes and "
                                             "auth.password at most %d",
-                                            MAX_USERNAME, MAX_PASSWORD));
-    struct login *l = ek_xcalloc(1, sizeof(*l));
-    snprintf(l->user_key, sizeof(l->user_key), "user:%s", user);
-    snprintf(l->addr_key, sizeof(l->addr_key), "addr:%s", req->source);
-    int64_t now = ek_backoff_now();
-    unsigned wait_user = ek_backoff_wait(req->app->login_by_user, l->user_key, now);
-    unsigned wait_addr = ek_backoff_wait(req->app->login_by_addr, l->addr_key, now);
-    unsigned wait = wait_user > wait_addr ? wait_user : wait_addr;
-    if (wait) {
-        /* trying on while told to wait lengthens the address's wait */
-        ek_backoff_fail(req->app->login_by_addr, l->addr_key, now);
-        login_release(l);
-        ek_resp_fail(resp, 429, "too many failed logins %s: try again in %u seconds",
-                     wait_addr >= wait_user ? "from your address" : "for this user", wait);
-        resp->retry_after = wait;
-        return;
-    }
-    if ((err = ek_account_find(req->db, user, &l->acc))) {
-        login_release(l);
-        EK_RESP_RETURN_ERR(resp, err);
-    }
-    l->password = ek_xstrdup(password);
-    ek_resp_defer(resp, &(ek_defer_t){.work = login_work,
-                                      .finish = login_finish,
-                                      .release = login_release,
-                                      .refused = login_refused,
-                                      .arg = l});
+                                            EK_LOGIN_MAX_USERNAME, EK_LOGIN_MAX_PASSWORD));
+    ek_login_begin(req, resp,
+                   &(ek_login_spec_t){.user = user, .password = password, .ok = v1_login_ok});
 }
 
 void r_users_list(ek_req_t *req, ek_resp_t *resp)

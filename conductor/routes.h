@@ -13,6 +13,17 @@ void r_users_update(ek_req_t *req, ek_resp_t *resp);
 void r_projects_list(ek_req_t *req, ek_resp_t *resp);
 void r_projects_create(ek_req_t *req, ek_resp_t *resp);
 
+/* r_keystone.c: the Keystone v3 identity facade (/v3) */
+void r_ks_version(ek_req_t *req, ek_resp_t *resp);
+void r_ks_tokens_create(ek_req_t *req, ek_resp_t *resp);
+void r_ks_tokens_show(ek_req_t *req, ek_resp_t *resp);
+void r_ks_tokens_delete(ek_req_t *req, ek_resp_t *resp);
+void r_ks_catalog(ek_req_t *req, ek_resp_t *resp);
+void r_ks_projects(ek_req_t *req, ek_resp_t *resp);
+void r_ks_user_show(ek_req_t *req, ek_resp_t *resp);
+void r_ks_user_projects(ek_req_t *req, ek_resp_t *resp);
+void r_ks_role_assignments(ek_req_t *req, ek_resp_t *resp);
+
 /* r_system.c: providers, regions, services, minion pools, diagnostics */
 void r_providers_list(ek_req_t *req, ek_resp_t *resp);
 void r_provider_schema(ek_req_t *req, ek_resp_t *resp);

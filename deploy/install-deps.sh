@@ -36,6 +36,11 @@ readonly PACKAGES=(
     libhivex-dev libhivex-bin libwin-hivex-perl lvm2 xfsprogs btrfs-progs ntfs-3g fdisk
     e2fsprogs debootstrap grub-pc-bin grub2-common virt-v2v guestfs-tools libguestfs-tools
     initramfs-tools-core libxml2-utils
+    # the stock Coriolis client, run against Ekman's Keystone v3 facade
+    # (tests/integration/coriolis/; its requirements.txt, all in Debian 12)
+    python3-keystoneauth1 python3-cliff python3-osc-lib python3-jsonschema python3-requests
+    python3-pbr python3-six python3-keystoneclient python3-oslo.config python3-oslo.i18n
+    python3-oslo.utils python3-stevedore python3-future python3-websockets
 )
 
 # Service account for libvirt over SSH (see deploy/stack.sh).
