@@ -207,7 +207,7 @@ identical() { # identical NAME: the replicas equal the reference
 checkpoints() { virsh -q checkpoint-list "$DOM" --name 2>/dev/null | grep -c "^ekman-$TAG-"; }
 job_none() {
     case $(virsh domstate "$DOM" 2>/dev/null) in
-    running | paused) virsh domjobinfo "$DOM" 2>/dev/null | grep -q 'Job type: *None' ;;
+    running | paused) virsh domjobinfo "$DOM" 2>/dev/null | grep 'Job type: *None' >/dev/null ;;
     *) true ;;
     esac
 }

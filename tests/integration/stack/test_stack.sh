@@ -205,9 +205,10 @@ ssh_id() {
         -o StrictHostKeyChecking=yes "$EKMAN_SSH_USER@${EKMAN_SSH_HOST:?}" id
 }
 
-rabbitmqctl_vhost() { "$EKMAN_RABBITMQCTL" -q list_vhosts name | grep -qx ekman; }
+# grep without -q: it reads all its input, so the writer never dies of SIGPIPE (pipefail)
+rabbitmqctl_vhost() { "$EKMAN_RABBITMQCTL" -q list_vhosts name | grep -x ekman >/dev/null; }
 
-ssh_id_user() { ssh_id | tee /dev/stderr | grep -q "uid=[0-9]*($EKMAN_SSH_USER)"; }
+ssh_id_user() { ssh_id | tee /dev/stderr | grep "uid=[0-9]*($EKMAN_SSH_USER)" >/dev/null; }
 
 status_is_3() {
     local rc=0
@@ -216,8 +217,8 @@ status_is_3() {
 }
 
 virsh_libssh2_pool() {
-    virsh -q -c "$EKMAN_LIBVIRT_URI" pool-list --all --name | tee /dev/stderr | awk '{print $1}' | grep -qx "$EKMAN_POOL" &&
-        virsh -q -c "$EKMAN_LIBVIRT_URI" pool-dumpxml "$EKMAN_POOL" | grep -q "<path>$EKMAN_POOL_DIR</path>"
+    virsh -q -c "$EKMAN_LIBVIRT_URI" pool-list --all --name | tee /dev/stderr | awk '{print $1}' | grep -x "$EKMAN_POOL" >/dev/null &&
+        virsh -q -c "$EKMAN_LIBVIRT_URI" pool-dumpxml "$EKMAN_POOL" | grep "<path>$EKMAN_POOL_DIR</path>" >/dev/null
 }
 
 virsh_ssh_list() {
