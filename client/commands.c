@@ -45,7 +45,10 @@ void ek_cli_print_object(const ek_cli_t *cli, json_object *doc, const char *key,
 int ek_cli_list(ek_cli_t *cli, const char *path, const char *key, const ek_cli_col_t *cols)
 {
     json_object *doc;
-    int ret = ek_cli_call(cli, "GET", path, NULL, &doc);
+    /* the API lists the newest first (as Coriolis); a table reads oldest first */
+    char *sorted = ek_xasprintf("%s%ssort_dir=asc", path, strchr(path, '?') ? "&" : "?");
+    int ret = ek_cli_call(cli, "GET", sorted, NULL, &doc);
+    free(sorted);
     if (!ret)
         ek_cli_print_list(cli, doc, key, cols);
     json_object_put(doc);

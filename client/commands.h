@@ -17,7 +17,7 @@ void ek_cli_print_list(const ek_cli_t *cli, json_object *doc, const char *key,
 /* Prints doc[key] (an object) as Field/Value (fields NULL: all), or as JSON. */
 void ek_cli_print_object(const ek_cli_t *cli, json_object *doc, const char *key,
                          const char *const *fields);
-/* GET path and print the list / the object. */
+/* GET path and print the list (oldest first: ?sort_dir=asc) / the object. */
 int ek_cli_list(ek_cli_t *cli, const char *path, const char *key, const ek_cli_col_t *cols);
 int ek_cli_show(ek_cli_t *cli, const char *path, const char *key, const char *const *fields);
 /* METHOD path with body (taken), printing the object under key of the answer. */

@@ -106,6 +106,16 @@ const ek_opt_def_t ek_options[] = {
       "listen_address:port)."),
     S("api", "public_region", "RegionOne",
       "Region of the migration service in the Keystone v3 facade's catalog."),
+    L("api", "cors_allowed_origins", "",
+      "Web origins (scheme://host[:port], or * for any) whose browser pages may call the API "
+      "(CORS, e.g. a web UI served elsewhere); empty: CORS off, no CORS headers."),
+    L("api", "cors_allow_headers",
+      "X-Auth-Token,X-Subject-Token,Content-Type,Accept,Authorization,OpenStack-API-Version,"
+      "X-OpenStack-Request-ID",
+      "Request headers an allowed origin's pages may send (a CORS preflight asking for "
+      "another is refused)."),
+    I("api", "cors_max_age", 3600, 0, 86400,
+      "Seconds a browser may cache a CORS preflight's answer (Access-Control-Max-Age)."),
 
     /* [scheduler] */
     I("scheduler", "heartbeat_interval", 10, 1, 3600, "Seconds between worker heartbeats."),

@@ -22,6 +22,7 @@
 #include "common/utf8.h"
 #include "conductor/hashpool.h"
 #include "conductor/input.h"
+#include "conductor/paging.h"
 #include "conductor/routes.h"
 
 #define SEG_MAX (EK_UUID_STRLEN * 4)
@@ -33,6 +34,10 @@ struct ek_api {
     char address[72];
     size_t max_body;
     char metrics_digest[65]; /* SHA-256 of [api] metrics_token, "" when unset */
+    /* CORS: [api] cors_allowed_origins (empty: off), cors_allow_headers */
+    const ek_strlist_t *cors_origins, *cors_headers;
+    char *cors_headers_joined;
+    int cors_max_age;
 };
 
 enum phase {
@@ -48,6 +53,9 @@ struct request {
     char segs[5][SEG_MAX];
     int nsegs;
     char source[64];
+    /* CORS: a preflight answered with the path's methods; no CORS headers */
+    bool preflight, no_cors;
+    char preflight_methods[64];
     /* the caller, authenticated before the body was read */
     char user_id[EK_UUID_STRLEN + 1];
     char project_id[EK_UUID_STRLEN + 1];
@@ -76,53 +84,60 @@ struct route {
     const char *pattern; /* segments; "*" captures one (the first after /v1/ is the project) */
     enum route_auth auth;
     ek_route_fn fn;
+    /* a list: the handler answers {"<list_key>": [...]}, which the query's
+     * sort_key, sort_dir, marker and limit then sort and cut (paging.h) */
+    const char *list_key;
 };
 
 #define P(method, pattern, fn)                                                                     \
     {                                                                                              \
-        method, "/v1/*/" pattern, AUTH_PROJECT, fn                                                 \
+        method, "/v1/*/" pattern, AUTH_PROJECT, fn, NULL                                           \
+    }
+#define PL(pattern, fn, key)                                                                       \
+    {                                                                                              \
+        "GET", "/v1/*/" pattern, AUTH_PROJECT, fn, key                                             \
     }
 
 static const struct route routes[] = {
-    {"GET", "/healthz", AUTH_NONE, NULL},
-    {"GET", "/metrics", AUTH_OPERATOR, r_metrics},
-    {"POST", "/v1/auth/tokens", AUTH_NONE, r_tokens_create},
-    {"GET", "/v1/users", AUTH_ADMIN, r_users_list},
-    {"POST", "/v1/users", AUTH_ADMIN, r_users_create},
-    {"DELETE", "/v1/users/*", AUTH_ADMIN, r_users_delete},
-    {"PUT", "/v1/users/*", AUTH_ADMIN, r_users_update},
-    {"GET", "/v1/projects", AUTH_ADMIN, r_projects_list},
-    {"POST", "/v1/projects", AUTH_ADMIN, r_projects_create},
+    {"GET", "/healthz", AUTH_NONE, NULL, NULL},
+    {"GET", "/metrics", AUTH_OPERATOR, r_metrics, NULL},
+    {"POST", "/v1/auth/tokens", AUTH_NONE, r_tokens_create, NULL},
+    {"GET", "/v1/users", AUTH_ADMIN, r_users_list, "users"},
+    {"POST", "/v1/users", AUTH_ADMIN, r_users_create, NULL},
+    {"DELETE", "/v1/users/*", AUTH_ADMIN, r_users_delete, NULL},
+    {"PUT", "/v1/users/*", AUTH_ADMIN, r_users_update, NULL},
+    {"GET", "/v1/projects", AUTH_ADMIN, r_projects_list, "projects"},
+    {"POST", "/v1/projects", AUTH_ADMIN, r_projects_create, NULL},
 
     /* the Keystone v3 identity facade (r_keystone.c) */
-    {"GET", "/v3", AUTH_NONE, r_ks_version},
-    {"POST", "/v3/auth/tokens", AUTH_NONE, r_ks_tokens_create},
-    {"GET", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show},
-    {"HEAD", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show},
-    {"DELETE", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_delete},
-    {"GET", "/v3/auth/catalog", AUTH_USER, r_ks_catalog},
-    {"GET", "/v3/auth/projects", AUTH_USER, r_ks_projects},
-    {"GET", "/v3/users/*", AUTH_USER, r_ks_user_show},
-    {"GET", "/v3/users/*/projects", AUTH_USER, r_ks_user_projects},
-    {"GET", "/v3/role_assignments", AUTH_USER, r_ks_role_assignments},
+    {"GET", "/v3", AUTH_NONE, r_ks_version, NULL},
+    {"POST", "/v3/auth/tokens", AUTH_NONE, r_ks_tokens_create, NULL},
+    {"GET", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show, NULL},
+    {"HEAD", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_show, NULL},
+    {"DELETE", "/v3/auth/tokens", AUTH_USER, r_ks_tokens_delete, NULL},
+    {"GET", "/v3/auth/catalog", AUTH_USER, r_ks_catalog, NULL},
+    {"GET", "/v3/auth/projects", AUTH_USER, r_ks_projects, NULL},
+    {"GET", "/v3/users/*", AUTH_USER, r_ks_user_show, NULL},
+    {"GET", "/v3/users/*/projects", AUTH_USER, r_ks_user_projects, NULL},
+    {"GET", "/v3/role_assignments", AUTH_USER, r_ks_role_assignments, NULL},
 
     P("GET", "providers", r_providers_list),
     P("GET", "providers/*/schemas/*", r_provider_schema),
-    P("GET", "regions", r_regions_list),
-    P("GET", "regions/detail", r_regions_list),
+    PL("regions", r_regions_list, "regions"),
+    PL("regions/detail", r_regions_list, "regions"),
     P("POST", "regions", r_regions_create),
     P("GET", "regions/*", r_regions_show),
     P("PUT", "regions/*", r_regions_update),
     P("DELETE", "regions/*", r_regions_delete),
-    P("GET", "services", r_services_list),
-    P("GET", "services/detail", r_services_list),
+    PL("services", r_services_list, "services"),
+    PL("services/detail", r_services_list, "services"),
     P("POST", "services", r_services_create),
     P("GET", "services/*", r_services_show),
     P("PUT", "services/*", r_services_update),
     P("DELETE", "services/*", r_services_delete),
 
-    P("GET", "endpoints", r_endpoints_list),
-    P("GET", "endpoints/detail", r_endpoints_list),
+    PL("endpoints", r_endpoints_list, "endpoints"),
+    PL("endpoints/detail", r_endpoints_list, "endpoints"),
     P("POST", "endpoints", r_endpoints_create),
     P("GET", "endpoints/*", r_endpoints_show),
     P("PUT", "endpoints/*", r_endpoints_update),
@@ -135,34 +150,34 @@ static const struct route routes[] = {
     P("GET", "endpoints/*/destination-options", r_endpoints_dest_options),
     P("GET", "endpoints/*/source-options", r_endpoints_source_options),
 
-    P("GET", "transfers", r_transfers_list),
-    P("GET", "transfers/detail", r_transfers_list),
+    PL("transfers", r_transfers_list, "transfers"),
+    PL("transfers/detail", r_transfers_list, "transfers"),
     P("POST", "transfers", r_transfers_create),
     P("GET", "transfers/*", r_transfers_show),
     P("PUT", "transfers/*", r_transfers_update),
     P("DELETE", "transfers/*", r_transfers_delete),
     P("POST", "transfers/*/actions", r_transfers_action),
-    P("GET", "transfers/*/executions", r_executions_list),
-    P("GET", "transfers/*/executions/detail", r_executions_list),
+    PL("transfers/*/executions", r_executions_list, "executions"),
+    PL("transfers/*/executions/detail", r_executions_list, "executions"),
     P("POST", "transfers/*/executions", r_executions_create),
     P("GET", "transfers/*/executions/*", r_executions_show),
     P("DELETE", "transfers/*/executions/*", r_executions_delete),
     P("POST", "transfers/*/executions/*/actions", r_executions_action),
-    P("GET", "transfers/*/schedules", r_schedules_list),
+    PL("transfers/*/schedules", r_schedules_list, "schedules"),
     P("POST", "transfers/*/schedules", r_schedules_create),
     P("GET", "transfers/*/schedules/*", r_schedules_show),
     P("PUT", "transfers/*/schedules/*", r_schedules_update),
     P("DELETE", "transfers/*/schedules/*", r_schedules_delete),
 
-    P("GET", "deployments", r_deployments_list),
-    P("GET", "deployments/detail", r_deployments_list),
+    PL("deployments", r_deployments_list, "deployments"),
+    PL("deployments/detail", r_deployments_list, "deployments"),
     P("POST", "deployments", r_deployments_create),
     P("GET", "deployments/*", r_deployments_show),
     P("DELETE", "deployments/*", r_deployments_delete),
     P("POST", "deployments/*/actions", r_deployments_action),
 
-    P("GET", "minion_pools", r_pools_list),
-    P("GET", "minion_pools/detail", r_pools_list),
+    PL("minion_pools", r_pools_list, "minion_pools"),
+    PL("minion_pools/detail", r_pools_list, "minion_pools"),
     P("POST", "minion_pools", r_pools_create),
     P("GET", "minion_pools/*", r_pools_show),
     P("PUT", "minion_pools/*", r_pools_update),
@@ -186,6 +201,37 @@ void ek_resp_wrap(ek_resp_t *resp, unsigned status, const char *key, json_object
     ek_resp_json(resp, status, doc);
 }
 
+/* Coriolis's fault name of a status (its API's webob faults). */
+static const char *fault_name(unsigned status)
+{
+    switch (status) {
+    case 400:
+        return "badRequest";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "itemNotFound";
+    case 405:
+        return "badMethod";
+    case 409:
+        return "conflictingRequest";
+    case 413:
+        return "overLimit";
+    case 415:
+        return "badMediaType";
+    case 501:
+        return "notImplemented";
+    case 503:
+        return "serviceUnavailable";
+    default:
+        return "computeFault";
+    }
+}
+
+/* {"error": {"fault", "code", "message"}}: Coriolis's error body (under /v3,
+ * Keystone's, see keystone_error_title). */
 void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...)
 {
     va_list ap;
@@ -193,6 +239,7 @@ void ek_resp_fail(ek_resp_t *resp, unsigned status, const char *fmt, ...)
     char *msg = ek_xvasprintf(fmt, ap);
     va_end(ap);
     json_object *err = json_object_new_object();
+    json_object_object_add(err, "fault", json_object_new_string(fault_name(status)));
     json_object_object_add(err, "code", json_object_new_int((int)status));
     json_object_object_add(err, "message", json_object_new_string(msg));
     ek_resp_wrap(resp, status, "error", err);
@@ -383,6 +430,103 @@ static enum MHD_Result check_query_value(void *cls, enum MHD_ValueKind kind, con
     return MHD_YES;
 }
 
+/* ---- CORS (as oslo.middleware's cors) --------------------------------------------- */
+
+/* Headers a page may always send (CORS's safelisted request headers). */
+static const char *const cors_simple_headers[] = {"Accept", "Accept-Language", "Content-Language",
+                                                  "Content-Type"};
+
+static bool cors_origin_allowed(const ek_api_t *api, const char *origin)
+{
+    if (!origin || !*origin)
+        return false;
+    for (size_t i = 0; i < api->cors_origins->n; i++)
+        if (strcmp(api->cors_origins->items[i], "*") == 0 ||
+            strcmp(api->cors_origins->items[i], origin) == 0)
+            return true;
+    return false;
+}
+
+static bool cors_header_allowed(const ek_api_t *api, const char *name, size_t len)
+{
+    for (size_t i = 0; i < EK_ARRAY_SIZE(cors_simple_headers); i++)
+        if (strlen(cors_simple_headers[i]) == len &&
+            !strncasecmp(cors_simple_headers[i], name, len))
+            return true;
+    for (size_t i = 0; i < api->cors_headers->n; i++)
+        if (strlen(api->cors_headers->items[i]) == len &&
+            !strncasecmp(api->cors_headers->items[i], name, len))
+            return true;
+    return false;
+}
+
+/* A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ * from an allowed origin, for a method the path has, asking only for allowed
+ * headers: true, with the path's methods in rq. It needs no token. */
+static bool cors_preflight(ek_api_t *api, struct request *rq, struct MHD_Connection *conn,
+                           const char *url)
+{
+    if (!cors_origin_allowed(api, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin")))
+        return false;
+    const char *want =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    const char *hdrs =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    if (!want || !*want)
+        return false;
+    for (const char *h = hdrs ? hdrs : ""; *h;) {
+        h += strspn(h, " \t,");
+        size_t n = strcspn(h, ",");
+        size_t len = n;
+        while (len && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+            len--;
+        if (len && !cors_header_allowed(api, h, len))
+            return false;
+        h += n;
+    }
+    bool ok = false;
+    ek_strbuf_t methods;
+    ek_strbuf_init(&methods, 0);
+    for (size_t i = 0; i < EK_ARRAY_SIZE(routes); i++) {
+        if (!match(routes[i].pattern, url, rq->segs, &rq->nsegs))
+            continue;
+        ok = ok || strcmp(routes[i].method, want) == 0;
+        char item[16];
+        snprintf(item, sizeof(item), "%s%s", methods.len ? ", " : "", routes[i].method);
+        if (!strstr(methods.len ? methods.buf : "", routes[i].method))
+            ek_strbuf_add(&methods, item, strlen(item));
+    }
+    if (ok)
+        snprintf(rq->preflight_methods, sizeof(rq->preflight_methods), "%s", methods.buf);
+    ek_strbuf_release(&methods);
+    rq->nsegs = 0;
+    return ok;
+}
+
+/* The CORS headers of a response to an allowed origin (none when CORS is off). */
+static void cors_headers(const ek_api_t *api, const struct request *rq, struct MHD_Connection *conn,
+                         struct MHD_Response *r)
+{
+    if (!api->cors_origins->n)
+        return;
+    MHD_add_response_header(r, "Vary", "Origin");
+    if (rq->no_cors && !rq->preflight)
+        return;
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (!cors_origin_allowed(api, origin))
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    if (rq->preflight) {
+        char age[16];
+        snprintf(age, sizeof(age), "%d", api->cors_max_age);
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", rq->preflight_methods);
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", api->cors_headers_joined);
+        MHD_add_response_header(r, "Access-Control-Max-Age", age);
+    } else {
+        MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Subject-Token, Retry-After");
+    }
+}
+
 /* What is decided from the request line and headers alone, before any body
  * is read: the route, the encoding of the path and query, the Content-Type,
  * the caller and the body limit. false with an error response in early. */
@@ -399,6 +543,16 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
     if (qc.err) {
         ek_resp_error(early, qc.err);
         return false;
+    }
+    if (strcmp(method, "OPTIONS") == 0) {
+        /* a CORS preflight is answered here, without a token; any other
+         * OPTIONS gets no CORS headers (and a 405 or 404 below) */
+        rq->no_cors = true;
+        if (api->cors_origins->n && cors_preflight(api, rq, conn, url)) {
+            rq->preflight = true;
+            ek_resp_json(early, MHD_HTTP_NO_CONTENT, NULL);
+            return false;
+        }
     }
     bool path_known = false;
     for (size_t i = 0; i < EK_ARRAY_SIZE(routes) && !rq->route; i++) {
@@ -465,6 +619,29 @@ static bool admit(ek_api_t *api, struct request *rq, struct MHD_Connection *conn
     return true;
 }
 
+static enum MHD_Result page_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    ek_page_param(cls, key, value);
+    return MHD_YES;
+}
+
+/* A list route's answer sorted and cut by the query (paging.h). */
+static void page_list(const ek_page_t *page, const char *key, ek_resp_t *resp)
+{
+    json_object *list, *out;
+    if (resp->status != MHD_HTTP_OK || !resp->body ||
+        !json_object_object_get_ex(resp->body, key, &list) ||
+        !json_object_is_type(list, json_type_array))
+        return;
+    ek_err_t *err = ek_page_apply(page, list, &out);
+    if (err)
+        ek_resp_error(resp, err);
+    else
+        json_object_object_add(resp->body, key, out);
+}
+
 /* Runs the route's handler on a complete request. */
 static void handle(struct request *rq, ek_req_t *req, ek_resp_t *resp)
 {
@@ -477,6 +654,15 @@ static void handle(struct request *rq, ek_req_t *req, ek_resp_t *resp)
         return;
     }
     ek_err_t *err;
+    ek_page_t page;
+    ek_page_init(&page);
+    if (found->list_key) { /* the paging parameters are checked before any query */
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, page_param, &page);
+        if ((err = ek_page_finish(&page))) {
+            ek_resp_error(resp, err);
+            return;
+        }
+    }
     if (rq->body.len) {
         if ((err = ek_json_parse(rq->body.buf, rq->body.len, &req->body)) ||
             (err = ek_input_check_body(req->body, rq->body.buf, rq->body.len))) {
@@ -496,11 +682,14 @@ static void handle(struct request *rq, ek_req_t *req, ek_resp_t *resp)
     for (int i = first; i < rq->nsegs; i++)
         req->arg[req->nargs++] = rq->segs[i];
     found->fn(req, resp);
+    if (found->list_key && !resp->defer.work)
+        page_list(&page, found->list_key, resp);
 }
 
 /* ---- libmicrohttpd glue --------------------------------------------------------- */
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
+static enum MHD_Result send_resp(const ek_api_t *api, const struct request *rq,
+                                 struct MHD_Connection *conn, ek_resp_t *resp)
 {
     const char *type = "application/json";
     char *text;
@@ -523,12 +712,14 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, ek_resp_t *resp)
     }
     if (resp->subject_token)
         MHD_add_response_header(r, "X-Subject-Token", resp->subject_token);
+    cors_headers(api, rq, conn, r);
     enum MHD_Result rc = MHD_queue_response(conn, resp->status, r);
     MHD_destroy_response(r);
     return rc;
 }
 
-/* Under /v3 an error is Keystone's {"error": {"code", "title", "message"}}. */
+/* Under /v3 an error is Keystone's {"error": {"code", "title", "message"}}
+ * (no Coriolis "fault"). */
 static void keystone_error_title(const char *url, ek_resp_t *resp)
 {
     json_object *err, *title;
@@ -538,6 +729,7 @@ static void keystone_error_title(const char *url, ek_resp_t *resp)
         json_object_object_get_ex(err, "title", &title))
         return;
     const char *phrase = MHD_get_reason_phrase_for(resp->status);
+    json_object_object_del(err, "fault");
     json_object_object_add(err, "title",
                            json_object_new_string(phrase && *phrase ? phrase : "Error"));
 }
@@ -557,7 +749,7 @@ static enum MHD_Result respond(ek_api_t *api, struct request *rq, struct MHD_Con
     snprintf(status, sizeof(status), "%u", resp->status);
     ek_log_kv(resp->status >= 500 ? EK_LOG_WARNING : EK_LOG_DEBUG, "request", "method", method,
               "url", url, "status", status, NULL);
-    enum MHD_Result r = send_resp(conn, resp);
+    enum MHD_Result r = send_resp(api, rq, conn, resp);
     json_object_put(resp->body);
     free(resp->text);
     ek_free_secret(resp->subject_token);
@@ -842,6 +1034,49 @@ static ek_err_t *tls_material(const ek_config_t *cfg, char **cert, char **key)
     return NULL;
 }
 
+/* [api] cors_allowed_origins are origins (scheme://host[:port], no path) or
+ * "*"; cors_allow_headers header names. Joins the headers for preflights. */
+static ek_err_t *check_cors_config(ek_api_t *api)
+{
+    for (size_t i = 0; i < api->cors_origins->n; i++) {
+        const char *o = api->cors_origins->items[i];
+        const char *host = !strncmp(o, "http://", 7)    ? o + 7
+                           : !strncmp(o, "https://", 8) ? o + 8
+                                                        : NULL;
+        if (strcmp(o, "*") && (!host || !*host || strpbrk(host, "/?# \t")))
+            return ek_err_new(EK_E_INVALID,
+                              "[api] cors_allowed_origins: '%s' is not an origin: write "
+                              "scheme://host[:port] without a path (e.g. "
+                              "https://ui.example.com:8443), or * for any",
+                              o);
+    }
+    ek_strbuf_t joined;
+    ek_strbuf_init(&joined, 0);
+    for (size_t i = 0; i < api->cors_headers->n; i++) {
+        const char *h = api->cors_headers->items[i];
+        for (const char *c = h; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')) {
+                ek_strbuf_release(&joined);
+                return ek_err_new(EK_E_INVALID,
+                                  "[api] cors_allow_headers: '%s' is not a header name (letters, "
+                                  "digits, - and _)",
+                                  h);
+            }
+        if (joined.len)
+            ek_strbuf_add(&joined, ", ", 2);
+        ek_strbuf_add(&joined, h, strlen(h));
+    }
+    for (size_t i = 0; i < EK_ARRAY_SIZE(cors_simple_headers); i++) {
+        if (joined.len)
+            ek_strbuf_add(&joined, ", ", 2);
+        ek_strbuf_add(&joined, cors_simple_headers[i], strlen(cors_simple_headers[i]));
+    }
+    api->cors_headers_joined = ek_xstrdup(joined.buf);
+    ek_strbuf_release(&joined);
+    return NULL;
+}
+
 static void ek_api_free_logins(ek_app_t *app)
 {
     ek_hashpool_free(app->hashpool);
@@ -874,6 +1109,14 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     ek_api_t *api = ek_xcalloc(1, sizeof(*api));
     api->app = app;
     api->max_body = (size_t)ek_config_get_int(cfg, "api", "max_body_size");
+    api->cors_origins = ek_config_get_list(cfg, "api", "cors_allowed_origins");
+    api->cors_headers = ek_config_get_list(cfg, "api", "cors_allow_headers");
+    api->cors_max_age = (int)ek_config_get_int(cfg, "api", "cors_max_age");
+    ek_err_t *err = check_cors_config(api);
+    if (err) {
+        free(api);
+        return err;
+    }
     const char *metrics_token = ek_config_get_string(cfg, "api", "metrics_token");
     if (*metrics_token)
         ek_token_digest(metrics_token, api->metrics_digest);
@@ -887,9 +1130,10 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     (void)ek_password_dummy_hash(); /* made now, not during the first login */
     /* HTTPS when [api] tls_cert_file is set (libmicrohttpd's TLS: GnuTLS) */
     char *cert = NULL, *key = NULL;
-    ek_err_t *err = tls_material(cfg, &cert, &key);
+    err = tls_material(cfg, &cert, &key);
     if (err) {
         ek_api_free_logins(app);
+        free(api->cors_headers_joined);
         free(api);
         return err;
     }
@@ -912,6 +1156,7 @@ ek_err_t *ek_api_start(ek_app_t *app, ek_api_t **out)
     if (!api->daemon) {
         int e = errno;
         ek_api_free_logins(app);
+        free(api->cors_headers_joined);
         free(api);
         return ek_err_new(EK_E_UNAVAILABLE,
                           "could not listen on %s:%d: %s (is another conductor running? set [api] "
@@ -941,5 +1186,6 @@ void ek_api_stop(ek_api_t *api)
     ek_hashpool_drain(api->app->hashpool);
     MHD_stop_daemon(api->daemon);
     ek_api_free_logins(api->app);
+    free(api->cors_headers_joined);
     free(api);
 }

@@ -4,7 +4,15 @@
  *
  * Errors map to HTTP statuses by code: invalid 400, unauthorized 401,
  * forbidden 403, not found 404, conflict 409, timeout 504, unavailable 503,
- * anything else 500 (whose details go to the log, not to the client).
+ * anything else 500 (whose details go to the log, not to the client). The body
+ * is Coriolis's {"error": {"fault", "code", "message"}} (Keystone's, with a
+ * title instead of the fault, under /v3).
+ *
+ * A list route's {"<key>": [...]} is sorted and cut by the query's sort_key,
+ * sort_dir, marker and limit after its handler ran (conductor/paging.h). With
+ * [api] cors_allowed_origins set, CORS preflights are answered without a token
+ * and answers to an allowed Origin carry the CORS headers (oslo.middleware's
+ * cors).
  *
  * Before a handler runs, the edge has: matched the route, refused a
  * Content-Type other than JSON (415), authenticated the caller before reading

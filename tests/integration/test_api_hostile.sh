@@ -4,7 +4,8 @@
 # limits on names, notes and instances, a wrong Content-Type, bodies sent
 # without a token, a storm of wrong logins (scrypt must not starve the API),
 # back-off, /metrics and diagnostics for operators only, connection info
-# checked at create, and libmicrohttpd's messages in the log format.
+# checked at create, and libmicrohttpd's messages in the log format. Also
+# (issue #21) Coriolis's paging and sorting of lists, its error body and CORS.
 # Usage: test_api_hostile.sh BUILD_DIR SOURCE_DIR STACK_DIR
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -19,11 +20,12 @@ PORT=$((EKMAN_API_PORT + 50))
 URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 METRICS_TOKEN="metrics-$R-$RANDOM$RANDOM"
+UI_ORIGIN="https://ui-$R.example.test:8443" # CORS: a web UI served from elsewhere
 
 # a conductor of its own, with a scraper token for /metrics
 start_conductor c1 "$PORT"
 stop_proc c1
-awk -v t="$METRICS_TOKEN" '{print} /^\[api\]/ {print "metrics_token = " t}' "$TMP/c1.conf" > "$TMP/c1m.conf"
+awk -v t="$METRICS_TOKEN" -v o="$UI_ORIGIN" '{print} /^\[api\]/ {print "metrics_token = " t; print "cors_allowed_origins = " o}' "$TMP/c1.conf" > "$TMP/c1m.conf"
 "$BUILD/conductor/ekman-conductor" --config "$TMP/c1m.conf" >> "$TMP/c1.log" 2>&1 &
 PID_c1=$!
 PIDS+=($!)
@@ -140,6 +142,73 @@ check "... naming connection_info.private_key" bash -c "jq -r .error.message '$T
 NOTKEY=$(printf 'hello, this is just some text and not a key at all' | base64 -w0)
 api "$A" POST "/v1/$PA/endpoints" "{\"endpoint\":{\"name\":\"kvm-bad2-$R\",\"type\":\"libvirt\",\"connection_info\":{\"host\":\"127.0.0.1\",\"username\":\"u\",\"private_key\":\"$NOTKEY\"}}}" > /dev/null
 check "base64 of something that is not a key is 400" test "$(code)" = 400
+
+# --- lists: Coriolis's paging and sorting; its error body (issue #21) ----------------------------
+create_user "pager-$R" "proj-p-$R" member "Pager-pass-$R"
+read -r PG PP < <(login "pager-$R" "Pager-pass-$R")
+EPS=()
+for n in b a c; do
+  EPS+=("$(api "$PG" POST "/v1/$PP/endpoints" "{\"endpoint\":{\"name\":\"$n-$R\",\"type\":\"local\",\"connection_info\":{\"path\":\"/var/tmp\"}}}" | jq -r .endpoint.id)")
+done
+is() { [ "$1" = "$2" ] || { echo "#   got '$1', wanted '$2'"; return 1; }; }
+ids() { api "$PG" GET "/v1/$PP/$1" | jq -r "[.${2:-endpoints}[].id] | join(\" \")"; }
+check "three endpoints for paging" test "$(code)" = 201 -a "${#EPS[@]}" = 3
+check "a list is the newest first by default (created_at desc)" is "$(ids endpoints)" "${EPS[2]} ${EPS[1]} ${EPS[0]}"
+check "?limit=1: the newest only" is "$(ids 'endpoints?limit=1')" "${EPS[2]}"
+check "?sort_dir=asc: the oldest first" is "$(ids 'endpoints?sort_dir=asc')" "${EPS[0]} ${EPS[1]} ${EPS[2]}"
+check "?marker=ID&limit=1: the next page" is "$(ids "endpoints?marker=${EPS[2]}&limit=1")" "${EPS[1]}"
+check "... and after the last item, an empty page" is "$(ids "endpoints/detail?marker=${EPS[0]}")" ""
+check "?sort_key=name&sort_dir=asc (/detail too)" is "$(ids 'endpoints/detail?sort_key=name&sort_dir=asc')" "${EPS[1]} ${EPS[0]} ${EPS[2]}"
+check "?limit=0: an empty list" is "$(ids 'endpoints?limit=0')" ""
+check "other lists page too (transfers, empty)" is "$(ids 'transfers?limit=1&sort_dir=asc' transfers)" ""
+api "$PG" GET "/v1/$PP/endpoints?limit=x" > /dev/null
+check "?limit=x: 400 naming limit" bash -c "[ $(code) = 400 ] && jq -r .error.message '$TMP/body' | grep -q 'query parameter limit'"
+check "  in Coriolis's error body {error: {fault, code, message}}" \
+  jq -e '.error.fault == "badRequest" and .error.code == 400 and (.error | keys | sort) == ["code","fault","message"]' "$TMP/body"
+api "$PG" GET "/v1/$PP/endpoints?limit=-1" > /dev/null
+check "?limit=-1: 400" test "$(code)" = 400
+api "$PG" GET "/v1/$PP/endpoints?sort_dir=sideways" > /dev/null
+check "?sort_dir=sideways: 400 naming sort_dir" bash -c "[ $(code) = 400 ] && jq -r .error.message '$TMP/body' | grep -q sort_dir"
+api "$PG" GET "/v1/$PP/endpoints?sort_key=no_such_field" > /dev/null
+check "?sort_key=no_such_field: 400 naming sort_key" bash -c "[ $(code) = 400 ] && jq -r .error.message '$TMP/body' | grep -q sort_key"
+api "$PG" GET "/v1/$PP/endpoints?marker=$EP_S" > /dev/null
+check "a marker that is no listed item (another project's endpoint): 404 itemNotFound" \
+  bash -c "[ $(code) = 404 ] && jq -e '.error.fault == \"itemNotFound\" and (.error.message | test(\"marker\"))' '$TMP/body' > /dev/null"
+api "$PG" GET "/v1/$PP/no-such-thing" > /dev/null
+check "an unknown route: 404 itemNotFound" jq -e '.error.fault == "itemNotFound" and .error.code == 404' "$TMP/body"
+api "" GET "/v1/$PP/endpoints" > /dev/null
+check "no token: 401 unauthorized" jq -e '.error.fault == "unauthorized" and .error.code == 401' "$TMP/body"
+api "" GET "/v3/auth/tokens" > /dev/null
+check "under /v3 the error stays Keystone's (title, no fault)" jq -e '.error.title == "Unauthorized" and (.error | has("fault") | not)' "$TMP/body"
+
+# --- CORS ([api] cors_allowed_origins) --------------------------------------------------------------
+# preflight ORIGIN METHOD HEADERS PATH: the status to $TMP/code, the headers to $TMP/cors
+preflight() {
+  ek_curl -s -o /dev/null -D "$TMP/cors" -w '%{http_code}' -X OPTIONS -H "Origin: $1" \
+    -H "Access-Control-Request-Method: $2" ${3:+-H "Access-Control-Request-Headers: $3"} "$URL$4" > "$TMP/code"
+}
+hdr() { grep -i "^$1:" "$TMP/cors" | cut -d: -f2- | tr -d '\r' | sed 's/^ //'; }
+preflight "$UI_ORIGIN" GET "X-Auth-Token, content-type" "/v1/$PP/endpoints"
+check "preflight from an allowed origin, no token: 204" test "$(code)" = 204
+check "  Access-Control-Allow-Origin: the origin" is "$(hdr Access-Control-Allow-Origin)" "$UI_ORIGIN"
+check "  Access-Control-Allow-Methods: the path's methods" is "$(hdr Access-Control-Allow-Methods)" "GET, POST"
+check "  Access-Control-Allow-Headers has X-Auth-Token" bash -c "grep -i '^Access-Control-Allow-Headers:' '$TMP/cors' | grep -q X-Auth-Token"
+check "  Access-Control-Max-Age and Vary: Origin" bash -c "[ \"\$(grep -i '^Access-Control-Max-Age:' '$TMP/cors' | tr -dc 0-9)\" = 3600 ] && grep -qi '^Vary: Origin' '$TMP/cors'"
+preflight "$UI_ORIGIN" POST "Content-Type" "/v3/auth/tokens"
+check "preflight of the Keystone login: 204 with POST" bash -c "[ $(code) = 204 ] && grep -i '^Access-Control-Allow-Methods:' '$TMP/cors' | grep -q POST"
+preflight "https://evil-$R.example.test" GET "X-Auth-Token" "/v1/$PP/endpoints"
+check "preflight from another origin: 405, no CORS headers" bash -c "[ $(code) = 405 ] && ! grep -qi '^Access-Control-' '$TMP/cors'"
+preflight "$UI_ORIGIN" GET "X-Not-Allowed" "/v1/$PP/endpoints"
+check "preflight asking for a header not allowed: 405, no CORS headers" bash -c "[ $(code) = 405 ] && ! grep -qi '^Access-Control-' '$TMP/cors'"
+preflight "$UI_ORIGIN" PATCH "" "/v1/$PP/endpoints"
+check "preflight of a method the path does not have: 405" test "$(code)" = 405
+ek_curl -s -o "$TMP/body" -D "$TMP/cors" -H "Origin: $UI_ORIGIN" -H "X-Auth-Token: $PG" "$URL/v1/$PP/endpoints?limit=1" > /dev/null
+check "a request from the allowed origin: Access-Control-Allow-Origin" is "$(hdr Access-Control-Allow-Origin)" "$UI_ORIGIN"
+check "  exposes X-Subject-Token" bash -c "grep -i '^Access-Control-Expose-Headers:' '$TMP/cors' | grep -q X-Subject-Token"
+ek_curl -s -o "$TMP/body" -D "$TMP/cors" -H "Origin: $UI_ORIGIN" "$URL/v1/$PP/endpoints" > /dev/null
+check "  an error answer (401) carries them too" bash -c "grep -q '^HTTP/1.1 401' '$TMP/cors' && [ \"\$(grep -ci '^Access-Control-Allow-Origin:' '$TMP/cors')\" = 1 ]"
+ek_curl -s -o "$TMP/body" -D "$TMP/cors" -H "Origin: https://evil-$R.example.test" -H "X-Auth-Token: $PG" "$URL/v1/$PP/endpoints" > /dev/null
+check "a request from another origin: no Access-Control-Allow-Origin, Vary: Origin" bash -c "! grep -qi '^Access-Control-' '$TMP/cors' && grep -qi '^Vary: Origin' '$TMP/cors'"
 
 # --- /metrics and diagnostics: operators only --------------------------------------------------
 check "anonymous /metrics is 401" test "$(ek_curl -s -o /dev/null -w '%{http_code}' "$URL/metrics")" = 401
