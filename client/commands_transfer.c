@@ -225,14 +225,24 @@ static int cmd_update(ek_cli_t *cli, const ek_cli_args_t *a)
     free(path);
     if (ret)
         return ret;
-    const char *upd = json_object_get_string(
-        json_object_object_get(json_object_object_get(doc, "transfer"), "update_execution_id"));
-    print_transfer(cli, doc);
-    if (upd && !cli->json)
-        printf("\nThe replicas are being updated by execution %s.\n", upd);
-    char *exec = upd ? ek_xstrdup(upd) : NULL;
+    /* the answer is the execution that applies the update (as Coriolis's):
+     * with tasks when the replicas are told, else recorded COMPLETED */
+    json_object *e = json_object_object_get(doc, "execution");
+    json_object *tasks = json_object_object_get(e, "tasks");
+    const char *id = json_object_get_string(json_object_object_get(e, "id"));
+    char *exec = id ? ek_xstrdup(id) : NULL;
+    bool running =
+        exec && json_object_is_type(tasks, json_type_array) && json_object_array_length(tasks) > 0;
     json_object_put(doc);
-    if (exec && ek_cli_flag(a, "wait"))
+    path = ek_xasprintf("transfers/%s", a->pos[0]);
+    ret = ek_cli_call(cli, "GET", path, NULL, &doc);
+    free(path);
+    if (!ret)
+        print_transfer(cli, doc);
+    json_object_put(doc);
+    if (!ret && running && !cli->json)
+        printf("\nThe replicas are being updated by execution %s.\n", exec);
+    if (!ret && running && ek_cli_flag(a, "wait"))
         ret = wait_execution(cli, a, a->pos[0], exec);
     free(exec);
     return ret;

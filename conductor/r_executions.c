@@ -169,7 +169,9 @@ void r_executions_action(ek_req_t *req, ek_resp_t *resp)
     "'clone_disks', d.clone_disks, 'skip_os_morphing', d.skip_os_morphing, "                       \
     "'transfer_result', d.transfer_result, 'last_execution_status', d.last_execution_status, "     \
     "'project_id', d.project_id, 'user_id', d.user_id, 'created_at', d.created_at, "               \
-    "'updated_at', d.updated_at)"
+    "'updated_at', d.updated_at, 'notes', d.notes, 'transfer_scenario_type', (SELECT t.scenario "  \
+    "FROM transfers t WHERE t.id = d.transfer_id), 'reservation_id', NULL, "                       \
+    "'origin_minion_pool_id', NULL, 'destination_minion_pool_id', NULL)"
 
 static ek_err_t *load_deployment(ek_req_t *req, const char *id, json_object **out)
 {

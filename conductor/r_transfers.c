@@ -1,6 +1,7 @@
 /* r_transfers.c - transfers (what to replicate where, with which options) and
  * their cron schedules. */
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "common/cron.h"
 #include "common/db.h"
@@ -24,7 +25,7 @@
     "'instance_osmorphing_minion_pool_mappings', t.instance_osmorphing_minion_pool_mappings, "     \
     "'clone_disks', t.clone_disks, 'skip_os_morphing', t.skip_os_morphing, 'notes', t.notes, "     \
     "'last_execution_status', t.last_execution_status, 'project_id', t.project_id, 'user_id', "    \
-    "t.user_id, 'created_at', t.created_at, 'updated_at', t.updated_at)"
+    "t.user_id, 'created_at', t.created_at, 'updated_at', t.updated_at, 'reservation_id', NULL)"
 
 static ek_err_t *load_transfer(ek_req_t *req, const char *id, json_object **out)
 {
@@ -294,6 +295,123 @@ void r_transfers_show(ek_req_t *req, ek_resp_t *resp)
     ek_resp_wrap(resp, 200, "transfer", doc);
 }
 
+/* An update, as Coriolis answers it: the execution that applies it. Ekman
+ * writes the new values at once; when an environment or a mapping changed and
+ * replicas exist (an instance has export_info), an update execution tells the
+ * providers (the engine's transfer_update tasks). Otherwise there is nothing
+ * for a worker to do and the update is recorded as a transfer_update
+ * execution without tasks, COMPLETED when the values were written: the same
+ * transaction, after checking that nothing runs on the transfer. */
+struct update_args {
+    const char *id;
+    const char *const *params; /* the UPDATE's 14 parameters */
+    bool env_changed;
+    bool needs_tasks; /* out: the engine makes the execution */
+    char *exec_id;    /* out: the execution recorded here */
+};
+
+static ek_err_t *record_update(PGconn *db, const char *transfer_id, char *exec_id)
+{
+    ek_uuid_generate(exec_id);
+    ek_err_t *err = ek_db_query(
+        db, NULL,
+        "INSERT INTO executions (id, project_id, action_id, action_type, type, number, status, "
+        "updated_at, finished_at) SELECT $1, t.project_id, t.id, 'transfer', 'transfer_update', "
+        "coalesce((SELECT max(number) FROM executions WHERE action_id = t.id), 0) + 1, "
+        "'COMPLETED', now(), now() FROM transfers t WHERE t.id = $2",
+        2, (const char *[]){exec_id, transfer_id});
+    if (!err)
+        err = ek_db_query(db, NULL,
+                          "UPDATE transfers SET last_execution_status = 'COMPLETED' WHERE id = $1",
+                          1, (const char *[]){transfer_id});
+    return err;
+}
+
+static ek_err_t *update_tx(PGconn *db, void *arg)
+{
+    struct update_args *a = arg;
+    PGresult *res;
+    a->needs_tasks = false;
+    a->exec_id[0] = '\0';
+    ek_err_t *err = ek_db_query(db, &res,
+                                "SELECT 1 FROM transfers WHERE id = $1 AND deleted_at IS NULL "
+                                "FOR UPDATE",
+                                1, (const char *[]){a->id});
+    if (err)
+        return err;
+    int found = PQntuples(res);
+    PQclear(res);
+    if (!found)
+        return ek_err_not_found("transfer", a->id); /* deleted meanwhile */
+    err = ek_db_query(
+        db, &res,
+        "SELECT e.id FROM executions e WHERE e.action_id = $1 AND e.finished_at IS NULL "
+        "AND e.deleted_at IS NULL UNION ALL SELECT e.id FROM executions e JOIN deployments d "
+        "ON d.id = e.action_id WHERE d.transfer_id = $1 AND e.finished_at IS NULL AND "
+        "e.deleted_at IS NULL LIMIT 1",
+        1, (const char *[]){a->id});
+    if (err)
+        return err;
+    if (PQntuples(res)) {
+        err = ek_err_new(EK_E_CONFLICT,
+                         "transfer %s has execution %s running: wait for it to end or cancel it",
+                         a->id, PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return err;
+    }
+    PQclear(res);
+    err = ek_db_query(
+        db, NULL,
+        "UPDATE transfers SET source_environment = coalesce($2::jsonb, source_environment), "
+        "destination_environment = coalesce($3::jsonb, destination_environment), "
+        "network_map = coalesce($4::jsonb, network_map), "
+        "storage_mappings = coalesce($5::jsonb, storage_mappings), "
+        "user_scripts = coalesce($6::jsonb, user_scripts), "
+        "instance_osmorphing_minion_pool_mappings = coalesce($7::jsonb, "
+        "instance_osmorphing_minion_pool_mappings), notes = coalesce($8, notes), "
+        "clone_disks = coalesce($9::bool, clone_disks), "
+        "skip_os_morphing = coalesce($10::bool, skip_os_morphing), "
+        "origin_minion_pool_id = CASE WHEN $11::bool THEN $12::uuid ELSE origin_minion_pool_id "
+        "END, destination_minion_pool_id = CASE WHEN $13::bool THEN $14::uuid ELSE "
+        "destination_minion_pool_id END, updated_at = now() WHERE id = $1",
+        14, a->params);
+    if (!err && a->env_changed) {
+        /* the engine's transfer_update tasks are for the instances with export_info */
+        err = ek_db_query(db, &res,
+                          "SELECT 1 FROM transfers t, jsonb_array_elements_text(t.instances) n "
+                          "WHERE t.id = $1 AND (t.info -> n.value) ? 'export_info' LIMIT 1",
+                          1, (const char *[]){a->id});
+        if (!err) {
+            a->needs_tasks = PQntuples(res) > 0;
+            PQclear(res);
+        }
+    }
+    if (!err && !a->needs_tasks)
+        err = record_update(db, a->id, a->exec_id);
+    return err;
+}
+
+/* key is in t and not null */
+static bool present(json_object *t, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(t, key, &v) && !json_object_is_type(v, json_type_null);
+}
+
+/* A minion pool id to set: absent (*set false), null (unset) or a pool of the
+ * caller's. */
+static ek_err_t *read_pool_update(ek_req_t *req, json_object *t, const char *field, bool *set,
+                                  const char **id)
+{
+    json_object *v;
+    *set = json_object_object_get_ex(t, field, &v);
+    *id = NULL;
+    if (!*set || json_object_is_type(v, json_type_null))
+        return NULL;
+    ek_err_t *err = ek_json_opt_string(t, "transfer", field, NULL, id);
+    return err ? err : check_pool(req, field, *id);
+}
+
 void r_transfers_update(ek_req_t *req, ek_resp_t *resp)
 {
     json_object *doc, *t;
@@ -312,11 +430,16 @@ void r_transfers_update(ek_req_t *req, ek_resp_t *resp)
     json_object_put(doc);
     struct transfer_fields f = {0};
     json_object *has;
-    bool has_clone, has_skip;
+    bool set_opool = false, set_dpool = false;
+    const char *opool = NULL, *dpool = NULL;
     if (!err)
         err = ek_req_body_object(req, "transfer", &t);
     if (!err)
         err = read_fields(t, otype, dtype, &f, true);
+    if (!err)
+        err = read_pool_update(req, t, "origin_minion_pool_id", &set_opool, &opool);
+    if (!err)
+        err = read_pool_update(req, t, "destination_minion_pool_id", &set_dpool, &dpool);
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     static const char *const immutable[] = {"instances", "origin_endpoint_id",
@@ -327,50 +450,51 @@ void r_transfers_update(ek_req_t *req, ek_resp_t *resp)
                                                 "transfer.%s cannot be changed: create a new "
                                                 "transfer",
                                                 immutable[i]));
-    has_clone = json_object_object_get_ex(t, "clone_disks", &has);
-    has_skip = json_object_object_get_ex(t, "skip_os_morphing", &has);
+    bool has_clone = present(t, "clone_disks"), has_skip = present(t, "skip_os_morphing");
     bool env_changed = f.src_env || f.dst_env || f.network_map || f.storage_mappings;
-    /* one statement: atomic without a transaction of its own */
-    err = ek_db_query(
-        req->db, NULL,
-        "UPDATE transfers SET source_environment = coalesce($2::jsonb, source_environment), "
-        "destination_environment = coalesce($3::jsonb, destination_environment), "
-        "network_map = coalesce($4::jsonb, network_map), "
-        "storage_mappings = coalesce($5::jsonb, storage_mappings), "
-        "user_scripts = coalesce($6::jsonb, user_scripts), "
-        "instance_osmorphing_minion_pool_mappings = coalesce($7::jsonb, "
-        "instance_osmorphing_minion_pool_mappings), notes = coalesce($8, notes), "
-        "clone_disks = coalesce($9::bool, clone_disks), "
-        "skip_os_morphing = coalesce($10::bool, skip_os_morphing), updated_at = now() "
-        "WHERE id = $1",
-        10,
-        (const char *[]){req->arg[0], json_or(f.src_env, NULL), json_or(f.dst_env, NULL),
-                         json_or(f.network_map, NULL), json_or(f.storage_mappings, NULL),
-                         json_or(f.user_scripts, NULL), json_or(f.pool_map, NULL), f.notes,
-                         has_clone ? (f.clone_disks ? "true" : "false") : NULL,
-                         has_skip ? (f.skip_os_morphing ? "true" : "false") : NULL});
-    if (err)
-        EK_RESP_RETURN_ERR(resp, err);
-    /* replicas that exist are told about the new environment by an update execution */
+    if (!env_changed && !f.user_scripts && !f.pool_map && !f.notes && !has_clone && !has_skip &&
+        !set_opool && !set_dpool)
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID,
+                                            "transfer: nothing to update (give notes, "
+                                            "source_environment, destination_environment, "
+                                            "network_map, storage_mappings, user_scripts, "
+                                            "origin_minion_pool_id, destination_minion_pool_id, "
+                                            "instance_osmorphing_minion_pool_mappings, "
+                                            "clone_disks or skip_os_morphing)"));
     ek_id_t exec_id = "";
-    if (env_changed) {
+    struct update_args a = {
+        .id = req->arg[0],
+        .params = (const char *[]){req->arg[0], json_or(f.src_env, NULL), json_or(f.dst_env, NULL),
+                                   json_or(f.network_map, NULL), json_or(f.storage_mappings, NULL),
+                                   json_or(f.user_scripts, NULL), json_or(f.pool_map, NULL),
+                                   f.notes, has_clone ? (f.clone_disks ? "true" : "false") : NULL,
+                                   has_skip ? (f.skip_os_morphing ? "true" : "false") : NULL,
+                                   set_opool ? "true" : "false", opool,
+                                   set_dpool ? "true" : "false", dpool},
+        .env_changed = env_changed,
+        .exec_id = exec_id};
+    if ((err = ek_db_tx(req->db, 5, update_tx, &a)))
+        EK_RESP_RETURN_ERR(resp, err);
+    if (a.needs_tasks) {
+        /* the replicas are told about the new environment */
         err = ek_engine_update_transfer(req->db, req->arg[0], ek_req_scope(req), exec_id);
         if (err && err->code == EK_E_CONFLICT && strstr(err->message, "not been executed")) {
+            /* the replicas went away since the check: nothing to tell */
             ek_err_free(err);
-            err = NULL;
-            exec_id[0] = '\0';
+            err = record_update(req->db, req->arg[0], exec_id);
+        } else if (!err) {
+            ek_app_wake(req->app);
         }
         if (err)
             EK_RESP_RETURN_ERR(resp, err);
-        if (*exec_id)
-            ek_app_wake(req->app);
     }
-    if ((err = load_transfer(req, req->arg[0], &doc)))
+    ek_log_kv(EK_LOG_INFO, "transfer updated", "transfer_id", req->arg[0], "execution_id", exec_id,
+              NULL);
+    if (!(err = ek_engine_execution_json(req->db, exec_id, true, &doc)) && !doc)
+        err = ek_err_not_found("execution", exec_id);
+    if (err)
         EK_RESP_RETURN_ERR(resp, err);
-    shape_info(req, doc);
-    if (*exec_id)
-        json_object_object_add(doc, "update_execution_id", json_object_new_string(exec_id));
-    ek_resp_wrap(resp, 200, "transfer", doc);
+    ek_resp_wrap(resp, 200, "execution", doc);
 }
 
 void r_transfers_delete(ek_req_t *req, ek_resp_t *resp)
@@ -457,12 +581,19 @@ void r_schedules_list(ek_req_t *req, ek_resp_t *resp)
 {
     ek_err_t *err = check_transfer(req);
     json_object *list;
+    /* show_expired=false (Coriolis's): without the schedules past their expiration_date */
+    const char *q = ek_req_query(req, "show_expired");
+    bool hide = q && (strcasecmp(q, "false") == 0 || strcmp(q, "0") == 0);
+    if (!err && q && !hide && strcasecmp(q, "true") && strcmp(q, "1"))
+        err = ek_err_new(EK_E_INVALID, "show_expired must be true or false");
     if (!err)
-        err = ek_db_query_json(req->db, &list,
-                               "SELECT coalesce(jsonb_agg(" SCHEDULE_JSON
-                               " ORDER BY s.created_at), '[]') FROM transfer_schedules s "
-                               "WHERE s.transfer_id = $1 AND s.deleted_at IS NULL",
-                               1, (const char *[]){req->arg[0]});
+        err =
+            ek_db_query_json(req->db, &list,
+                             "SELECT coalesce(jsonb_agg(" SCHEDULE_JSON
+                             " ORDER BY s.created_at), '[]') FROM transfer_schedules s "
+                             "WHERE s.transfer_id = $1 AND s.deleted_at IS NULL AND (NOT $2::bool "
+                             "OR s.expiration_date IS NULL OR s.expiration_date > now())",
+                             2, (const char *[]){req->arg[0], hide ? "true" : "false"});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     ek_resp_wrap(resp, 200, "schedules", list);
@@ -546,22 +677,24 @@ void r_schedules_update(ek_req_t *req, ek_resp_t *resp)
     bool has_en = json_object_object_get_ex(req->body, "enabled", &has);
     bool has_sh = json_object_object_get_ex(req->body, "shutdown_instance", &has);
     bool has_ad = json_object_object_get_ex(req->body, "auto_deploy", &has);
+    /* "expiration_date": null takes the expiration away */
+    bool has_exp = json_object_object_get_ex(req->body, "expiration_date", &has);
     PGresult *res;
     err = ek_db_query(
         req->db, &res,
         "UPDATE transfer_schedules SET schedule = coalesce($3::jsonb, schedule), "
-        "expiration_date = coalesce($4::timestamptz, expiration_date), "
+        "expiration_date = CASE WHEN $8::bool THEN $4::timestamptz ELSE expiration_date END, "
         "enabled = coalesce($5::bool, enabled), "
         "shutdown_instance = coalesce($6::bool, shutdown_instance), "
         "auto_deploy = coalesce($7::bool, auto_deploy), updated_at = now() "
         "WHERE id = $1 AND transfer_id = $2 AND deleted_at IS NULL",
-        7,
-        (const char *[]){ek_uuid_is_valid(req->arg[1]) ? req->arg[1]
-                                                       : "00000000-0000-0000-0000-000000000000",
-                         req->arg[0], schedule ? json_object_to_json_string(schedule) : NULL,
-                         expiration, has_en ? (enabled ? "true" : "false") : NULL,
-                         has_sh ? (shutdown ? "true" : "false") : NULL,
-                         has_ad ? (auto_deploy ? "true" : "false") : NULL});
+        8,
+        (const char *[]){
+            ek_uuid_is_valid(req->arg[1]) ? req->arg[1] : "00000000-0000-0000-0000-000000000000",
+            req->arg[0], schedule ? json_object_to_json_string(schedule) : NULL, expiration,
+            has_en ? (enabled ? "true" : "false") : NULL,
+            has_sh ? (shutdown ? "true" : "false") : NULL,
+            has_ad ? (auto_deploy ? "true" : "false") : NULL, has_exp ? "true" : "false"});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     bool found = atoi(PQcmdTuples(res)) == 1;

@@ -649,12 +649,14 @@ static ek_err_t *deploy_in_tx(PGconn *db, struct create_args *a)
             "INSERT INTO deployments (id, project_id, user_id, transfer_id, origin_endpoint_id, "
             "destination_endpoint_id, instances, source_environment, destination_environment, "
             "network_map, storage_mappings, user_scripts, "
-            "instance_osmorphing_minion_pool_mappings, clone_disks, skip_os_morphing, info) "
+            "instance_osmorphing_minion_pool_mappings, clone_disks, skip_os_morphing, info, "
+            "notes) "
             "SELECT $1, t.project_id, coalesce($3::uuid, t.user_id), t.id, t.origin_endpoint_id, "
             "t.destination_endpoint_id, t.instances, t.source_environment, "
             "t.destination_environment, t.network_map, t.storage_mappings, "
             "coalesce($4::jsonb, t.user_scripts), "
-            "coalesce($5::jsonb, t.instance_osmorphing_minion_pool_mappings), $6, $7, t.info "
+            "coalesce($5::jsonb, t.instance_osmorphing_minion_pool_mappings), $6, $7, t.info, "
+            "t.notes "
             "FROM transfers t WHERE t.id = $2",
             7,
             (const char *[]){a->deployment_id, a->transfer_id, a->user_id, scripts, pools,

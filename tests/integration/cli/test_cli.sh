@@ -271,8 +271,10 @@ check "--wait: task states" grep -q "^task REPLICATE_DISKS (web01): COMPLETED" "
 check "--wait: the execution's end" grep -q "^execution [0-9a-f-]*: COMPLETED" "$TMP/exec1.out"
 check "--wait on a pipe: no terminal escapes" bash -c "! grep -q $'\033' '$TMP/exec1.out'"
 run el transfer execution list "$T"
-E1=$(sed -n 2p "$TMP/el.out" | awk '{print $1}')
-check "execution list: a table" grep -q "^$E1  *1  *transfer_execution  *COMPLETED" "$TMP/el.out"
+# execution 1 is the notes update above (an update with nothing for the
+# replicas is recorded as a transfer_update execution without tasks)
+E1=$(awk '$3 == "transfer_execution" {print $1; exit}' "$TMP/el.out")
+check "execution list: a table" bash -c "grep -q '^$E1  *2  *transfer_execution  *COMPLETED' '$TMP/el.out' && grep -q '^[0-9a-f-]\{36\}  *1  *transfer_update  *COMPLETED' '$TMP/el.out'"
 run es transfer execution show "$T" "$E1"
 check "execution show: tasks and bars" bash -c "grep -q 'COMPLETED  *REPLICATE_DISKS  *web01' '$TMP/es.out' && grep -q '\[#*\] 100%' '$TMP/es.out'"
 run esj transfer execution show "$T" "$E1" --format json

@@ -261,7 +261,7 @@ check "its console log is gone (/var/log/libvirt/qemu is root's: libvirt removed
 # execution 4 goes the other way: data over SSH (ekman-writer --stdio), the
 # worker's address from the network's DHCP leases
 ENV_SSH=$(jq -c '.data_transfer_mechanism = "ssh" | .migr_worker_iface_addr_src = "lease"' <<<"$ENV_OK")
-UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environment\": $ENV_SSH}}" | jq -r '.transfer.update_execution_id // empty')
+UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environment\": $ENV_SSH}}" | jq -r '.execution.id // empty')
 # (the replicas are told by an update execution; the next one waits for it)
 [ -z "$UE" ] || check "the update execution completes" test "$(wait_execution "$TOK" "$P" "$T" "$UE" 300)" = COMPLETED
 E4=$(execute "$T")

@@ -131,7 +131,7 @@ HPORT=$((EKMAN_API_PORT + 47))
 python3 -m http.server --bind 127.0.0.1 --directory "$TMP/www" "$HPORT" > "$TMP/http.log" 2>&1 & HTTP_PID=$!
 wait_for 10 curl -s -o /dev/null "http://127.0.0.1:$HPORT/"
 BAD=$(jq -c --arg u "http://127.0.0.1:$HPORT/virtio-win.iso" '.windows_virtio_iso_url = $u' <<<"$ENV")
-UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environment\": $BAD}}" | jq -r '.transfer.update_execution_id // empty')
+UE=$(api "$TOK" PUT "/v1/$P/transfers/$T" "{\"transfer\": {\"destination_environment\": $BAD}}" | jq -r '.execution.id // empty')
 [ -z "$UE" ] || check "the update execution completes" test "$(wait_execution "$TOK" "$P" "$T" "$UE" 300)" = COMPLETED
 read -r st DEP2 < <(deploy "$T" '{}')
 msg=$(dep_errors "$DEP2" | grep -i virtio | head -1); echo "# 404: $msg"
