@@ -77,9 +77,19 @@ static int cmd_provider_schema(ek_cli_t *cli, const ek_cli_args_t *a)
     free(path);
     if (ret)
         return ret;
-    /* a schema is JSON whatever the format */
-    char *text = ek_json_dump(
-        json_object_object_get(json_object_object_get(doc, "schemas"), "schema"), true);
+    /* a schema is JSON whatever the format; the one value of "schemas",
+     * whatever its key ("connection_info_schema", ... as Coriolis names
+     * them; "schema" before) */
+    json_object *schemas = json_object_object_get(doc, "schemas"), *schema = NULL;
+    if (json_object_is_type(schemas, json_type_object)) {
+        json_object_object_foreach(schemas, key, val)
+        {
+            (void)key;
+            if (!schema)
+                schema = val;
+        }
+    }
+    char *text = ek_json_dump(schema, true);
     puts(text);
     free(text);
     json_object_put(doc);

@@ -5,6 +5,7 @@
 #include <strings.h>
 #include "common/base64.h"
 #include "common/mem.h"
+#include "common/redact.h"
 #include "common/utf8.h"
 
 /* The worker (worker/providers/libvirt/conn.c) accepts what decodes to a
@@ -64,5 +65,58 @@ ek_err_t *ek_conninfo_check(json_object *info, const char *path)
     }
     if (json_object_object_get_ex(info, "url", &v) && json_object_is_type(v, json_type_string))
         return check_url(json_object_get_string(v), path);
+    return NULL;
+}
+
+static bool is_mask(json_object *v)
+{
+    return json_object_is_type(v, json_type_string) &&
+           strcmp(json_object_get_string(v), EK_REDACTED) == 0;
+}
+
+/* Replaces info[key] (the mask) by stored[key]; an error when none. */
+static ek_err_t *restore_one(json_object *info, const char *key, json_object *stored,
+                             const char *path)
+{
+    json_object *old = NULL;
+    if (!stored || !json_object_is_type(stored, json_type_object) ||
+        !json_object_object_get_ex(stored, key, &old) || !old || is_mask(old))
+        return ek_err_new(EK_E_INVALID,
+                          "%s.%s is \"" EK_REDACTED "\" (the mask of a secret) but the endpoint "
+                          "has no such value stored: send the secret itself",
+                          path, key);
+    json_object_object_add(info, key, json_object_get(old));
+    return NULL;
+}
+
+ek_err_t *ek_conninfo_keep_secrets(json_object *info, json_object *stored, const char *path)
+{
+    if (!info || !json_object_is_type(info, json_type_object))
+        return NULL;
+    ek_err_t *err = NULL;
+    json_object_object_foreach(info, key, val)
+    {
+        json_object *old = NULL;
+        if (stored && json_object_is_type(stored, json_type_object))
+            json_object_object_get_ex(stored, key, &old);
+        if (ek_redact_is_secret_key(key) && is_mask(val)) {
+            err = restore_one(info, key, stored, path);
+        } else if (json_object_is_type(val, json_type_object)) {
+            char *sub = ek_xasprintf("%s.%s", path, key);
+            if (ek_redact_is_secret_key(key)) {
+                /* a map of secrets: each masked value of it */
+                json_object_object_foreach(val, k2, v2)
+                {
+                    if (!err && is_mask(v2))
+                        err = restore_one(val, k2, old, sub);
+                }
+            } else {
+                err = ek_conninfo_keep_secrets(val, old, sub);
+            }
+            free(sub);
+        }
+        if (err)
+            return err;
+    }
     return NULL;
 }

@@ -50,17 +50,25 @@ static ek_err_t *load(ek_req_t *req, const char *id, json_object **doc, char **s
     return err;
 }
 
-/* Adds the masked connection info to an endpoint document. */
-static ek_err_t *add_masked_info(ek_req_t *req, json_object *doc, const char *sealed)
+/* The stored connection info of an endpoint, unsealed (new reference). */
+static ek_err_t *open_info(ek_req_t *req, const char *id, const char *sealed, json_object **info)
 {
     char *plain = NULL;
-    const char *id = json_object_get_string(json_object_object_get(doc, "id"));
+    *info = NULL;
     ek_err_t *err = ek_secret_open(req->app->key, id, sealed, &plain);
     if (err)
         return ek_err_prefix(err, "endpoint %s: connection_info", id);
-    json_object *info = NULL;
-    err = ek_json_parse(plain, strlen(plain), &info);
+    err = ek_json_parse(plain, strlen(plain), info);
     ek_free_secret(plain);
+    return err;
+}
+
+/* Adds the masked connection info to an endpoint document. */
+static ek_err_t *add_masked_info(ek_req_t *req, json_object *doc, const char *sealed)
+{
+    json_object *info = NULL;
+    ek_err_t *err =
+        open_info(req, json_object_get_string(json_object_object_get(doc, "id")), sealed, &info);
     if (err)
         return err;
     json_object_object_add(doc, "connection_info", ek_redact_json(info));
@@ -147,17 +155,41 @@ static ek_err_t *check_connection_info(const char *type, json_object *info)
     return err ? err : ek_conninfo_check(info, "endpoint.connection_info");
 }
 
+/* Each item carries its connection_info, masked as in show (coriolis-web
+ * reads it from the list); one that cannot be unsealed is null, with a
+ * warning in the log. */
 void r_endpoints_list(ek_req_t *req, ek_resp_t *resp)
 {
-    json_object *list;
-    ek_err_t *err = ek_db_query_json(req->db, &list,
-                                     "SELECT coalesce(jsonb_agg(" ENDPOINT_JSON
-                                     " ORDER BY e.created_at), '[]') FROM endpoints e "
-                                     "WHERE e.deleted_at IS NULL "
-                                     "AND ($1::uuid IS NULL OR e.project_id = $1)",
-                                     1, (const char *[]){ek_req_scope(req)});
+    PGresult *res;
+    ek_err_t *err = ek_db_query(req->db, &res,
+                                "SELECT " ENDPOINT_JSON ", e.connection_info FROM endpoints e "
+                                "WHERE e.deleted_at IS NULL "
+                                "AND ($1::uuid IS NULL OR e.project_id = $1) "
+                                "ORDER BY e.created_at",
+                                1, (const char *[]){ek_req_scope(req)});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
+    json_object *list = json_object_new_array();
+    for (int i = 0; i < PQntuples(res) && !err; i++) {
+        const char *text = PQgetvalue(res, i, 0);
+        json_object *doc = NULL;
+        if ((err = ek_json_parse(text, strlen(text), &doc)))
+            break;
+        ek_err_t *e = add_masked_info(req, doc, PQgetvalue(res, i, 1));
+        if (e) {
+            ek_log_kv(EK_LOG_WARNING, "endpoint list: connection_info not shown", "endpoint_id",
+                      json_object_get_string(json_object_object_get(doc, "id")), "error",
+                      e->message, NULL);
+            ek_err_free(e);
+            json_object_object_add(doc, "connection_info", NULL);
+        }
+        json_object_array_add(list, doc);
+    }
+    PQclear(res);
+    if (err) {
+        json_object_put(list);
+        EK_RESP_RETURN_ERR(resp, err);
+    }
     ek_resp_wrap(resp, 200, "endpoints", list);
 }
 
@@ -216,10 +248,11 @@ void r_endpoints_show(ek_req_t *req, ek_resp_t *resp)
 
 void r_endpoints_update(ek_req_t *req, ek_resp_t *resp)
 {
-    json_object *doc, *e, *info = NULL, *regions = NULL, *has_regions = NULL;
+    json_object *doc, *e, *info = NULL, *regions = NULL, *has_regions = NULL, *stored = NULL;
     const char *name = NULL, *description = NULL;
+    char *sealed_now = NULL;
     ek_err_t *err;
-    if ((err = load(req, req->arg[0], &doc, NULL)))
+    if ((err = load(req, req->arg[0], &doc, &sealed_now)))
         EK_RESP_RETURN_ERR(resp, err);
     const char *id = req->arg[0];
     char *type = ek_xstrdup(json_object_get_string(json_object_object_get(doc, "type")));
@@ -229,12 +262,19 @@ void r_endpoints_update(ek_req_t *req, ek_resp_t *resp)
         (err = ek_json_opt_string(e, "endpoint", "description", NULL, &description)) ||
         (err = ek_json_opt_object(e, "endpoint", "connection_info", &info)) ||
         (err = ek_json_opt_array(e, "endpoint", "mapped_regions", &regions)) ||
+        /* a secret sent back masked ("***", as GET shows it) keeps its stored value */
+        (info && (err = open_info(req, id, sealed_now, &stored))) ||
+        (info && (err = ek_conninfo_keep_secrets(info, stored, "endpoint.connection_info"))) ||
         (info && (err = check_connection_info(type, info))) ||
         (err = check_regions(req, regions))) {
         free(type);
+        free(sealed_now);
+        json_object_put(stored);
         EK_RESP_RETURN_ERR(resp, err);
     }
     free(type);
+    free(sealed_now);
+    json_object_put(stored); /* info holds its own references to what it took */
     json_object_object_get_ex(e, "mapped_regions", &has_regions);
     if (name && !*name)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_INVALID, "endpoint.name must not be empty"));

@@ -1,8 +1,19 @@
 /* r_system.c - providers and their schemas, regions, services, minion pools
  * and diagnostics. Regions and services are global: anyone reads them, only
  * an admin changes them. */
+#include <amqp.h>
+#include <arpa/inet.h>
+#include <gnu/libc-version.h>
+#include <ifaddrs.h>
+#include <json-c/json_c_version.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include "common/db.h"
 #include "common/json.h"
@@ -39,6 +50,11 @@ void r_provider_schema(ek_req_t *req, ek_resp_t *resp)
     ek_schema_kind_t kind = ek_provider_schema_kind_for_type((unsigned)type, &ok);
     if (!ek_provider_find(req->arg[0]))
         EK_RESP_RETURN_ERR(resp, ek_err_not_found("provider", req->arg[0]));
+    if (!*end && (type == EK_CAP_SOURCE_MINION_POOL || type == EK_CAP_DESTINATION_MINION_POOL))
+        EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_NOTFOUND,
+                                            "provider %s has no schema of type %s: Ekman's "
+                                            "providers have no minion pool operations",
+                                            req->arg[0], req->arg[1]));
     if (*end || !ok)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_NOTFOUND,
                                             "schema type %s not found (16: connection info, 8: "
@@ -48,26 +64,41 @@ void r_provider_schema(ek_req_t *req, ek_resp_t *resp)
     if (!schema)
         EK_RESP_RETURN_ERR(resp, ek_err_new(EK_E_NOTFOUND, "provider %s has no schema of type %s",
                                             req->arg[0], req->arg[1]));
+    /* Coriolis's key per schema type (coriolis/worker/rpc/server.py) */
+    static const char *const keys[] = {
+        [EK_SCHEMA_CONNECTION] = "connection_info_schema",
+        [EK_SCHEMA_SOURCE_ENVIRONMENT] = "source_environment_schema",
+        [EK_SCHEMA_DESTINATION_ENVIRONMENT] = "destination_environment_schema",
+    };
     json_object *out = json_object_new_object();
-    json_object_object_add(out, "schema", json_object_get(schema));
+    json_object_object_add(out, keys[kind], json_object_get(schema));
     ek_resp_wrap(resp, 200, "schemas", out);
 }
 
 /* ---- regions --------------------------------------------------------------------- */
 
-#define REGION_JSON                                                                                \
+/* SCOPE: the query parameter of the caller's project (NULL for an admin):
+ * mapped_endpoints lists the endpoints of that project only. */
+#define REGION_JSON(SCOPE)                                                                         \
     "jsonb_build_object('id', r.id, 'name', r.name, 'description', r.description, 'enabled', "     \
-    "r.enabled, 'created_at', r.created_at, 'updated_at', r.updated_at)"
+    "r.enabled, 'created_at', r.created_at, 'updated_at', r.updated_at, 'mapped_endpoints', "      \
+    "coalesce((SELECT jsonb_agg(er.endpoint_id ORDER BY e.created_at) FROM endpoint_regions er "   \
+    "JOIN endpoints e ON e.id = er.endpoint_id WHERE er.region_id = r.id AND e.deleted_at IS "     \
+    "NULL AND (" SCOPE "::uuid IS NULL OR e.project_id = " SCOPE ")), '[]'), 'mapped_services', "  \
+    "coalesce((SELECT jsonb_agg(sr.service_id ORDER BY s.host, s.binary_name) FROM "               \
+    "service_regions sr JOIN services s ON s.id = sr.service_id WHERE sr.region_id = r.id AND "    \
+    "s.deleted_at IS NULL), '[]'))"
 
 static void region_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
 {
     json_object *doc = NULL;
-    ek_err_t *err = ek_uuid_is_valid(id)
-                        ? ek_db_query_json(req->db, &doc,
-                                           "SELECT " REGION_JSON " FROM regions r WHERE r.id = $1 "
-                                           "AND r.deleted_at IS NULL",
-                                           1, (const char *[]){id})
-                        : NULL;
+    ek_err_t *err =
+        ek_uuid_is_valid(id)
+            ? ek_db_query_json(req->db, &doc,
+                               "SELECT " REGION_JSON("$2") " FROM regions r WHERE "
+                                                           "r.id = $1 AND r.deleted_at IS NULL",
+                               2, (const char *[]){id, ek_req_scope(req)})
+            : NULL;
     if (!err && !doc)
         err = ek_err_not_found("region", id);
     if (err)
@@ -78,11 +109,11 @@ static void region_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned
 void r_regions_list(ek_req_t *req, ek_resp_t *resp)
 {
     json_object *list;
-    ek_err_t *err = ek_db_query_json(req->db, &list,
-                                     "SELECT coalesce(jsonb_agg(" REGION_JSON
-                                     " ORDER BY r.name), '[]') FROM regions r "
-                                     "WHERE r.deleted_at IS NULL",
-                                     0, NULL);
+    ek_err_t *err = ek_db_query_json(
+        req->db, &list,
+        "SELECT coalesce(jsonb_agg(" REGION_JSON("$1") " ORDER BY r.name), '[]') FROM regions r "
+                                                       "WHERE r.deleted_at IS NULL",
+        1, (const char *[]){ek_req_scope(req)});
     if (err)
         EK_RESP_RETURN_ERR(resp, err);
     ek_resp_wrap(resp, 200, "regions", list);
@@ -339,7 +370,13 @@ void r_services_delete(ek_req_t *req, ek_resp_t *resp)
     "'minion_max_idle_time', p.minion_max_idle_time, 'minion_retention_strategy', "                \
     "p.minion_retention_strategy, 'notes', p.notes, 'status', p.status, 'project_id', "            \
     "p.project_id, 'user_id', p.user_id, 'created_at', p.created_at, 'updated_at', "               \
-    "p.updated_at)"
+    "p.updated_at, 'shared_resources', p.shared_resources, 'maintenance_trust_id', NULL, "         \
+    "'events', '[]'::jsonb, 'progress_updates', '[]'::jsonb, 'minion_machines', "                  \
+    "coalesce((SELECT jsonb_agg(jsonb_build_object('id', m.id, 'pool_id', m.pool_id, "             \
+    "'allocation_status', m.allocation_status, 'allocated_action', m.allocated_action, "           \
+    "'power_status', m.power_status, 'last_used_at', m.last_used_at, 'created_at', "               \
+    "m.created_at, 'updated_at', m.updated_at) ORDER BY m.created_at) FROM minion_machines m "     \
+    "WHERE m.pool_id = p.id AND m.deleted_at IS NULL), '[]'))"
 
 static void pool_show(ek_req_t *req, ek_resp_t *resp, const char *id, unsigned status)
 {
@@ -530,6 +567,119 @@ void r_pools_delete(ek_req_t *req, ek_resp_t *resp)
 
 /* ---- diagnostics ------------------------------------------------------------------------- */
 
+/* The host's addresses as Coriolis lists them: [{"eth0": {"ipv4": [{"addr",
+ * "netmask", "broadcast"}], "ipv6": [{"addr", "netmask"}]}}], without the
+ * loopback interface; a family without address is null. */
+static json_object *ip_addresses(void)
+{
+    json_object *by_if = json_object_new_object(), *list = json_object_new_array();
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) != 0)
+        return list;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_name || (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        json_object *fams;
+        if (!json_object_object_get_ex(by_if, i->ifa_name, &fams)) {
+            fams = json_object_new_object();
+            json_object_object_add(fams, "ipv4", NULL);
+            json_object_object_add(fams, "ipv6", NULL);
+            json_object_object_add(by_if, i->ifa_name, fams);
+        }
+        int fam = i->ifa_addr ? i->ifa_addr->sa_family : AF_UNSPEC;
+        if (fam != AF_INET && fam != AF_INET6)
+            continue;
+        char addr[INET6_ADDRSTRLEN] = "", mask[INET6_ADDRSTRLEN] = "", bcast[INET_ADDRSTRLEN] = "";
+        const void *a = fam == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+        inet_ntop(fam, a, addr, sizeof(addr));
+        if (i->ifa_netmask)
+            inet_ntop(fam,
+                      fam == AF_INET
+                          ? (const void *)&((struct sockaddr_in *)i->ifa_netmask)->sin_addr
+                          : (const void *)&((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr,
+                      mask, sizeof(mask));
+        if (fam == AF_INET && (i->ifa_flags & IFF_BROADCAST) && i->ifa_broadaddr)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr, bcast,
+                      sizeof(bcast));
+        json_object *x = json_object_new_object();
+        json_object_object_add(x, "addr", json_object_new_string(addr));
+        if (*mask)
+            json_object_object_add(x, "netmask", json_object_new_string(mask));
+        if (*bcast)
+            json_object_object_add(x, "broadcast", json_object_new_string(bcast));
+        const char *key = fam == AF_INET ? "ipv4" : "ipv6";
+        json_object *arr = json_object_object_get(fams, key);
+        if (!arr) {
+            arr = json_object_new_array();
+            json_object_object_add(fams, key, arr);
+        }
+        json_object_array_add(arr, x);
+    }
+    freeifaddrs(ifs);
+    json_object_object_foreach(by_if, name, fams)
+    {
+        json_object *one = json_object_new_object();
+        json_object_object_add(one, name, json_object_get(fams));
+        json_object_array_add(list, one);
+    }
+    json_object_put(by_if);
+    return list;
+}
+
+static void add_package(json_object *list, const char *name, const char *version)
+{
+    char *s = ek_xasprintf("%s==%s", name, version && *version ? version : "unknown");
+    json_object_array_add(list, json_object_new_string(s));
+    free(s);
+}
+
+/* The versions of the conductor and of the libraries it runs with (the
+ * loaded ones, not those it was built against), "name==version" as
+ * Coriolis's pip freeze. */
+static json_object *packages(const char *pg_server)
+{
+    json_object *list = json_object_new_array();
+    char v[64];
+    add_package(list, "ekman", EKMAN_VERSION);
+    add_package(list, "glibc", gnu_get_libc_version());
+    add_package(list, "json-c", json_c_version());
+    int pq = PQlibVersion();
+    snprintf(v, sizeof(v), "%d.%d", pq / 10000, pq % 10000);
+    add_package(list, "libpq", v);
+    add_package(list, "libmicrohttpd", MHD_get_version());
+    add_package(list, "librabbitmq", amqp_version());
+    add_package(list, "openssl", OpenSSL_version(OPENSSL_VERSION_STRING));
+    add_package(list, "postgresql-server", pg_server);
+    return list;
+}
+
+/* The lines of /etc/os-release (Coriolis's os_info), then the kernel's. */
+static json_object *os_info(void)
+{
+    json_object *list = json_object_new_array();
+    FILE *f = fopen("/etc/os-release", "r");
+    if (!f)
+        f = fopen("/usr/lib/os-release", "r");
+    char line[512];
+    while (f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (*line)
+            json_object_array_add(list, json_object_new_string(line));
+    }
+    if (f)
+        fclose(f);
+    struct utsname u;
+    if (uname(&u) == 0) {
+        char *k =
+            ek_xasprintf("KERNEL=\"%s %s %s %s\"", u.sysname, u.release, u.version, u.machine);
+        json_object_array_add(list, json_object_new_string(k));
+        free(k);
+    }
+    return list;
+}
+
 /* Host names and versions help an attacker: for admins (operators) only. */
 void r_diagnostics(ek_req_t *req, ek_resp_t *resp)
 {
@@ -553,8 +703,12 @@ void r_diagnostics(ek_req_t *req, ek_resp_t *resp)
     json_object_object_add(d, "hostname", json_object_new_string(host));
     json_object_object_add(d, "pid", json_object_new_int((int)getpid()));
     json_object_object_add(d, "version", json_object_new_string(EKMAN_VERSION));
+    json_object_object_add(d, "release_tag", json_object_new_string(EKMAN_VERSION));
     char *pgver = ek_db_server_version(req->db);
     json_object_object_add(d, "database_version", json_object_new_string(pgver));
+    json_object_object_add(d, "ip_addresses", ip_addresses());
+    json_object_object_add(d, "packages", packages(pgver));
+    json_object_object_add(d, "os_info", os_info());
     free(pgver);
     json_object_object_add(d, "services", services);
     json_object *list = json_object_new_array();

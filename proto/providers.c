@@ -60,6 +60,18 @@ static const char *const connection_schemas[][2] = {
             "of the [ova] allowed_roots of the workers\"}}}"},
 };
 
+/* The properties of a source environment, per provider (the others take
+ * none). libvirt: worker/providers/libvirt/source.c, ek_lv_source_env. */
+static const char *const source_environment_properties[][2] = {
+    {"libvirt",
+     "{\"changed_block_tracking\":{\"type\":\"boolean\",\"default\":true,"
+     "\"description\":\"Running domains: keep a libvirt checkpoint (QEMU dirty bitmaps in "
+     "the disk images) after each sync so that the next one reads only the blocks that "
+     "changed (true, the default). false: no checkpoint is made and those of earlier syncs "
+     "are deleted; every sync reads each disk in full and sends only the blocks that differ "
+     "from the replica. Shut-off domains are always read in full.\"}}"},
+};
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static json_object *schemas[4][3]; /* [provider][kind] */
 
@@ -133,6 +145,23 @@ static json_object *environment_schema(const char *provider, bool destination)
         }
         json_object_object_add(p, "description", json_object_new_string(d->help));
         json_object_object_add(props, d->name, p);
+    }
+    for (size_t i = 0; !destination && i < EK_ARRAY_SIZE(source_environment_properties); i++) {
+        if (strcmp(source_environment_properties[i][0], provider) != 0)
+            continue;
+        const char *text = source_environment_properties[i][1];
+        json_object *extra = NULL;
+        ek_err_t *err = ek_json_parse(text, strlen(text), &extra);
+        if (err) {
+            fprintf(stderr, "ekman: bug: bad source environment schema for %s: %s\n", provider,
+                    err->message);
+            abort();
+        }
+        json_object_object_foreach(extra, key, val)
+        {
+            json_object_object_add(props, key, json_object_get(val));
+        }
+        json_object_put(extra);
     }
     json_object_object_add(schema, "properties", props);
     return schema;

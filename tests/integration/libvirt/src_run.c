@@ -7,7 +7,7 @@
  *       QUERY: validate_connection | instances | instance | networks | storage
  *       prints the answer (JSON); exit 1 with "ERROR: message" on failure
  *   ek-lv-src task TYPE --conn FILE --dst DIR --dest-id ID --instance NAME
- *       --info FILE [--params JSON] [--resume] [--config FILE]
+ *       --info FILE [--params JSON] [--source-env JSON] [--resume] [--config FILE]
  *       [--kill-after-saves N | --cancel-after-saves N] [--report FILE]
  *
  * FILE (--info) keeps the instance's task info between tasks, as the
@@ -200,6 +200,7 @@ static ek_task_fn task_fn(const char *type)
 
 typedef struct opts {
     const char *conn, *args, *config, *dst, *dest_id, *instance, *info, *params, *report;
+    const char *source_env;
     bool resume;
     int kill_after, cancel_after;
 } opts_t;
@@ -315,6 +316,7 @@ int main(int argc, char **argv)
         {"instance", 1, NULL, 'i'},
         {"info", 1, NULL, 'I'},
         {"params", 1, NULL, 'p'},
+        {"source-env", 1, NULL, 'e'},
         {"report", 1, NULL, 'r'},
         {"resume", 0, NULL, 'R'},
         {"kill-after-saves", 1, NULL, 'k'},
@@ -348,6 +350,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             o.params = optarg;
+            break;
+        case 'e':
+            o.source_env = optarg;
             break;
         case 'r':
             o.report = optarg;
@@ -386,6 +391,15 @@ int main(int argc, char **argv)
                             .type = "libvirt",
                             .connection_info = conn,
                             .environment = json_object_new_object()};
+    if (o.source_env) { /* the transfer's source_environment */
+        json_object_put(origin.environment);
+        ek_err_t *perr = ek_json_parse(o.source_env, strlen(o.source_env), &origin.environment);
+        if (perr) {
+            fprintf(stderr, "--source-env: %s\n", perr->message);
+            ek_err_free(perr);
+            return 2;
+        }
+    }
     json_object *dci = json_object_new_object();
     json_object_object_add(dci, "path", json_object_new_string(o.dst ? o.dst : "/nonexistent"));
     ek_endpoint_t dest = {.id = o.dest_id ? o.dest_id : "2222aaaa-0000-0000-0000-000000000000",

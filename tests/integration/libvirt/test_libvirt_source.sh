@@ -13,7 +13,9 @@
 #   3. full sync of the running domain (backup job): replicas bit-identical
 #      to the disks at the moment of the sync
 #   4. the guest writes; incremental: only the changed blocks move (vda
-#      through the dirty bitmap; vdb, raw, by block hashes), bit-identical
+#      through the dirty bitmap; vdb, raw, by block hashes), bit-identical;
+#      4b. the same with source_environment changed_block_tracking false:
+#      no checkpoint, every block compared; back on: a checkpoint again
 #   5. a sync killed half-way (the process dies) and re-run as a retry: it
 #      re-attaches to the backup job and completes; bit-identical; when the
 #      job is lost meanwhile, the retry verifies every block instead
@@ -259,6 +261,33 @@ check "vdb (raw): only data of the differing 1 MiB block was sent, by block hash
 check "one checkpoint, nothing else left" leftovers 1
 CP2=$(cp_names)
 check "the checkpoint is the new one ($CP1-> $CP2)" test -n "$CP2" -a "$CP1" != "$CP2"
+
+# ---------------------------------------------------------------- 4b. CBT off
+log "4b. source_environment changed_block_tracking false: no checkpoint, every disk read and compared"
+gwrite w1b vda 300 2 && gwrite w2b vdb 5 1 || die "the guest did not write"
+reference c2 || die "no reference"
+task REPLICATE_DISKS --params '{"incremental": true}' --source-env '{"changed_block_tracking": false}'
+rc=$?
+resume
+((rc == 0)) || { show; die "the CBT-off sync failed"; }
+check "replicas identical to the disks at the sync" identical c2
+check "vda: read whole and compared by block hashes, the event says why" \
+    grep -q "changed_block_tracking is off in the source environment" "$W/last.log"
+check "vda: only the changed blocks were sent" test "$(stat_of vda data_bytes)" -le 1048576
+check "no checkpoint left (the earlier one deleted, none made)" test "$(checkpoints)" -eq 0
+check "nothing else left" leftovers 0
+gwrite w3b vda 200 1 || die "the guest did not write"
+reference c3 || die "no reference"
+task REPLICATE_DISKS --params '{"incremental": true}'
+rc=$?
+resume
+((rc == 0)) || { show; die "the sync with CBT back on failed"; }
+check "CBT back on (the default): identical, one checkpoint again" \
+    bash -c "cmp -s '$W/ref/c3-vda.raw' '$W/dst/$DOM/disk-vda.img' && [ \"\$(virsh -q checkpoint-list '$DOM' --name | grep -c '^ekman-$TAG-')\" = 1 ]"
+task VALIDATE_TRANSFER_SOURCE_INPUTS --source-env '{"bogus": 1}'
+check "an unknown source environment key is refused, by name" grep -q "source_environment.bogus" "$W/last.log"
+task VALIDATE_TRANSFER_SOURCE_INPUTS --source-env '{"changed_block_tracking": "no"}'
+check "a non-boolean changed_block_tracking is refused" grep -q "changed_block_tracking must be true or false" "$W/last.log"
 
 # ---------------------------------------------------------------- 5. killed, retried
 log "5. a sync killed half-way, then retried (re-attach)"

@@ -59,6 +59,12 @@ static int cmp_dom(const void *a, const void *b)
                   virDomainGetName(*(virDomainPtr const *)b));
 }
 
+/* Coriolis's names of the firmware: "BIOS" or "EFI". */
+static const char *firmware_type(const ek_lv_domain_t *d)
+{
+    return d->firmware && strcmp(d->firmware, "efi") == 0 ? "EFI" : "BIOS";
+}
+
 /* One domain of the listing: what virsh dominfo shows, and its disk count. */
 static json_object *domain_summary(virDomainPtr dom)
 {
@@ -83,6 +89,8 @@ static json_object *domain_summary(virDomainPtr dom)
     if (d) {
         json_object_object_add(x, "num_disks", json_object_new_int((int)d->n_disks));
         json_object_object_add(x, "firmware", json_object_new_string(d->firmware));
+        json_object_object_add(x, "firmware_type", json_object_new_string(firmware_type(d)));
+        json_object_object_add(x, "os_type", json_object_new_string(d->os_type));
     } else if (err) {
         json_object_object_add(x, "error", json_object_new_string(err->message));
     }
@@ -138,10 +146,29 @@ EK_LV_ENDPOINT_FN(get_instance)
     ek_err_t *err = connect_ep(ctx, ep, &c);
     if (err)
         return err;
-    if (!(err = ek_lv_domain_load(c, name, &d))) {
-        *out = ek_lv_domain_export_info(d);
-        ek_lv_domain_free(d);
+    if ((err = ek_lv_domain_load(c, name, &d))) {
+        ek_lv_disconnect(c);
+        return err;
     }
+    /* the export_info keys, and Coriolis's devices and firmware_type */
+    json_object *info = ek_lv_domain_export_info(d), *devices = NULL;
+    virDomainPtr dom = virDomainLookupByName(ek_lv_virconn(c), d->name);
+    char *xml = dom ? virDomainGetXMLDesc(dom, 0) : NULL;
+    if (!xml)
+        err = ek_lv_err(EK_E_IO, "domain '%s': cannot read its XML", d->name);
+    else
+        err = ek_lv_domain_devices(xml, dom, d, &devices);
+    if (!err) {
+        json_object_object_add(info, "firmware_type", json_object_new_string(firmware_type(d)));
+        json_object_object_add(info, "devices", devices);
+        *out = info;
+    } else {
+        json_object_put(info);
+    }
+    free(xml);
+    if (dom)
+        virDomainFree(dom);
+    ek_lv_domain_free(d);
     ek_lv_disconnect(c);
     return err;
 }

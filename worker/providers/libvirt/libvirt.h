@@ -11,6 +11,7 @@
  *              directory, the SSH probe that names what failed, the libvirt
  *              connection with keepalive, ssh(1) arguments for tunnels
  *   endpoint.c validate-connection and the listings (domains, networks, pools)
+ *   devices.c  the devices of an instance (endpoint instance show)
  *   source.c   the source tasks: instance info (export_info), validation,
  *              shutdown, source resources, snapshots, update
  *   backup.c   checkpoints and pull-mode backup jobs, NBD reached over SSH
@@ -111,9 +112,26 @@ EK_ERR_CHECK ek_lv_domain_parse(const char *xml, ek_lv_domain_t **out);
 void ek_lv_domain_free(ek_lv_domain_t *d);
 /* The export_info document (new reference), the local provider's keys. */
 json_object *ek_lv_domain_export_info(const ek_lv_domain_t *d);
+
+/* ---- devices.c --------------------------------------------------------------------- */
+
+/* The instance's devices as Coriolis's instance info names them (new
+ * reference): {"disks", "cdroms", "floppies", "controllers", "nics",
+ * "serial_ports"}, from the domain XML (xml) and what d learned (disk sizes,
+ * pools); the addresses of a running domain's NICs from libvirt (dom may be
+ * NULL: none). */
+EK_ERR_CHECK ek_lv_domain_devices(const char *xml, virDomainPtr dom, const ek_lv_domain_t *d,
+                                  json_object **out);
 /* The task's source connection (origin endpoint, the task's config). */
 EK_ERR_CHECK ek_lv_task_connect_source(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                        ek_lv_conn_t **out);
+
+/* The source environment: {"changed_block_tracking": bool} (default true).
+ * false: a running domain's syncs keep no libvirt checkpoint (no QEMU dirty
+ * bitmap stays in its images); every sync reads each disk in full and only
+ * the blocks that differ from the replica are sent. Any other key is an
+ * error naming it. */
+EK_ERR_CHECK ek_lv_source_env(json_object *env, bool *cbt);
 
 ek_err_t *ek_lv_task_validate_source_inputs(ek_task_ctx_t *ctx, const ek_task_input_t *in,
                                             json_object *result);

@@ -69,11 +69,29 @@ static ek_err_t *disk_details(virConnectPtr conn, virDomainPtr dom, ek_lv_disk_t
         virResetLastError();
     }
     virDomainBlockInfo bi;
-    if (virDomainGetBlockInfo(dom, k->id, &bi, 0) < 0)
-        return ek_lv_err(EK_E_IO, "disk '%s' of domain '%s' (\"%s\"): cannot get its size", k->id,
-                         dom_name, k->path);
-    k->size = bi.capacity;
-    return NULL;
+    if (virDomainGetBlockInfo(dom, k->id, &bi, 0) == 0) {
+        k->size = bi.capacity;
+        return NULL;
+    }
+    /* A <disk type='volume'> of a shut-off domain: QEMU's driver resolves
+     * the volume only when the domain starts ("missing storage backend for
+     * 'volume' storage"); the pool knows its size. */
+    ek_err_t *err = ek_lv_err(EK_E_IO, "disk '%s' of domain '%s' (\"%s\"): cannot get its size",
+                              k->id, dom_name, k->path);
+    virStoragePoolPtr p = k->pool ? virStoragePoolLookupByName(conn, k->pool) : NULL;
+    virStorageVolPtr v = p && k->volume ? virStorageVolLookupByName(p, k->volume) : NULL;
+    virStorageVolInfo vi;
+    if (v && virStorageVolGetInfo(v, &vi) == 0) {
+        k->size = vi.capacity;
+        ek_err_free(err);
+        err = NULL;
+    }
+    if (v)
+        virStorageVolFree(v);
+    if (p)
+        virStoragePoolFree(p);
+    virResetLastError();
+    return err;
 }
 
 static virDomainPtr lookup(virConnectPtr conn, const char *name)
@@ -157,19 +175,30 @@ ek_err_t *ek_lv_task_connect_source(ek_task_ctx_t *ctx, const ek_task_input_t *i
     return ek_lv_connect(in->origin, ctx ? ek_task_config(ctx) : NULL, out);
 }
 
-/* The source environment takes no options. */
-static ek_err_t *environment_check(json_object *env)
+ek_err_t *ek_lv_source_env(json_object *env, bool *cbt)
 {
+    *cbt = true;
     if (!env || !json_object_is_type(env, json_type_object))
         return NULL;
     json_object_object_foreach(env, key, val)
     {
-        (void)val;
-        return ek_err_new(EK_E_INVALID,
-                          "the libvirt source takes no source environment options; remove '%s'",
-                          key);
+        if (strcmp(key, "changed_block_tracking") != 0)
+            return ek_err_new(EK_E_INVALID,
+                              "source_environment.%s: the libvirt source takes only "
+                              "\"changed_block_tracking\" (true or false); remove '%s'",
+                              key, key);
+        if (!json_object_is_type(val, json_type_boolean))
+            return ek_err_new(EK_E_INVALID,
+                              "source_environment.changed_block_tracking must be true or false");
+        *cbt = json_object_get_boolean(val);
     }
     return NULL;
+}
+
+static ek_err_t *environment_check(json_object *env)
+{
+    bool cbt;
+    return ek_lv_source_env(env, &cbt);
 }
 
 /* Can the host's libvirt run pull-mode backups (domain capabilities)? */

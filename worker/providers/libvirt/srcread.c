@@ -68,6 +68,7 @@ typedef struct src {
     ek_lv_backup_t *bk; /* running domain */
     const ek_task_input_t *in;
     bool resumed_job;
+    bool cbt_off; /* source_environment.changed_block_tracking false */
 } src_t;
 
 /* One open disk: the inner reader and what it needs. */
@@ -370,10 +371,12 @@ static ek_err_t *src_begin(void *opaque, ek_task_ctx_t *ctx, const ek_task_input
         return ek_lv_err(EK_E_NOTFOUND, "domain '%s'", s->d->name);
     if (!s->d->running)
         return NULL;
-    bool incremental = true;
+    bool incremental = true, cbt = true;
     json_object *saved = NULL;
     if (in->params && json_object_is_type(in->params, json_type_object) &&
         (err = ek_json_opt_bool(in->params, "params", "incremental", true, &incremental)))
+        return err;
+    if ((err = ek_lv_source_env(in->origin ? in->origin->environment : NULL, &cbt)))
         return err;
     bool resume = in->state && json_object_object_get_ex(in->state, "disks", &saved) &&
                   json_object_is_type(saved, json_type_object) &&
@@ -381,9 +384,23 @@ static ek_err_t *src_begin(void *opaque, ek_task_ctx_t *ctx, const ek_task_input
     ek_lv_backup_disk_t *bd = ek_xcalloc(s->d->n_disks ? s->d->n_disks : 1, sizeof(*bd));
     for (size_t i = 0; i < s->d->n_disks; i++) {
         bd[i].id = s->d->disks[i].id;
-        bd[i].incremental_ok = bitmap_capable(ek_lv_virconn(s->c), &s->d->disks[i]);
+        bd[i].incremental_ok = cbt && bitmap_capable(ek_lv_virconn(s->c), &s->d->disks[i]);
     }
     _cleanup_free_ char *tag = ek_lv_checkpoint_tag(in);
+    s->cbt_off = !cbt;
+    if (!cbt) {
+        /* source_environment.changed_block_tracking false: no checkpoint is
+         * made, and those of earlier syncs go (their bitmaps with them) */
+        incremental = false;
+        if (!resume && (err = ek_lv_checkpoints_prune(s->dom, tag, NULL))) {
+            free(bd);
+            return err;
+        }
+        ek_task_event(ctx, "INFO",
+                      "domain '%s': changed block tracking is off (source_environment): every "
+                      "disk is read in full, no checkpoint is kept",
+                      s->d->name);
+    }
     err =
         ek_lv_backup_begin(s->c, s->dom, tag, bd, s->d->n_disks, incremental, resume, ctx, &s->bk);
     free(bd);
@@ -436,9 +453,10 @@ static ek_err_t *src_open(void *opaque, ek_task_ctx_t *ctx, const ek_repl_disk_t
                       "disk '%s' (%s): no change tracking for it%s: every block is read and "
                       "only those that differ from the replica (block hashes) are sent",
                       k->id, k->format,
-                      s->bk ? (strcmp(k->format, "qcow2") == 0 ? " yet (no base checkpoint)"
-                                                               : " (not qcow2: no bitmaps)")
-                            : " (the domain is shut off)");
+                      !s->bk       ? " (the domain is shut off)"
+                      : s->cbt_off ? " (changed_block_tracking is off in the source environment)"
+                      : strcmp(k->format, "qcow2") == 0 ? " yet (no base checkpoint)"
+                                                        : " (not qcow2: no bitmaps)");
     } else if (d->retried && !s->resumed_job) {
         out->verify = EK_VERIFY_FULL;
         ek_task_event(ctx, "INFO",
