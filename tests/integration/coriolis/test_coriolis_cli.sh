@@ -12,13 +12,6 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 BUILD=$1 SRC=$2 STACK=$3
 eval "$("$SRC/deploy/stack.sh" env "$STACK")"
-# the unmodified copy beside the checkout (../shared/third_party), or where
-# EKMAN_CORIOLISCLIENT_DIR says; a checkout elsewhere looks in /work/shared
-THIRD=${EKMAN_CORIOLISCLIENT_DIR:-}
-for d in "$(cd "$SRC/.." && pwd)/shared/third_party/python-coriolisclient" \
-  /work/shared/third_party/python-coriolisclient; do
-  [ -z "$THIRD" ] && [ -f "$d/coriolisclient/cli/shell.py" ] && THIRD=$d
-done
 TMP=$(mktemp -d /var/tmp/ekman-coriolis.XXXXXX)
 PIDS=()
 cleanup() {
@@ -32,22 +25,8 @@ URL="https://127.0.0.1:$PORT"
 R=$RANDOM$RANDOM
 
 # --- the client: Debian's packages, its metadata built here ---------------------------
-[ -f "$THIRD/coriolisclient/cli/shell.py" ] ||
-  { echo "FAIL - no Coriolis client found (../shared/third_party/python-coriolisclient beside the checkout; set EKMAN_CORIOLISCLIENT_DIR)"; exit 1; }
-PY=/usr/bin/python3 # Debian's, which sees Debian's python3-* packages
-IMPORTS="import keystoneauth1, keystoneclient, cliff, osc_lib, jsonschema, requests, pbr, six, oslo_config, oslo_i18n, oslo_utils, stevedore, future, websockets"
-if ! "$PY" -c "$IMPORTS" 2> /dev/null; then
-  echo "# installing the Coriolis client's Debian packages (deploy/install-deps.sh)"
-  "$SRC/deploy/install-deps.sh" > "$TMP/install.log" 2>&1 || { tail "$TMP/install.log"; }
-fi
-check "the client's Python packages are installed" "$PY" -c "$IMPORTS"
-"$PY" "$(dirname "$0")/mkdist.py" "$THIRD" "$TMP/site"
-mkdir -p "$TMP/bin"
-printf '#!%s\nimport sys\nfrom coriolisclient.cli.shell import main\nsys.exit(main(sys.argv[1:]))\n' \
-  "$PY" > "$TMP/bin/coriolis"
-chmod 755 "$TMP/bin/coriolis"
-export PYTHONPATH=$TMP/site:$THIRD
-export XDG_CACHE_HOME=$TMP/cache # stevedore's entry point cache
+. "$(dirname "$0")/lib_co.sh"
+co_setup
 check "the copy of the client is left as it was (no metadata written into it)" \
   bash -c "! ls -d '$THIRD'/*.dist-info '$THIRD'/*.egg-info 2>/dev/null | grep -q ."
 
@@ -64,19 +43,7 @@ PID=$(psql_admin -c "SELECT id FROM projects WHERE name = '$PROJ'")
 APID=$(psql_admin -c "SELECT id FROM projects WHERE name = '$APROJ'")
 MPID=$(psql_admin -c "SELECT id FROM projects WHERE name = '$MPROJ'")
 
-# co NAME ARGS...: the coriolis CLI as USR in PROJ (CO_ENV: other variables);
-# stdout and stderr in TMP/NAME.{out,err}, the exit code in RC
-co() {
-  local n=$1; shift
-  env OS_AUTH_URL="$URL/v3" OS_CACERT="$EKMAN_CA_FILE" OS_USERNAME="$USR" OS_PASSWORD="$UPW" \
-    OS_PROJECT_NAME="$PROJ" OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
-    ${CO_ENV:-} "$TMP/bin/coriolis" "$@" > "$TMP/$n.out" 2> "$TMP/$n.err"
-  RC=$?
-}
-has() { grep -q -- "$2" "$TMP/$1.out"; }
-has_err() { grep -q -- "$2" "$TMP/$1.err"; }
-is() { [ "$1" = "$2" ] || { echo "#   got '$1', wanted '$2'"; return 1; }; }
-show() { echo "# --- $1: exit $RC"; sed 's/^/#   /' "$TMP/$1.out" "$TMP/$1.err" | head -${2:-15}; }
+CO_USER=$USR CO_PASSWORD=$UPW CO_PROJECT=$PROJ # the CLI's user (lib_co.sh: co)
 
 # --- the stock CLI --------------------------------------------------------------------
 co version --version
