@@ -141,13 +141,22 @@ check "endpoint source options list: exit 0" is $RC 0 || show sopts
 # --- providers, regions, diagnostics, minion pools ------------------------------------
 co prov provider list -f json
 check "provider list: libvirt" bash -c "jq -r '.[][]' '$TMP/prov.out' | grep -qx libvirt" || show prov
-for kind in destination source; do
+for kind in connection destination source; do
   co "schema_$kind" provider schema list libvirt "$kind" -f json
-  check "provider schema list libvirt $kind: exit 0" is $RC 0 || show "schema_$kind"
 done
-check "  destination: the connection info schema names private_key" grep -q private_key "$TMP/schema_destination.out"
-check "  destination: the environment schema names migr_image_map" grep -q migr_image_map "$TMP/schema_destination.out"
-check "  source: the source environment schema" grep -qi "source" "$TMP/schema_source.out"
+# sk KIND: the schema type and the property names of the one schema listed
+sk() { cj "schema_$1" '.[0]["Schema Type"] + ": " + (.[0].Schema | fromjson | .properties | keys | join(","))'; }
+check "provider schema list libvirt connection: connection_info_schema, with private_key and known_hosts" \
+  bash -c '[[ $1 == connection_info_schema:* && $1 == *private_key* && $1 == *known_hosts* ]]' _ "$(sk connection)" || show schema_connection
+check "  destination: destination_environment_schema, with migr_image_map" \
+  bash -c '[[ $1 == destination_environment_schema:* && $1 == *migr_image_map* ]]' _ "$(sk destination)" || show schema_destination
+check "  source: source_environment_schema, changed_block_tracking" \
+  is "$(sk source)" "source_environment_schema: changed_block_tracking" || show schema_source
+for kind in source_minion_pool destination_minion_pool; do
+  co "schema_$kind" provider schema list libvirt "$kind" -f json
+  check "  $kind: refused, saying Ekman's providers have no minion pool operations" \
+    bash -c "[ $RC -ne 0 ] && grep -q 'no minion pool operations' '$TMP/schema_$kind.err'"
+done
 
 CO_ENV=$AS_ADMIN co reg_c region create "reg-$R" --description "the lab" -f json
 REG=$(cj reg_c .ID)
